@@ -1,0 +1,278 @@
+//! The Security Association Database: SAs identified by <AH|ESP, destination, SPI> (and the
+//! source where it disambiguates), with lifetime aging driven by a `now` input and the resulting
+//! soft/hard/idle expiry events.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use crate::drop::DropCounters;
+use crate::sa::{Direction, Expiry, Proto, Sa, SaConfig, SaError, SaState};
+
+/// Handle of an SA in a [`Sadb`]. Stale handles (of deleted SAs) are detected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SaId {
+    index: u32,
+    generation: u32,
+}
+
+/// The lookup key of an SA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SaKey {
+    /// AH or ESP.
+    pub proto: Proto,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// SPI.
+    pub spi: u32,
+}
+
+/// What happened to an SA, for PF_KEY EXPIRE broadcasts and logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SaEventKind {
+    /// A lifetime limit passed.
+    Expired(Expiry),
+    /// The outbound sequence space ran out (the SA is dead; replace it).
+    SeqExhausted,
+}
+
+/// An SA lifecycle event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SaEvent {
+    /// Which SA.
+    pub key: SaKey,
+    /// Its source address.
+    pub src: Option<IpAddr>,
+    /// What happened.
+    pub kind: SaEventKind,
+    /// Packets processed so far.
+    pub packets: u64,
+    /// Bytes processed so far.
+    pub bytes: u64,
+    /// When the SA was added.
+    pub add_time: u64,
+    /// When it was first used.
+    pub first_use: Option<u64>,
+    /// True when the SA was removed from the database as a consequence.
+    pub deleted: bool,
+}
+
+struct Slot {
+    generation: u32,
+    sa: Option<Sa>,
+}
+
+/// The SADB.
+#[derive(Default)]
+pub struct Sadb {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    by_key: HashMap<SaKey, Vec<SaId>>,
+    events: Vec<SaEvent>,
+    /// Drops that could not be attributed to an SA (no SA found, malformed packets, ...).
+    pub global_drops: DropCounters,
+}
+
+impl core::fmt::Debug for Sadb {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_list().entries(self.iter().map(|(_, sa)| sa)).finish()
+    }
+}
+
+impl Sadb {
+    /// An empty SADB.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of SAs.
+    pub fn len(&self) -> usize {
+        self.slots.iter().filter(|s| s.sa.is_some()).count()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn key_of(sa: &Sa) -> SaKey {
+        let c = sa.config();
+        SaKey { proto: c.proto, dst: c.dst, spi: c.spi }
+    }
+
+    /// Adds an SA built from `cfg` at time `now`. Refuses duplicates of <proto, dst, SPI, src>.
+    pub fn add(&mut self, cfg: SaConfig, now: u64) -> Result<SaId, SaError> {
+        let key = SaKey { proto: cfg.proto, dst: cfg.dst, spi: cfg.spi };
+        if let Some(ids) = self.by_key.get(&key) {
+            if ids.iter().any(|id| self.get(*id).is_some_and(|sa| sa.config().src == cfg.src)) {
+                return Err(SaError::Exists);
+            }
+        }
+        let sa = Sa::new(cfg, now)?;
+        Ok(self.insert(key, sa))
+    }
+
+    fn insert(&mut self, key: SaKey, sa: Sa) -> SaId {
+        let id = if let Some(index) = self.free.pop() {
+            let slot = &mut self.slots[index as usize];
+            slot.generation = slot.generation.wrapping_add(1);
+            slot.sa = Some(sa);
+            SaId { index, generation: slot.generation }
+        } else {
+            let index = self.slots.len() as u32;
+            self.slots.push(Slot { generation: 0, sa: Some(sa) });
+            SaId { index, generation: 0 }
+        };
+        self.by_key.entry(key).or_default().push(id);
+        id
+    }
+
+    /// The SA behind a handle.
+    pub fn get(&self, id: SaId) -> Option<&Sa> {
+        self.slots
+            .get(id.index as usize)
+            .filter(|s| s.generation == id.generation)
+            .and_then(|s| s.sa.as_ref())
+    }
+
+    /// Mutable access to the SA behind a handle.
+    pub fn get_mut(&mut self, id: SaId) -> Option<&mut Sa> {
+        self.slots
+            .get_mut(id.index as usize)
+            .filter(|s| s.generation == id.generation)
+            .and_then(|s| s.sa.as_mut())
+    }
+
+    /// Inbound lookup by <proto, dst, SPI>; when several SAs share that key, the one whose source
+    /// equals `src` wins over one with an unspecified source.
+    pub fn lookup(&self, proto: Proto, dst: IpAddr, spi: u32, src: Option<IpAddr>) -> Option<SaId> {
+        let ids = self.by_key.get(&SaKey { proto, dst, spi })?;
+        let mut wildcard = None;
+        for id in ids {
+            let Some(sa) = self.get(*id) else { continue };
+            match (sa.config().src, src) {
+                (Some(a), Some(b)) if a == b => return Some(*id),
+                (None, _) => wildcard = Some(*id),
+                (Some(a), _) if a.is_unspecified() => wildcard = Some(*id),
+                _ => {}
+            }
+        }
+        wildcard.or_else(|| if src.is_none() { ids.first().copied() } else { None })
+    }
+
+    /// Finds a usable outbound SA for `src` -> `dst`: mature beats dying, newest beats oldest.
+    pub fn find_outbound(&self, proto: Proto, src: IpAddr, dst: IpAddr) -> Option<SaId> {
+        let mut best: Option<(SaId, bool, u64)> = None;
+        for (key, ids) in &self.by_key {
+            if key.proto != proto || key.dst != dst {
+                continue;
+            }
+            for id in ids {
+                let Some(sa) = self.get(*id) else { continue };
+                let c = sa.config();
+                if !sa.state().usable() || c.direction == Direction::Inbound {
+                    continue;
+                }
+                if c.src.is_some_and(|s| s != src && !s.is_unspecified()) {
+                    continue;
+                }
+                let rank = (sa.state() == SaState::Mature, sa.add_time());
+                if best.is_none_or(|(_, m, t)| rank > (m, t)) {
+                    best = Some((*id, rank.0, rank.1));
+                }
+            }
+        }
+        best.map(|b| b.0)
+    }
+
+    /// Removes an SA. Returns it.
+    pub fn remove(&mut self, id: SaId) -> Option<Sa> {
+        let slot = self.slots.get_mut(id.index as usize).filter(|s| s.generation == id.generation)?;
+        let sa = slot.sa.take()?;
+        self.free.push(id.index);
+        let key = Self::key_of(&sa);
+        if let Some(ids) = self.by_key.get_mut(&key) {
+            ids.retain(|x| *x != id);
+            if ids.is_empty() {
+                self.by_key.remove(&key);
+            }
+        }
+        Some(sa)
+    }
+
+    /// Removes the SA with <proto, dst, SPI> (and `src` where given).
+    pub fn delete(&mut self, proto: Proto, dst: IpAddr, spi: u32, src: Option<IpAddr>) -> Result<Sa, SaError> {
+        let id = self.lookup(proto, dst, spi, src).ok_or(SaError::NotFound)?;
+        self.remove(id).ok_or(SaError::NotFound)
+    }
+
+    /// Removes every SA (of one protocol, or all).
+    pub fn flush(&mut self, proto: Option<Proto>) -> usize {
+        let ids: Vec<SaId> = self.iter().filter(|(_, sa)| proto.is_none_or(|p| sa.proto() == p)).map(|(id, _)| id).collect();
+        let n = ids.len();
+        for id in ids {
+            self.remove(id);
+        }
+        n
+    }
+
+    /// Every SA with its handle.
+    pub fn iter(&self) -> impl Iterator<Item = (SaId, &Sa)> {
+        self.slots.iter().enumerate().filter_map(|(i, s)| {
+            s.sa.as_ref().map(|sa| (SaId { index: i as u32, generation: s.generation }, sa))
+        })
+    }
+
+    fn event(sa: &Sa, kind: SaEventKind, deleted: bool) -> SaEvent {
+        SaEvent {
+            key: Self::key_of(sa),
+            src: sa.config().src,
+            kind,
+            packets: sa.stats.packets,
+            bytes: sa.stats.bytes,
+            add_time: sa.add_time(),
+            first_use: sa.first_use(),
+            deleted,
+        }
+    }
+
+    /// Records that an SA's sequence space ran out (the engine calls this).
+    pub(crate) fn note_exhausted(&mut self, id: SaId) {
+        if let Some(sa) = self.get(id) {
+            let ev = Self::event(sa, SaEventKind::SeqExhausted, false);
+            self.events.push(ev);
+        }
+    }
+
+    /// Ages every SA at `now`: soft expiry marks dying, hard and idle expiry delete. The
+    /// resulting events are queued for [`poll_event`](Self::poll_event).
+    pub fn age(&mut self, now: u64) {
+        let mut dead = Vec::new();
+        for slot in &mut self.slots {
+            let Some(sa) = slot.sa.as_mut() else { continue };
+            if let Some(exp) = sa.age(now) {
+                let delete = matches!(exp, Expiry::Hard | Expiry::Idle);
+                self.events.push(Self::event(sa, SaEventKind::Expired(exp), delete));
+                if delete {
+                    dead.push(Self::key_of(sa));
+                }
+            }
+        }
+        for key in dead {
+            let ids: Vec<SaId> = self.by_key.get(&key).cloned().unwrap_or_default();
+            for id in ids {
+                if self.get(id).is_some_and(|sa| sa.state() == SaState::Dead) {
+                    self.remove(id);
+                }
+            }
+        }
+    }
+
+    /// Takes the oldest pending event.
+    pub fn poll_event(&mut self) -> Option<SaEvent> {
+        if self.events.is_empty() {
+            None
+        } else {
+            Some(self.events.remove(0))
+        }
+    }
+}
