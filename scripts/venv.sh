@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts/test.sh and .ci/run (not executed directly).
 # ensure_venv: create .venv with the Python packages the interop oracle needs
 # (idempotent), and export IRONSWAN_PYTHON pointing at its interpreter.
