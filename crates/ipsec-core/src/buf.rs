@@ -39,7 +39,11 @@ impl PacketBuf {
     /// An empty buffer of `capacity` bytes whose packet will start at `headroom`.
     pub fn new(capacity: usize, headroom: usize) -> Self {
         let headroom = headroom.min(capacity);
-        Self { buf: vec![0u8; capacity].into_boxed_slice(), start: headroom, end: headroom }
+        Self {
+            buf: vec![0u8; capacity].into_boxed_slice(),
+            start: headroom,
+            end: headroom,
+        }
     }
 
     /// A buffer holding a copy of `packet` with the default head- and tailroom.

@@ -124,7 +124,9 @@ pub struct DropCounters {
 
 impl Default for DropCounters {
     fn default() -> Self {
-        Self { counts: [0; DropReason::COUNT] }
+        Self {
+            counts: [0; DropReason::COUNT],
+        }
     }
 }
 
@@ -159,7 +161,9 @@ impl DropCounters {
 
 impl fmt::Debug for DropCounters {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(self.nonzero().map(|(r, n)| (r.name(), n))).finish()
+        f.debug_map()
+            .entries(self.nonzero().map(|(r, n)| (r.name(), n)))
+            .finish()
     }
 }
 

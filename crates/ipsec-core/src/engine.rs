@@ -13,7 +13,9 @@ use ipsec_crypto::CryptoError;
 
 use crate::buf::PacketBuf;
 use crate::drop::DropReason;
-use crate::hdr::{self, IPPROTO_AH, IPPROTO_ESP, IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_NONE, IPPROTO_UDP};
+use crate::hdr::{
+    self, IPPROTO_AH, IPPROTO_ESP, IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_NONE, IPPROTO_UDP,
+};
 use crate::replay::ReplayError;
 use crate::sa::{Mode, Proto, Sa, SaState};
 use crate::sadb::{SaId, Sadb};
@@ -58,13 +60,6 @@ impl Default for Engine {
     }
 }
 
-fn esp_drop(proto: Proto, esp: DropReason, ah: DropReason) -> DropReason {
-    match proto {
-        Proto::Esp => esp,
-        Proto::Ah => ah,
-    }
-}
-
 fn count(sadb: &mut Sadb, id: Option<SaId>, r: DropReason) -> DropReason {
     sadb.global_drops.count(r);
     if let Some(sa) = id.and_then(|id| sadb.get_mut(id)) {
@@ -76,49 +71,60 @@ fn count(sadb: &mut Sadb, id: Option<SaId>, r: DropReason) -> DropReason {
 impl Engine {
     /// A new engine.
     pub fn new() -> Self {
-        Self { scratch: vec![0u8; 512], ident: 1 }
+        Self {
+            scratch: vec![0u8; 512],
+            ident: 1,
+        }
     }
 
-    /// Bytes ESP/AH processing adds to a packet of `len` bytes with this bundle (outermost SA
-    /// last), for path-MTU decisions.
-    pub fn overhead(sadb: &Sadb, bundle: &[SaId], len: usize) -> usize {
-        let mut total = len;
+    /// Bytes ESP/AH processing with this bundle (innermost SA first) adds to `packet`, for
+    /// path-MTU decisions.
+    pub fn overhead(sadb: &Sadb, bundle: &[SaId], packet: &[u8]) -> usize {
+        let mut hlen = hdr::insertion_point(packet).map_or(0, |h| h.l4_off);
+        let mut len = packet.len();
+        let mut v6 = packet.first().is_some_and(|b| b >> 4 == 6);
         for id in bundle {
             let Some(sa) = sadb.get(*id) else { continue };
             let c = sa.config();
-            let mut add = 0;
-            if c.mode == Mode::Tunnel {
-                add += hdr::outer_len(c.dst);
-            }
-            match c.proto {
+            let payload = if c.mode == Mode::Tunnel {
+                hlen = hdr::outer_len(c.dst);
+                v6 = c.dst.is_ipv6();
+                len += hlen;
+                len - hlen
+            } else {
+                len - hlen
+            };
+            len += match c.proto {
                 Proto::Esp => {
-                    if let Some(e) = sa.encr() {
+                    let esp = sa.encr().map_or(0, |e| {
                         let align = e.block_len().max(4);
-                        let body = total + 2;
-                        let padded = body.div_ceil(align) * align;
-                        add += ESP_HDR + e.iv_len() + (padded - total) + e.icv_len();
-                    }
-                    add += sa.integ().map_or(0, |i| i.icv_len());
-                    if c.natt.is_some() {
-                        add += UDP_HDR;
-                    }
+                        let padded = (payload + 2).div_ceil(align) * align;
+                        ESP_HDR + e.iv_len() + (padded - payload) + e.icv_len()
+                    });
+                    esp + sa.integ().map_or(0, |i| i.icv_len())
+                        + if c.natt.is_some() { UDP_HDR } else { 0 }
                 }
                 Proto::Ah => {
-                    let i = sa.integ();
-                    let raw = AH_FIXED + i.map_or(0, |i| i.icv_len() + i.iv_len());
-                    add += raw.div_ceil(8) * 8;
+                    let (icv, iv) = sa.integ().map_or((0, 0), |i| (i.icv_len(), i.iv_len()));
+                    ah_len(icv, iv, v6)
                 }
-            }
-            total += add;
+            };
         }
-        total - len
+        len - packet.len()
     }
 
     /// Applies `bundle` (innermost first: ESP then AH) to the IP packet in `buf`.
-    pub fn outbound(&mut self, sadb: &mut Sadb, bundle: &[SaId], buf: &mut PacketBuf, now: u64) -> Result<(), DropReason> {
+    pub fn outbound(
+        &mut self,
+        sadb: &mut Sadb,
+        bundle: &[SaId],
+        buf: &mut PacketBuf,
+        now: u64,
+    ) -> Result<(), DropReason> {
         let tl = hdr::total_len(buf.data()).map_err(|r| count(sadb, None, r))?;
         let extra = buf.len() - tl;
-        buf.trim_back(extra).map_err(|_| count(sadb, None, DropReason::MalformedPacket))?;
+        buf.trim_back(extra)
+            .map_err(|_| count(sadb, None, DropReason::MalformedPacket))?;
         for id in bundle {
             let Some(sa) = sadb.get_mut(*id) else {
                 return Err(count(sadb, None, DropReason::SaExpired));
@@ -165,16 +171,33 @@ impl Engine {
         }
     }
 
-    fn outer_for(&mut self, sa: &Sa, inner: &[u8], proto: u8) -> Result<(hdr::Outer, u8), DropReason> {
+    fn outer_for(
+        &mut self,
+        sa: &Sa,
+        inner: &[u8],
+        proto: u8,
+    ) -> Result<(hdr::Outer, u8), DropReason> {
         let c = sa.config();
         let src = c.src.ok_or(DropReason::MalformedPacket)?;
         let inner_v4 = inner.first().is_some_and(|b| b >> 4 == 4);
         let dscp = if c.copy_dscp { hdr::dscp(inner) } else { 0 };
         // RFC 6040 normal mode: the outer ECN field is a copy of the inner one.
         let tos = (dscp << 2) | hdr::ecn(inner);
-        let df = if inner_v4 { hdr::dont_frag(inner) } else { true };
+        let df = if inner_v4 {
+            hdr::dont_frag(inner)
+        } else {
+            true
+        };
         self.ident = self.ident.wrapping_add(1);
-        let outer = hdr::Outer { src, dst: c.dst, proto, tos, df, ident: self.ident, flow: 0 };
+        let outer = hdr::Outer {
+            src,
+            dst: c.dst,
+            proto,
+            tos,
+            df,
+            ident: self.ident,
+            flow: 0,
+        };
         Ok((outer, if inner_v4 { IPPROTO_IPIP } else { IPPROTO_IPV6 }))
     }
 
@@ -183,7 +206,11 @@ impl Engine {
             return Err(not_usable(sa.state()));
         }
         let natt = sa.config().natt;
-        let wire_proto = if natt.is_some() { IPPROTO_UDP } else { IPPROTO_ESP };
+        let wire_proto = if natt.is_some() {
+            IPPROTO_UDP
+        } else {
+            IPPROTO_ESP
+        };
         // Layout: [prefix][UDP?][ESP hdr][IV][payload][pad][padlen][nh][ICV]
         let (prefix, nh, nh_off, outer) = match sa.mode() {
             Mode::Tunnel => {
@@ -195,7 +222,11 @@ impl Engine {
                 (h.l4_off, h.proto, Some(h.nh_off), None)
             }
         };
-        let payload_len = if outer.is_some() { buf.len() } else { buf.len() - prefix };
+        let payload_len = if outer.is_some() {
+            buf.len()
+        } else {
+            buf.len() - prefix
+        };
         if sa.hard_limit_reached(payload_len) {
             return Err(DropReason::EspBytesExpire);
         }
@@ -234,20 +265,26 @@ impl Engine {
             e.make_iv(seq, iv);
         }
         p[esp + ESP_HDR..pt].copy_from_slice(iv);
-        for (i, b) in p[pt + payload_len..pt + payload_len + pad].iter_mut().enumerate() {
+        for (i, b) in p[pt + payload_len..pt + payload_len + pad]
+            .iter_mut()
+            .enumerate()
+        {
             *b = (i + 1) as u8;
         }
         p[ct_end - 2] = pad as u8;
         p[ct_end - 1] = nh;
         let (aad, aad_len) = esp_aad(spi, seq, esn);
         if let Some(e) = sa.encr() {
-            e.seal(iv, &aad[..aad_len], &mut p[pt..ct_end + aead_icv]).map_err(|_| DropReason::EspCryptoFailed)?;
+            e.seal(iv, &aad[..aad_len], &mut p[pt..ct_end + aead_icv])
+                .map_err(|_| DropReason::EspCryptoFailed)?;
         }
         if let Some(integ) = sa.integ() {
             let hi = ((seq >> 32) as u32).to_be_bytes();
             let (body, icv) = p.split_at_mut(ct_end + aead_icv);
             let parts: [&[u8]; 2] = [&body[esp..], if esn { &hi } else { &[] }];
-            integ.compute(&[], &parts, &mut icv[..auth_icv]).map_err(|_| DropReason::EspCryptoFailed)?;
+            integ
+                .compute(&[], &parts, &mut icv[..auth_icv])
+                .map_err(|_| DropReason::EspCryptoFailed)?;
         }
         match (outer, nh_off) {
             (Some(o), _) => hdr::write_outer(p, &o)?,
@@ -294,7 +331,11 @@ impl Engine {
             None => buf.data().first().is_some_and(|b| b >> 4 == 6),
         };
         let ah_len = ah_len(icv_len, iv_len, v6);
-        let payload_len = if outer.is_some() { buf.len() } else { buf.len() - prefix };
+        let payload_len = if outer.is_some() {
+            buf.len()
+        } else {
+            buf.len() - prefix
+        };
         if sa.hard_limit_reached(payload_len) {
             return Err(DropReason::AhBytesExpire);
         }
@@ -359,16 +400,24 @@ impl Engine {
         let esn = sa.config().esn;
         let iv = &p[ah + AH_FIXED..ah + AH_FIXED + iv_len];
         let parts: [&[u8]; 4] = [head, ahcopy, &p[ah + ah_len..], if esn { &hi } else { &[] }];
-        integ.compute(iv, &parts, out).map_err(|_| DropReason::AhBadAuth)
+        integ
+            .compute(iv, &parts, out)
+            .map_err(|_| DropReason::AhBadAuth)
     }
 
     /// Processes an inbound IP packet carrying ESP, AH (or both, AH outside) or ESP in UDP on
     /// port 4500. On success `buf` holds the decapsulated packet (the inner packet in tunnel
     /// mode).
-    pub fn inbound(&mut self, sadb: &mut Sadb, buf: &mut PacketBuf, now: u64) -> Result<InboundOk, DropReason> {
+    pub fn inbound(
+        &mut self,
+        sadb: &mut Sadb,
+        buf: &mut PacketBuf,
+        now: u64,
+    ) -> Result<InboundOk, DropReason> {
         let tl = hdr::total_len(buf.data()).map_err(|r| count(sadb, None, r))?;
         let extra = buf.len() - tl;
-        buf.trim_back(extra).map_err(|_| count(sadb, None, DropReason::MalformedPacket))?;
+        buf.trim_back(extra)
+            .map_err(|_| count(sadb, None, DropReason::MalformedPacket))?;
         let mut ok = InboundOk::default();
         let mut n = 0;
         loop {
@@ -378,16 +427,14 @@ impl Engine {
                 return Err(count(sadb, None, DropReason::EvilFrag));
             }
             let step = match h.proto {
-                IPPROTO_UDP if n == 0 && !ok.natt => {
-                    match natt_strip(buf, &h) {
-                        Ok(true) => {
-                            ok.natt = true;
-                            continue;
-                        }
-                        Ok(false) => return Err(count(sadb, None, DropReason::NotIpsec)),
-                        Err(r) => return Err(count(sadb, None, r)),
+                IPPROTO_UDP if n == 0 && !ok.natt => match natt_strip(buf, &h) {
+                    Ok(true) => {
+                        ok.natt = true;
+                        continue;
                     }
-                }
+                    Ok(false) => return Err(count(sadb, None, DropReason::NotIpsec)),
+                    Err(r) => return Err(count(sadb, None, r)),
+                },
                 IPPROTO_ESP => self.esp_in(sadb, buf, &h, now),
                 IPPROTO_AH => self.ah_in(sadb, buf, &h, now),
                 _ if n == 0 => return Err(count(sadb, None, DropReason::NotIpsec)),
@@ -412,7 +459,13 @@ impl Engine {
         Ok(ok)
     }
 
-    fn esp_in(&mut self, sadb: &mut Sadb, buf: &mut PacketBuf, h: &hdr::IpHdr, now: u64) -> Result<(SaId, bool), DropReason> {
+    fn esp_in(
+        &mut self,
+        sadb: &mut Sadb,
+        buf: &mut PacketBuf,
+        h: &hdr::IpHdr,
+        now: u64,
+    ) -> Result<(SaId, bool), DropReason> {
         let p = buf.data();
         let esp = h.l4_off;
         let Some(hdr_bytes) = p.get(esp..esp + ESP_HDR) else {
@@ -454,7 +507,10 @@ impl Engine {
             .checked_sub(body + aead_icv + auth_icv)
             .filter(|l| *l >= 2 && l % block.max(1) == 0)
             .ok_or(DropReason::EspBadLength)?;
-        let seq = sa.replay.check(seq_lo).map_err(|_| DropReason::EspEarlyReplay)?;
+        let seq = sa
+            .replay
+            .check(seq_lo)
+            .map_err(|_| DropReason::EspEarlyReplay)?;
         if sa.hard_limit_reached(ct_len) {
             return Err(DropReason::EspBytesExpire);
         }
@@ -473,14 +529,17 @@ impl Engine {
         iv.copy_from_slice(&p[esp + ESP_HDR..body]);
         let (aad, aad_len) = esp_aad(spi, seq, esn);
         if let Some(e) = sa.encr() {
-            e.open(iv, &aad[..aad_len], &mut p[body..body + ct_len + aead_icv]).map_err(|e| match e {
-                CryptoError::AuthFailed => DropReason::EspBadAuth,
-                CryptoError::BadLength => DropReason::EspBadLength,
-                _ => DropReason::EspCryptoFailed,
-            })?;
+            e.open(iv, &aad[..aad_len], &mut p[body..body + ct_len + aead_icv])
+                .map_err(|e| match e {
+                    CryptoError::AuthFailed => DropReason::EspBadAuth,
+                    CryptoError::BadLength => DropReason::EspBadLength,
+                    _ => DropReason::EspCryptoFailed,
+                })?;
         }
         sa.replay.commit(seq).map_err(|e| match e {
-            ReplayError::Duplicate | ReplayError::TooOld | ReplayError::Exhausted => DropReason::EspReplay,
+            ReplayError::Duplicate | ReplayError::TooOld | ReplayError::Exhausted => {
+                DropReason::EspReplay
+            }
         })?;
         let pad = usize::from(p[body + ct_len - 2]);
         let nh = p[body + ct_len - 1];
@@ -489,7 +548,10 @@ impl Engine {
         }
         let payload_len = ct_len - 2 - pad;
         if sa.config().padding_check
-            && !p[body + payload_len..body + payload_len + pad].iter().enumerate().all(|(i, b)| usize::from(*b) == i + 1)
+            && !p[body + payload_len..body + payload_len + pad]
+                .iter()
+                .enumerate()
+                .all(|(i, b)| usize::from(*b) == i + 1)
         {
             return Err(DropReason::EspBadPadding);
         }
@@ -498,7 +560,8 @@ impl Engine {
             // RFC 4303 §2.6: dummy packet, discarded silently (counted).
             return Err(DropReason::EspDummy);
         }
-        buf.trim_back(pad + 2 + aead_icv + auth_icv).map_err(|_| DropReason::EspBadLength)?;
+        buf.trim_back(pad + 2 + aead_icv + auth_icv)
+            .map_err(|_| DropReason::EspBadLength)?;
         match sa.mode() {
             Mode::Tunnel => {
                 if nh != IPPROTO_IPIP && nh != IPPROTO_IPV6 {
@@ -510,14 +573,21 @@ impl Engine {
                 Ok(true)
             }
             Mode::Transport => {
-                buf.close_gap(esp, ESP_HDR + iv_len).map_err(|_| DropReason::EspBadLength)?;
+                buf.close_gap(esp, ESP_HDR + iv_len)
+                    .map_err(|_| DropReason::EspBadLength)?;
                 hdr::set_proto_len(buf.data_mut(), h.nh_off, nh)?;
                 Ok(false)
             }
         }
     }
 
-    fn ah_in(&mut self, sadb: &mut Sadb, buf: &mut PacketBuf, h: &hdr::IpHdr, now: u64) -> Result<(SaId, bool), DropReason> {
+    fn ah_in(
+        &mut self,
+        sadb: &mut Sadb,
+        buf: &mut PacketBuf,
+        h: &hdr::IpHdr,
+        now: u64,
+    ) -> Result<(SaId, bool), DropReason> {
         let p = buf.data();
         let ah = h.l4_off;
         let Some(a) = p.get(ah..ah + AH_FIXED) else {
@@ -531,7 +601,14 @@ impl Engine {
         r.map(|t| (id, t)).map_err(|r| count(sadb, Some(id), r))
     }
 
-    fn ah_in_sa(&mut self, sadb: &mut Sadb, id: SaId, buf: &mut PacketBuf, h: &hdr::IpHdr, now: u64) -> Result<bool, DropReason> {
+    fn ah_in_sa(
+        &mut self,
+        sadb: &mut Sadb,
+        id: SaId,
+        buf: &mut PacketBuf,
+        h: &hdr::IpHdr,
+        now: u64,
+    ) -> Result<bool, DropReason> {
         let sa = sadb.get_mut(id).ok_or(DropReason::AhNoSa)?;
         if !sa.state().usable() {
             return Err(not_usable(sa.state()));
@@ -548,7 +625,10 @@ impl Engine {
         if len != ah_len(icv_len, iv_len, h.v6) || ah + len > p.len() {
             return Err(DropReason::AhBadLength);
         }
-        let seq = sa.replay.check(seq_lo).map_err(|_| DropReason::AhEarlyReplay)?;
+        let seq = sa
+            .replay
+            .check(seq_lo)
+            .map_err(|_| DropReason::AhEarlyReplay)?;
         let payload_len = p.len() - ah - len;
         if sa.hard_limit_reached(payload_len) {
             return Err(DropReason::AhBytesExpire);
@@ -568,12 +648,14 @@ impl Engine {
                     return Err(DropReason::EspBadNextHeader);
                 }
                 let outer_ecn = hdr::ecn(buf.data());
-                buf.pull_front(ah + len).map_err(|_| DropReason::AhBadLength)?;
+                buf.pull_front(ah + len)
+                    .map_err(|_| DropReason::AhBadLength)?;
                 tunnel_decap(sa, buf, outer_ecn, nh)?;
                 Ok(true)
             }
             Mode::Transport => {
-                buf.close_gap(ah, len).map_err(|_| DropReason::AhBadLength)?;
+                buf.close_gap(ah, len)
+                    .map_err(|_| DropReason::AhBadLength)?;
                 hdr::set_proto_len(buf.data_mut(), h.nh_off, nh)?;
                 Ok(false)
             }
@@ -638,7 +720,8 @@ fn natt_strip(buf: &mut PacketBuf, h: &hdr::IpHdr) -> Result<bool, DropReason> {
     if payload.len() < ESP_HDR {
         return Err(DropReason::EspBadLength);
     }
-    buf.close_gap(u, UDP_HDR).map_err(|_| DropReason::MalformedPacket)?;
+    buf.close_gap(u, UDP_HDR)
+        .map_err(|_| DropReason::MalformedPacket)?;
     hdr::set_proto_len(buf.data_mut(), h.nh_off, IPPROTO_ESP)?;
     Ok(true)
 }
@@ -653,7 +736,8 @@ fn tunnel_decap(sa: &Sa, buf: &mut PacketBuf, outer_ecn: u8, nh: u8) -> Result<(
     }
     let tl = hdr::total_len(inner)?;
     let excess = buf.len() - tl;
-    buf.trim_back(excess).map_err(|_| DropReason::MalformedPacket)?;
+    buf.trim_back(excess)
+        .map_err(|_| DropReason::MalformedPacket)?;
     let inner_ecn = hdr::ecn(buf.data());
     let new_ecn = match (outer_ecn, inner_ecn) {
         (3, 0) => return Err(DropReason::EcnDrop),
@@ -679,9 +763,15 @@ fn tunnel_decap(sa: &Sa, buf: &mut PacketBuf, outer_ecn: u8, nh: u8) -> Result<(
     }
     if (sel.sport != 0 || sel.dport != 0) && !h.fragment {
         let p = buf.data();
-        let ports = p.get(h.l4_off..h.l4_off + 4).map(|b| (u16::from_be_bytes([b[0], b[1]]), u16::from_be_bytes([b[2], b[3]])));
+        let ports = p.get(h.l4_off..h.l4_off + 4).map(|b| {
+            (
+                u16::from_be_bytes([b[0], b[1]]),
+                u16::from_be_bytes([b[2], b[3]]),
+            )
+        });
         match ports {
-            Some((s, d)) if (sel.sport == 0 || sel.sport == s) && (sel.dport == 0 || sel.dport == d) => {}
+            Some((s, d))
+                if (sel.sport == 0 || sel.sport == s) && (sel.dport == 0 || sel.dport == d) => {}
             _ => return Err(DropReason::InnerMismatch),
         }
     }

@@ -21,7 +21,11 @@ pub struct ReassemblyLimits {
 
 impl Default for ReassemblyLimits {
     fn default() -> Self {
-        Self { max_datagrams: 64, max_bytes: 4 << 20, timeout: 30 }
+        Self {
+            max_datagrams: 64,
+            max_bytes: 4 << 20,
+            timeout: 30,
+        }
     }
 }
 
@@ -75,7 +79,12 @@ fn parse_frag(p: &[u8]) -> Result<Option<Frag<'_>>, DropReason> {
         let ff = u16::from_be_bytes([p[6], p[7]]);
         let id = u16::from_be_bytes([p[4], p[5]]);
         return Ok(Some(Frag {
-            key: Key { src: h.src, dst: h.dst, id: u32::from(id), proto: h.proto },
+            key: Key {
+                src: h.src,
+                dst: h.dst,
+                id: u32::from(id),
+                proto: h.proto,
+            },
             offset: usize::from(ff & 0x1fff) * 8,
             more: ff & 0x2000 != 0,
             head: &p[..ihl],
@@ -93,7 +102,12 @@ fn parse_frag(p: &[u8]) -> Result<Option<Frag<'_>>, DropReason> {
             let f = p.get(off..off + 8).ok_or(DropReason::MalformedFrag)?;
             let ol = u16::from_be_bytes([f[2], f[3]]);
             return Ok(Some(Frag {
-                key: Key { src: h.src, dst: h.dst, id: u32::from_be_bytes([f[4], f[5], f[6], f[7]]), proto: f[0] },
+                key: Key {
+                    src: h.src,
+                    dst: h.dst,
+                    id: u32::from_be_bytes([f[4], f[5], f[6], f[7]]),
+                    proto: f[0],
+                },
                 offset: usize::from(ol >> 3) * 8,
                 more: ol & 1 != 0,
                 head: &p[..off],
@@ -113,7 +127,11 @@ fn parse_frag(p: &[u8]) -> Result<Option<Frag<'_>>, DropReason> {
 impl Reassembler {
     /// A reassembler with these limits.
     pub fn new(limits: ReassemblyLimits) -> Self {
-        Self { limits, datagrams: Vec::new(), bytes: 0 }
+        Self {
+            limits,
+            datagrams: Vec::new(),
+            bytes: 0,
+        }
     }
 
     /// Datagrams currently held.
@@ -180,7 +198,8 @@ impl Reassembler {
             self.discard(idx);
             return Err(DropReason::MalformedFrag);
         }
-        let grow = end.saturating_sub(d.payload.len()) + if f.offset == 0 { f.head.len() } else { 0 };
+        let grow =
+            end.saturating_sub(d.payload.len()) + if f.offset == 0 { f.head.len() } else { 0 };
         if self.bytes + grow > self.limits.max_bytes {
             self.discard(idx);
             return Err(DropReason::MaxFrags);
@@ -236,7 +255,11 @@ impl Reassembler {
         dst[..d.head.len()].copy_from_slice(&d.head);
         dst[d.head.len()..].copy_from_slice(&d.payload);
         whole.set_len(total);
-        hdr::set_proto_len(whole.data_mut(), f_nh_off(&d.head), d.head.get(f_nh_off(&d.head)).copied().unwrap_or(0))?;
+        hdr::set_proto_len(
+            whole.data_mut(),
+            f_nh_off(&d.head),
+            d.head.get(f_nh_off(&d.head)).copied().unwrap_or(0),
+        )?;
         *buf = whole;
         Ok(true)
     }

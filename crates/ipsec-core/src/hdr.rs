@@ -49,7 +49,10 @@ fn be16(p: &[u8], i: usize) -> Result<u16, DropReason> {
 }
 
 fn addr16(p: &[u8], i: usize) -> Result<Ipv6Addr, DropReason> {
-    let b: [u8; 16] = p.get(i..i + 16).and_then(|s| s.try_into().ok()).ok_or(DropReason::MalformedPacket)?;
+    let b: [u8; 16] = p
+        .get(i..i + 16)
+        .and_then(|s| s.try_into().ok())
+        .ok_or(DropReason::MalformedPacket)?;
     Ok(Ipv6Addr::from(b))
 }
 
@@ -132,7 +135,15 @@ pub(crate) fn parse(p: &[u8]) -> Result<IpHdr, DropReason> {
                         }
                     }
                     _ => {
-                        return Ok(IpHdr { v6: true, src: src.into(), dst: dst.into(), nh_off, l4_off: off, proto: nh, fragment })
+                        return Ok(IpHdr {
+                            v6: true,
+                            src: src.into(),
+                            dst: dst.into(),
+                            nh_off,
+                            l4_off: off,
+                            proto: nh,
+                            fragment,
+                        })
                     }
                 }
             }
@@ -344,7 +355,10 @@ pub(crate) fn fix_l4_checksum(p: &mut [u8]) -> Result<(), DropReason> {
         IPPROTO_UDP => 6,
         _ => return Ok(()),
     };
-    let l4_len = p.len().checked_sub(h.l4_off).ok_or(DropReason::MalformedPacket)?;
+    let l4_len = p
+        .len()
+        .checked_sub(h.l4_off)
+        .ok_or(DropReason::MalformedPacket)?;
     if l4_len < csum_off + 2 {
         return Err(DropReason::MalformedPacket);
     }
@@ -367,8 +381,16 @@ pub(crate) fn fix_l4_checksum(p: &mut [u8]) -> Result<(), DropReason> {
 
 /// Fills the UDP checksum of a UDP header at `udp_off` carrying the rest of `p`, for the
 /// addresses in the IP header (IPv6 must not send 0; IPv4 NAT-T sends 0, RFC 3948 §2.1).
-pub(crate) fn fill_udp_checksum(p: &mut [u8], udp_off: usize, src: &IpAddr, dst: &IpAddr) -> Result<(), DropReason> {
-    let l4_len = p.len().checked_sub(udp_off).ok_or(DropReason::MalformedPacket)?;
+pub(crate) fn fill_udp_checksum(
+    p: &mut [u8],
+    udp_off: usize,
+    src: &IpAddr,
+    dst: &IpAddr,
+) -> Result<(), DropReason> {
+    let l4_len = p
+        .len()
+        .checked_sub(udp_off)
+        .ok_or(DropReason::MalformedPacket)?;
     let len32 = u32::try_from(l4_len).map_err(|_| DropReason::TooBig)?;
     p[udp_off + 6] = 0;
     p[udp_off + 7] = 0;
@@ -443,7 +465,9 @@ pub(crate) fn ah_zero_mutable(h: &mut [u8], outbound: bool) -> Result<(), DropRe
                     return Err(DropReason::AhBadV6Hdrs);
                 }
                 match nh {
-                    IPPROTO_HOPOPTS | IPPROTO_DSTOPTS => zero_mutable_options(&mut h[off..off + len])?,
+                    IPPROTO_HOPOPTS | IPPROTO_DSTOPTS => {
+                        zero_mutable_options(&mut h[off..off + len])?
+                    }
                     IPPROTO_ROUTING if outbound => route_as_at_destination(h, off, len)?,
                     IPPROTO_ROUTING | IPPROTO_FRAGMENT => {}
                     _ => return Ok(()),

@@ -18,7 +18,7 @@ pub use drop::{DropCounters, DropReason};
 pub use engine::{Engine, InboundOk};
 pub use replay::{ReplayError, ReplayWindow, MAX_REPLAY_WINDOW};
 pub use sa::{
-    Direction, Expiry, Identity, IdentityType, InnerSelectors, KeyMaterial, Lifetime, Mode, NatT, Prefix, Proto, Sa,
-    SaConfig, SaError, SaState, SaStats, UniqueBinding,
+    Direction, Expiry, Identity, IdentityType, InnerSelectors, KeyMaterial, Lifetime, Mode, NatT,
+    Prefix, Proto, Sa, SaConfig, SaError, SaState, SaStats, UniqueBinding,
 };
 pub use sadb::{SaEvent, SaEventKind, SaId, SaKey, Sadb};

@@ -173,7 +173,11 @@ impl Prefix {
             }
             (IpAddr::V6(n), IpAddr::V6(x)) => {
                 let len = u32::from(self.len.min(128));
-                let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
+                let mask = if len == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - len)
+                };
                 u128::from(n) & mask == u128::from(x) & mask
             }
             _ => false,
@@ -392,11 +396,18 @@ pub enum SaError {
 impl fmt::Display for SaError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SaError::ReservedSpi(s) => write!(f, "SPI {s:#x} is reserved (0 and 1-255 may not be used)"),
-            SaError::ReplayTooLarge(n) => write!(f, "replay window {n} exceeds the maximum of {MAX_REPLAY_WINDOW}"),
+            SaError::ReservedSpi(s) => {
+                write!(f, "SPI {s:#x} is reserved (0 and 1-255 may not be used)")
+            }
+            SaError::ReplayTooLarge(n) => write!(
+                f,
+                "replay window {n} exceeds the maximum of {MAX_REPLAY_WINDOW}"
+            ),
             SaError::MissingAlgorithm(s) => write!(f, "missing algorithm: {s}"),
             SaError::BadAlgorithm(s) => write!(f, "algorithm not allowed: {s}"),
-            SaError::AddressFamilyMismatch => f.write_str("source and destination address families differ"),
+            SaError::AddressFamilyMismatch => {
+                f.write_str("source and destination address families differ")
+            }
             SaError::Key { which, err } => write!(f, "{which} key refused: {err}"),
             SaError::Exists => f.write_str("SA already exists"),
             SaError::NotFound => f.write_str("no such SA"),
@@ -514,17 +525,29 @@ impl Sa {
         match cfg.proto {
             Proto::Ah => {
                 if cfg.encr_alg.is_some_and(|e| e != EncrAlg::Null) {
-                    return Err(SaError::BadAlgorithm("AH SAs carry no encryption algorithm"));
+                    return Err(SaError::BadAlgorithm(
+                        "AH SAs carry no encryption algorithm",
+                    ));
                 }
-                let alg = auth.ok_or(SaError::MissingAlgorithm("AH needs an authentication algorithm"))?;
+                let alg = auth.ok_or(SaError::MissingAlgorithm(
+                    "AH needs an authentication algorithm",
+                ))?;
                 let integ = Integ::new(alg, cfg.auth_key.expose(), true, cfg.allow_legacy)
-                    .map_err(|err| SaError::Key { which: "authentication", err })?;
+                    .map_err(|err| SaError::Key {
+                        which: "authentication",
+                        err,
+                    })?;
                 Ok((None, Some(integ)))
             }
             Proto::Esp => {
                 let ealg = cfg.encr_alg.unwrap_or(EncrAlg::Null);
-                let encr = EspEncr::new(ealg, cfg.encr_key.expose(), cfg.allow_legacy)
-                    .map_err(|err| SaError::Key { which: "encryption", err })?;
+                let encr =
+                    EspEncr::new(ealg, cfg.encr_key.expose(), cfg.allow_legacy).map_err(|err| {
+                        SaError::Key {
+                            which: "encryption",
+                            err,
+                        }
+                    })?;
                 let integ = match auth {
                     Some(a) => {
                         if encr.is_aead() {
@@ -532,19 +555,30 @@ impl Sa {
                                 "a combined-mode (AEAD) algorithm takes no separate authentication algorithm",
                             ));
                         }
-                        if matches!(a, AuthAlg::AesGmac128 | AuthAlg::AesGmac192 | AuthAlg::AesGmac256) {
-                            return Err(SaError::BadAlgorithm("AES-GMAC authentication is for AH; use aes-none-gmac in ESP"));
+                        if matches!(
+                            a,
+                            AuthAlg::AesGmac128 | AuthAlg::AesGmac192 | AuthAlg::AesGmac256
+                        ) {
+                            return Err(SaError::BadAlgorithm(
+                                "AES-GMAC authentication is for AH; use aes-none-gmac in ESP",
+                            ));
                         }
                         Some(
-                            Integ::new(a, cfg.auth_key.expose(), false, cfg.allow_legacy)
-                                .map_err(|err| SaError::Key { which: "authentication", err })?,
+                            Integ::new(a, cfg.auth_key.expose(), false, cfg.allow_legacy).map_err(
+                                |err| SaError::Key {
+                                    which: "authentication",
+                                    err,
+                                },
+                            )?,
                         )
                     }
                     None => None,
                 };
                 if ealg == EncrAlg::Null && integ.is_none() {
                     // RFC 8221: NULL encryption with no authentication is not allowed.
-                    return Err(SaError::MissingAlgorithm("ESP with null encryption needs an authentication algorithm"));
+                    return Err(SaError::MissingAlgorithm(
+                        "ESP with null encryption needs an authentication algorithm",
+                    ));
                 }
                 Ok((Some(encr), integ))
             }
@@ -554,14 +588,25 @@ impl Sa {
     /// Completes a larval SA with keys (PF_KEY UPDATE); lifetimes count from now.
     pub fn mature(&mut self, cfg: SaConfig, now: u64) -> Result<(), SaError> {
         let (encr, integ) = Self::build_transforms(&cfg)?;
-        let mut replay = ReplayWindow::new(if cfg.src.is_none() { 0 } else { cfg.replay_window }, cfg.esn);
+        let mut replay = ReplayWindow::new(
+            if cfg.src.is_none() {
+                0
+            } else {
+                cfg.replay_window
+            },
+            cfg.esn,
+        );
         if cfg.replay_value != 0 {
             replay.set_top(cfg.replay_value);
         }
         self.encr = encr;
         self.integ = integ;
         self.replay = replay;
-        self.state = if cfg.state == SaState::Larval { SaState::Mature } else { cfg.state };
+        self.state = if cfg.state == SaState::Larval {
+            SaState::Mature
+        } else {
+            cfg.state
+        };
         self.cfg = cfg;
         self.add_time = now;
         Ok(())
@@ -635,7 +680,11 @@ impl Sa {
     /// Takes the next outbound sequence number, or `None` when the space is exhausted (the SA is
     /// then dead: RFC 4303 §3.3.3 forbids cycling).
     pub(crate) fn next_seq(&mut self) -> Option<u64> {
-        let limit = if self.cfg.esn { u64::MAX } else { u64::from(u32::MAX) };
+        let limit = if self.cfg.esn {
+            u64::MAX
+        } else {
+            u64::from(u32::MAX)
+        };
         if self.seq_out >= limit {
             self.state = SaState::Dead;
             return None;
@@ -684,7 +733,11 @@ impl Sa {
         }
         let idle = &self.cfg.idle;
         let idle_for = now.saturating_sub(self.last_use);
-        let idle_limit = if self.first_use.is_some() { idle.usetime } else { idle.addtime };
+        let idle_limit = if self.first_use.is_some() {
+            idle.usetime
+        } else {
+            idle.addtime
+        };
         if idle_limit != 0 && idle_for >= idle_limit {
             self.state = SaState::Dead;
             return Some(Expiry::Idle);

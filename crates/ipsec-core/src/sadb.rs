@@ -74,7 +74,9 @@ pub struct Sadb {
 
 impl core::fmt::Debug for Sadb {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_list().entries(self.iter().map(|(_, sa)| sa)).finish()
+        f.debug_list()
+            .entries(self.iter().map(|(_, sa)| sa))
+            .finish()
     }
 }
 
@@ -96,14 +98,25 @@ impl Sadb {
 
     fn key_of(sa: &Sa) -> SaKey {
         let c = sa.config();
-        SaKey { proto: c.proto, dst: c.dst, spi: c.spi }
+        SaKey {
+            proto: c.proto,
+            dst: c.dst,
+            spi: c.spi,
+        }
     }
 
     /// Adds an SA built from `cfg` at time `now`. Refuses duplicates of <proto, dst, SPI, src>.
     pub fn add(&mut self, cfg: SaConfig, now: u64) -> Result<SaId, SaError> {
-        let key = SaKey { proto: cfg.proto, dst: cfg.dst, spi: cfg.spi };
+        let key = SaKey {
+            proto: cfg.proto,
+            dst: cfg.dst,
+            spi: cfg.spi,
+        };
         if let Some(ids) = self.by_key.get(&key) {
-            if ids.iter().any(|id| self.get(*id).is_some_and(|sa| sa.config().src == cfg.src)) {
+            if ids
+                .iter()
+                .any(|id| self.get(*id).is_some_and(|sa| sa.config().src == cfg.src))
+            {
                 return Err(SaError::Exists);
             }
         }
@@ -116,11 +129,20 @@ impl Sadb {
             let slot = &mut self.slots[index as usize];
             slot.generation = slot.generation.wrapping_add(1);
             slot.sa = Some(sa);
-            SaId { index, generation: slot.generation }
+            SaId {
+                index,
+                generation: slot.generation,
+            }
         } else {
             let index = self.slots.len() as u32;
-            self.slots.push(Slot { generation: 0, sa: Some(sa) });
-            SaId { index, generation: 0 }
+            self.slots.push(Slot {
+                generation: 0,
+                sa: Some(sa),
+            });
+            SaId {
+                index,
+                generation: 0,
+            }
         };
         self.by_key.entry(key).or_default().push(id);
         id
@@ -156,7 +178,13 @@ impl Sadb {
                 _ => {}
             }
         }
-        wildcard.or_else(|| if src.is_none() { ids.first().copied() } else { None })
+        wildcard.or_else(|| {
+            if src.is_none() {
+                ids.first().copied()
+            } else {
+                None
+            }
+        })
     }
 
     /// Finds a usable outbound SA for `src` -> `dst`: mature beats dying, newest beats oldest.
@@ -186,7 +214,10 @@ impl Sadb {
 
     /// Removes an SA. Returns it.
     pub fn remove(&mut self, id: SaId) -> Option<Sa> {
-        let slot = self.slots.get_mut(id.index as usize).filter(|s| s.generation == id.generation)?;
+        let slot = self
+            .slots
+            .get_mut(id.index as usize)
+            .filter(|s| s.generation == id.generation)?;
         let sa = slot.sa.take()?;
         self.free.push(id.index);
         let key = Self::key_of(&sa);
@@ -200,14 +231,24 @@ impl Sadb {
     }
 
     /// Removes the SA with <proto, dst, SPI> (and `src` where given).
-    pub fn delete(&mut self, proto: Proto, dst: IpAddr, spi: u32, src: Option<IpAddr>) -> Result<Sa, SaError> {
+    pub fn delete(
+        &mut self,
+        proto: Proto,
+        dst: IpAddr,
+        spi: u32,
+        src: Option<IpAddr>,
+    ) -> Result<Sa, SaError> {
         let id = self.lookup(proto, dst, spi, src).ok_or(SaError::NotFound)?;
         self.remove(id).ok_or(SaError::NotFound)
     }
 
     /// Removes every SA (of one protocol, or all).
     pub fn flush(&mut self, proto: Option<Proto>) -> usize {
-        let ids: Vec<SaId> = self.iter().filter(|(_, sa)| proto.is_none_or(|p| sa.proto() == p)).map(|(id, _)| id).collect();
+        let ids: Vec<SaId> = self
+            .iter()
+            .filter(|(_, sa)| proto.is_none_or(|p| sa.proto() == p))
+            .map(|(id, _)| id)
+            .collect();
         let n = ids.len();
         for id in ids {
             self.remove(id);
@@ -218,7 +259,15 @@ impl Sadb {
     /// Every SA with its handle.
     pub fn iter(&self) -> impl Iterator<Item = (SaId, &Sa)> {
         self.slots.iter().enumerate().filter_map(|(i, s)| {
-            s.sa.as_ref().map(|sa| (SaId { index: i as u32, generation: s.generation }, sa))
+            s.sa.as_ref().map(|sa| {
+                (
+                    SaId {
+                        index: i as u32,
+                        generation: s.generation,
+                    },
+                    sa,
+                )
+            })
         })
     }
 
@@ -251,7 +300,8 @@ impl Sadb {
             let Some(sa) = slot.sa.as_mut() else { continue };
             if let Some(exp) = sa.age(now) {
                 let delete = matches!(exp, Expiry::Hard | Expiry::Idle);
-                self.events.push(Self::event(sa, SaEventKind::Expired(exp), delete));
+                self.events
+                    .push(Self::event(sa, SaEventKind::Expired(exp), delete));
                 if delete {
                     dead.push(Self::key_of(sa));
                 }

@@ -3,13 +3,17 @@
 
 use std::net::IpAddr;
 
-use ipsec_core::{Mode, Proto, SaConfig, KeyMaterial, NatT};
+use ipsec_core::{KeyMaterial, Mode, NatT, Proto, SaConfig};
 use ipsec_crypto::{AuthAlg, EncrAlg};
 
 pub fn csum(data: &[u8]) -> u16 {
     let mut s: u32 = 0;
     for c in data.chunks(2) {
-        let w = if c.len() == 2 { u16::from_be_bytes([c[0], c[1]]) } else { u16::from(c[0]) << 8 };
+        let w = if c.len() == 2 {
+            u16::from_be_bytes([c[0], c[1]])
+        } else {
+            u16::from(c[0]) << 8
+        };
         s += u32::from(w);
     }
     while s > 0xffff {
@@ -86,12 +90,15 @@ pub fn ip_packet(src: IpAddr, dst: IpAddr, proto: u8, payload: &[u8]) -> Vec<u8>
 }
 
 pub fn key(n: usize, seed: u8) -> KeyMaterial {
-    KeyMaterial::new(&(0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect::<Vec<_>>())
+    KeyMaterial::new(
+        &(0..n)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect::<Vec<_>>(),
+    )
 }
 
 /// (encryption, encryption key bytes incl. salt, authentication, auth key bytes)
 pub fn esp_matrix() -> Vec<(EncrAlg, usize, Option<AuthAlg>, usize)> {
-    use AuthAlg::*;
     use EncrAlg::*;
     vec![
         (AesGcm16, 20, None, 0),
@@ -103,20 +110,20 @@ pub fn esp_matrix() -> Vec<(EncrAlg, usize, Option<AuthAlg>, usize)> {
         (AesCcm8, 35, None, 0),
         (ChaCha20Poly1305, 36, None, 0),
         (AesNullGmac, 20, None, 0),
-        (AesCbc, 16, Some(HmacSha256), 32),
-        (AesCbc, 24, Some(HmacSha384), 48),
-        (AesCbc, 32, Some(HmacSha512), 64),
-        (AesCbc, 16, Some(HmacSha1), 20),
-        (AesCbc, 16, Some(AesXcbcMac), 16),
-        (AesCbc, 16, Some(AesCmac), 16),
-        (AesCtr, 20, Some(HmacSha256), 32),
-        (AesCtr, 36, Some(HmacSha1), 20),
-        (TripleDesCbc, 24, Some(HmacSha1), 20),
-        (BlowfishCbc, 16, Some(HmacSha256), 32),
-        (CamelliaCbc, 16, Some(HmacSha256), 32),
-        (CamelliaCbc, 32, Some(HmacSha512), 64),
-        (Null, 0, Some(HmacSha256), 32),
-        (DesCbc, 8, Some(HmacMd5), 16),
+        (AesCbc, 16, Some(AuthAlg::HmacSha256), 32),
+        (AesCbc, 24, Some(AuthAlg::HmacSha384), 48),
+        (AesCbc, 32, Some(AuthAlg::HmacSha512), 64),
+        (AesCbc, 16, Some(AuthAlg::HmacSha1), 20),
+        (AesCbc, 16, Some(AuthAlg::AesXcbcMac), 16),
+        (AesCbc, 16, Some(AuthAlg::AesCmac), 16),
+        (AesCtr, 20, Some(AuthAlg::HmacSha256), 32),
+        (AesCtr, 36, Some(AuthAlg::HmacSha1), 20),
+        (TripleDesCbc, 24, Some(AuthAlg::HmacSha1), 20),
+        (BlowfishCbc, 16, Some(AuthAlg::HmacSha256), 32),
+        (CamelliaCbc, 16, Some(AuthAlg::HmacSha256), 32),
+        (CamelliaCbc, 32, Some(AuthAlg::HmacSha512), 64),
+        (Null, 0, Some(AuthAlg::HmacSha256), 32),
+        (DesCbc, 8, Some(AuthAlg::HmacMd5), 16),
         (AesCbc, 16, None, 0),
     ]
 }
@@ -142,6 +149,7 @@ pub fn v4(a: &str) -> IpAddr {
 
 /// A pair of configs, one per direction is not needed: the same SA config is installed in a
 /// sender SADB and a receiver SADB.
+#[allow(clippy::too_many_arguments)]
 pub fn esp_cfg(
     encr: EncrAlg,
     ekey: usize,
@@ -163,12 +171,24 @@ pub fn esp_cfg(
     c.replay_window = 64;
     c.allow_legacy = true;
     if natt {
-        c.natt = Some(NatT { local_port: 4500, remote_port: 4500, local_addr: None, remote_addr: None });
+        c.natt = Some(NatT {
+            local_port: 4500,
+            remote_port: 4500,
+            local_addr: None,
+            remote_addr: None,
+        });
     }
     c
 }
 
-pub fn ah_cfg(auth: AuthAlg, akey: usize, src: IpAddr, dst: IpAddr, mode: Mode, esn: bool) -> SaConfig {
+pub fn ah_cfg(
+    auth: AuthAlg,
+    akey: usize,
+    src: IpAddr,
+    dst: IpAddr,
+    mode: Mode,
+    esn: bool,
+) -> SaConfig {
     let mut c = SaConfig::new(Proto::Ah, 0x2000, Some(src), dst);
     c.auth_alg = Some(auth);
     c.auth_key = key(akey, 3);

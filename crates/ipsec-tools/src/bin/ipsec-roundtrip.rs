@@ -14,7 +14,11 @@ fn addr(s: &str) -> IpAddr {
 fn checksum(data: &[u8]) -> u16 {
     let mut s: u32 = 0;
     for c in data.chunks(2) {
-        let w = if c.len() == 2 { u16::from_be_bytes([c[0], c[1]]) } else { u16::from(c[0]) << 8 };
+        let w = if c.len() == 2 {
+            u16::from_be_bytes([c[0], c[1]])
+        } else {
+            u16::from(c[0]) << 8
+        };
         s += u32::from(w);
     }
     while s > 0xffff {
@@ -25,7 +29,9 @@ fn checksum(data: &[u8]) -> u16 {
 
 /// An IPv4 ICMP echo request with `n` bytes of data.
 fn ping(src: IpAddr, dst: IpAddr, seq: u16, n: usize) -> Vec<u8> {
-    let (IpAddr::V4(s), IpAddr::V4(d)) = (src, dst) else { return Vec::new() };
+    let (IpAddr::V4(s), IpAddr::V4(d)) = (src, dst) else {
+        return Vec::new();
+    };
     let mut icmp = vec![8, 0, 0, 0, 0x12, 0x34];
     icmp.extend_from_slice(&seq.to_be_bytes());
     icmp.extend((0..n).map(|i| i as u8));
@@ -44,7 +50,11 @@ fn ping(src: IpAddr, dst: IpAddr, seq: u16, n: usize) -> Vec<u8> {
 
 fn key(len: usize, seed: u8) -> KeyMaterial {
     // Demonstration keys only: a fixed pattern, never printed.
-    KeyMaterial::new(&(0..len).map(|i| (i as u8).wrapping_mul(17) ^ seed).collect::<Vec<_>>())
+    KeyMaterial::new(
+        &(0..len)
+            .map(|i| (i as u8).wrapping_mul(17) ^ seed)
+            .collect::<Vec<_>>(),
+    )
 }
 
 struct Case {
@@ -58,16 +68,39 @@ fn main() -> ExitCode {
     let a = addr("192.0.2.1");
     let b = addr("192.0.2.2");
     let cases = [
-        Case { proto: Proto::Esp, encr: Some(EncrAlg::AesGcm16), auth: None, mode: Mode::Transport },
-        Case { proto: Proto::Esp, encr: Some(EncrAlg::ChaCha20Poly1305), auth: None, mode: Mode::Tunnel },
-        Case { proto: Proto::Esp, encr: Some(EncrAlg::AesCbc), auth: Some(AuthAlg::HmacSha256), mode: Mode::Transport },
-        Case { proto: Proto::Ah, encr: None, auth: Some(AuthAlg::HmacSha256), mode: Mode::Transport },
+        Case {
+            proto: Proto::Esp,
+            encr: Some(EncrAlg::AesGcm16),
+            auth: None,
+            mode: Mode::Transport,
+        },
+        Case {
+            proto: Proto::Esp,
+            encr: Some(EncrAlg::ChaCha20Poly1305),
+            auth: None,
+            mode: Mode::Tunnel,
+        },
+        Case {
+            proto: Proto::Esp,
+            encr: Some(EncrAlg::AesCbc),
+            auth: Some(AuthAlg::HmacSha256),
+            mode: Mode::Transport,
+        },
+        Case {
+            proto: Proto::Ah,
+            encr: None,
+            auth: Some(AuthAlg::HmacSha256),
+            mode: Mode::Transport,
+        },
     ];
     let mut host_a = Sadb::new();
     let mut host_b = Sadb::new();
     let mut eng = Engine::new();
     let mut failures = 0;
-    println!("{:<6} {:<10} {:<22} {:<18} {:>5} {:>8}  result", "proto", "spi", "encryption", "authentication", "mode", "packets");
+    println!(
+        "{:<6} {:<10} {:<22} {:<18} {:>5} {:>8}  result",
+        "proto", "spi", "encryption", "authentication", "mode", "packets"
+    );
     for (i, c) in cases.iter().enumerate() {
         let spi = 0x1000 + i as u32;
         let mut cfg = SaConfig::new(c.proto, spi, Some(a), b);
@@ -77,12 +110,18 @@ fn main() -> ExitCode {
         if let Some(e) = c.encr {
             let info = encr_info(e);
             cfg.encr_alg = Some(e);
-            cfg.encr_key = key(usize::from(info.key_bits.default) / 8 + info.salt_bytes, i as u8);
+            cfg.encr_key = key(
+                usize::from(info.key_bits.default) / 8 + info.salt_bytes,
+                i as u8,
+            );
         }
         if let Some(au) = c.auth {
             let info = auth_info(au);
             cfg.auth_alg = Some(au);
-            cfg.auth_key = key(usize::from(info.key_bits.default) / 8 + info.salt_bytes, 0x55);
+            cfg.auth_key = key(
+                usize::from(info.key_bits.default) / 8 + info.salt_bytes,
+                0x55,
+            );
         }
         let (Ok(out_id), Ok(in_id)) = (host_a.add(cfg.clone(), 0), host_b.add(cfg, 0)) else {
             println!("cannot create SA {spi:#x}");
@@ -117,12 +156,18 @@ fn main() -> ExitCode {
         }
         let mut t = PacketBuf::from_packet(&tampered);
         let r2 = eng.inbound(&mut host_b, &mut t, 1);
-        let expect_replay = if c.proto == Proto::Esp { DropReason::EspEarlyReplay } else { DropReason::AhEarlyReplay };
+        let expect_replay = if c.proto == Proto::Esp {
+            DropReason::EspEarlyReplay
+        } else {
+            DropReason::AhEarlyReplay
+        };
         if r1 != Err(expect_replay) || r2.is_ok() {
             failures += 1;
         }
         let sa = host_b.get(in_id);
-        let (pk, drops) = sa.map(|s| (s.stats.packets, format!("{:?}", s.stats.drops))).unwrap_or_default();
+        let (pk, drops) = sa
+            .map(|s| (s.stats.packets, format!("{:?}", s.stats.drops)))
+            .unwrap_or_default();
         println!(
             "{:<6} {:<10} {:<22} {:<18} {:>5} {:>8}  delivered {delivered}/10, replay -> {}, tampered -> {}; drops {drops}",
             c.proto.name(),
