@@ -150,7 +150,12 @@ fn main() -> ExitCode {
         // A replayed packet and a tampered one must both be refused.
         let mut replay = PacketBuf::from_packet(&last_wire);
         let r1 = eng.inbound(&mut host_b, &mut replay, 1);
-        let mut tampered = last_wire.clone();
+        // A fresh packet with one bit flipped in its ICV.
+        let mut fresh = PacketBuf::from_packet(&ping(a, b, 99, 64));
+        if eng.outbound(&mut host_a, &[out_id], &mut fresh, 1).is_err() {
+            failures += 1;
+        }
+        let mut tampered = fresh.data().to_vec();
         if let Some(x) = tampered.last_mut() {
             *x ^= 0x80;
         }
@@ -161,7 +166,12 @@ fn main() -> ExitCode {
         } else {
             DropReason::AhEarlyReplay
         };
-        if r1 != Err(expect_replay) || r2.is_ok() {
+        let expect_auth = if c.proto == Proto::Esp {
+            DropReason::EspBadAuth
+        } else {
+            DropReason::AhBadAuth
+        };
+        if r1 != Err(expect_replay) || r2 != Err(expect_auth) {
             failures += 1;
         }
         let sa = host_b.get(in_id);
