@@ -440,17 +440,18 @@ impl Engine {
                 _ if n == 0 => return Err(count(sadb, None, DropReason::NotIpsec)),
                 _ => break,
             };
-            let (id, tunnel) = step?;
+            let (id, next) = step?;
             if let Some(slot) = ok.sas.get_mut(n) {
                 *slot = Some(id);
             }
             n += 1;
-            if tunnel {
-                ok.tunnel = true;
-                break;
-            }
-            if n >= MAX_BUNDLE {
-                break;
+            match next {
+                Next::Tunnel => {
+                    ok.tunnel = true;
+                    break;
+                }
+                Next::Proto(IPPROTO_ESP | IPPROTO_AH) if n < MAX_BUNDLE => {}
+                Next::Proto(_) => break,
             }
         }
         if ok.natt && !ok.tunnel {
@@ -465,7 +466,7 @@ impl Engine {
         buf: &mut PacketBuf,
         h: &hdr::IpHdr,
         now: u64,
-    ) -> Result<(SaId, bool), DropReason> {
+    ) -> Result<(SaId, Next), DropReason> {
         let p = buf.data();
         let esp = h.l4_off;
         let Some(hdr_bytes) = p.get(esp..esp + ESP_HDR) else {
@@ -490,7 +491,7 @@ impl Engine {
         spi: u32,
         seq_lo: u32,
         now: u64,
-    ) -> Result<bool, DropReason> {
+    ) -> Result<Next, DropReason> {
         let sa = sadb.get_mut(id).ok_or(DropReason::EspNoSa)?;
         if !sa.state().usable() {
             return Err(not_usable(sa.state()));
@@ -570,13 +571,13 @@ impl Engine {
                 let outer_ecn = hdr::ecn(buf.data());
                 buf.pull_front(body).map_err(|_| DropReason::EspBadLength)?;
                 tunnel_decap(sa, buf, outer_ecn, nh)?;
-                Ok(true)
+                Ok(Next::Tunnel)
             }
             Mode::Transport => {
                 buf.close_gap(esp, ESP_HDR + iv_len)
                     .map_err(|_| DropReason::EspBadLength)?;
                 hdr::set_proto_len(buf.data_mut(), h.nh_off, nh)?;
-                Ok(false)
+                Ok(Next::Proto(nh))
             }
         }
     }
@@ -587,7 +588,7 @@ impl Engine {
         buf: &mut PacketBuf,
         h: &hdr::IpHdr,
         now: u64,
-    ) -> Result<(SaId, bool), DropReason> {
+    ) -> Result<(SaId, Next), DropReason> {
         let p = buf.data();
         let ah = h.l4_off;
         let Some(a) = p.get(ah..ah + AH_FIXED) else {
@@ -608,7 +609,7 @@ impl Engine {
         buf: &mut PacketBuf,
         h: &hdr::IpHdr,
         now: u64,
-    ) -> Result<bool, DropReason> {
+    ) -> Result<Next, DropReason> {
         let sa = sadb.get_mut(id).ok_or(DropReason::AhNoSa)?;
         if !sa.state().usable() {
             return Err(not_usable(sa.state()));
@@ -651,16 +652,24 @@ impl Engine {
                 buf.pull_front(ah + len)
                     .map_err(|_| DropReason::AhBadLength)?;
                 tunnel_decap(sa, buf, outer_ecn, nh)?;
-                Ok(true)
+                Ok(Next::Tunnel)
             }
             Mode::Transport => {
                 buf.close_gap(ah, len)
                     .map_err(|_| DropReason::AhBadLength)?;
                 hdr::set_proto_len(buf.data_mut(), h.nh_off, nh)?;
-                Ok(false)
+                Ok(Next::Proto(nh))
             }
         }
     }
+}
+
+/// What follows a processed ESP/AH header.
+enum Next {
+    /// Tunnel mode: the buffer holds the inner packet.
+    Tunnel,
+    /// Transport mode: the protocol now following the IP header chain.
+    Proto(u8),
 }
 
 fn not_usable(s: SaState) -> DropReason {

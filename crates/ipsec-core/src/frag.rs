@@ -255,11 +255,13 @@ impl Reassembler {
         dst[..d.head.len()].copy_from_slice(&d.head);
         dst[d.head.len()..].copy_from_slice(&d.payload);
         whole.set_len(total);
-        hdr::set_proto_len(
-            whole.data_mut(),
-            f_nh_off(&d.head),
-            d.head.get(f_nh_off(&d.head)).copied().unwrap_or(0),
-        )?;
+        let nh_off = f_nh_off(&d.head);
+        let nh = d.head.get(nh_off).copied().unwrap_or(0);
+        let p = whole.data_mut();
+        hdr::set_proto_len(p, nh_off, nh)?;
+        if p.first().is_some_and(|b| b >> 4 == 4) {
+            hdr::ipv4_fill_checksum(p)?;
+        }
         *buf = whole;
         Ok(true)
     }

@@ -216,15 +216,25 @@ fn parse_header_only(p: &[u8]) -> Result<IpHdr, DropReason> {
 }
 
 /// Writes `proto` into the next-header byte at `nh_off` and sets the length fields of the IP
-/// header at the start of `p` from `p.len()`; recomputes the IPv4 header checksum.
+/// header at the start of `p` from `p.len()`; updates the IPv4 header checksum incrementally
+/// (RFC 1624), so a header whose checksum was right stays right.
 pub(crate) fn set_proto_len(p: &mut [u8], nh_off: usize, proto: u8) -> Result<(), DropReason> {
     let len = p.len();
-    *p.get_mut(nh_off).ok_or(DropReason::MalformedPacket)? = proto;
     if get(p, 0)? >> 4 == 4 {
+        if p.len() < 20 || nh_off != 9 {
+            return Err(DropReason::MalformedPacket);
+        }
         let tl = u16::try_from(len).map_err(|_| DropReason::TooBig)?;
+        let old_tl = u16::from_be_bytes([p[2], p[3]]);
+        let old_w = u16::from_be_bytes([p[8], p[9]]);
+        let new_w = u16::from_be_bytes([p[8], proto]);
+        let c = u16::from_be_bytes([p[10], p[11]]);
+        let c = checksum::update(checksum::update(c, old_tl, tl), old_w, new_w);
         p[2..4].copy_from_slice(&tl.to_be_bytes());
-        ipv4_fill_checksum(p)?;
+        p[9] = proto;
+        p[10..12].copy_from_slice(&c.to_be_bytes());
     } else {
+        *p.get_mut(nh_off).ok_or(DropReason::MalformedPacket)? = proto;
         let pl = u16::try_from(len.saturating_sub(40)).map_err(|_| DropReason::TooBig)?;
         p[4..6].copy_from_slice(&pl.to_be_bytes());
     }

@@ -3,6 +3,7 @@
 //! soft/hard/idle expiry events.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 
 use crate::drop::DropCounters;
@@ -56,6 +57,45 @@ pub struct SaEvent {
     pub deleted: bool,
 }
 
+/// A small multiply-rotate hasher for the SA index. Keys are not attacker-chosen in a way that
+/// matters here (an attacker can only pick the SPI, and lookups of unknown SPIs cost one probe
+/// chain), and SipHash costs more than the rest of the lookup on the packet path.
+#[derive(Default)]
+struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(u64::from(i));
+    }
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(u64::from(i));
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+
 struct Slot {
     generation: u32,
     sa: Option<Sa>,
@@ -66,7 +106,7 @@ struct Slot {
 pub struct Sadb {
     slots: Vec<Slot>,
     free: Vec<u32>,
-    by_key: HashMap<SaKey, Vec<SaId>>,
+    by_key: FastMap<SaKey, Vec<SaId>>,
     events: Vec<SaEvent>,
     /// Drops that could not be attributed to an SA (no SA found, malformed packets, ...).
     pub global_drops: DropCounters,
