@@ -366,7 +366,7 @@ impl Engine {
         }
         let mut icv = [0u8; 32];
         let icv = icv.get_mut(..icv_len).ok_or(DropReason::AhBadAuth)?;
-        self.ah_icv(sa, p, prefix, ah_len, iv_len, seq, true, icv)?;
+        self.ah_icv(sa, p, prefix, ah_len, iv_len, seq, icv)?;
         p[prefix + AH_FIXED + iv_len..prefix + AH_FIXED + iv_len + icv_len].copy_from_slice(icv);
         sa.account(payload_len, now);
         Ok(())
@@ -383,7 +383,6 @@ impl Engine {
         ah_len: usize,
         iv_len: usize,
         seq: u64,
-        outbound: bool,
         out: &mut [u8],
     ) -> Result<(), DropReason> {
         let integ = sa.integ().ok_or(DropReason::AhBadAuth)?;
@@ -392,7 +391,7 @@ impl Engine {
         }
         let (head, ahcopy) = self.scratch.split_at_mut(ah);
         head.copy_from_slice(&p[..ah]);
-        hdr::ah_zero_mutable(head, outbound)?;
+        hdr::ah_zero_mutable(head)?;
         let ahcopy = ahcopy.get_mut(..ah_len).ok_or(DropReason::AhBadLength)?;
         ahcopy.copy_from_slice(&p[ah..ah + ah_len]);
         ahcopy[AH_FIXED + iv_len..].iter_mut().for_each(|b| *b = 0);
@@ -636,7 +635,7 @@ impl Engine {
         }
         let mut icv = [0u8; 32];
         let icv = icv.get_mut(..icv_len).ok_or(DropReason::AhBadAuth)?;
-        self.ah_icv(sa, p, ah, len, iv_len, seq, false, icv)?;
+        self.ah_icv(sa, p, ah, len, iv_len, seq, icv)?;
         let got = &p[ah + AH_FIXED + iv_len..ah + AH_FIXED + iv_len + icv_len];
         if !ct_eq(icv, got) {
             return Err(DropReason::AhBadAuth);

@@ -421,10 +421,11 @@ fn ipv4_option_mutable(kind: u8) -> bool {
 
 /// Zeroes, in `h` (a copy of the header chain up to AH), every field AH treats as mutable:
 /// IPv4 TOS, flags+offset, TTL, checksum, mutable options; IPv6 traffic class, flow label, hop
-/// limit, and the data of options marked "may change en route". When `outbound` and an IPv6
-/// routing header (type 0 or 2) has segments left, the header is rewritten as the final
-/// destination will see it (RFC 4302 §3.3.3.1.2.2).
-pub(crate) fn ah_zero_mutable(h: &mut [u8], outbound: bool) -> Result<(), DropReason> {
+/// limit, and the data of options marked "may change en route". When an IPv6 routing header
+/// (type 0 or 2) still has segments left, the header is rewritten as the final destination
+/// will see it (RFC 4302 §3.3.3.1.2.2): the sender does this, and so does a receiver that is
+/// handed the packet before the routing header was processed (we are its final destination).
+pub(crate) fn ah_zero_mutable(h: &mut [u8]) -> Result<(), DropReason> {
     match get(h, 0)? >> 4 {
         4 => {
             let ihl = usize::from(get(h, 0)? & 0x0f) * 4;
@@ -478,7 +479,7 @@ pub(crate) fn ah_zero_mutable(h: &mut [u8], outbound: bool) -> Result<(), DropRe
                     IPPROTO_HOPOPTS | IPPROTO_DSTOPTS => {
                         zero_mutable_options(&mut h[off..off + len])?
                     }
-                    IPPROTO_ROUTING if outbound => route_as_at_destination(h, off, len)?,
+                    IPPROTO_ROUTING => route_as_at_destination(h, off, len)?,
                     IPPROTO_ROUTING | IPPROTO_FRAGMENT => {}
                     _ => return Ok(()),
                 }
