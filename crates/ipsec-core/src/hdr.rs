@@ -480,7 +480,7 @@ pub(crate) fn ah_zero_mutable(h: &mut [u8]) -> Result<(), DropReason> {
                         zero_mutable_options(&mut h[off..off + len])?
                     }
                     IPPROTO_ROUTING => route_as_at_destination(h, off, len)?,
-                    IPPROTO_ROUTING | IPPROTO_FRAGMENT => {}
+                    IPPROTO_FRAGMENT => {}
                     _ => return Ok(()),
                 }
                 nh = h[off];
