@@ -16,7 +16,6 @@ use crate::drop::DropReason;
 use crate::hdr::{
     self, IPPROTO_AH, IPPROTO_ESP, IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_NONE, IPPROTO_UDP,
 };
-use crate::replay::ReplayError;
 use crate::sa::{Mode, Proto, Sa, SaState};
 use crate::sadb::{SaId, Sadb};
 
@@ -536,11 +535,8 @@ impl Engine {
                     _ => DropReason::EspCryptoFailed,
                 })?;
         }
-        sa.replay.commit(seq).map_err(|e| match e {
-            ReplayError::Duplicate | ReplayError::TooOld | ReplayError::Exhausted => {
-                DropReason::EspReplay
-            }
-        })?;
+        // Trailer, next header and (tunnel) inner checks come before the window moves and the
+        // SA is charged: a packet dropped for any reason leaves both as they were.
         let pad = usize::from(p[body + ct_len - 2]);
         let nh = p[body + ct_len - 1];
         if pad + 2 > ct_len {
@@ -555,14 +551,16 @@ impl Engine {
         {
             return Err(DropReason::EspBadPadding);
         }
-        sa.account(payload_len, now);
         if nh == IPPROTO_NONE {
-            // RFC 4303 §2.6: dummy packet, discarded silently (counted).
+            // RFC 4303 §2.6: an authentic dummy packet: it uses its sequence number and is
+            // then discarded silently (counted).
+            commit(sa, seq, DropReason::EspReplay)?;
+            sa.account(payload_len, now);
             return Err(DropReason::EspDummy);
         }
         buf.trim_back(pad + 2 + aead_icv + auth_icv)
             .map_err(|_| DropReason::EspBadLength)?;
-        match sa.mode() {
+        let next = match sa.mode() {
             Mode::Tunnel => {
                 if nh != IPPROTO_IPIP && nh != IPPROTO_IPV6 {
                     return Err(DropReason::EspBadNextHeader);
@@ -570,15 +568,18 @@ impl Engine {
                 let outer_ecn = hdr::ecn(buf.data());
                 buf.pull_front(body).map_err(|_| DropReason::EspBadLength)?;
                 tunnel_decap(sa, buf, outer_ecn, nh)?;
-                Ok(Next::Tunnel)
+                Next::Tunnel
             }
             Mode::Transport => {
                 buf.close_gap(esp, ESP_HDR + iv_len)
                     .map_err(|_| DropReason::EspBadLength)?;
                 hdr::set_proto_len(buf.data_mut(), h.nh_off, nh)?;
-                Ok(Next::Proto(nh))
+                Next::Proto(nh)
             }
-        }
+        };
+        commit(sa, seq, DropReason::EspReplay)?;
+        sa.account(payload_len, now);
+        Ok(next)
     }
 
     fn ah_in(
@@ -640,9 +641,7 @@ impl Engine {
         if !ct_eq(icv, got) {
             return Err(DropReason::AhBadAuth);
         }
-        sa.replay.commit(seq).map_err(|_| DropReason::AhReplay)?;
-        sa.account(payload_len, now);
-        match sa.mode() {
+        let next = match sa.mode() {
             Mode::Tunnel => {
                 if nh != IPPROTO_IPIP && nh != IPPROTO_IPV6 {
                     return Err(DropReason::EspBadNextHeader);
@@ -651,15 +650,18 @@ impl Engine {
                 buf.pull_front(ah + len)
                     .map_err(|_| DropReason::AhBadLength)?;
                 tunnel_decap(sa, buf, outer_ecn, nh)?;
-                Ok(Next::Tunnel)
+                Next::Tunnel
             }
             Mode::Transport => {
                 buf.close_gap(ah, len)
                     .map_err(|_| DropReason::AhBadLength)?;
                 hdr::set_proto_len(buf.data_mut(), h.nh_off, nh)?;
-                Ok(Next::Proto(nh))
+                Next::Proto(nh)
             }
-        }
+        };
+        commit(sa, seq, DropReason::AhReplay)?;
+        sa.account(payload_len, now);
+        Ok(next)
     }
 }
 
@@ -669,6 +671,11 @@ enum Next {
     Tunnel,
     /// Transport mode: the protocol now following the IP header chain.
     Proto(u8),
+}
+
+/// Records `seq` in the SA's window; a packet that raced its duplicate is dropped as `replay`.
+fn commit(sa: &mut Sa, seq: u64, reason: DropReason) -> Result<(), DropReason> {
+    sa.replay.commit(seq).map_err(|_| reason)
 }
 
 fn not_usable(s: SaState) -> DropReason {

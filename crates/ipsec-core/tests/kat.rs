@@ -579,12 +579,7 @@ fn esn_high_bits_come_from_the_window() {
 ///   inner source: dropped as `spd_esp_innermismatch`, with no packet counted and the window
 ///   where it was.
 ///
-/// Ignored because the engine does not do this yet: `esp_in_sa` commits the sequence number to
-/// the window before the pad length, padding and next header checks, and calls `sa.account`
-/// before the next-header check and tunnel decapsulation. Run with `--ignored` to see each
-/// violation.
 #[test]
-#[ignore = "engine bug: window commit and accounting precede the trailer/next-header/inner checks"]
 fn failed_packets_leave_window_and_counters_untouched() {
     let vs = load();
     let mut violations = Vec::new();
