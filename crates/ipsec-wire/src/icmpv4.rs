@@ -589,7 +589,7 @@ impl<'a> Icmpv4Repr<'a> {
         p.set_msg_type(self.msg_type());
         p.set_msg_code(self.code());
         p.set_rest_of_header(self.rest());
-        p.data_mut().copy_from_slice(self.data());
+        bytes::set_arr(p.data_mut(), 0, self.data());
         p.fill_checksum();
         Ok(())
     }

@@ -806,7 +806,7 @@ impl<'a> Icmpv6Repr<'a> {
             | Self::RouterSolicit { .. } => {}
         }
         let fixed = self.fixed_len();
-        bytes::tail_mut(p.buffer, fixed).copy_from_slice(self.tail());
+        bytes::set_arr(p.buffer, fixed, self.tail());
         p.fill_checksum(src, dst);
         Ok(())
     }

@@ -370,7 +370,10 @@ impl IpRepr {
 /// The total length announced by the IP header at the start of `buf` (no other checks).
 pub fn announced_len(buf: &[u8]) -> Result<usize> {
     match IpVersion::of(buf)? {
-        IpVersion::V4 => Ok(usize::from(bytes::u16_at(buf, 2))),
-        IpVersion::V6 => Ok(crate::ipv6::HEADER_LEN + usize::from(bytes::u16_at(buf, 4))),
+        IpVersion::V4 if buf.len() >= 4 => Ok(usize::from(bytes::u16_at(buf, 2))),
+        IpVersion::V6 if buf.len() >= 6 => {
+            Ok(crate::ipv6::HEADER_LEN + usize::from(bytes::u16_at(buf, 4)))
+        }
+        _ => Err(Error::Truncated),
     }
 }

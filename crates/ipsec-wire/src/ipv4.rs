@@ -786,9 +786,7 @@ impl Ipv4Repr {
         packet.set_protocol(self.protocol);
         packet.set_src_addr(self.src_addr);
         packet.set_dst_addr(self.dst_addr);
-        packet
-            .options_mut()
-            .copy_from_slice(self.options.as_bytes());
+        bytes::set_arr(packet.options_mut(), 0, self.options.as_bytes());
         packet.fill_checksum();
         Ok(())
     }

@@ -15,7 +15,7 @@
 //!
 //! * `XxxPacket<T: AsRef<[u8]>>` is a view over a buffer with `new_unchecked`, `new_checked`,
 //!   `check_len`, `into_inner`, field getters and (for `T: AsMut<[u8]>`) setters. Field offsets
-//!   are in a private-but-documented `field` module.
+//!   are public in each module's `field` submodule (e.g. [`ipv4::field::PROTOCOL`]).
 //! * `XxxRepr` is the owned, validated form with `parse`, `emit` and `buffer_len`.
 //! * `Display` for each packet prints a one-line tcpdump-like summary.
 //!

@@ -636,7 +636,7 @@ impl<T: AsRef<[u8]>> RoutingHeader<T> {
     }
 
     /// The final destination when segments remain: the last address for types 0 and 2,
-    /// Segment List[0] for type 4. `None` when segments left is 0 (the IPv6 destination is
+    /// `Segment List[0]` for type 4. `None` when segments left is 0 (the IPv6 destination is
     /// final) or the type is not understood.
     pub fn final_destination(&self) -> Option<Ipv6Addr> {
         if self.segments_left() == 0 {
@@ -693,7 +693,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> RoutingHeader<T> {
     /// §3.3.3.1.2.2 with RFC 8200 §4.4 processing). With `n` addresses and `s` segments left,
     /// every remaining hop swaps the destination with the next address: finally `dst` is the
     /// last address, addresses `n-s..n` become `[old dst, a[n-s], .., a[n-2]]`, and segments
-    /// left is 0. For type 4, `dst` becomes Segment List[0] and only segments left changes.
+    /// left is 0. For type 4, `dst` becomes `Segment List[0]` and only segments left changes.
     /// Segments left 0: nothing changes. Other types with segments left: error.
     pub fn make_final_view(&mut self, dst: &mut Ipv6Addr) -> Result<()> {
         self.check_len()?;

@@ -28,6 +28,9 @@ fn replay(kind: &str) -> usize {
     let mut n = 0;
     for t in targets {
         let t = t.unwrap();
+        if !t.file_type().unwrap().is_dir() {
+            continue; // README, .gitkeep
+        }
         let name = t.file_name().into_string().unwrap();
         let f = target_fn(&name).unwrap_or_else(|| panic!("unknown fuzz target dir {name}"));
         let mut files: Vec<_> = fs::read_dir(t.path())
