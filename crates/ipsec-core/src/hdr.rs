@@ -157,6 +157,25 @@ pub(crate) fn parse(p: &[u8]) -> Result<IpHdr, DropReason> {
 /// with its options; for IPv6 after hop-by-hop, routing and fragment headers and any destination
 /// options header that precedes a routing header.
 pub(crate) fn insertion_point(p: &[u8]) -> Result<IpHdr, DropReason> {
+    if let [b0, _, _, _, _, _, f0, f1, _, proto, ..] = *p {
+        if b0 >> 4 == 4 {
+            let ihl = usize::from(b0 & 0x0f) * 4;
+            if ihl < 20 || p.len() < ihl {
+                return Err(DropReason::MalformedPacket);
+            }
+            // Outbound needs only the offsets; addresses are not read on this path.
+            let unspec = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+            return Ok(IpHdr {
+                v6: false,
+                src: unspec,
+                dst: unspec,
+                nh_off: 9,
+                l4_off: ihl,
+                proto,
+                fragment: u16::from_be_bytes([f0, f1]) & 0x3fff != 0,
+            });
+        }
+    }
     let mut h = parse_header_only(p)?;
     if !h.v6 {
         return Ok(h);
@@ -225,11 +244,15 @@ pub(crate) fn set_proto_len(p: &mut [u8], nh_off: usize, proto: u8) -> Result<()
             return Err(DropReason::MalformedPacket);
         }
         let tl = u16::try_from(len).map_err(|_| DropReason::TooBig)?;
-        let old_tl = u16::from_be_bytes([p[2], p[3]]);
-        let old_w = u16::from_be_bytes([p[8], p[9]]);
-        let new_w = u16::from_be_bytes([p[8], proto]);
-        let c = u16::from_be_bytes([p[10], p[11]]);
-        let c = checksum::update(checksum::update(c, old_tl, tl), old_w, new_w);
+        // RFC 1624 eqn. 3 over the two changed words (total length; TTL and protocol).
+        let old_tl = u32::from(u16::from_be_bytes([p[2], p[3]]));
+        let old_w = u32::from(u16::from_be_bytes([p[8], p[9]]));
+        let new_w = u32::from(u16::from_be_bytes([p[8], proto]));
+        let c = u32::from(u16::from_be_bytes([p[10], p[11]]));
+        let mut sum = (!c & 0xffff) + (!old_tl & 0xffff) + u32::from(tl) + (!old_w & 0xffff) + new_w;
+        sum = (sum & 0xffff) + (sum >> 16);
+        sum = (sum & 0xffff) + (sum >> 16);
+        let c = !(sum as u16);
         p[2..4].copy_from_slice(&tl.to_be_bytes());
         p[9] = proto;
         p[10..12].copy_from_slice(&c.to_be_bytes());

@@ -9,6 +9,9 @@ use std::net::IpAddr;
 use crate::drop::DropCounters;
 use crate::sa::{Direction, Expiry, Proto, Sa, SaConfig, SaError, SaState};
 
+/// Slots of the SPI cache (a power of two).
+const SPI_CACHE: usize = 1024;
+
 /// Handle of an SA in a [`Sadb`]. Stale handles (of deleted SAs) are detected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SaId {
@@ -17,7 +20,7 @@ pub struct SaId {
 }
 
 /// The lookup key of an SA.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SaKey {
     /// AH or ESP.
     pub proto: Proto,
@@ -55,6 +58,25 @@ pub struct SaEvent {
     pub first_use: Option<u64>,
     /// True when the SA was removed from the database as a consequence.
     pub deleted: bool,
+}
+
+impl std::hash::Hash for SaKey {
+    /// One word per key: the SPI, the protocol and the low bits of the destination. Equal keys
+    /// hash equally; the full key is still compared on lookup.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let addr_bits = match self.dst {
+            IpAddr::V4(a) => u64::from(u32::from(a)),
+            IpAddr::V6(a) => {
+                let x = u128::from(a);
+                (x as u64) ^ ((x >> 64) as u64)
+            }
+        };
+        let proto = match self.proto {
+            Proto::Ah => 1u64 << 63,
+            Proto::Esp => 0,
+        };
+        state.write_u64((u64::from(self.spi) | proto) ^ addr_bits.rotate_left(32));
+    }
 }
 
 /// A small multiply-rotate hasher for the SA index. Keys are not attacker-chosen in a way that
@@ -107,6 +129,9 @@ pub struct Sadb {
     slots: Vec<Slot>,
     free: Vec<u32>,
     by_key: FastMap<SaKey, Vec<SaId>>,
+    /// Direct-mapped SPI cache in front of `by_key` for keys held by exactly one SA; verified on
+    /// every hit, maintained on insert and remove.
+    spi_cache: Vec<Option<SaId>>,
     events: Vec<SaEvent>,
     /// Drops that could not be attributed to an SA (no SA found, malformed packets, ...).
     pub global_drops: DropCounters,
@@ -164,6 +189,30 @@ impl Sadb {
         Ok(self.insert(key, sa))
     }
 
+    fn cache_slot(spi: u32) -> usize {
+        ((spi ^ (spi >> 11) ^ (spi >> 22)) as usize) & (SPI_CACHE - 1)
+    }
+
+    /// Points the cache slot of `key` at its SA when exactly one SA holds the key, and clears
+    /// it when the slot refers to this key otherwise.
+    fn refresh_cache(&mut self, key: SaKey) {
+        if self.spi_cache.len() != SPI_CACHE {
+            self.spi_cache = vec![None; SPI_CACHE];
+        }
+        let slot = Self::cache_slot(key.spi);
+        let ids = self.by_key.get(&key).map(Vec::as_slice).unwrap_or(&[]);
+        let value = match ids {
+            [one] => Some(*one),
+            _ => None,
+        };
+        let points_here = self.spi_cache[slot]
+            .and_then(|id| self.get(id))
+            .is_none_or(|sa| Self::key_of(sa) == key);
+        if value.is_some() || points_here {
+            self.spi_cache[slot] = value;
+        }
+    }
+
     fn insert(&mut self, key: SaKey, sa: Sa) -> SaId {
         let id = if let Some(index) = self.free.pop() {
             let slot = &mut self.slots[index as usize];
@@ -185,6 +234,7 @@ impl Sadb {
             }
         };
         self.by_key.entry(key).or_default().push(id);
+        self.refresh_cache(key);
         id
     }
 
@@ -207,6 +257,19 @@ impl Sadb {
     /// Inbound lookup by <proto, dst, SPI>; when several SAs share that key, the one whose source
     /// equals `src` wins over one with an unspecified source.
     pub fn lookup(&self, proto: Proto, dst: IpAddr, spi: u32, src: Option<IpAddr>) -> Option<SaId> {
+        if let Some(id) = self.spi_cache.get(Self::cache_slot(spi)).copied().flatten() {
+            if let Some(sa) = self.get(id) {
+                let c = sa.config();
+                if c.spi == spi && c.proto == proto && c.dst == dst {
+                    // The only SA with this key: it matches unless its source is specific and
+                    // differs from the packet's.
+                    return match (c.src, src) {
+                        (Some(a), Some(b)) if a != b && !a.is_unspecified() => None,
+                        _ => Some(id),
+                    };
+                }
+            }
+        }
         let ids = self.by_key.get(&SaKey { proto, dst, spi })?;
         let mut wildcard = None;
         for id in ids {
@@ -267,6 +330,11 @@ impl Sadb {
                 self.by_key.remove(&key);
             }
         }
+        let slot = Self::cache_slot(key.spi);
+        if self.spi_cache.get(slot).copied().flatten() == Some(id) {
+            self.spi_cache[slot] = None;
+        }
+        self.refresh_cache(key);
         Some(sa)
     }
 
@@ -364,5 +432,119 @@ impl Sadb {
         } else {
             Some(self.events.remove(0))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sa::KeyMaterial;
+    use ipsec_crypto::EncrAlg;
+
+    fn cfg(spi: u32, src: Option<&str>, dst: &str) -> SaConfig {
+        let mut c = SaConfig::new(
+            Proto::Esp,
+            spi,
+            src.map(|s| s.parse().unwrap()),
+            dst.parse().unwrap(),
+        );
+        c.encr_alg = Some(EncrAlg::AesGcm16);
+        c.encr_key = KeyMaterial::new(&[7u8; 20]);
+        c
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn lookup_prefers_exact_source_and_survives_removals() {
+        let mut db = Sadb::new();
+        let a = db.add(cfg(0x500, Some("10.0.0.1"), "10.0.0.9"), 0).unwrap();
+        // Single SA: the cache answers; a different specific source does not match.
+        assert_eq!(
+            db.lookup(Proto::Esp, ip("10.0.0.9"), 0x500, Some(ip("10.0.0.1"))),
+            Some(a)
+        );
+        assert_eq!(
+            db.lookup(Proto::Esp, ip("10.0.0.9"), 0x500, Some(ip("10.0.0.2"))),
+            None
+        );
+        assert_eq!(
+            db.lookup(Proto::Ah, ip("10.0.0.9"), 0x500, Some(ip("10.0.0.1"))),
+            None
+        );
+        let b = db.add(cfg(0x500, Some("10.0.0.2"), "10.0.0.9"), 0).unwrap();
+        let w = db.add(cfg(0x500, None, "10.0.0.9"), 0).unwrap();
+        assert_eq!(
+            db.add(cfg(0x500, Some("10.0.0.2"), "10.0.0.9"), 0).err(),
+            Some(SaError::Exists)
+        );
+        assert_eq!(
+            db.lookup(Proto::Esp, ip("10.0.0.9"), 0x500, Some(ip("10.0.0.1"))),
+            Some(a)
+        );
+        assert_eq!(
+            db.lookup(Proto::Esp, ip("10.0.0.9"), 0x500, Some(ip("10.0.0.2"))),
+            Some(b)
+        );
+        assert_eq!(
+            db.lookup(Proto::Esp, ip("10.0.0.9"), 0x500, Some(ip("10.0.0.3"))),
+            Some(w)
+        );
+        db.remove(w);
+        assert_eq!(
+            db.lookup(Proto::Esp, ip("10.0.0.9"), 0x500, Some(ip("10.0.0.3"))),
+            None
+        );
+        db.remove(a);
+        assert_eq!(
+            db.lookup(Proto::Esp, ip("10.0.0.9"), 0x500, Some(ip("10.0.0.1"))),
+            None
+        );
+        assert_eq!(
+            db.lookup(Proto::Esp, ip("10.0.0.9"), 0x500, Some(ip("10.0.0.2"))),
+            Some(b)
+        );
+        db.remove(b);
+        assert_eq!(
+            db.lookup(Proto::Esp, ip("10.0.0.9"), 0x500, Some(ip("10.0.0.2"))),
+            None
+        );
+        assert!(db.get(b).is_none());
+        // A slot reused by a new SA gets a new generation: the old handle stays dead.
+        let c = db.add(cfg(0x500, Some("10.0.0.2"), "10.0.0.9"), 0).unwrap();
+        assert!(db.get(b).is_none());
+        assert_eq!(
+            db.lookup(Proto::Esp, ip("10.0.0.9"), 0x500, Some(ip("10.0.0.2"))),
+            Some(c)
+        );
+    }
+
+    #[test]
+    fn colliding_spis_in_the_cache() {
+        let mut db = Sadb::new();
+        let ids: Vec<_> = (0..3000u32)
+            .map(|i| {
+                db.add(cfg(0x1000 + i, Some("10.0.0.1"), "10.0.0.9"), 0)
+                    .unwrap()
+            })
+            .collect();
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(
+                db.lookup(
+                    Proto::Esp,
+                    ip("10.0.0.9"),
+                    0x1000 + i as u32,
+                    Some(ip("10.0.0.1"))
+                ),
+                Some(*id)
+            );
+        }
+        assert_eq!(db.flush(None), 3000);
+        assert_eq!(
+            db.lookup(Proto::Esp, ip("10.0.0.9"), 0x1000, Some(ip("10.0.0.1"))),
+            None
+        );
     }
 }
