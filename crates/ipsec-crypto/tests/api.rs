@@ -611,3 +611,11 @@ fn errors_display() {
     let dynerr: Box<dyn std::error::Error> = Box::new(CryptoError::AuthFailed);
     assert_eq!(dynerr.to_string(), "integrity check failed");
 }
+
+#[test]
+fn transforms_are_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<EspEncr>();
+    assert_send_sync::<Integ>();
+    assert_send_sync::<CryptoError>();
+}
