@@ -175,9 +175,9 @@ impl IvGen {
     /// Derive the IV-generation key from the SA's cipher key and key the cipher.
     fn new(alg: EncrAlg, sa_key: &[u8]) -> Option<Self> {
         let k = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA512, sa_key);
-        let tag = aws_lc_rs::hmac::sign(&k, IV_KEY_LABEL);
-        let derived = Zeroizing::new(tag.as_ref().get(..sa_key.len())?.to_vec());
-        Some(Self(BlockAny::new(alg, &derived)?))
+        let mut okm = Zeroizing::new([0u8; 64]);
+        let okm = aws_lc_rs::hmac::sign_to_buffer(&k, IV_KEY_LABEL, &mut okm[..]).ok()?;
+        Some(Self(BlockAny::new(alg, okm.get(..sa_key.len())?)?))
     }
 
     /// IV = E_Kiv(0...0 || seq as 8 bytes big-endian), one cipher block.
