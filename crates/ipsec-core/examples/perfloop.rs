@@ -31,17 +31,30 @@ fn main() {
             nonce[4..].copy_from_slice(&i.to_be_bytes());
             data[..n - 2].copy_from_slice(&pkt[20..]);
             let tag = k
-                .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from([0u8; 12]), &mut data[..n])
+                .seal_in_place_separate_tag(
+                    Nonce::assume_unique_for_key(nonce),
+                    Aad::from([0u8; 12]),
+                    &mut data[..n],
+                )
                 .unwrap();
             data[n..n + 16].copy_from_slice(tag.as_ref());
             let out = k
-                .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from([0u8; 12]), &mut data[..n + 16])
+                .open_in_place(
+                    Nonce::assume_unique_for_key(nonce),
+                    Aad::from([0u8; 12]),
+                    &mut data[..n + 16],
+                )
                 .unwrap();
             black_box(out.len());
         }
         return;
     }
-    let mut c = SaConfig::new(Proto::Esp, 0x1234, Some("10.0.0.1".parse().unwrap()), "10.0.0.2".parse().unwrap());
+    let mut c = SaConfig::new(
+        Proto::Esp,
+        0x1234,
+        Some("10.0.0.1".parse().unwrap()),
+        "10.0.0.2".parse().unwrap(),
+    );
     c.encr_alg = Some(EncrAlg::AesGcm16);
     c.encr_key = KeyMaterial::new(&key);
     c.replay_window = 1024;

@@ -8,6 +8,7 @@ pub mod buf;
 pub mod drop;
 pub mod engine;
 pub mod frag;
+pub mod fuzz_support;
 mod hdr;
 pub mod replay;
 pub mod sa;
