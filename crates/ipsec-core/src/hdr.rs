@@ -249,7 +249,8 @@ pub(crate) fn set_proto_len(p: &mut [u8], nh_off: usize, proto: u8) -> Result<()
         let old_w = u32::from(u16::from_be_bytes([p[8], p[9]]));
         let new_w = u32::from(u16::from_be_bytes([p[8], proto]));
         let c = u32::from(u16::from_be_bytes([p[10], p[11]]));
-        let mut sum = (!c & 0xffff) + (!old_tl & 0xffff) + u32::from(tl) + (!old_w & 0xffff) + new_w;
+        let mut sum =
+            (!c & 0xffff) + (!old_tl & 0xffff) + u32::from(tl) + (!old_w & 0xffff) + new_w;
         sum = (sum & 0xffff) + (sum >> 16);
         sum = (sum & 0xffff) + (sum >> 16);
         let c = !(sum as u16);
