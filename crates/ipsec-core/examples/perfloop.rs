@@ -1,6 +1,10 @@
 //! A fixed loop of ESP encapsulation+decapsulation (or of the raw AEAD on the same bytes), for
 //! instruction-count profiling with `valgrind --tool=callgrind`, which is repeatable on a
 //! noisy machine. Usage: `perfloop engine|raw SIZE ITERATIONS`.
+//!
+//! `perfloop ratio [ROUNDS]` instead times the engine and the raw AEAD in alternating short
+//! rounds for 64, 512, 1400 and 8192 bytes and prints the median ratio engine/raw per size:
+//! interleaving makes the ratio robust against a shared, noisy machine.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::hint::black_box;
@@ -9,9 +13,146 @@ use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM};
 use ipsec_core::{Engine, KeyMaterial, PacketBuf, Proto, SaConfig, Sadb};
 use ipsec_crypto::EncrAlg;
 
+struct Engines {
+    tx: Sadb,
+    rx: Sadb,
+    id: ipsec_core::SaId,
+    eng: Engine,
+    buf: PacketBuf,
+    raw: LessSafeKey,
+    data: Vec<u8>,
+    pkt: Vec<u8>,
+    n: u64,
+}
+
+impl Engines {
+    fn new(size: usize) -> Self {
+        let key: Vec<u8> = (0..20u8).collect();
+        let mut c = SaConfig::new(
+            Proto::Esp,
+            0x1234,
+            Some("10.0.0.1".parse().unwrap()),
+            "10.0.0.2".parse().unwrap(),
+        );
+        c.encr_alg = Some(EncrAlg::AesGcm16);
+        c.encr_key = KeyMaterial::new(&key);
+        c.replay_window = 1024;
+        c.esn = true;
+        let mut tx = Sadb::new();
+        let mut rx = Sadb::new();
+        let id = tx.add(c.clone(), 0).unwrap();
+        rx.add(c, 0).unwrap();
+        Engines {
+            tx,
+            rx,
+            id,
+            eng: Engine::new(),
+            buf: PacketBuf::with_mtu(size),
+            raw: LessSafeKey::new(UnboundKey::new(&AES_128_GCM, &key[..16]).unwrap()),
+            data: vec![0u8; size + 64],
+            pkt: packet(size),
+            n: 0,
+        }
+    }
+
+    fn engine(&mut self) {
+        self.buf.set_packet(&self.pkt).unwrap();
+        self.eng
+            .outbound(&mut self.tx, &[self.id], &mut self.buf, 0)
+            .unwrap();
+        self.eng.inbound(&mut self.rx, &mut self.buf, 0).unwrap();
+        black_box(self.buf.len());
+    }
+
+    fn raw(&mut self) {
+        self.n += 1;
+        let size = self.pkt.len();
+        let n = size - 20 + 2;
+        let mut nonce = [0u8; 12];
+        nonce[4..].copy_from_slice(&self.n.to_be_bytes());
+        self.data[..n - 2].copy_from_slice(&self.pkt[20..]);
+        let tag = self
+            .raw
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from([0u8; 12]),
+                &mut self.data[..n],
+            )
+            .unwrap();
+        self.data[n..n + 16].copy_from_slice(tag.as_ref());
+        let out = self
+            .raw
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from([0u8; 12]),
+                &mut self.data[..n + 16],
+            )
+            .unwrap();
+        black_box(out.len());
+    }
+}
+
+fn packet(size: usize) -> Vec<u8> {
+    let mut pkt = vec![0u8; size];
+    pkt[0] = 0x45;
+    pkt[2..4].copy_from_slice(&(size as u16).to_be_bytes());
+    pkt[8] = 64;
+    pkt[9] = 17;
+    pkt[12..16].copy_from_slice(&[10, 0, 0, 1]);
+    pkt[16..20].copy_from_slice(&[10, 0, 0, 2]);
+    pkt
+}
+
+fn ratio(rounds: usize) {
+    println!("size  engine ns/pkt  raw ns/pkt  ratio (median of {rounds} interleaved rounds)  [p25 .. p75]");
+    for size in [64usize, 512, 1400, 8192] {
+        let mut e = Engines::new(size);
+        let per_round = 20_000_000 / (size + 600);
+        let mut ratios = Vec::new();
+        let mut te = Vec::new();
+        let mut tr = Vec::new();
+        for _ in 0..per_round {
+            e.engine();
+            e.raw();
+        }
+        for _ in 0..rounds {
+            let t0 = std::time::Instant::now();
+            for _ in 0..per_round {
+                e.engine();
+            }
+            let t1 = std::time::Instant::now();
+            for _ in 0..per_round {
+                e.raw();
+            }
+            let t2 = std::time::Instant::now();
+            let a = (t1 - t0).as_secs_f64() * 1e9 / per_round as f64;
+            let b = (t2 - t1).as_secs_f64() * 1e9 / per_round as f64;
+            te.push(a);
+            tr.push(b);
+            ratios.push(a / b);
+        }
+        let med = |v: &mut Vec<f64>, q: f64| {
+            v.sort_by(|a, b| a.total_cmp(b));
+            v[((v.len() - 1) as f64 * q).round() as usize]
+        };
+        println!(
+            "{size:>5}  {:>13.0}  {:>10.0}  {:>5.3}  [{:.3} .. {:.3}]",
+            med(&mut te, 0.5),
+            med(&mut tr, 0.5),
+            med(&mut ratios, 0.5),
+            med(&mut ratios, 0.25),
+            med(&mut ratios, 0.75)
+        );
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let mode = args.get(1).map_or("engine", String::as_str);
+    if mode == "ratio" {
+        ratio(args.get(2).and_then(|s| s.parse().ok()).unwrap_or(41));
+        return;
+    }
     let size: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1400);
     let iters: u64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(100_000);
     let mut pkt = vec![0u8; size];

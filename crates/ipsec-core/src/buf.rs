@@ -157,7 +157,7 @@ impl PacketBuf {
         if s + by + len > self.end {
             return Err(NoSpace);
         }
-        self.buf.copy_within(s + by..s + by + len, s);
+        move_header(&mut self.buf, s + by, s, len);
         Ok(())
     }
 
@@ -167,9 +167,25 @@ impl PacketBuf {
         if s + len + by > self.end {
             return Err(NoSpace);
         }
-        self.buf.copy_within(s..s + len, s + by);
+        move_header(&mut self.buf, s, s + by, len);
         self.start += by;
         Ok(())
+    }
+}
+
+/// Moves `len` bytes from `from` to `to` inside `buf` (ranges may overlap). The common IP
+/// header sizes go through fixed-size copies the compiler inlines instead of a memmove call.
+#[inline]
+fn move_header(buf: &mut [u8], from: usize, to: usize, len: usize) {
+    fn fixed<const N: usize>(buf: &mut [u8], from: usize, to: usize) {
+        let mut tmp = [0u8; N];
+        tmp.copy_from_slice(&buf[from..from + N]);
+        buf[to..to + N].copy_from_slice(&tmp);
+    }
+    match len {
+        20 => fixed::<20>(buf, from, to),
+        40 => fixed::<40>(buf, from, to),
+        _ => buf.copy_within(from..from + len, to),
     }
 }
 

@@ -234,7 +234,8 @@ impl Engine {
             None => return Err(DropReason::EspCryptoFailed),
         };
         let auth_icv = sa.integ().map_or(0, |i| i.icv_len());
-        let pad = (align - (payload_len + 2) % align) % align;
+        // `align` is a power of two (4, 8 or 16).
+        let pad = align.wrapping_sub(payload_len + 2) & (align - 1);
         let natt_len = if natt.is_some() { UDP_HDR } else { 0 };
         let insert = natt_len + ESP_HDR + iv_len;
         let tail = pad + 2 + aead_icv + auth_icv;
