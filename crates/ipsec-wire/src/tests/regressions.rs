@@ -32,7 +32,11 @@ fn replay(kind: &str) -> usize {
             continue; // README, .gitkeep
         }
         let name = t.file_name().into_string().unwrap();
-        let f = target_fn(&name).unwrap_or_else(|| panic!("unknown fuzz target dir {name}"));
+        // Targets of other crates (engine_*, ipseckey_*) are replayed by those crates' tests.
+        let Some(f) = target_fn(&name) else {
+            assert!(!name.starts_with("wire_"), "unknown wire fuzz target dir {name}");
+            continue;
+        };
         let mut files: Vec<_> = fs::read_dir(t.path())
             .unwrap()
             .map(|e| e.unwrap().path())
