@@ -34,7 +34,10 @@ fn replay(kind: &str) -> usize {
         let name = t.file_name().into_string().unwrap();
         // Targets of other crates (engine_*, ipseckey_*) are replayed by those crates' tests.
         let Some(f) = target_fn(&name) else {
-            assert!(!name.starts_with("wire_"), "unknown wire fuzz target dir {name}");
+            assert!(
+                !name.starts_with("wire_"),
+                "unknown wire fuzz target dir {name}"
+            );
             continue;
         };
         let mut files: Vec<_> = fs::read_dir(t.path())
