@@ -437,12 +437,6 @@ pub(crate) fn fill_udp_checksum(
     Ok(())
 }
 
-/// True for IPv4 options whose content may change in transit (RFC 4302 Appendix A.1): those are
-/// zeroed entirely for the AH ICV. Immutable: EOL, NOP, security options, router alert, SDB.
-fn ipv4_option_mutable(kind: u8) -> bool {
-    !matches!(kind, 0 | 1 | 130 | 133 | 134 | 148 | 149)
-}
-
 /// Zeroes, in `h` (a copy of the header chain up to AH), every field AH treats as mutable:
 /// IPv4 TOS, flags+offset, TTL, checksum, mutable options; IPv6 traffic class, flow label, hop
 /// limit, and the data of options marked "may change en route". When an IPv6 routing header
@@ -473,7 +467,7 @@ pub(crate) fn ah_zero_mutable(h: &mut [u8]) -> Result<(), DropReason> {
                 if len < 1 || (kind > 1 && len < 2) || i + len > ihl {
                     return Err(DropReason::AhBadV4Opts);
                 }
-                if ipv4_option_mutable(kind) {
+                if ipsec_wire::ipv4::option_is_mutable(kind) {
                     h[i..i + len].iter_mut().for_each(|b| *b = 0);
                 }
                 i += len;
