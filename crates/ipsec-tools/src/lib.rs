@@ -1,0 +1,5 @@
+//! Library parts of the Ironswan command-line tools.
+#![forbid(unsafe_code)]
+
+pub mod capture;
+pub mod pcaptool;
