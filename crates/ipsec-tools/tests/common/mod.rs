@@ -267,7 +267,7 @@ pub fn run_bin(args: &[&str]) -> Run {
 /// Runs `op` (encrypt, decrypt, verify) on `input` with the SAs `sas`, writing `output` when
 /// given; `extra` are further options.
 pub fn run_tool(
-    dir: &TempDir,
+    _dir: &TempDir,
     op: &str,
     sas: &[SaConfig],
     input: &Path,
