@@ -104,16 +104,19 @@ impl PacketBuf {
     }
 
     /// Free bytes in front of the packet.
+    #[inline]
     pub fn headroom(&self) -> usize {
         self.start
     }
 
     /// Free bytes after the packet.
+    #[inline]
     pub fn tailroom(&self) -> usize {
         self.buf.len() - self.end
     }
 
     /// Grows the packet at the front by `n` bytes (their content is unspecified).
+    #[inline]
     pub fn push_front(&mut self, n: usize) -> Result<(), NoSpace> {
         if n > self.start {
             return Err(NoSpace);
@@ -123,6 +126,7 @@ impl PacketBuf {
     }
 
     /// Removes `n` bytes from the front.
+    #[inline]
     pub fn pull_front(&mut self, n: usize) -> Result<(), NoSpace> {
         if n > self.len() {
             return Err(NoSpace);
@@ -132,6 +136,7 @@ impl PacketBuf {
     }
 
     /// Grows the packet at the back by `n` bytes (their content is unspecified).
+    #[inline]
     pub fn push_back(&mut self, n: usize) -> Result<(), NoSpace> {
         if n > self.tailroom() {
             return Err(NoSpace);
@@ -141,6 +146,7 @@ impl PacketBuf {
     }
 
     /// Removes `n` bytes from the back.
+    #[inline]
     pub fn trim_back(&mut self, n: usize) -> Result<(), NoSpace> {
         if n > self.len() {
             return Err(NoSpace);
@@ -151,6 +157,7 @@ impl PacketBuf {
 
     /// Moves the first `len` bytes of the packet `by` bytes towards the front (after a
     /// [`push_front`](Self::push_front) of `by`): opens a gap of `by` bytes after them.
+    #[inline]
     pub(crate) fn open_gap(&mut self, len: usize, by: usize) -> Result<(), NoSpace> {
         self.push_front(by)?;
         let s = self.start;
@@ -162,6 +169,7 @@ impl PacketBuf {
     }
 
     /// Removes `by` bytes that follow the first `len` bytes of the packet.
+    #[inline]
     pub(crate) fn close_gap(&mut self, len: usize, by: usize) -> Result<(), NoSpace> {
         let s = self.start;
         if s + len + by > self.end {

@@ -65,6 +65,7 @@ fn ext_len(p: &[u8], off: usize, nh: u8) -> Result<usize, DropReason> {
 }
 
 /// Validates the IP version and lengths and trims nothing; returns the IP total length.
+#[inline]
 pub(crate) fn total_len(p: &[u8]) -> Result<usize, DropReason> {
     match get(p, 0)? >> 4 {
         4 => {
@@ -87,6 +88,7 @@ pub(crate) fn total_len(p: &[u8]) -> Result<usize, DropReason> {
 }
 
 /// Parses the header chain up to the first ESP, AH or upper-layer header (inbound view).
+#[inline]
 pub(crate) fn parse(p: &[u8]) -> Result<IpHdr, DropReason> {
     match get(p, 0)? >> 4 {
         4 => {
@@ -156,6 +158,7 @@ pub(crate) fn parse(p: &[u8]) -> Result<IpHdr, DropReason> {
 /// Where ESP/AH goes in transport mode (RFC 4303 §3.1.1, RFC 4302 §3.1.1): after the IPv4 header
 /// with its options; for IPv6 after hop-by-hop, routing and fragment headers and any destination
 /// options header that precedes a routing header.
+#[inline]
 pub(crate) fn insertion_point(p: &[u8]) -> Result<IpHdr, DropReason> {
     if let [b0, _, _, _, _, _, f0, f1, _, proto, ..] = *p {
         if b0 >> 4 == 4 {
@@ -237,6 +240,7 @@ fn parse_header_only(p: &[u8]) -> Result<IpHdr, DropReason> {
 /// Writes `proto` into the next-header byte at `nh_off` and sets the length fields of the IP
 /// header at the start of `p` from `p.len()`; updates the IPv4 header checksum incrementally
 /// (RFC 1624), so a header whose checksum was right stays right.
+#[inline]
 pub(crate) fn set_proto_len(p: &mut [u8], nh_off: usize, proto: u8) -> Result<(), DropReason> {
     let len = p.len();
     if get(p, 0)? >> 4 == 4 {

@@ -118,6 +118,7 @@ impl ReplayWindow {
     }
 
     /// Infers the full 64-bit sequence number from the 32 bits on the wire (RFC 4303 Appendix A2.1).
+    #[inline]
     pub fn infer(&self, low: u32) -> Result<u64, ReplayError> {
         if !self.esn {
             return if low == 0 {
@@ -160,6 +161,7 @@ impl ReplayWindow {
 
     /// The check before the ICV: infers the full sequence number and rejects packets that are
     /// certainly replays or too old. Changes nothing.
+    #[inline]
     pub fn check(&self, low: u32) -> Result<u64, ReplayError> {
         let s = self.infer(low)?;
         if self.size == 0 || s > self.top {
@@ -176,6 +178,7 @@ impl ReplayWindow {
 
     /// Records `seq` as received; call only after the ICV verified. Fails (and changes nothing)
     /// if `seq` became a replay or fell out of the window since [`check`](Self::check).
+    #[inline]
     pub fn commit(&mut self, seq: u64) -> Result<(), ReplayError> {
         if self.size == 0 {
             if seq > self.top {

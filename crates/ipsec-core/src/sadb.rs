@@ -239,6 +239,7 @@ impl Sadb {
     }
 
     /// The SA behind a handle.
+    #[inline]
     pub fn get(&self, id: SaId) -> Option<&Sa> {
         self.slots
             .get(id.index as usize)
@@ -247,6 +248,7 @@ impl Sadb {
     }
 
     /// Mutable access to the SA behind a handle.
+    #[inline]
     pub fn get_mut(&mut self, id: SaId) -> Option<&mut Sa> {
         self.slots
             .get_mut(id.index as usize)
@@ -256,6 +258,7 @@ impl Sadb {
 
     /// Inbound lookup by <proto, dst, SPI>; when several SAs share that key, the one whose source
     /// equals `src` wins over one with an unspecified source.
+    #[inline]
     pub fn lookup(&self, proto: Proto, dst: IpAddr, spi: u32, src: Option<IpAddr>) -> Option<SaId> {
         if let Some(id) = self.spi_cache.get(Self::cache_slot(spi)).copied().flatten() {
             if let Some(sa) = self.get(id) {
