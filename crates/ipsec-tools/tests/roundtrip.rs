@@ -243,14 +243,14 @@ fn verify_reports_replays_and_bad_icvs() {
         assert_eq!(r.code, 1, "{r:?}");
         let p = proto.name();
         let expect = [
-            format!("seq=1 replay=new icv=good ok"),
-            format!("seq=2 replay=new icv=good ok"),
+            "seq=1 replay=new icv=good ok".to_string(),
+            "seq=2 replay=new icv=good ok".to_string(),
             format!("seq=2 replay=replay icv=good drop {p}_early_replay"),
             format!("seq=4 replay=new icv=bad drop {p}_bad_auth"),
-            format!("seq=4 replay=new icv=good ok"),
-            format!("seq=70 replay=new icv=good ok"),
+            "seq=4 replay=new icv=good ok".to_string(),
+            "seq=70 replay=new icv=good ok".to_string(),
             format!("seq=3 replay=too-old icv=good drop {p}_early_replay"),
-            format!("seq=10 replay=in-window icv=good ok"),
+            "seq=10 replay=in-window icv=good ok".to_string(),
             format!("seq=10 replay=replay icv=good drop {p}_early_replay"),
         ];
         for (i, x) in expect.iter().enumerate() {
@@ -480,4 +480,158 @@ fn quiet_prints_only_the_summary() {
         "{}",
         r.stdout
     );
+}
+
+#[test]
+fn bad_input_is_a_clear_error_with_status_2() {
+    let dir = TempDir::new("bad");
+    let sas = vec![esp(
+        0x7001,
+        "10.4.0.1",
+        "10.4.0.2",
+        EncrAlg::AesGcm16,
+        20,
+        None,
+    )];
+    let sa_file = dir.path("good.ipseckey");
+    write_sa_file(&sa_file, &sas);
+    let sa = sa_file.display().to_string();
+    let plain = dir.path("p.pcap");
+    let pkts = vec![udp_packet(ip("10.4.0.1"), ip("10.4.0.2"), 1, 2, 3)];
+    write_capture(&plain, false, 101, &raw_recs(&pkts));
+    let p = plain.display().to_string();
+    let out = dir.path("o.pcap").display().to_string();
+
+    let missing = dir.path("missing.pcap").display().to_string();
+    let r = run_bin(&["decrypt", "--sa", &sa, &missing, &out]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("cannot open") && r.stderr.contains("missing.pcap"),
+        "{}",
+        r.stderr
+    );
+
+    let junk = dir.path("junk.pcap");
+    std::fs::write(&junk, b"this is not a capture file at all").unwrap();
+    let r = run_bin(&["verify", "--sa", &sa, &junk.display().to_string()]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("not a pcap or pcapng file"),
+        "{}",
+        r.stderr
+    );
+
+    // A capture cut in the middle of a record.
+    let bytes = std::fs::read(&plain).unwrap();
+    let cut = dir.path("cut.pcap");
+    std::fs::write(&cut, &bytes[..bytes.len() - 3]).unwrap();
+    let r = run_bin(&["encrypt", "--sa", &sa, &cut.display().to_string(), &out]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("record 1 is truncated"), "{}", r.stderr);
+
+    // An 802.11 capture (link type 105).
+    let wifi = dir.path("wifi.pcap");
+    write_capture(&wifi, true, 105, &raw_recs(&pkts));
+    let r = run_bin(&["encrypt", "--sa", &sa, &wifi.display().to_string(), &out]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("link type 105"), "{}", r.stderr);
+
+    // SA files: a syntax error with file:line:column, a command other than add, no SAs.
+    let bad = dir.path("bad.ipseckey");
+    std::fs::write(
+        &bad,
+        "# keys\nadd esp spi 0x1000 src 10.0.0.1 dst 10.0.0.2 encr_alg aes-gcm encrkey zz\n",
+    )
+    .unwrap();
+    let r = run_bin(&["encrypt", "--sa", &bad.display().to_string(), &p, &out]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("bad.ipseckey:2:"), "{}", r.stderr);
+    std::fs::write(&bad, "\nflush\n# then\nadd esp spi 0x1000 dst 10.0.0.2 encr_alg aes-gcm encrkey 000102030405060708090a0b0c0d0e0f10111213\n").unwrap();
+    let r = run_bin(&["encrypt", "--sa", &bad.display().to_string(), &p, &out]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("bad.ipseckey:2: `flush` command"),
+        "{}",
+        r.stderr
+    );
+    let r = run_bin(&["encrypt", &p, &out]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("no SAs"), "{}", r.stderr);
+    // Usage errors are status 2 as well.
+    assert_eq!(run_bin(&["frobnicate"]).code, 2);
+    assert_eq!(run_bin(&["encrypt", "--sa", &sa, &p]).code, 2);
+}
+
+#[test]
+fn wireshark_esp_sa_tables_are_an_sa_source() {
+    let dir = TempDir::new("espsa");
+    let sas = [
+        esp(
+            0x8001,
+            "10.5.0.1",
+            "10.5.0.2",
+            EncrAlg::AesCbc,
+            16,
+            Some((AuthAlg::HmacSha256, 32)),
+        ),
+        esp(
+            0x8002,
+            "2001:db8:5::1",
+            "2001:db8:5::2",
+            EncrAlg::AesGcm16,
+            20,
+            None,
+        ),
+    ];
+    let table: String = sas
+        .iter()
+        .map(|c| ipsec_config::esp_sa::format_line(c).unwrap() + "\n")
+        .collect();
+    let esp_sa = dir.path("esp_sa");
+    std::fs::write(&esp_sa, table).unwrap();
+    let t = esp_sa.display().to_string();
+    let pkts = vec![
+        udp_packet(ip("10.5.0.1"), ip("10.5.0.2"), 1, 2, 100),
+        udp_packet(ip("2001:db8:5::1"), ip("2001:db8:5::2"), 1, 2, 100),
+    ];
+    let plain = dir.path("p.pcap");
+    let enc = dir.path("e.pcap");
+    let dec = dir.path("d.pcap");
+    write_capture(&plain, false, 101, &raw_recs(&pkts));
+    let (p, e, d) = (
+        plain.display().to_string(),
+        enc.display().to_string(),
+        dec.display().to_string(),
+    );
+    let r = run_bin(&["encrypt", "--esp-sa", &t, &p, &e]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout.contains("#2 esp spi=0x8002 seq=1 ok"),
+        "{}",
+        r.stdout
+    );
+    let r = run_bin(&["decrypt", "--esp-sa", &t, &e, &d]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let (back, _) = read_capture(&dec);
+    assert_eq!(
+        back.iter().map(|r| r.data.clone()).collect::<Vec<_>>(),
+        pkts
+    );
+    // Wireshark's table has no replay window: verify says so.
+    let r = run_bin(&["verify", "--esp-sa", &t, &e]);
+    assert_eq!(r.code, 0);
+    assert!(
+        r.stdout
+            .contains("#1 esp spi=0x8001 seq=1 replay=off icv=good ok"),
+        "{}",
+        r.stdout
+    );
+    std::fs::write(
+        &esp_sa,
+        "\"IPv4\",\"10.5.0.1\",\"10.5.0.2\",\"*\",\"NULL\",\"\",\"NULL\",\"\"\n",
+    )
+    .unwrap();
+    let r = run_bin(&["verify", "--esp-sa", &t, &e]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("esp_sa:1:"), "{}", r.stderr);
 }

@@ -107,7 +107,10 @@ fn is_aead(e: EncrAlg) -> bool {
 
 /// Every ESP algorithm combination: AEADs alone; the others with each integrity algorithm,
 /// and (except NULL) without one.
-fn esp_combos() -> Vec<(EncrAlg, &'static [usize], Option<(AuthAlg, usize)>)> {
+/// An encryption algorithm, its key lengths, and an optional integrity algorithm and key length.
+type EspCombo = (EncrAlg, &'static [usize], Option<(AuthAlg, usize)>);
+
+fn esp_combos() -> Vec<EspCombo> {
     let mut v = Vec::new();
     for (e, ks) in encr_algs() {
         if is_aead(e) {

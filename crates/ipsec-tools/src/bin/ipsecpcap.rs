@@ -74,6 +74,10 @@ struct Common {
     /// SAs as a Wireshark esp_sa table (the ESP dissector's UAT file). May be repeated.
     #[arg(long = "esp-sa", value_name = "FILE")]
     esp_sa: Vec<PathBuf>,
+    /// Treat the --esp-sa SAs as tunnel mode (Wireshark's table has no mode; default
+    /// transport). Tunnel SAs from it have no inner selectors: on encrypt they match any packet.
+    #[arg(long)]
+    esp_sa_tunnel: bool,
     /// No per-packet lines, only the summary.
     #[arg(short, long)]
     quiet: bool,
@@ -116,7 +120,7 @@ fn main() -> ExitCode {
         }
     }
     for p in &common.esp_sa {
-        match sa_files::load_esp_sa(p) {
+        match sa_files::load_esp_sa(p, common.esp_sa_tunnel) {
             Ok(v) => sas.extend(v),
             Err(e) => {
                 eprintln!("ipsecpcap: {e}");

@@ -264,61 +264,38 @@ pub fn run_bin(args: &[&str]) -> Run {
     }
 }
 
-/// Runs `op` (encrypt, decrypt, verify) on `input` with the SAs `sas`, writing `output` when
-/// given; `extra` are further options.
-pub fn run_tool(
-    _dir: &TempDir,
-    op: &str,
-    sas: &[SaConfig],
-    input: &Path,
-    output: Option<&Path>,
-    extra: &[&str],
-) -> Run {
-    run_in_process(op, sas, input, output, extra)
+/// Writes `sas` as an ipseckey file (one `add` line each, printed by ipsec-config).
+pub fn write_sa_file(path: &Path, sas: &[SaConfig]) {
+    let mut text = String::from("# written by the ipsecpcap tests\n");
+    for c in sas {
+        text.push_str(&ipsec_config::ipseckey::print_add(c, false));
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+    }
+    std::fs::write(path, text).unwrap();
 }
 
-fn run_in_process(
+/// Runs `ipsecpcap op` (encrypt, decrypt, verify) on `input` with the SAs `sas` (written to an
+/// ipseckey file in `dir`), writing `output` when given; `extra` are further options.
+pub fn run_tool(
+    dir: &TempDir,
     op: &str,
     sas: &[SaConfig],
     input: &Path,
     output: Option<&Path>,
     extra: &[&str],
 ) -> Run {
-    use ipsec_tools::pcaptool::{run, Op, Options, SaSource};
-    let op = match op {
-        "encrypt" => Op::Encrypt,
-        "decrypt" => Op::Decrypt,
-        _ => Op::Verify,
-    };
-    let opts = Options {
-        op,
-        input: input.to_path_buf(),
-        output: output.map(Path::to_path_buf),
-        quiet: extra.contains(&"--quiet"),
-        pass_unmatched: extra.contains(&"--pass-unmatched"),
-        batch: 64,
-    };
-    let sas = sas
-        .iter()
-        .enumerate()
-        .map(|(i, c)| SaSource {
-            cfg: c.clone(),
-            origin: format!("sa #{i}"),
-        })
-        .collect();
-    let mut out = Vec::new();
-    match run(&opts, sas, &mut out) {
-        Ok(o) => Run {
-            code: i32::from(o.failed),
-            stdout: String::from_utf8(out).unwrap(),
-            stderr: String::new(),
-        },
-        Err(e) => Run {
-            code: 2,
-            stdout: String::from_utf8(out).unwrap(),
-            stderr: e.to_string(),
-        },
+    let sa_file = dir.path("sas.ipseckey");
+    write_sa_file(&sa_file, sas);
+    let mut args: Vec<String> = vec![op.into(), "--sa".into(), sa_file.display().to_string()];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.push(input.display().to_string());
+    if let Some(o) = output {
+        args.push(o.display().to_string());
     }
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_bin(&refs)
 }
 
 /// True when the test must not be skipped for lack of an external tool (CI).
