@@ -79,23 +79,20 @@ pub(crate) fn lex(text: &str, file: &str) -> Result<Vec<RawCommand>, ParseError>
             cur.started = false;
         }
     }
-    let unterminated = |cur: &Builder, ql: usize, qc: usize, line: usize, col: usize| ParseError {
+    // An unterminated quote is reported where it opened.
+    let unterminated = |cur: &Builder, ql: usize, qc: usize| ParseError {
         file: file.to_string(),
-        line,
-        column: col,
-        token: if line == ql && cur.started {
-            format!("\"{}", cur.text)
-        } else {
-            "end of line".to_string()
-        },
-        expected: format!("a closing `\"` for the quote opened at {ql}:{qc}"),
+        line: ql,
+        column: qc,
+        token: format!("\"{}", cur.text),
+        expected: "a closing `\"` before the end of the line".to_string(),
     };
 
     while let Some(c) = chars.next() {
         match c {
             '\n' => {
                 if in_quotes {
-                    return Err(unterminated(&cur, quote_line, quote_col, line, col));
+                    return Err(unterminated(&cur, quote_line, quote_col));
                 }
                 finish(&mut cur, &mut tokens);
                 if !tokens.is_empty() {
@@ -117,7 +114,7 @@ pub(crate) fn lex(text: &str, file: &str) -> Result<Vec<RawCommand>, ParseError>
                 }) =>
             {
                 if in_quotes {
-                    return Err(unterminated(&cur, quote_line, quote_col, line, col));
+                    return Err(unterminated(&cur, quote_line, quote_col));
                 }
                 // Continuation: the backslash and the line end act as whitespace.
                 finish(&mut cur, &mut tokens);
@@ -168,7 +165,7 @@ pub(crate) fn lex(text: &str, file: &str) -> Result<Vec<RawCommand>, ParseError>
         }
     }
     if in_quotes {
-        return Err(unterminated(&cur, quote_line, quote_col, line, col));
+        return Err(unterminated(&cur, quote_line, quote_col));
     }
     finish(&mut cur, &mut tokens);
     if !tokens.is_empty() {
@@ -239,9 +236,9 @@ mod tests {
     #[test]
     fn unterminated_quote() {
         let e = lex("add esp \"abc\nx", "f").unwrap_err();
-        assert_eq!((e.line, e.column), (1, 13));
+        assert_eq!((e.line, e.column), (1, 9));
         assert_eq!(e.token, "\"abc");
         let e = lex("x \"", "f").unwrap_err();
-        assert_eq!((e.line, e.column), (1, 4));
+        assert_eq!((e.line, e.column), (1, 3));
     }
 }

@@ -716,7 +716,14 @@ impl<'a> Parser<'a> {
             }
             (false, false) => "an IPv4 or IPv6 address (name lookups are off)",
         };
-        let t = self.value(kw, what)?;
+        let t = self.value(
+            kw,
+            if self.opts.numeric {
+                what_numeric
+            } else {
+                what
+            },
+        )?;
         let (host, prefix) = match t.text.split_once('/') {
             Some((h, p)) if with_prefix => {
                 let n = if !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()) {
