@@ -635,3 +635,42 @@ fn wireshark_esp_sa_tables_are_an_sa_source() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("esp_sa:1:"), "{}", r.stderr);
 }
+
+/// The README's example, with the files in examples/.
+#[test]
+fn readme_example_round_trips() {
+    let ex = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
+    let sas = format!("{ex}/sas.ipseckey");
+    let plain = format!("{ex}/plain.pcap");
+    let dir = TempDir::new("readme");
+    let enc = dir.path("enc.pcap").display().to_string();
+    let dec = dir.path("dec.pcap").display().to_string();
+    let r = run_bin(&["encrypt", "--sa", &sas, &plain, &enc]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = run_bin(&["decrypt", "--sa", &sas, &enc, &dec]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(std::fs::read(&plain).unwrap(), std::fs::read(&dec).unwrap());
+    let r = run_bin(&["verify", "--sa", &sas, &enc]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r
+        .stdout
+        .contains("#9 esp-udp spi=0x2000 seq=2 replay=new icv=good ok"));
+    assert!(r
+        .stdout
+        .contains("ipsecpcap verify: 9 packets: 9 ok, 0 dropped, 0 passed unchanged"));
+    // The esp_sa table covers the IPv4 SAs.
+    let r = run_bin(&["verify", "--esp-sa", &format!("{ex}/esp_sa"), &enc]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stdout
+            .contains("#7 esp spi=0x1000 seq=4 replay=off icv=good ok"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("#8 esp-udp spi=0x2000 seq=1 icv=unchecked drop esp_no_sa"),
+        "{}",
+        r.stdout
+    );
+}
