@@ -7,14 +7,19 @@
 
 use ipsec_core::SaConfig;
 
+use crate::esp_sa;
 use crate::ipseckey::{self, Command, ParseOptions};
 
 /// Parses `data` as ipseckey text (numeric: no resolver calls); for every `add` that parses,
 /// checks that `to_config` succeeds, that `print_add` of the result parses back into exactly
 /// one `add`, and that its `SaConfig` equals the first on every field. Also prints every such
 /// SA in paranoid mode, which must never parse as an `add`.
+///
+/// The same bytes also go through [`esp_sa::parse`]: every SA it returns that
+/// [`esp_sa::format_line`] can write must come back equal.
 pub fn ipseckey_parse(data: &[u8]) -> Result<(), &'static str> {
     let text = String::from_utf8_lossy(data);
+    esp_sa_round_trip(&text)?;
     let opts = ParseOptions { numeric: true };
     let Ok(cmds) = ipseckey::parse_with(&text, "fuzz", opts) else {
         return Ok(());
@@ -43,6 +48,23 @@ pub fn ipseckey_parse(data: &[u8]) -> Result<(), &'static str> {
                     return Err("a paranoid print parses");
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+fn esp_sa_round_trip(text: &str) -> Result<(), &'static str> {
+    let Ok(sas) = esp_sa::parse(text, "fuzz") else {
+        return Ok(());
+    };
+    for sa in &sas {
+        let Some(line) = esp_sa::format_line(sa) else {
+            continue;
+        };
+        let back = esp_sa::parse(&line, "line").map_err(|_| "format_line output does not parse")?;
+        match back.as_slice() {
+            [one] if sa_config_eq(sa, one) => {}
+            _ => return Err("esp_sa format_line round trip changed the SA"),
         }
     }
     Ok(())

@@ -204,3 +204,47 @@ fn crlf_and_unquoted_fields() {
     assert_eq!(sas[0].src, Some(ip("10.0.0.1")));
     assert_eq!(sas[0].auth_alg, Some(AuthAlg::HmacSha1));
 }
+
+mod never_panics {
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn esp_sa_parse_never_panics(s in "\\PC{0,300}") {
+            let _ = ipsec_config::esp_sa::parse(&s, "any");
+        }
+
+        #[test]
+        fn esp_sa_field_soup_keeps_the_round_trip(
+            fields in prop::collection::vec(prop::sample::select(FIELDS), 0..10)
+        ) {
+            let line = fields.join(",");
+            prop_assert_eq!(ipsec_config::fuzz_support::ipseckey_parse(line.as_bytes()), Ok(()));
+        }
+    }
+
+    const FIELDS: &[&str] = &[
+        "\"IPv4\"",
+        "\"IPv6\"",
+        "\"Any\"",
+        "\"10.0.0.1\"",
+        "\"10.0.0.2\"",
+        "\"2001:db8::1\"",
+        "\"*\"",
+        "\"0x1000\"",
+        "\"4096\"",
+        "\"NULL\"",
+        "\"AES-CBC [RFC3602]\"",
+        "\"AES-GCM [RFC4106]\"",
+        "\"AES-GCM with 16 octet ICV [RFC4106]\"",
+        "\"TripleDES-CBC [RFC2451]\"",
+        "\"HMAC-SHA-1-96 [RFC2404]\"",
+        "\"ANY 128 bit authentication [no checking]\"",
+        "\"0x000102030405060708090a0b0c0d0e0f\"",
+        "\"0x000102030405060708090a0b0c0d0e0f00112233\"",
+        "\"0x000102030405060708090a0b0c0d0e0f10111213\"",
+        "\"\"",
+        "\"sixteen byte key\"",
+        "\n",
+    ];
+}

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use ipsec_config::esp_sa;
 use ipsec_config::fuzz_support::ipseckey_parse;
 use ipsec_config::ipseckey::{parse_with, ParseOptions};
 
@@ -42,12 +43,18 @@ fn ipseckey_fuzz_inputs_replay() {
     );
 }
 
-/// The seeds reach deep: those not named `error-*` parse, the others fail.
+/// The seeds reach deep: those not named `error-*` parse, the others fail. Seeds named
+/// `esp-sa-*` are Wireshark tables (the body also feeds its input to `esp_sa::parse`).
 #[test]
 fn seeds_parse_unless_named_error() {
     for path in inputs("seeds") {
         let text = std::fs::read_to_string(&path).unwrap();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("esp-sa-") {
+            let sas = esp_sa::parse(&text, &name).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!sas.is_empty(), "{name}");
+            continue;
+        }
         let r = parse_with(&text, &name, ParseOptions { numeric: true });
         if name.starts_with("error-") {
             assert!(r.is_err(), "{name} parsed");

@@ -106,7 +106,7 @@ pub(crate) fn lex(text: &str, file: &str) -> Result<Vec<RawCommand>, ParseError>
                 line += 1;
                 col = 1;
             }
-            '\\' if matches!(chars.peek(), Some('\n'))
+            '\\' if matches!(chars.peek(), Some('\n') | None)
                 || (chars.peek() == Some(&'\r') && {
                     let mut ahead = chars.clone();
                     ahead.next();
@@ -116,8 +116,13 @@ pub(crate) fn lex(text: &str, file: &str) -> Result<Vec<RawCommand>, ParseError>
                 if in_quotes {
                     return Err(unterminated(&cur, quote_line, quote_col));
                 }
-                // Continuation: the backslash and the line end act as whitespace.
+                // Continuation: the backslash and the line end act as whitespace (a backslash
+                // at the very end of the input just ends the command).
                 finish(&mut cur, &mut tokens);
+                if chars.peek().is_none() {
+                    col += 1;
+                    continue;
+                }
                 if chars.peek() == Some(&'\r') {
                     chars.next();
                 }
@@ -222,6 +227,15 @@ mod tests {
         assert_eq!(cmds[1].tokens[1].text, "all");
         assert_eq!((cmds[1].tokens[1].line, cmds[1].tokens[1].col), (3, 2));
         assert_eq!((cmds[1].end_line, cmds[1].end_col), (3, 5));
+    }
+
+    #[test]
+    fn backslash_at_end_of_input_ends_the_command() {
+        let cmds = lex("flush esp \\", "t").unwrap();
+        assert_eq!(cmds.len(), 1);
+        assert_eq!(cmds[0].tokens.len(), 2);
+        assert!(cmds[0].at_eof);
+        assert_eq!((cmds[0].end_line, cmds[0].end_col), (1, 12));
     }
 
     #[test]
