@@ -297,13 +297,27 @@ impl<R: Read> Reader<R> {
         Ok(())
     }
 
-    /// Reads the next item into `data` (cleared first) and, for packets, `meta`. `Ok(None)` at
-    /// the end of the file.
+    /// Reads the next item into `data` and, for packets, `meta`. `Ok(None)` at the end of the
+    /// file.
     pub fn next_into(
         &mut self,
         data: &mut Vec<u8>,
         meta: &mut RecordMeta,
     ) -> Result<Option<Item>, CaptureError> {
+        Ok(self
+            .next_into_slot(data, &mut [], meta)?
+            .map(|(item, _)| item))
+    }
+
+    /// Like [`next_into`](Self::next_into), but a pcap record that fits in `slot` is read
+    /// straight into it (saving a copy on the packet path): then the second value is
+    /// `Some(length)` and `data` is left empty. pcapng packets and blocks always go to `data`.
+    pub fn next_into_slot(
+        &mut self,
+        data: &mut Vec<u8>,
+        slot: &mut [u8],
+        meta: &mut RecordMeta,
+    ) -> Result<Option<(Item, Option<usize>)>, CaptureError> {
         data.clear();
         match &mut self.kind {
             Kind::Pcap {
@@ -328,8 +342,14 @@ impl<R: Read> Reader<R> {
                         self.records + 1
                     )));
                 }
-                data.resize(incl, 0);
-                if read_full(&mut self.inner, data)? < incl {
+                let in_slot = incl <= slot.len();
+                let dst = if in_slot {
+                    &mut slot[..incl]
+                } else {
+                    data.resize(incl, 0);
+                    &mut data[..]
+                };
+                if read_full(&mut self.inner, dst)? < incl {
                     return Err(bad(format!(
                         "pcap: record {} is truncated",
                         self.records + 1
@@ -343,14 +363,14 @@ impl<R: Read> Reader<R> {
                 meta.orig_len = endian.u32(&h, 12);
                 meta.linktype = linktype;
                 meta.options.clear();
-                Ok(Some(Item::Packet))
+                Ok(Some((Item::Packet, in_slot.then_some(incl))))
             }
             Kind::PcapNg { first, .. } => {
                 if let Some(b) = first.take() {
                     *data = b;
-                    return Ok(Some(Item::Block));
+                    return Ok(Some((Item::Block, None)));
                 }
-                self.next_ng(data, meta)
+                Ok(self.next_ng(data, meta)?.map(|i| (i, None)))
             }
         }
     }

@@ -446,6 +446,23 @@ fn fragments_are_reassembled_before_decryption() {
     assert_eq!(d.len(), 2);
     assert_eq!(d[0].data, small);
     assert_eq!(hex::encode(&d[1].data), hex::encode(&big));
+    // One packet per batch, so the buffer that received the reassembled datagram is reused
+    // for a larger packet next (and pcap, whose records are read straight into the buffers).
+    let huge = udp_packet(ip("10.2.0.1"), ip("10.2.0.2"), 5, 6, 9000);
+    write_capture(&plain, false, 101, &raw_recs(&[big.clone(), huge.clone()]));
+    assert_eq!(
+        run_tool(&dir, "encrypt", &sas, &plain, Some(&enc), &[]).code,
+        0
+    );
+    let (h, _) = read_capture(&enc);
+    let mut seq2: Vec<Vec<u8>> = fragment_v4(&h[0].data, 1200);
+    seq2.push(h[1].data.clone());
+    write_capture(&input, false, 101, &raw_recs(&seq2));
+    let r = run_tool(&dir, "decrypt", &sas, &input, Some(&dec), &["--batch", "1"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let (d, _) = read_capture(&dec);
+    assert_eq!(d.len(), 2);
+    assert_eq!(d[1].data, huge);
 }
 
 #[test]

@@ -124,8 +124,16 @@ const TRUNCATED: &str = "capture_truncated";
 const LINK_FAMILY: &str = "link_family_mismatch";
 const TOO_BIG: &str = "too_big_for_buffer";
 
+/// Largest IP packet (with link header) a buffer holds.
+const MAX_PACKET: usize = 65_535 + 64;
+/// Capacity of a buffer made by `PacketBuf::with_mtu(MAX_PACKET)`.
+const BUF_CAPACITY: usize =
+    ipsec_core::buf::DEFAULT_HEADROOM + MAX_PACKET + ipsec_core::buf::DEFAULT_TAILROOM;
+
 struct Slot {
+    /// The record, unless it was read straight into the packet buffer (`in_buf`).
     data: Vec<u8>,
+    in_buf: bool,
     meta: RecordMeta,
     number: u64,
     link: Link,
@@ -146,6 +154,7 @@ impl Slot {
     fn new() -> Self {
         Slot {
             data: Vec::with_capacity(2048),
+            in_buf: false,
             meta: RecordMeta::default(),
             number: 0,
             link: Link::Raw,
@@ -256,7 +265,9 @@ impl Tool<'_> {
     ) -> Result<(), ToolError> {
         let batch = self.opts.batch.clamp(1, 4096);
         let mut slots: Vec<Slot> = (0..batch).map(|_| Slot::new()).collect();
-        let mut bufs: Vec<PacketBuf> = (0..batch).map(|_| PacketBuf::with_mtu(65_535)).collect();
+        let mut bufs: Vec<PacketBuf> = (0..batch)
+            .map(|_| PacketBuf::with_mtu(MAX_PACKET))
+            .collect();
         self.results_in = vec![Err(DropReason::NotIpsec); batch];
         self.results_out = vec![Ok(()); batch];
         let mut block = Vec::new();
@@ -267,20 +278,27 @@ impl Tool<'_> {
             let mut pending_block = false;
             while n < batch {
                 let s = &mut slots[n];
+                let b = &mut bufs[n];
+                if b.headroom() + b.len() + b.tailroom() < BUF_CAPACITY {
+                    // Reassembly hands back a datagram in a buffer of its own size.
+                    *b = PacketBuf::with_mtu(MAX_PACKET);
+                }
                 match reader
-                    .next_into(&mut s.data, &mut s.meta)
+                    .next_into_slot(&mut s.data, b.read_slot(), &mut s.meta)
                     .map_err(|e| cap_err(&self.opts.input, e))?
                 {
                     None => {
                         eof = true;
                         break;
                     }
-                    Some(Item::Block) => {
+                    Some((Item::Block, _)) => {
                         std::mem::swap(&mut block, &mut s.data);
                         pending_block = true;
                         break;
                     }
-                    Some(Item::Packet) => {
+                    Some((Item::Packet, in_buf)) => {
+                        s.in_buf = in_buf.is_some();
+                        b.set_len(in_buf.unwrap_or(0));
                         number += 1;
                         s.number = number;
                         n += 1;
@@ -370,19 +388,28 @@ impl Tool<'_> {
                 Link::name(s.meta.linktype)
             ))
         })?;
-        if (s.data.len() as u64) < u64::from(s.meta.orig_len) {
+        s.l2.clear();
+        let frame = if s.in_buf { buf.data() } else { &s.data[..] };
+        if (frame.len() as u64) < u64::from(s.meta.orig_len) {
             s.state = State::Drop(TRUNCATED);
             return Ok(());
         }
-        let Some(off) = s.link.ip_offset(&s.data) else {
+        let Some(off) = s.link.ip_offset(frame) else {
             s.state = State::Passed(NOT_IP);
             return Ok(());
         };
-        s.l2.clear();
-        s.l2.extend_from_slice(&s.data[..off]);
-        s.state = match buf.set_packet(&s.data[off..]) {
-            Ok(()) => State::Process,
-            Err(_) => State::Drop(TOO_BIG),
+        s.l2.extend_from_slice(&frame[..off]);
+        s.state = if s.in_buf {
+            // The record was read into the buffer: drop the link header in place.
+            match buf.pull_front(off) {
+                Ok(()) => State::Process,
+                Err(_) => State::Drop(TOO_BIG),
+            }
+        } else {
+            match buf.set_packet(&s.data[off..]) {
+                Ok(()) => State::Process,
+                Err(_) => State::Drop(TOO_BIG),
+            }
         };
         Ok(())
     }
@@ -651,6 +678,9 @@ fn cap_err(path: &Path, e: CaptureError) -> ToolError {
 fn write_slot(w: &mut OutWriter, s: &Slot, buf: &PacketBuf) -> Result<(), CaptureError> {
     match s.state {
         State::Ok => w.write_packet(&s.meta, &s.l2, buf.data()),
+        // Copied unchanged: the link header (empty for non-IP frames, which stay whole in
+        // the buffer or the data) and the rest.
+        State::Passed(_) if s.in_buf => w.write_packet(&s.meta, &s.l2, buf.data()),
         State::Passed(_) => w.write_packet(&s.meta, &[], &s.data),
         State::Process | State::Drop(_) | State::Held => Ok(()),
     }
