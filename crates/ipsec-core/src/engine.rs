@@ -59,6 +59,8 @@ impl Default for Engine {
     }
 }
 
+#[cold]
+#[inline(never)]
 fn count(sadb: &mut Sadb, id: Option<SaId>, r: DropReason) -> DropReason {
     sadb.global_drops.count(r);
     if let Some(sa) = id.and_then(|id| sadb.get_mut(id)) {
@@ -170,6 +172,7 @@ impl Engine {
         }
     }
 
+    #[inline(never)]
     fn outer_for(
         &mut self,
         sa: &Sa,
@@ -308,6 +311,7 @@ impl Engine {
         Ok(())
     }
 
+    #[inline(never)]
     fn ah_out(&mut self, sa: &mut Sa, buf: &mut PacketBuf, now: u64) -> Result<(), DropReason> {
         if !sa.state().usable() {
             return Err(not_usable(sa.state()));
@@ -375,6 +379,7 @@ impl Engine {
     /// Computes the AH ICV of `p`, whose AH header (ICV field zero or to be treated as zero)
     /// starts at `ah`.
     #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
     fn ah_icv(
         &mut self,
         sa: &Sa,
@@ -583,6 +588,7 @@ impl Engine {
         Ok(next)
     }
 
+    #[inline(never)]
     fn ah_in(
         &mut self,
         sadb: &mut Sadb,
@@ -603,6 +609,7 @@ impl Engine {
         r.map(|t| (id, t)).map_err(|r| count(sadb, Some(id), r))
     }
 
+    #[inline(never)]
     fn ah_in_sa(
         &mut self,
         sadb: &mut Sadb,
@@ -715,6 +722,7 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Removes the UDP header of an ESP-in-UDP packet (RFC 3948). `Ok(false)` when the datagram is
 /// not NAT-T ESP at all; keepalives and IKE are dropped with their own reasons.
+#[inline(never)]
 fn natt_strip(buf: &mut PacketBuf, h: &hdr::IpHdr) -> Result<bool, DropReason> {
     let p = buf.data();
     let u = h.l4_off;
@@ -744,6 +752,7 @@ fn natt_strip(buf: &mut PacketBuf, h: &hdr::IpHdr) -> Result<bool, DropReason> {
 
 /// Finishes tunnel-mode decapsulation: validates the inner header, applies RFC 6040 ECN
 /// decapsulation and checks the inner packet against the SA's inner selectors (RFC 4301 §5.2).
+#[inline(never)]
 fn tunnel_decap(sa: &Sa, buf: &mut PacketBuf, outer_ecn: u8, nh: u8) -> Result<(), DropReason> {
     let inner = buf.data();
     let v = inner.first().map(|b| b >> 4);
