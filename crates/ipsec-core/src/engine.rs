@@ -422,18 +422,23 @@ impl Engine {
         let extra = buf.len() - tl;
         buf.trim_back(extra)
             .map_err(|_| count(sadb, None, DropReason::MalformedPacket))?;
-        let mut ok = InboundOk::default();
-        let mut n = 0;
+        // Plain locals rather than fields of the result: writing pieces of a struct and then
+        // copying it whole stalls store forwarding on the hot path.
+        let mut outer_sa: Option<SaId> = None;
+        let mut inner_sa: Option<SaId> = None;
+        let mut natt = false;
+        let mut tunnel = false;
         loop {
             let h = hdr::parse(buf.data()).map_err(|r| count(sadb, None, r))?;
             if h.fragment && matches!(h.proto, IPPROTO_ESP | IPPROTO_AH | IPPROTO_UDP) {
                 // RFC 4303 §3.4.1: reassembly happens before IPsec (see `frag`).
                 return Err(count(sadb, None, DropReason::EvilFrag));
             }
+            let first = outer_sa.is_none();
             let step = match h.proto {
-                IPPROTO_UDP if n == 0 && !ok.natt => match natt_strip(buf, &h) {
+                IPPROTO_UDP if first && !natt => match natt_strip(buf, &h) {
                     Ok(true) => {
-                        ok.natt = true;
+                        natt = true;
                         continue;
                     }
                     Ok(false) => return Err(count(sadb, None, DropReason::NotIpsec)),
@@ -441,23 +446,30 @@ impl Engine {
                 },
                 IPPROTO_ESP => self.esp_in(sadb, buf, &h, now),
                 IPPROTO_AH => self.ah_in(sadb, buf, &h, now),
-                _ if n == 0 => return Err(count(sadb, None, DropReason::NotIpsec)),
+                _ if first => return Err(count(sadb, None, DropReason::NotIpsec)),
                 _ => break,
             };
             let (id, next) = step?;
-            if let Some(slot) = ok.sas.get_mut(n) {
-                *slot = Some(id);
+            if first {
+                outer_sa = Some(id);
+            } else {
+                inner_sa = Some(id);
             }
-            n += 1;
             match next {
                 Next::Tunnel => {
-                    ok.tunnel = true;
+                    tunnel = true;
                     break;
                 }
-                Next::Proto(IPPROTO_ESP | IPPROTO_AH) if n < MAX_BUNDLE => {}
+                // At most MAX_BUNDLE (2) SAs per packet: AH outside ESP.
+                Next::Proto(IPPROTO_ESP | IPPROTO_AH) if first => {}
                 Next::Proto(_) => break,
             }
         }
+        let ok = InboundOk {
+            sas: [outer_sa, inner_sa],
+            natt,
+            tunnel,
+        };
         if ok.natt && !ok.tunnel {
             hdr::fix_l4_checksum(buf.data_mut()).map_err(|r| count(sadb, None, r))?;
         }
@@ -478,7 +490,7 @@ impl Engine {
         };
         let spi = u32::from_be_bytes([hdr_bytes[0], hdr_bytes[1], hdr_bytes[2], hdr_bytes[3]]);
         let seq_lo = u32::from_be_bytes([hdr_bytes[4], hdr_bytes[5], hdr_bytes[6], hdr_bytes[7]]);
-        let Some(id) = sadb.lookup(Proto::Esp, h.dst, spi, Some(h.src)) else {
+        let Some(id) = sadb.lookup_ref(Proto::Esp, &h.dst, spi, Some(&h.src)) else {
             return Err(count(sadb, None, DropReason::EspNoSa));
         };
         let r = self.esp_in_sa(sadb, id, buf, h, spi, seq_lo, now);
@@ -602,7 +614,7 @@ impl Engine {
             return Err(count(sadb, None, DropReason::AhBadLength));
         };
         let spi = u32::from_be_bytes([a[4], a[5], a[6], a[7]]);
-        let Some(id) = sadb.lookup(Proto::Ah, h.dst, spi, Some(h.src)) else {
+        let Some(id) = sadb.lookup_ref(Proto::Ah, &h.dst, spi, Some(&h.src)) else {
             return Err(count(sadb, None, DropReason::AhNoSa));
         };
         let r = self.ah_in_sa(sadb, id, buf, h, now);

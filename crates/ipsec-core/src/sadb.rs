@@ -260,25 +260,42 @@ impl Sadb {
     /// equals `src` wins over one with an unspecified source.
     #[inline]
     pub fn lookup(&self, proto: Proto, dst: IpAddr, spi: u32, src: Option<IpAddr>) -> Option<SaId> {
+        self.lookup_ref(proto, &dst, spi, src.as_ref())
+    }
+
+    /// [`lookup`](Self::lookup) with the addresses by reference (the packet path: no copies of
+    /// the 17-byte address values).
+    #[inline]
+    pub(crate) fn lookup_ref(
+        &self,
+        proto: Proto,
+        dst: &IpAddr,
+        spi: u32,
+        src: Option<&IpAddr>,
+    ) -> Option<SaId> {
         if let Some(id) = self.spi_cache.get(Self::cache_slot(spi)).copied().flatten() {
             if let Some(sa) = self.get(id) {
                 let c = sa.config();
-                if c.spi == spi && c.proto == proto && c.dst == dst {
+                if c.spi == spi && c.proto == proto && c.dst == *dst {
                     // The only SA with this key: it matches unless its source is specific and
                     // differs from the packet's.
                     return match (c.src, src) {
-                        (Some(a), Some(b)) if a != b && !a.is_unspecified() => None,
+                        (Some(a), Some(b)) if a != *b && !a.is_unspecified() => None,
                         _ => Some(id),
                     };
                 }
             }
         }
-        let ids = self.by_key.get(&SaKey { proto, dst, spi })?;
+        let ids = self.by_key.get(&SaKey {
+            proto,
+            dst: *dst,
+            spi,
+        })?;
         let mut wildcard = None;
         for id in ids {
             let Some(sa) = self.get(*id) else { continue };
             match (sa.config().src, src) {
-                (Some(a), Some(b)) if a == b => return Some(*id),
+                (Some(a), Some(b)) if a == *b => return Some(*id),
                 (None, _) => wildcard = Some(*id),
                 (Some(a), _) if a.is_unspecified() => wildcard = Some(*id),
                 _ => {}

@@ -426,18 +426,21 @@ impl EspEncr {
 
     /// The algorithm.
     #[must_use]
+    #[inline]
     pub fn alg(&self) -> EncrAlg {
         self.alg
     }
 
     /// Bytes of IV on the wire.
     #[must_use]
+    #[inline]
     pub fn iv_len(&self) -> usize {
         self.iv_len
     }
 
     /// Bytes of AEAD tag (0 unless AEAD).
     #[must_use]
+    #[inline]
     pub fn icv_len(&self) -> usize {
         self.icv_len
     }
@@ -445,6 +448,7 @@ impl EspEncr {
     /// Padding alignment of the cipher: 16 for AES/Camellia-CBC, 8 for
     /// DES/3DES/Blowfish, 1 for counter modes and NULL.
     #[must_use]
+    #[inline]
     pub fn block_len(&self) -> usize {
         self.block_len
     }
@@ -452,6 +456,7 @@ impl EspEncr {
     /// Whether the transform provides integrity itself (GCM, CCM,
     /// ChaCha20-Poly1305, and ENCR_NULL_AUTH_AES_GMAC).
     #[must_use]
+    #[inline]
     pub fn is_aead(&self) -> bool {
         self.icv_len > 0
     }
@@ -469,6 +474,7 @@ impl EspEncr {
     ///   blocks never come from the data key itself.
     ///
     /// If `out` is shorter than `iv_len()` nothing is written.
+    #[inline]
     pub fn make_iv(&self, seq: u64, out: &mut [u8]) {
         let Some(out) = out.get_mut(..self.iv_len) else {
             return;

@@ -160,6 +160,7 @@ impl Integ {
 
     /// The algorithm.
     #[must_use]
+    #[inline]
     pub fn alg(&self) -> AuthAlg {
         self.alg
     }
@@ -167,12 +168,14 @@ impl Integ {
     /// ICV length (truncated): 12 for MD5/SHA-1/XCBC/CMAC, 16/24/32 for
     /// SHA-256/384/512 (RFC 4868), 16 for GMAC, 0 for none.
     #[must_use]
+    #[inline]
     pub fn icv_len(&self) -> usize {
         self.icv_len
     }
 
     /// IV length: 8 for AH GMAC (RFC 4543), else 0.
     #[must_use]
+    #[inline]
     pub fn iv_len(&self) -> usize {
         self.iv_len
     }
