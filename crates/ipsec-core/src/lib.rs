@@ -13,6 +13,7 @@ mod hdr;
 pub mod replay;
 pub mod sa;
 pub mod sadb;
+pub mod spd;
 
 pub use buf::PacketBuf;
 pub use drop::{DropCounters, DropReason};
