@@ -1,6 +1,6 @@
-//! The body of the `ipseckey_parse` fuzz target (`fuzz/fuzz_targets/ipseckey_parse.rs`), kept
-//! in the library so that an ordinary test replays the committed fuzz inputs through the same
-//! code.
+//! The bodies of the `ipseckey_parse` and `ipsecconf_parse` fuzz targets
+//! (`fuzz/fuzz_targets/`), kept in the library so that ordinary tests replay the committed
+//! fuzz inputs through the same code.
 //!
 //! The function returns `Err` with a description when an invariant is broken (the fuzz target
 //! then panics); any panic inside is a bug too.
@@ -8,6 +8,7 @@
 use ipsec_core::SaConfig;
 
 use crate::esp_sa;
+use crate::ipsecconf;
 use crate::ipseckey::{self, Command, ParseOptions};
 
 /// Parses `data` as ipseckey text (numeric: no resolver calls); for every `add` that parses,
@@ -49,6 +50,41 @@ pub fn ipseckey_parse(data: &[u8]) -> Result<(), &'static str> {
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// Parses `data` as an ipsecconf policy file (numeric: no resolver calls); when it parses,
+/// checks that [`ipsecconf::print`] output parses back into an equal policy, that printing
+/// that again gives the same text, that every entry printed alone parses back into that
+/// entry, and that the warnings are the same for both.
+pub fn ipsecconf_parse(data: &[u8]) -> Result<(), &'static str> {
+    let text = String::from_utf8_lossy(data);
+    let opts = ipsecconf::ParseOptions { numeric: true };
+    let Ok(policy) = ipsecconf::parse_with(&text, "fuzz", opts) else {
+        return Ok(());
+    };
+    let printed = ipsecconf::print(&policy);
+    let again = ipsecconf::parse_with(&printed, "printed", opts)
+        .map_err(|_| "ipsecconf print output does not parse")?;
+    if again != policy {
+        return Err("ipsecconf print round trip changed the policy");
+    }
+    if ipsecconf::print(&again) != printed {
+        return Err("ipsecconf printing is not stable");
+    }
+    for e in &policy.entries {
+        let alone = ipsecconf::parse_with(&ipsecconf::print_entry(e), "entry", opts)
+            .map_err(|_| "an ipsecconf entry printed alone does not parse")?;
+        if alone.entries.as_slice() != std::slice::from_ref(e) {
+            return Err("an ipsecconf entry printed alone changed");
+        }
+    }
+    let messages = |p: &ipsecconf::PolicyFile| -> Vec<String> {
+        p.warnings().into_iter().map(|w| w.message).collect()
+    };
+    if messages(&policy) != messages(&again) {
+        return Err("ipsecconf warnings changed in the round trip");
     }
     Ok(())
 }

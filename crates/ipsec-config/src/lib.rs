@@ -35,4 +35,5 @@
 
 pub mod esp_sa;
 pub mod fuzz_support;
+pub mod ipsecconf;
 pub mod ipseckey;
