@@ -88,6 +88,13 @@ struct Common {
     /// Packets per engine batch.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=4096))]
     batch: u16,
+    /// Threads, 1 to 3 [default: one per available CPU, at most 3]. The engine always runs on
+    /// one. With 2 the output capture is written by a second thread (verify: the input is read
+    /// by it), so file I/O overlaps with processing; with 3 the input is read by a third; 1
+    /// reads, processes and writes on one thread (for debugging). Output, report and exit
+    /// status are the same.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=3))]
+    threads: Option<u8>,
 }
 
 fn main() -> ExitCode {
@@ -135,6 +142,9 @@ fn main() -> ExitCode {
         quiet: common.quiet,
         pass_unmatched: common.pass_unmatched,
         batch: usize::from(common.batch),
+        threads: common
+            .threads
+            .map_or_else(pcaptool::default_threads, usize::from),
     };
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());

@@ -3,8 +3,14 @@
 //! The packets of a pcap or pcapng file go through the same [`Engine`] as live traffic, in
 //! batches and in reused buffers. Each packet gets one report line and the run a summary; the
 //! outcome says whether every packet was processed (see [`Outcome`]).
+//!
+//! The engine work runs on the calling thread. With [`Options::threads`] above 1, the output
+//! capture is written by a thread of its own and, given a third thread (or no output), the
+//! input is read by another (see the `iothread` module), so the kernel's page-cache copies overlap with
+//! the processing; the bytes written, the report and the outcome are the same either way.
 
 pub mod inspect;
+mod iothread;
 mod report;
 pub mod sa_files;
 pub mod select;
@@ -61,6 +67,19 @@ pub struct Options {
     pub pass_unmatched: bool,
     /// Packets per engine batch.
     pub batch: usize,
+    /// Threads: 1 reads, processes and writes on the calling thread; 2 adds an I/O thread (the
+    /// writer when there is an output, else the reader); 3 or more, both. See
+    /// [`default_threads`].
+    pub threads: usize,
+}
+
+/// The default for [`Options::threads`]: one per CPU available to the process, at most 3. An
+/// I/O thread pays off only with a core of its own: on 2 cores a reader thread next to the
+/// writer thread slows the run down (the three compete for the cores, and every input byte
+/// then crosses between cores), while a writer thread alone, or a reader thread alone when
+/// nothing is written, speeds it up.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(3))
 }
 
 /// An SA with where it was defined (for messages).
@@ -184,15 +203,94 @@ fn io_err(what: &str, path: &Path, e: impl std::fmt::Display) -> ToolError {
     ToolError::Capture(format!("{what} {}: {e}", path.display()))
 }
 
+/// The input: read on the calling thread or by a reader thread.
+enum Source {
+    Direct(BufReader<File>),
+    Thread(iothread::ReadAhead),
+}
+
+impl Read for Source {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Source::Direct(r) => r.read(buf),
+            Source::Thread(r) => r.read(buf),
+        }
+    }
+}
+
+/// The output: written on the calling thread or by a writer thread.
+enum Sink {
+    Direct(BufWriter<File>),
+    Thread(iothread::WriteBehind),
+}
+
+impl Sink {
+    /// Writes everything (and ends the writer thread).
+    fn finish(self) -> io::Result<()> {
+        match self {
+            Sink::Direct(mut w) => w.flush(),
+            Sink::Thread(w) => w.finish(),
+        }
+    }
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sink::Direct(w) => w.write(buf),
+            Sink::Thread(w) => w.write(buf),
+        }
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Sink::Direct(w) => w.write_all(buf),
+            Sink::Thread(w) => w.write_all(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Direct(w) => w.flush(),
+            Sink::Thread(w) => w.flush(),
+        }
+    }
+}
+
+fn thread_err(what: &str, e: io::Error) -> ToolError {
+    ToolError::Capture(format!(
+        "cannot start the {what} thread: {e} (--threads 1 does without)"
+    ))
+}
+
 /// Runs `opts` with `sas`, writing the report to `out`.
 pub fn run(opts: &Options, sas: Vec<SaSource>, out: &mut dyn Write) -> Result<Outcome, ToolError> {
+    let writes = opts.output.is_some() && matches!(opts.op, Op::Encrypt | Op::Decrypt);
+    let write_thread = writes && opts.threads >= 2;
+    let read_thread = opts.threads >= 3 || (opts.threads == 2 && !writes);
     let file = File::open(&opts.input).map_err(|e| io_err("cannot open", &opts.input, e))?;
-    let reader = Reader::new(BufReader::with_capacity(1 << 20, file))
-        .map_err(|e| io_err("cannot read", &opts.input, e))?;
+    let source = if read_thread {
+        let r =
+            iothread::ReadAhead::spawn("ipsecpcap-read", file, iothread::CHUNK, iothread::BUFFERS)
+                .map_err(|e| thread_err("reader", e))?;
+        Source::Thread(r)
+    } else {
+        Source::Direct(BufReader::with_capacity(1 << 20, file))
+    };
+    let reader = Reader::new(source).map_err(|e| io_err("cannot read", &opts.input, e))?;
     let writer = match (&opts.output, opts.op) {
         (Some(path), Op::Encrypt | Op::Decrypt) => {
             let f = File::create(path).map_err(|e| io_err("cannot create", path, e))?;
-            let w = BufWriter::with_capacity(1 << 20, f);
+            let w = if write_thread {
+                let w = iothread::WriteBehind::spawn(
+                    "ipsecpcap-write",
+                    f,
+                    iothread::CHUNK,
+                    iothread::BUFFERS,
+                )
+                .map_err(|e| thread_err("writer", e))?;
+                Sink::Thread(w)
+            } else {
+                Sink::Direct(BufWriter::with_capacity(1 << 20, f))
+            };
             Some(match reader.pcap_header() {
                 Some(h) => Writer::pcap(w, h).map_err(|e| io_err("cannot write", path, e))?,
                 None => Writer::pcapng(w),
@@ -250,7 +348,7 @@ struct Tool<'a> {
     results_out: Vec<Result<(), DropReason>>,
 }
 
-type OutWriter = Writer<BufWriter<File>>;
+type OutWriter = Writer<Sink>;
 
 fn report_err(e: io::Error) -> ToolError {
     ToolError::Capture(format!("cannot write the report: {e}"))
@@ -344,7 +442,9 @@ impl Tool<'_> {
                 .map_err(report_err)?;
         }
         if let Some(w) = writer {
-            w.finish().map_err(|e| cap_err(self.out_path(), e))?;
+            w.finish()
+                .and_then(|s| s.finish().map_err(CaptureError::Io))
+                .map_err(|e| cap_err(self.out_path(), e))?;
         }
         Ok(())
     }
