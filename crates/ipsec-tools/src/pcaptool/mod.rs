@@ -6,8 +6,9 @@
 //!
 //! The engine work runs on the calling thread. With [`Options::threads`] above 1, the output
 //! capture is written by a thread of its own and, given a third thread (or no output), the
-//! input is read by another (see the `iothread` module), so the kernel's page-cache copies overlap with
-//! the processing; the bytes written, the report and the outcome are the same either way.
+//! input is read by another (see the `iothread` module), so the kernel's page-cache copies
+//! overlap with the processing; the bytes written, the report and the outcome are the same
+//! either way.
 
 pub mod inspect;
 mod iothread;
