@@ -5,6 +5,9 @@
 //! The function returns `Err` with a description when an invariant is broken (the fuzz target
 //! then panics); any panic inside is a bug too.
 
+use std::sync::Arc;
+
+use ipsec_core::spd::{CompiledSpd, PolicySet, TunnelNames};
 use ipsec_core::SaConfig;
 
 use crate::esp_sa;
@@ -55,9 +58,11 @@ pub fn ipseckey_parse(data: &[u8]) -> Result<(), &'static str> {
 }
 
 /// Parses `data` as an ipsecconf policy file (numeric: no resolver calls); when it parses,
-/// checks that [`ipsecconf::print`] output parses back into an equal policy, that printing
+/// checks that [`ipsecconf::print()`] output parses back into an equal policy, that printing
 /// that again gives the same text, that every entry printed alone parses back into that
-/// entry, and that the warnings are the same for both.
+/// entry, and that the warnings are the same for both. Then maps the policy onto SPD rules
+/// ([`ipsecconf::PolicyFile::to_rules`]): this fails only for entries whose `or`
+/// alternatives mix IPsec with bypass or drop, and the rules must compile.
 pub fn ipsecconf_parse(data: &[u8]) -> Result<(), &'static str> {
     let text = String::from_utf8_lossy(data);
     let opts = ipsecconf::ParseOptions { numeric: true };
@@ -85,6 +90,30 @@ pub fn ipsecconf_parse(data: &[u8]) -> Result<(), &'static str> {
     };
     if messages(&policy) != messages(&again) {
         return Err("ipsecconf warnings changed in the round trip");
+    }
+    let mixed = policy.entries.iter().any(|e| {
+        let kind = |a: &ipsecconf::Action| {
+            if a.applies_ipsec() {
+                ipsecconf::Action::Ipsec
+            } else {
+                *a
+            }
+        };
+        e.alternatives
+            .windows(2)
+            .any(|w| matches!(w, [(a, _), (b, _)] if kind(a) != kind(b)))
+    });
+    match policy.to_rules() {
+        Ok(rules) => {
+            if mixed {
+                return Err("to_rules accepted mixed alternatives");
+            }
+            let set = Arc::new(PolicySet::from_rules(rules));
+            CompiledSpd::compile(set, &mut TunnelNames::default())
+                .map_err(|_| "to_rules output does not compile")?;
+        }
+        Err(_) if mixed => {}
+        Err(_) => return Err("to_rules refused a parsed policy"),
     }
     Ok(())
 }

@@ -352,6 +352,7 @@ fn entry() -> impl Strategy<Value = Entry> {
                 }
                 Entry {
                     line: 0,
+                    column: 0,
                     pattern,
                     alternatives,
                 }
@@ -360,7 +361,10 @@ fn entry() -> impl Strategy<Value = Entry> {
 }
 
 fn policy() -> impl Strategy<Value = PolicyFile> {
-    prop::collection::vec(entry(), 0..6).prop_map(|entries| PolicyFile { entries })
+    prop::collection::vec(entry(), 0..6).prop_map(|entries| PolicyFile {
+        file: String::new(),
+        entries,
+    })
 }
 
 proptest! {
@@ -378,6 +382,19 @@ proptest! {
             prop_assert_eq!(e.line, i + 1);
         }
         prop_assert!(ipsecconf_parse(print(&policy).as_bytes()).is_ok());
+        // to_rules refuses exactly the entries whose alternatives mix IPsec with bypass/drop.
+        let mixed = policy.entries.iter().any(|e| {
+            let ipsec = e.alternatives.iter().filter(|(a, _)| a.applies_ipsec()).count();
+            let bypass = e.alternatives.iter().filter(|(a, _)| *a == Action::Bypass).count();
+            let n = e.alternatives.len();
+            !(ipsec == n || bypass == n || ipsec + bypass == 0)
+        });
+        let rules = back.to_rules();
+        prop_assert_eq!(rules.is_err(), mixed, "{:?}", rules);
+        if let Ok(rules) = rules {
+            let expanded: usize = policy.entries.len();
+            prop_assert_eq!(rules.len(), expanded, "literal addresses: one rule per entry");
+        }
     }
 
     #[test]

@@ -137,17 +137,27 @@
 //! (encryption without authentication, RFC 8221 MUST NOT algorithms, `sa unique` in
 //! tunnel-mode tunnels, where it is ignored). A text with any error yields no entries at all.
 //!
+//! # SPD rules
+//!
+//! [`PolicyFile::to_rules`] maps the AST onto `ipsec_core::spd::Rule`s in file order (the SPD
+//! computes the Solaris priorities from the order and the actions): one rule per address
+//! pair, old-style addresses oriented by the direction, `apply`/`permit` as `dir out`/`dir
+//! in`. The SPD model cannot hold an entry whose `or` alternatives mix `ipsec` with `bypass`
+//! or `drop` (Solaris accepts one); `to_rules` refuses such an entry.
+//!
 //! # Printer
 //!
-//! [`print`] writes one entry per line, in canonical spelling (the first synonym of each
+//! [`print()`] writes one entry per line, in canonical spelling (the first synonym of each
 //! name, the canonical algorithm names of the ipsec-crypto table, protocol and ICMP names
-//! where they exist, port numbers). `bypass` and `pass` are the same action and print as
-//! `bypass`. The output parses back into an equal [`PolicyFile`] (line numbers aside).
+//! where they exist, port numbers, masks as prefix lengths). `bypass` and `pass` are the same
+//! action and print as `bypass`. The output parses back into an equal [`PolicyFile`]
+//! (positions and the file name aside, which equality ignores).
 
 mod lex;
 mod names;
 mod parse;
 mod print;
+mod rules;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -161,19 +171,31 @@ pub use names::{protocol_by_name, protocol_name, protocols, service_by_name, ser
 pub use print::{print, print_entry};
 
 /// A parsed policy file: the entries in file order.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+///
+/// Equality compares the entries only, not the file name.
+#[derive(Debug, Clone, Eq, Default)]
 pub struct PolicyFile {
+    /// The file name given to the parser (used in the errors of [`PolicyFile::to_rules`]).
+    pub file: String,
     /// The entries, in the order they appear in the file.
     pub entries: Vec<Entry>,
 }
 
+impl PartialEq for PolicyFile {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries
+    }
+}
+
 /// One policy entry: `{pattern} action {properties} [or action {properties}]*`.
 ///
-/// Equality compares the values only, not the line the entry was written on.
+/// Equality compares the values only, not where the entry was written.
 #[derive(Debug, Clone, Eq)]
 pub struct Entry {
     /// 1-based line of the entry's opening `{`.
     pub line: usize,
+    /// 1-based column of the entry's opening `{`.
+    pub column: usize,
     /// The traffic selector.
     pub pattern: Pattern,
     /// The action-property pairs, at least one; the second and later were written after

@@ -39,7 +39,7 @@ pub(crate) fn parse_file_text(
         end: (lexed.end_line, lexed.end_col),
     };
     let mut entries = Vec::new();
-    let mut icmp: Vec<IcmpGroup<'_>> = Vec::new();
+    let mut icmp: Vec<IcmpGroup> = Vec::new();
     while p.peek().is_some() {
         let (e, first_ipsec) = p.entry()?;
         if let Some(tok) = first_ipsec {
@@ -47,7 +47,10 @@ pub(crate) fn parse_file_text(
         }
         entries.push(e);
     }
-    Ok(PolicyFile { entries })
+    Ok(PolicyFile {
+        file: file.to_string(),
+        entries,
+    })
 }
 
 /// Duplicate-detection slot of a name (synonyms share one).
@@ -236,7 +239,8 @@ struct AltToks<'a> {
     dir: Option<(Dir, &'a Token)>,
 }
 
-/// Names seen so far in an entry (pattern, and the properties of the current action).
+/// Names seen so far in an entry: the pattern's (and a `dir` in the properties), and the
+/// first old-style and new-style markers.
 #[derive(Default)]
 struct Seen<'a> {
     pattern: Vec<(Slot, &'a Token)>,
@@ -245,12 +249,11 @@ struct Seen<'a> {
 }
 
 /// The first entry seen per (tunnel, ICMP protocol) that applies IPsec.
-struct IcmpGroup<'a> {
+struct IcmpGroup {
     tunnel: Option<String>,
     ulp: u8,
     line: usize,
     protection: Vec<Protection>,
-    _tok: &'a Token,
 }
 
 type Protection = (
@@ -449,6 +452,7 @@ impl<'a> Parser<'a> {
         Ok((
             Entry {
                 line: open.line,
+                column: open.col,
                 pattern,
                 alternatives,
             },
@@ -1133,7 +1137,7 @@ impl<'a> Parser<'a> {
         &self,
         e: &Entry,
         action: &'a Token,
-        groups: &mut Vec<IcmpGroup<'a>>,
+        groups: &mut Vec<IcmpGroup>,
     ) -> Result<(), ParseError> {
         let Some(ulp) = e.pattern.ulp.filter(|u| *u == ICMP || *u == ICMPV6) else {
             return Ok(());
@@ -1159,7 +1163,6 @@ impl<'a> Parser<'a> {
                     ulp,
                     line: e.line,
                     protection: prot,
-                    _tok: action,
                 });
                 Ok(())
             }
