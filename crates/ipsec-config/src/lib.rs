@@ -1,4 +1,5 @@
-//! Ironswan's configuration languages: text in, validated `ipsec_core::SaConfig` out, and back.
+//! Ironswan's configuration languages: SAs (`ipseckey`, Wireshark `esp_sa`) and policy
+//! (`ipsecconf`): text in, validated values out, and back to text.
 //!
 //! ```text
 //!   ipseckey file / interactive line
@@ -14,6 +15,11 @@
 //!
 //!   Wireshark esp_sa table ──► esp_sa::parse ──► Vec<SaConfig>
 //!   SaConfig ──► esp_sa::format_line ──► one esp_sa line for a tshark profile
+//!
+//!   ipsecconf file ──► ipsecconf::parse ──► PolicyFile (typed AST, warnings)
+//!        │  PolicyFile::to_rules                 │  ipsecconf::print
+//!        ▼                                        ▼
+//!   Vec<ipsec_core::spd::Rule> ──► Spd         policy text that parses back equal
 //! ```
 //!
 //! * [`ipseckey`]: the ipseckey(8) command language of Solaris/illumos, every command,
