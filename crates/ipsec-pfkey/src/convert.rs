@@ -30,9 +30,7 @@ use ipsec_core::{
     Direction, Identity as CoreIdentity, IdentityType, InnerSelectors, Lifetime as CoreLifetime,
     Mode, NatT, Prefix, Proto, Sa, SaConfig, SaError, SaState, UniqueBinding,
 };
-use ipsec_crypto::{
-    auth_by_pfkey, auth_info, encr_by_pfkey, encr_info, AuthAlg, CryptoError, EncrAlg,
-};
+use ipsec_crypto::{auth_by_pfkey, auth_info, encr_by_pfkey, encr_info, AuthAlg, CryptoError};
 
 use crate::consts::*;
 use crate::diag::Diagnostic as D;
@@ -746,9 +744,4 @@ pub fn replay_value(r: &ReplayValue, esn: bool) -> Result<u64, PfkeyError> {
             "32- and 64-bit replay counters disagree",
         )),
     }
-}
-
-/// Whether an encryption algorithm number is one Ironswan keys.
-pub fn known_encr(n: u8) -> Option<EncrAlg> {
-    encr_by_pfkey(n).map(|e| e.alg)
 }

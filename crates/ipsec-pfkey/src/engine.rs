@@ -904,7 +904,11 @@ impl<R: SpiRng> KeyEngine<R> {
                 "an SA with an unspecified source cannot be paired",
             );
         };
-        let Some(pid) = self.sadb.lookup(cfg.proto, src, pair_spi, Some(cfg.dst)) else {
+        let found = self
+            .sadb
+            .lookup(cfg.proto, src, pair_spi, Some(cfg.dst))
+            .or_else(|| self.sadb.lookup(cfg.proto, src, pair_spi, None));
+        let Some(pid) = found else {
             return bad(D::PairInappropriate, "pair SA not found");
         };
         let Some(p) = self.sadb.get(pid) else {
