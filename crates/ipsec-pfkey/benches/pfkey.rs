@@ -2,6 +2,11 @@
 //! every client) and SADB lookup with 1,000,000 SAs (plus the resident memory per SA).
 //!
 //! `cargo bench -p ipsec-pfkey`
+//!
+//! First figures (2-core dev machine, 2026-11): ADD 7.75 µs (≈129k ADD/s, AES-256-GCM
+//! keyed twice: the validation dry run and the SA itself); lookup at 1e6 SAs 71 ns (hit),
+//! 6 ns (miss); resident memory ≈11.3 KB per SA, dominated by `ipsec_crypto::EspEncr`
+//! (8384 bytes inline in every `ipsec_core::Sa`, 10448 bytes in all).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
