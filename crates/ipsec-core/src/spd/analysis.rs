@@ -29,7 +29,7 @@ pub struct AnalysisLimits {
 impl Default for AnalysisLimits {
     fn default() -> Self {
         Self {
-            max_pairs: 50_000_000,
+            max_pairs: 20_000_000,
             max_listed: 8,
         }
     }
@@ -43,7 +43,7 @@ pub enum Warning {
     Shadowed {
         /// The shadowed rule.
         rule: usize,
-        /// Rules that cover it.
+        /// Rules that cover it (at most `max_listed` of them).
         by: Vec<usize>,
     },
     /// Some of the rule's packets are decided by higher-priority rules with a different action.
@@ -52,7 +52,7 @@ pub enum Warning {
         rule: usize,
         /// Higher-priority rules with a different action sharing some of its traffic.
         with: Vec<usize>,
-        /// Further such rules not listed.
+        /// Further such rules not listed (at least this many).
         more: usize,
     },
     /// The selectors can never match a packet.
@@ -111,7 +111,7 @@ impl fmt::Display for Warning {
                     list(with)
                 )?;
                 if *more > 0 {
-                    write!(f, " (and {more} more)")?;
+                    write!(f, " (and at least {more} more)")?;
                 }
                 Ok(())
             }
@@ -150,7 +150,7 @@ fn mask(width: u8, len: u8) -> u128 {
 }
 
 /// A selector in comparable form for one family.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct Sel {
     ln: u128,
     lm: u128,
@@ -245,8 +245,41 @@ struct RuleState {
     shadowed_in: u32,
     /// 1 + the number of the last table the rule was found shadowed in.
     last_shadow: usize,
+    /// Covering rules (at most `max_listed`).
     shadowers: Vec<usize>,
+    /// Overlapping higher-priority rules with another action (at most `max_listed`).
     overlaps: Vec<usize>,
+    /// 1 + the table the overlap count is for.
+    overlap_table: usize,
+    overlap_here: usize,
+    /// The most overlapping rules found in one table (a lower bound of the distinct total).
+    overlap_max: usize,
+}
+
+fn note_shadow(state: &mut [RuleState], lo: usize, hi: usize, tid: usize, max_listed: usize) {
+    if let Some(s) = state.get_mut(lo) {
+        if s.last_shadow != tid + 1 {
+            s.last_shadow = tid + 1;
+            s.shadowed_in += 1;
+        }
+        if s.shadowers.len() < max_listed.max(1) && !s.shadowers.contains(&hi) {
+            s.shadowers.push(hi);
+        }
+    }
+}
+
+fn note_overlap(state: &mut [RuleState], lo: usize, hi: usize, tid: usize, max_listed: usize) {
+    if let Some(s) = state.get_mut(lo) {
+        if s.overlap_table != tid + 1 {
+            s.overlap_table = tid + 1;
+            s.overlap_here = 0;
+        }
+        s.overlap_here += 1;
+        s.overlap_max = s.overlap_max.max(s.overlap_here);
+        if s.overlaps.len() < max_listed && !s.overlaps.contains(&hi) {
+            s.overlaps.push(hi);
+        }
+    }
 }
 
 struct Member {
@@ -325,13 +358,51 @@ pub fn analyze(set: &PolicySet, limits: AnalysisLimits) -> Vec<Warning> {
         let Some(members) = tables.get(&k) else {
             continue;
         };
-        // Nesting forest over remote prefixes; rules without one sit at the root (node 0).
-        let mut groups: HashMap<(u128, u128), Vec<usize>> = HashMap::new();
-        for (mi, m) in members.iter().enumerate() {
-            groups.entry((m.sel.rn, m.sel.rm)).or_default().push(mi);
+        // Nesting forest over remote prefixes; rules without one share the root node.
+        let mut node_of: HashMap<(u128, u128), usize> = HashMap::new();
+        let mut order: Vec<(u128, u128)> = Vec::new();
+        for m in members {
+            node_of.entry((m.sel.rn, m.sel.rm)).or_insert_with(|| {
+                order.push((m.sel.rn, m.sel.rm));
+                0
+            });
         }
-        let mut order: Vec<(u128, u128)> = groups.keys().copied().collect();
         order.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+        for (ni, key) in order.iter().enumerate() {
+            node_of.insert(*key, ni);
+        }
+        let mut nodes: Vec<Vec<usize>> = vec![Vec::new(); order.len()];
+        for (mi, m) in members.iter().enumerate() {
+            if let Some(v) = node_of
+                .get(&(m.sel.rn, m.sel.rm))
+                .and_then(|&n| nodes.get_mut(n))
+            {
+                v.push(mi);
+            }
+        }
+        // Within a node, a rule with the same selectors as a higher-priority one is covered by
+        // it; only the highest of each distinct selector takes part in the pairs.
+        for v in &mut nodes {
+            v.sort_by_key(|&mi| core::cmp::Reverse(members.get(mi).map_or(0, |m| m.prio)));
+            let mut seen: HashMap<Sel, usize> = HashMap::new();
+            v.retain(|&mi| {
+                let Some(m) = members.get(mi) else {
+                    return false;
+                };
+                match seen.get(&m.sel) {
+                    Some(&rep) => {
+                        if let Some(r) = members.get(rep) {
+                            note_shadow(&mut state, m.rule, r.rule, tid, limits.max_listed);
+                        }
+                        false
+                    }
+                    None => {
+                        seen.insert(m.sel, mi);
+                        true
+                    }
+                }
+            });
+        }
         let top = if k.1 == Family::V4 {
             u128::from(u32::MAX)
         } else {
@@ -339,37 +410,26 @@ pub fn analyze(set: &PolicySet, limits: AnalysisLimits) -> Vec<Warning> {
         };
         let mut parent: Vec<Option<usize>> = Vec::with_capacity(order.len());
         let mut stack: Vec<usize> = Vec::new();
-        for (ni, (net, m)) in order.iter().enumerate() {
+        for (ni, (net, _)) in order.iter().enumerate() {
             while let Some(&t) = stack.last() {
                 let (tn, tm) = order[t];
-                let thi = tn | (!tm & top);
-                if thi < *net {
+                if (tn | (!tm & top)) < *net {
                     stack.pop();
                 } else {
                     break;
                 }
             }
-            let _ = m;
             parent.push(stack.last().copied());
             stack.push(ni);
         }
-        for (ni, key) in order.iter().enumerate() {
-            let Some(here) = groups.get(key) else {
-                continue;
-            };
+        for (ni, here) in nodes.iter().enumerate() {
             for (pos, &bi) in here.iter().enumerate() {
                 let Some(b) = members.get(bi) else { continue };
-                // Same node, earlier members; then every ancestor node.
-                let mut cands: Vec<&[usize]> = vec![here.get(..pos).unwrap_or(&[])];
-                let mut p = parent.get(ni).copied().flatten();
-                while let Some(pi) = p {
-                    if let Some(g) = order.get(pi).and_then(|kk| groups.get(kk)) {
-                        cands.push(g);
-                    }
-                    p = parent.get(pi).copied().flatten();
-                }
-                for c in cands {
-                    for &ai in c {
+                // Earlier members of the same node, then every ancestor node's members.
+                let mut cand: &[usize] = here.get(..pos).unwrap_or(&[]);
+                let mut up = parent.get(ni).copied().flatten();
+                loop {
+                    for &ai in cand {
                         pairs += 1;
                         if pairs > limits.max_pairs {
                             incomplete = true;
@@ -378,25 +438,16 @@ pub fn analyze(set: &PolicySet, limits: AnalysisLimits) -> Vec<Warning> {
                         let Some(a) = members.get(ai) else { continue };
                         let (hi, lo) = if a.prio > b.prio { (a, b) } else { (b, a) };
                         if covers(&hi.sel, &lo.sel) {
-                            if let Some(s) = state.get_mut(lo.rule) {
-                                if s.last_shadow != tid + 1 {
-                                    s.last_shadow = tid + 1;
-                                    s.shadowed_in += 1;
-                                }
-                                if !s.shadowers.contains(&hi.rule) {
-                                    s.shadowers.push(hi.rule);
-                                }
-                            }
+                            note_shadow(&mut state, lo.rule, hi.rule, tid, limits.max_listed);
                         } else if actions.get(hi.rule) != actions.get(lo.rule)
                             && meets(&hi.sel, &lo.sel)
                         {
-                            if let Some(s) = state.get_mut(lo.rule) {
-                                if !s.overlaps.contains(&hi.rule) {
-                                    s.overlaps.push(hi.rule);
-                                }
-                            }
+                            note_overlap(&mut state, lo.rule, hi.rule, tid, limits.max_listed);
                         }
                     }
+                    let Some(pi) = up else { break };
+                    cand = nodes.get(pi).map_or(&[], Vec::as_slice);
+                    up = parent.get(pi).copied().flatten();
                 }
             }
         }
@@ -410,12 +461,10 @@ pub fn analyze(set: &PolicySet, limits: AnalysisLimits) -> Vec<Warning> {
             });
         } else if !s.overlaps.is_empty() {
             s.overlaps.sort_unstable();
-            let more = s.overlaps.len().saturating_sub(limits.max_listed);
-            s.overlaps.truncate(limits.max_listed);
             out.push(Warning::Overlap {
                 rule: i,
                 with: s.overlaps.clone(),
-                more,
+                more: s.overlap_max.saturating_sub(s.overlaps.len()),
             });
         }
     }
