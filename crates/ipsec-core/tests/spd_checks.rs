@@ -684,3 +684,79 @@ fn packet_keys_from_bytes() {
         ipsec_core::spd::Outbound::Drop(PolicyDrop::MalformedPacket)
     );
 }
+
+// ----- the transmitter's choice ------------------------------------------------------------
+
+#[test]
+fn transmitter_uses_the_first_alternative_with_sas() {
+    use ipsec_core::spd::choose_sas;
+    // SAs from L4 to R4 (outbound at L4).
+    let mut db = Sadb::new();
+    let mut mk = |proto: Proto, spi: u32, f: &dyn Fn(&mut SaConfig)| {
+        let mut c = SaConfig::new(proto, spi, Some(a(L4)), a(R4));
+        match proto {
+            Proto::Esp => {
+                c.encr_alg = Some(EncrAlg::AesCbc);
+                c.encr_key = KeyMaterial::new(&[7u8; 16]);
+            }
+            Proto::Ah => {}
+        }
+        c.auth_alg = Some(AuthAlg::HmacSha256);
+        c.auth_key = KeyMaterial::new(&[9u8; 32]);
+        f(&mut c);
+        db.add(c, 0).unwrap()
+    };
+    let esp = mk(Proto::Esp, 0x1000, &|_| {});
+    let ah = mk(Proto::Ah, 0x1001, &|_| {});
+    let uniq = mk(Proto::Esp, 0x1002, &|c| {
+        c.unique = Some(UniqueBinding {
+            sport: 40000,
+            dport: 80,
+            proto: 6,
+        })
+    });
+    let tun = mk(Proto::Esp, 0x1003, &|c| {
+        c.mode = Mode::Tunnel;
+        c.inner = InnerSelectors {
+            dst: Some(pfx("10.1.0.0/16")),
+            ..InnerSelectors::default()
+        };
+    });
+    let k = PacketKey::tcp(Dir::Out, a(L4), a(R4), 40000, 80);
+    let des3 = esp_auth(EncrAlg::TripleDesCbc, None);
+    let aes = esp_auth(EncrAlg::AesCbc, Some(AuthAlg::HmacSha256));
+    assert_eq!(
+        choose_sas(&[des3, aes], Mode::Transport, &k, &db),
+        Some((1, [Some(esp), None]))
+    );
+    assert_eq!(choose_sas(&[des3], Mode::Transport, &k, &db), None);
+    let both = Protection::from_props(
+        Some(AlgSpec::of(AuthAlg::HmacSha256)),
+        Some(AlgSpec::of(EncrAlg::AesCbc)),
+        None,
+        SaSharing::Shared,
+    );
+    assert_eq!(
+        choose_sas(&[both], Mode::Transport, &k, &db),
+        Some((0, [Some(esp), Some(ah)]))
+    );
+    // `sa unique`: only the SA bound to this 5-tuple.
+    let unique = Protection {
+        sa: SaSharing::Unique,
+        ..esp_auth(EncrAlg::AesCbc, None)
+    };
+    assert_eq!(
+        choose_sas(&[unique], Mode::Transport, &k, &db),
+        Some((0, [Some(uniq), None]))
+    );
+    let k2 = PacketKey::tcp(Dir::Out, a(L4), a(R4), 40001, 80);
+    assert_eq!(choose_sas(&[unique], Mode::Transport, &k2, &db), None);
+    // Tunnel mode: by inner selectors.
+    let inner = PacketKey::tcp(Dir::Out, a("10.9.0.1"), a("10.1.2.3"), 1, 2);
+    assert_eq!(
+        choose_sas(&[aes], Mode::Tunnel, &inner, &db),
+        Some((0, [Some(tun), None]))
+    );
+    let outside = PacketKey::tcp(Dir::Out, a("10.9.0.1"), a("10.2.2.3"), 1, 2);
+    assert_eq!(choose_sas(&[aes], Mode::Tunnel, &outside, &db), None);
+}

@@ -297,3 +297,104 @@ pub(crate) fn loopback_satisfies(want: &Protection, out: &Protection) -> bool {
     };
     ah && esp && want.self_encap == out.self_encap
 }
+
+fn spec_fits(p: &Protection, v: &SaView<'_>) -> bool {
+    match v.proto {
+        Proto::Ah => {
+            p.ah.as_ref()
+                .is_some_and(|s| v.auth.is_some_and(|(a, b)| s.accepts(a, b)))
+        }
+        Proto::Esp => p.esp.as_ref().is_some_and(|s| {
+            let (alg, bits) = v.encr.unwrap_or((EncrAlg::Null, 0));
+            s.encr.accepts(alg, bits)
+                && match &s.auth {
+                    EspAuth::Optional => true,
+                    EspAuth::Required(w) => match v.auth {
+                        Some((a, b)) => w.accepts(a, b),
+                        None => encr_info(alg).aead,
+                    },
+                }
+        }),
+    }
+}
+
+fn outbound_sa_fits(p: &Protection, mode: Mode, sa: &Sa, key: &PacketKey) -> bool {
+    let c = sa.config();
+    if !sa.state().usable() || c.direction == crate::sa::Direction::Inbound {
+        return false;
+    }
+    let want_tunnel = mode == Mode::Tunnel || p.self_encap;
+    let v = SaView::of(sa);
+    let place = match (want_tunnel, c.mode) {
+        (false, Mode::Transport) => {
+            c.dst == key.dst && c.src.is_none_or(|s| s == key.src || s.is_unspecified())
+        }
+        (true, Mode::Tunnel) if p.self_encap => c.dst == key.dst,
+        (true, Mode::Tunnel) => {
+            let s = &c.inner;
+            prefix_ok(&s.src, key.src)
+                && prefix_ok(&s.dst, key.dst)
+                && (s.proto == 0 || s.proto == key.proto)
+        }
+        _ => false,
+    };
+    if !place || !spec_fits(p, &v) {
+        return false;
+    }
+    // `sa unique`: an SA bound to this packet's 5-tuple; `sa shared`: an SA bound to no
+    // 5-tuple (a unique SA is "not used by any other socket").
+    match (p.sa, v.unique) {
+        (SaSharing::Unique, Some(b)) => {
+            port_ok(b.sport, key.sport)
+                && port_ok(b.dport, key.dport)
+                && (b.proto == 0 || b.proto == key.proto)
+        }
+        (SaSharing::Unique, None) => false,
+        (SaSharing::Shared, Some(_)) => false,
+        (SaSharing::Shared, None) => sa_fits(&v, key) || v.mode == Mode::Tunnel,
+    }
+}
+
+/// The transmitter's choice for an outbound `Protect` decision: the first alternative of
+/// `bundles` for which `sadb` holds usable SAs ("a transmitter will use the first
+/// action-property pair that works"), with the SAs in the order
+/// [`Engine::outbound`](crate::Engine::outbound) applies them (ESP, then AH outside it).
+/// `None` means no alternative has SAs yet: the daemon asks the key manager (ACQUIRE).
+///
+/// This scans the SADB (O(SAs)); a daemon caches the answer per flow.
+pub fn choose_sas(
+    bundles: &[Protection],
+    mode: Mode,
+    key: &PacketKey,
+    sadb: &Sadb,
+) -> Option<(usize, [Option<crate::sadb::SaId>; 2])> {
+    for (i, p) in bundles.iter().enumerate() {
+        let find = |proto: Proto| {
+            sadb.iter()
+                .find(|(_, sa)| sa.proto() == proto && outbound_sa_fits(p, mode, sa, key))
+                .map(|(id, _)| id)
+        };
+        let esp = match p.esp {
+            Some(_) => match find(Proto::Esp) {
+                Some(id) => Some(id),
+                None => continue,
+            },
+            None => None,
+        };
+        let ah = match p.ah {
+            Some(_) => match find(Proto::Ah) {
+                Some(id) => Some(id),
+                None => continue,
+            },
+            None => None,
+        };
+        let order = match (esp, ah) {
+            (Some(e), a) => [Some(e), a],
+            (None, a) => [a, None],
+        };
+        if order[0].is_some() {
+            return Some((i, order));
+        }
+    }
+    None
+}

@@ -42,7 +42,7 @@ use std::sync::{Arc, OnceLock};
 use ipsec_crypto::{AuthAlg, EncrAlg};
 
 pub use analysis::{analyze, AnalysisLimits, Warning};
-pub use check::{Applied, SaView};
+pub use check::{choose_sas, Applied, SaView};
 pub use drop::PolicyDrop;
 pub use explain::{ExplainedRule, Explanation};
 pub use index::{CompileError, CompiledSpd, PolicyEntry, PolicySource, TunnelNames};
