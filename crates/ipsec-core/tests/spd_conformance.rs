@@ -1275,3 +1275,91 @@ fn intra_machine_traffic_is_checked_as_if_protected() {
     s.set_socket_policy(rcv, &IpsecReq::esp(12, 0)).unwrap();
     assert_eq!(s.loopback(&lo, Some(rcv)).inbound.verdict, Inbound::Accept);
 }
+
+#[test]
+fn request_checks_follow_ipsec_set_req_order() {
+    let mut s = spd(vec![]);
+    let user = sock(&mut s, 1, Family::V4, 17, false);
+    // Unknown bits first (EINVAL), then privilege for NEVER (EPERM), then NEVER with REQUIRED.
+    let unknown_and_never = IpsecReq {
+        ah_req: IPSEC_PREF_NEVER | 0x80,
+        esp_req: IPSEC_PREF_NEVER,
+        ..IpsecReq::default()
+    };
+    assert_eq!(
+        s.set_socket_policy(user, &unknown_and_never)
+            .unwrap_err()
+            .errno(),
+        22
+    );
+    let never_and_required = IpsecReq {
+        esp_req: IPSEC_PREF_NEVER | IPSEC_PREF_REQUIRED,
+        ..IpsecReq::default()
+    };
+    assert_eq!(
+        s.set_socket_policy(user, &never_and_required)
+            .unwrap_err()
+            .errno(),
+        1
+    );
+    let root = sock(&mut s, 2, Family::V4, 17, true);
+    assert_eq!(
+        s.set_socket_policy(root, &never_and_required)
+            .unwrap_err()
+            .errno(),
+        22
+    );
+    // A reset request (no NEVER/REQUIRED bit) is not checked further.
+    let reset_with_junk = IpsecReq {
+        esp_req: IPSEC_PREF_UNIQUE | 0x80,
+        ..IpsecReq::default()
+    };
+    s.set_socket_policy(user, &reset_with_junk).unwrap();
+    // But not even a reset is allowed once latched.
+    s.socket_connected(user, sa(L4, 5000), sa(R4, 53)).unwrap();
+    assert_eq!(
+        s.set_socket_policy(user, &IpsecReq::default())
+            .unwrap_err()
+            .errno(),
+        22
+    );
+}
+
+#[test]
+fn neighbor_discovery_needs_an_explicit_pass_rule() {
+    // ipsecconf(8) Example 13: ND is not bypassed automatically.
+    let net = "fec0:abcd::/32";
+    let base = Rule::new(
+        remote(net),
+        PolicyDir::Both,
+        Action::ipsec(ah(AuthAlg::HmacSha1)),
+    );
+    let nd = Rule::new(
+        Selector {
+            ulp: Some(58),
+            icmp_type: Some(ipsec_core::spd::IcmpRange::new(133, 137)),
+            ..remote(net)
+        },
+        PolicyDir::Both,
+        Action::Bypass,
+    );
+    let (l, r) = (a("fec0:abcd::1"), a("fec0:abcd::2"));
+    let ns_out = PacketKey::icmp(Dir::Out, l, r, v6::NEIGHBOR_SOLICIT, 0);
+    let ns_in = PacketKey::icmp(Dir::In, r, l, v6::NEIGHBOR_SOLICIT, 0);
+    let echo_out = PacketKey::icmp(Dir::Out, l, r, v6::ECHO_REQUEST, 0);
+    let without = spd(vec![base.clone()]);
+    assert!(matches!(
+        without.outbound(&ns_out).verdict,
+        Outbound::Protect { .. }
+    ));
+    let with = spd(vec![base, nd]);
+    assert_eq!(with.outbound(&ns_out).verdict, Outbound::Bypass);
+    assert_eq!(
+        with.inbound_clear(&ns_in.with_socket(SocketId(99))).verdict,
+        Inbound::Accept
+    );
+    assert!(matches!(
+        with.outbound(&echo_out).verdict,
+        Outbound::Protect { .. }
+    ));
+}

@@ -816,11 +816,16 @@ impl Spd {
         if s.listening && matches!(s.info.proto, ulp::TCP | ulp::SCTP) {
             return Err(SockOptError::Invalid("socket is listening"));
         }
-        req.check_bits()?;
-        if req.needs_privilege() && !s.info.privileged {
-            return Err(SockOptError::Permission(
-                "only privileged sockets may bypass IPsec",
-            ));
+        // The order of spd.c ipsec_set_req(): a reset request skips the checks; unknown bits,
+        // then privilege for NEVER, then NEVER with REQUIRED; then the latch.
+        if !req.is_reset() {
+            req.check_known_bits()?;
+            if req.needs_privilege() && !s.info.privileged {
+                return Err(SockOptError::Permission(
+                    "only privileged sockets may bypass IPsec",
+                ));
+            }
+            req.check_exclusive()?;
         }
         if s.latch.is_some() {
             return Err(SockOptError::Invalid(

@@ -175,19 +175,37 @@ impl IpsecReq {
         ((self.ah_req | self.esp_req | self.self_encap_req) & IPSEC_PREF_NEVER) != 0
     }
 
-    /// The bit checks of `ipsec_set_req()` (privilege aside).
-    pub fn check_bits(&self) -> Result<(), SockOptError> {
-        for v in [self.ah_req, self.esp_req, self.self_encap_req] {
-            if v & !VALID_BITS != 0 {
-                return Err(SockOptError::Invalid("unknown request bits"));
-            }
-            if v & REQ_MASK == REQ_MASK {
-                return Err(SockOptError::Invalid(
-                    "IPSEC_PREF_NEVER and IPSEC_PREF_REQUIRED together",
-                ));
-            }
+    /// Bits other than NEVER, REQUIRED and UNIQUE: `EINVAL`.
+    pub fn check_known_bits(&self) -> Result<(), SockOptError> {
+        if [self.ah_req, self.esp_req, self.self_encap_req]
+            .iter()
+            .any(|v| v & !VALID_BITS != 0)
+        {
+            return Err(SockOptError::Invalid("unknown request bits"));
         }
         Ok(())
+    }
+
+    /// NEVER together with REQUIRED in one field: `EINVAL`.
+    pub fn check_exclusive(&self) -> Result<(), SockOptError> {
+        if [self.ah_req, self.esp_req, self.self_encap_req]
+            .iter()
+            .any(|v| v & REQ_MASK == REQ_MASK)
+        {
+            return Err(SockOptError::Invalid(
+                "IPSEC_PREF_NEVER and IPSEC_PREF_REQUIRED together",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The bit checks of `ipsec_set_req()` (privilege aside; a reset request is not checked).
+    pub fn check_bits(&self) -> Result<(), SockOptError> {
+        if self.is_reset() {
+            return Ok(());
+        }
+        self.check_known_bits()?;
+        self.check_exclusive()
     }
 
     /// The action the request stands for (`None` for a reset), after the bit checks.
