@@ -750,3 +750,13 @@ impl Sa {
         None
     }
 }
+
+#[cfg(test)]
+mod size_tests {
+    /// The SADB holds a million SAs in well under 1 KiB each: big key schedules are boxed.
+    #[test]
+    fn sa_is_small() {
+        let n = core::mem::size_of::<super::Sa>();
+        assert!(n <= 1024, "Sa is {n} bytes");
+    }
+}

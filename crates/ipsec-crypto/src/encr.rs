@@ -169,7 +169,7 @@ where
 }
 
 /// Generates unpredictable CBC IVs without an RNG (NIST SP 800-38A Appendix C).
-struct IvGen(BlockAny);
+struct IvGen(Box<BlockAny>);
 
 impl IvGen {
     /// Derive the IV-generation key from the SA's cipher key and key the cipher.
@@ -177,7 +177,10 @@ impl IvGen {
         let k = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA512, sa_key);
         let mut okm = Zeroizing::new([0u8; 64]);
         let okm = aws_lc_rs::hmac::sign_to_buffer(&k, IV_KEY_LABEL, &mut okm[..]).ok()?;
-        Some(Self(BlockAny::new(alg, okm.get(..sa_key.len())?)?))
+        Some(Self(Box::new(BlockAny::new(
+            alg,
+            okm.get(..sa_key.len())?,
+        )?)))
     }
 
     /// IV = E_Kiv(0...0 || seq as 8 bytes big-endian), one cipher block.
@@ -200,18 +203,17 @@ enum Backend {
     Null,
     /// AES-CBC through aws-lc-rs (precomputed encrypt and decrypt schedules).
     AesCbc {
-        enc: EncryptingKey,
-        dec: DecryptingKey,
+        keys: Box<(EncryptingKey, DecryptingKey)>,
         ivgen: IvGen,
     },
     /// DES, 3DES, Blowfish and Camellia CBC through RustCrypto.
     Cbc {
-        cipher: BlockAny,
+        cipher: Box<BlockAny>,
         ivgen: IvGen,
     },
     /// AES-CTR (RFC 3686) through aws-lc-rs.
     AesCtr {
-        key: EncryptingKey,
+        key: Box<EncryptingKey>,
         nonce: Zeroizing<[u8; 4]>,
     },
     /// AES-GCM-16 and ChaCha20-Poly1305 through aws-lc-rs.
@@ -221,13 +223,13 @@ enum Backend {
     },
     /// AES-GCM-8/12 and AES-GMAC (ENCR_NULL_AUTH_AES_GMAC) through the generic GCM.
     Gcm {
-        gcm: GenericGcm,
+        gcm: Box<GenericGcm>,
         salt: Zeroizing<[u8; 4]>,
         gmac_only: bool,
     },
     /// AES-CCM (RFC 4309) through RustCrypto `ccm`.
     Ccm {
-        aes: AesAny,
+        aes: Box<AesAny>,
         salt: Zeroizing<[u8; 3]>,
     },
 }
@@ -365,13 +367,16 @@ impl EspEncr {
                     .and_then(DecryptingKey::cbc)
                     .map_err(|_| bad_key())?;
                 let ivgen = IvGen::new(alg, ck).ok_or_else(bad_key)?;
-                Backend::AesCbc { enc, dec, ivgen }
+                Backend::AesCbc {
+                    keys: Box::new((enc, dec)),
+                    ivgen,
+                }
             }
             EncrAlg::DesCbc
             | EncrAlg::TripleDesCbc
             | EncrAlg::BlowfishCbc
             | EncrAlg::CamelliaCbc => Backend::Cbc {
-                cipher: BlockAny::new(alg, ck).ok_or_else(bad_key)?,
+                cipher: Box::new(BlockAny::new(alg, ck).ok_or_else(bad_key)?),
                 ivgen: IvGen::new(alg, ck).ok_or_else(bad_key)?,
             },
             EncrAlg::AesCtr => {
@@ -380,7 +385,7 @@ impl EspEncr {
                     .and_then(EncryptingKey::ctr)
                     .map_err(|_| bad_key())?;
                 Backend::AesCtr {
-                    key,
+                    key: Box::new(key),
                     nonce: salt4(salt)?,
                 }
             }
@@ -399,7 +404,7 @@ impl EspEncr {
                 }
             }
             EncrAlg::AesGcm8 | EncrAlg::AesGcm12 | EncrAlg::AesNullGmac => Backend::Gcm {
-                gcm: GenericGcm::new(ck).ok_or_else(bad_key)?,
+                gcm: Box::new(GenericGcm::new(ck).ok_or_else(bad_key)?),
                 salt: salt4(salt)?,
                 gmac_only: alg == EncrAlg::AesNullGmac,
             },
@@ -410,7 +415,7 @@ impl EspEncr {
                 }
                 s.copy_from_slice(salt);
                 Backend::Ccm {
-                    aes: AesAny::new(ck).ok_or_else(bad_key)?,
+                    aes: Box::new(AesAny::new(ck).ok_or_else(bad_key)?),
                     salt: s,
                 }
             }
@@ -524,7 +529,8 @@ impl EspEncr {
         self.check_iv(iv)?;
         match &self.backend {
             Backend::Null => Ok(()),
-            Backend::AesCbc { enc, .. } => {
+            Backend::AesCbc { keys, .. } => {
+                let enc = &keys.0;
                 let iv: [u8; 16] = iv.try_into().map_err(|_| CryptoError::BadLength)?;
                 if !buf.len().is_multiple_of(16) {
                     return Err(CryptoError::BadLength);
@@ -567,7 +573,7 @@ impl EspEncr {
             Backend::Ccm { aes, salt } => {
                 let (data, tag_out) = split_tag(buf, self.icv_len)?;
                 let nonce = ccm_nonce(salt, iv)?;
-                with_aes!(aes, |c| match self.icv_len {
+                with_aes!(&**aes, |c| match self.icv_len {
                     8 => ccm_seal_with::<_, U8>(c, &nonce, aad, data, tag_out),
                     12 => ccm_seal_with::<_, U12>(c, &nonce, aad, data, tag_out),
                     _ => ccm_seal_with::<_, U16>(c, &nonce, aad, data, tag_out),
@@ -589,7 +595,8 @@ impl EspEncr {
         self.check_iv(iv)?;
         match &self.backend {
             Backend::Null => Ok(()),
-            Backend::AesCbc { dec, .. } => {
+            Backend::AesCbc { keys, .. } => {
+                let dec = &keys.1;
                 let iv: [u8; 16] = iv.try_into().map_err(|_| CryptoError::BadLength)?;
                 if !buf.len().is_multiple_of(16) {
                     return Err(CryptoError::BadLength);
@@ -630,7 +637,7 @@ impl EspEncr {
             Backend::Ccm { aes, salt } => {
                 let (data, tag) = split_tag(buf, self.icv_len)?;
                 let nonce = ccm_nonce(salt, iv)?;
-                with_aes!(aes, |c| match self.icv_len {
+                with_aes!(&**aes, |c| match self.icv_len {
                     8 => ccm_open_with::<_, U8>(c, &nonce, aad, data, tag),
                     12 => ccm_open_with::<_, U12>(c, &nonce, aad, data, tag),
                     _ => ccm_open_with::<_, U16>(c, &nonce, aad, data, tag),
@@ -649,4 +656,15 @@ fn ccm_nonce(salt: &[u8; 3], iv: &[u8]) -> Result<[u8; 11], CryptoError> {
     n[..3].copy_from_slice(salt);
     n[3..].copy_from_slice(iv);
     Ok(n)
+}
+
+#[cfg(test)]
+mod size_tests {
+    /// Every SA holds an `EspEncr`: large key schedules (Blowfish, generic GCM tables, CCM)
+    /// live behind a box so that an SADB with a million SAs stays small.
+    #[test]
+    fn esp_encr_is_small() {
+        let n = core::mem::size_of::<super::EspEncr>();
+        assert!(n <= 1024, "EspEncr is {n} bytes");
+    }
 }

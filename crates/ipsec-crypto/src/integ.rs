@@ -22,14 +22,14 @@ const MAX_ICV: usize = 32;
 enum Backend {
     None,
     /// HMAC-MD5 through RustCrypto (aws-lc-rs has no HMAC-MD5).
-    Md5(Hmac<Md5>),
+    Md5(Box<Hmac<Md5>>),
     /// HMAC-SHA-1/256/384/512 through aws-lc-rs; the key holds the
     /// precomputed inner and outer states and is cloned per packet.
-    Aws(aws_lc_rs::hmac::Key),
-    Xcbc(XcbcMac),
-    Cmac(Cmac<Aes128>),
+    Aws(Box<aws_lc_rs::hmac::Key>),
+    Xcbc(Box<XcbcMac>),
+    Cmac(Box<Cmac<Aes128>>),
     Gmac {
-        gcm: GenericGcm,
+        gcm: Box<GenericGcm>,
         salt: Zeroizing<[u8; 4]>,
     },
 }
@@ -127,17 +127,17 @@ impl Integ {
         let internal = CryptoError::BadLength;
         let backend = match alg {
             AuthAlg::None => Backend::None,
-            AuthAlg::HmacMd5 => {
-                Backend::Md5(Hmac::<Md5>::new_from_slice(ck).map_err(|_| internal)?)
-            }
+            AuthAlg::HmacMd5 => Backend::Md5(Box::new(
+                Hmac::<Md5>::new_from_slice(ck).map_err(|_| internal)?,
+            )),
             AuthAlg::HmacSha1 | AuthAlg::HmacSha256 | AuthAlg::HmacSha384 | AuthAlg::HmacSha512 => {
                 let a = aws_hmac_alg(alg).ok_or(internal)?;
-                Backend::Aws(aws_lc_rs::hmac::Key::new(a, ck))
+                Backend::Aws(Box::new(aws_lc_rs::hmac::Key::new(a, ck)))
             }
-            AuthAlg::AesXcbcMac => Backend::Xcbc(XcbcMac::new(ck).ok_or(internal)?),
-            AuthAlg::AesCmac => {
-                Backend::Cmac(<Cmac<Aes128> as Mac>::new_from_slice(ck).map_err(|_| internal)?)
-            }
+            AuthAlg::AesXcbcMac => Backend::Xcbc(Box::new(XcbcMac::new(ck).ok_or(internal)?)),
+            AuthAlg::AesCmac => Backend::Cmac(Box::new(
+                <Cmac<Aes128> as Mac>::new_from_slice(ck).map_err(|_| internal)?,
+            )),
             AuthAlg::AesGmac128 | AuthAlg::AesGmac192 | AuthAlg::AesGmac256 => {
                 let mut s = Zeroizing::new([0u8; 4]);
                 if salt.len() != 4 {
@@ -145,7 +145,7 @@ impl Integ {
                 }
                 s.copy_from_slice(salt);
                 Backend::Gmac {
-                    gcm: GenericGcm::new(ck).ok_or(internal)?,
+                    gcm: Box::new(GenericGcm::new(ck).ok_or(internal)?),
                     salt: s,
                 }
             }
@@ -193,7 +193,7 @@ impl Integ {
         match &self.backend {
             Backend::None => {}
             Backend::Md5(k) => {
-                let mut m = k.clone();
+                let mut m = (**k).clone();
                 for p in parts {
                     m.update(p);
                 }
@@ -214,7 +214,7 @@ impl Integ {
                 out.copy_from_slice(&full[..self.icv_len]);
             }
             Backend::Cmac(k) => {
-                let mut m = k.clone();
+                let mut m = (**k).clone();
                 for p in parts {
                     m.update(p);
                 }
