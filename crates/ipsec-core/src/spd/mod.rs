@@ -20,6 +20,29 @@
 //!
 //! Decisions never allocate on the packet path and read no clock; the engine is `Sync`, so
 //! data-plane threads can share it (or share [`CompiledSpd`] snapshots) behind a read lock.
+//!
+//! # Where we follow Solaris, and where we chose
+//!
+//! * Cleartext ICMP: the IP stack's own ICMP (`key.socket == None`, host SPD) is accepted
+//!   without a check while `icmp-accept-clear` is on, as illumos `ip_fanout_v4` does, so a clear
+//!   ping is answered in clear. The accept/reject table ([`icmp`]) decides where spd.c uses
+//!   `ipsec_inbound_accept_clear()`: cleartext to a latched connection whose policy requires
+//!   protection, and a packet missing a required AH, ESP or self-encapsulation. Elsewhere policy
+//!   that requires protection drops clear ICMP (`spd_got_clear`), as `ipsec_check_global_policy`
+//!   does.
+//! * Inbound algorithm checks also enforce the rule's key-length limits (Solaris compares only
+//!   algorithm numbers inbound); a named algorithm without a minimum accepts its default size
+//!   and up, the minimum ipsecconf.c sends to the kernel.
+//! * Intra-machine traffic: the applied outbound alternative must satisfy an inbound alternative
+//!   (same protocols, algorithms and key sizes within the inbound ones), where illumos compares
+//!   action pointers.
+//! * A protected packet for a connection latched without policy is dropped (`spd_got_secure`),
+//!   as it would be unlatched; illumos lets it through ("weird null inbound policy").
+//! * The key-management bypass looks at the local port only (500 and the NAT-T port, UDP), so a
+//!   remote port of 500 cannot smuggle cleartext in.
+//! * `persock-require-priv` (Solaris 11.4 name; semantics not documented publicly): an
+//!   unprivileged socket may only name algorithms that host policy uses for the same role
+//!   (`EPERM` otherwise); "any" is always allowed; bypass always needs privilege.
 
 mod analysis;
 mod check;
