@@ -1,19 +1,18 @@
-//! Replays every committed input of the `ipseckey_parse` fuzz target
-//! (`fuzz/seeds/ipseckey_parse` and `fuzz/regressions/ipseckey_parse`) through the body the
-//! target runs.
+//! Replays every committed input of the `ipseckey_parse` and `ipsecconf_parse` fuzz targets
+//! (`fuzz/seeds/<target>` and `fuzz/regressions/<target>`) through the bodies the targets run,
+//! and checks that the seeds reach deep (they parse unless named `error-*`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
 
-use ipsec_config::esp_sa;
-use ipsec_config::fuzz_support::ipseckey_parse;
-use ipsec_config::ipseckey::{parse_with, ParseOptions};
+use ipsec_config::fuzz_support::{ipsecconf_parse, ipseckey_parse};
+use ipsec_config::{esp_sa, ipsecconf, ipseckey};
 
-fn inputs(kind: &str) -> Vec<PathBuf> {
+fn inputs(kind: &str, target: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../fuzz")
         .join(kind)
-        .join("ipseckey_parse");
+        .join(target);
     let Ok(rd) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -25,29 +24,38 @@ fn inputs(kind: &str) -> Vec<PathBuf> {
     v
 }
 
-#[test]
-fn ipseckey_fuzz_inputs_replay() {
-    let seeds = inputs("seeds");
-    let regressions = inputs("regressions");
-    assert!(seeds.len() >= 5, "no ipseckey_parse seeds found");
+fn replay(target: &str, min_seeds: usize, body: fn(&[u8]) -> Result<(), &'static str>) {
+    let seeds = inputs("seeds", target);
+    let regressions = inputs("regressions", target);
+    assert!(seeds.len() >= min_seeds, "no {target} seeds found");
     for path in seeds.iter().chain(&regressions) {
         let data = std::fs::read(path).unwrap();
-        if let Err(what) = ipseckey_parse(&data) {
+        if let Err(what) = body(&data) {
             panic!("{}: {what}", path.display());
         }
     }
     eprintln!(
-        "replayed {} seeds and {} regression inputs",
+        "{target}: replayed {} seeds and {} regression inputs",
         seeds.len(),
         regressions.len()
     );
 }
 
-/// The seeds reach deep: those not named `error-*` parse, the others fail. Seeds named
-/// `esp-sa-*` are Wireshark tables (the body also feeds its input to `esp_sa::parse`).
 #[test]
-fn seeds_parse_unless_named_error() {
-    for path in inputs("seeds") {
+fn ipseckey_fuzz_inputs_replay() {
+    replay("ipseckey_parse", 5, ipseckey_parse);
+}
+
+#[test]
+fn ipsecconf_fuzz_inputs_replay() {
+    replay("ipsecconf_parse", 10, ipsecconf_parse);
+}
+
+/// Seeds named `esp-sa-*` are Wireshark tables (the body also feeds its input to
+/// `esp_sa::parse`); the others are ipseckey files.
+#[test]
+fn ipseckey_seeds_parse_unless_named_error() {
+    for path in inputs("seeds", "ipseckey_parse") {
         let text = std::fs::read_to_string(&path).unwrap();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         if name.starts_with("esp-sa-") {
@@ -55,12 +63,27 @@ fn seeds_parse_unless_named_error() {
             assert!(!sas.is_empty(), "{name}");
             continue;
         }
-        let r = parse_with(&text, &name, ParseOptions { numeric: true });
+        let r = ipseckey::parse_with(&text, &name, ipseckey::ParseOptions { numeric: true });
         if name.starts_with("error-") {
             assert!(r.is_err(), "{name} parsed");
         } else {
             let cmds = r.unwrap_or_else(|e| panic!("{e}"));
             assert!(!cmds.is_empty(), "{name}");
+        }
+    }
+}
+
+#[test]
+fn ipsecconf_seeds_parse_unless_named_error() {
+    for path in inputs("seeds", "ipsecconf_parse") {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let r = ipsecconf::parse_with(&text, &name, ipsecconf::ParseOptions { numeric: true });
+        if name.starts_with("error-") {
+            assert!(r.is_err(), "{name} parsed");
+        } else {
+            let policy = r.unwrap_or_else(|e| panic!("{e}"));
+            assert!(!policy.entries.is_empty(), "{name}");
         }
     }
 }
