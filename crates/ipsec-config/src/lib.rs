@@ -43,3 +43,4 @@ pub mod esp_sa;
 pub mod fuzz_support;
 pub mod ipsecconf;
 pub mod ipseckey;
+mod text;

@@ -706,19 +706,8 @@ impl<'a> Parser<'a> {
             "an IPv4 or IPv6 address or host name, with an optional /prefix"
         };
         let v = self.value(name, what)?;
-        let (host, prefix) = match v.text.split_once('/') {
-            Some((h, p)) => {
-                let n = if !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()) {
-                    p.parse::<u8>().ok().filter(|n| *n <= 128)
-                } else {
-                    None
-                };
-                match n {
-                    Some(n) => (h, Some(n)),
-                    None => return Err(self.err(v, "a prefix length (0-128) after `/`")),
-                }
-            }
-            None => (v.text.as_str(), None),
+        let Ok((host, prefix)) = crate::text::split_prefix(&v.text) else {
+            return Err(self.err(v, "a prefix length (0-128) after `/`"));
         };
         let literal = host.parse::<IpAddr>().ok();
         match literal {

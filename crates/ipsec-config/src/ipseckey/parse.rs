@@ -724,19 +724,13 @@ impl<'a> Parser<'a> {
                 what
             },
         )?;
-        let (host, prefix) = match t.text.split_once('/') {
-            Some((h, p)) if with_prefix => {
-                let n = if !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()) {
-                    p.parse::<u8>().ok().filter(|n| *n <= 128)
-                } else {
-                    None
-                };
-                match n {
-                    Some(n) => (h, Some(n)),
-                    None => return Err(self.err(t, "a prefix length (0-128) after `/`")),
-                }
-            }
-            _ => (t.text.as_str(), None),
+        let (host, prefix) = if with_prefix {
+            let Ok(split) = crate::text::split_prefix(&t.text) else {
+                return Err(self.err(t, "a prefix length (0-128) after `/`"));
+            };
+            split
+        } else {
+            (t.text.as_str(), None)
         };
         let literal = host.parse::<IpAddr>().ok();
         match literal {
