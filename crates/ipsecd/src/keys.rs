@@ -1,0 +1,143 @@
+//! State that survives a restart: the keys file loaded at start (in the ipseckey language,
+//! after a flush, as Solaris' manual-key service does) and the atomic save of the current
+//! SAs.
+
+use std::path::Path;
+
+use ipsec_config::ipseckey::{self, Command, SaType};
+use ipsec_core::SaState;
+use ipsec_pfkey::consts::{SADB_FLUSH, SADB_SATYPE_UNSPEC};
+use ipsec_pfkey::convert::add_message;
+use ipsec_pfkey::diag::Diagnostic;
+use ipsec_pfkey::engine::{ClientId, KeyEngine, Output};
+use ipsec_pfkey::wire::Message;
+
+/// The engine client id the daemon itself uses.
+const SELF: ClientId = ClientId(0);
+
+/// Flushes the SADB and applies the commands of the ipseckey file at `path`. The file is
+/// parsed (and every `add` checked) before anything changes; an operation the engine
+/// refuses stops the load with the file, line and the engine's diagnostic. Returns how
+/// many SAs were added.
+pub fn load(
+    engine: &mut KeyEngine,
+    path: &Path,
+    now: u64,
+    sink: &mut dyn FnMut(Output),
+) -> Result<usize, String> {
+    let cmds = ipseckey::parse_file(path).map_err(|e| e.to_string())?;
+    let file = path.display();
+    let pid = std::process::id();
+    engine.open(SELF);
+    let result = (|| {
+        let mut flush = Message::new(SADB_FLUSH, SADB_SATYPE_UNSPEC);
+        flush.pid = pid;
+        run(engine, now, &flush, sink).map_err(|e| format!("{file}: flush: {e}"))?;
+        let mut added = 0;
+        for (i, cmd) in cmds.iter().enumerate() {
+            let seq = u32::try_from(i + 1).unwrap_or(u32::MAX);
+            let (line, msg) = match cmd {
+                Command::Add(spec) => {
+                    let cfg = spec.to_config().map_err(|e| e.to_string())?;
+                    let m = add_message(&cfg, seq, pid)
+                        .map_err(|e| format!("{file}:{}: {}", spec.line, e.what))?;
+                    added += 1;
+                    (spec.line, m)
+                }
+                Command::Flush(t) => {
+                    let mut m = Message::new(SADB_FLUSH, satype(*t));
+                    m.seq = seq;
+                    m.pid = pid;
+                    (0, m)
+                }
+                other => {
+                    return Err(format!(
+                        "{file}: command {} is not allowed in a keys file (only add and flush)",
+                        command_name(other)
+                    ))
+                }
+            };
+            run(engine, now, &msg, sink).map_err(|e| format!("{file}:{line}: {e}"))?;
+        }
+        Ok(added)
+    })();
+    engine.close(SELF);
+    result
+}
+
+fn satype(t: SaType) -> u8 {
+    t.proto().map_or(SADB_SATYPE_UNSPEC, |p| p.satype())
+}
+
+fn command_name(c: &Command) -> &'static str {
+    match c {
+        Command::Add(_) => "add",
+        Command::Update(_) => "update",
+        Command::UpdatePair(_) => "update-pair",
+        Command::Delete(_) => "delete",
+        Command::DeletePair(_) => "delete-pair",
+        Command::Get(_) => "get",
+        Command::Flush(_) => "flush",
+        Command::Dump(_) => "dump",
+        Command::Save { .. } => "save",
+        Command::Monitor => "monitor",
+        Command::PassiveMonitor => "passive_monitor",
+        Command::Help(_) => "help",
+    }
+}
+
+/// Hands one request to the engine as the daemon's own client and returns the error of
+/// its reply, if any. Every output (replies and broadcasts, which other clients see as
+/// they would see anyone's) goes to `sink`.
+fn run(
+    engine: &mut KeyEngine,
+    now: u64,
+    msg: &Message,
+    sink: &mut dyn FnMut(Output),
+) -> Result<(), String> {
+    let bytes = msg.emit().map_err(|e| e.what.to_string())?;
+    engine.handle(now, SELF, &bytes);
+    let mut err = None;
+    while let Some(out) = engine.poll_output() {
+        if out.to.contains(&SELF) && err.is_none() {
+            if let Ok(r) = Message::parse(&out.bytes) {
+                if r.errno != 0 && r.seq == msg.seq {
+                    let diag = Diagnostic::from_u16(r.diagnostic)
+                        .map_or_else(|| format!("diagnostic {}", r.diagnostic), |d| d.to_string());
+                    err = Some(format!("refused: errno {} ({diag})", r.errno));
+                }
+            }
+        }
+        sink(out);
+    }
+    err.map_or(Ok(()), Err)
+}
+
+/// The SAs worth keeping (mature and dying; larval ones belong to a key manager's
+/// exchange in progress) as ipseckey `add` commands.
+pub fn render(engine: &KeyEngine) -> String {
+    let mut o = String::from(
+        "# Security associations saved by ipsecd; loaded again at start (ipsecd --keys-file).\n",
+    );
+    for (_, sa) in engine.sadb().iter() {
+        if matches!(sa.state(), SaState::Larval | SaState::Dead) {
+            continue;
+        }
+        let mut cfg = sa.config().clone();
+        cfg.state = sa.state();
+        o.push_str(&ipseckey::print_add(&cfg, false));
+        o.push('\n');
+    }
+    o
+}
+
+/// Saves the SAs to `path` atomically (temporary file, fsync, rename), mode 0600.
+pub fn save(engine: &KeyEngine, path: &Path) -> std::io::Result<usize> {
+    let text = render(engine);
+    ipsec_sys::file::write_private_atomic(path, text.as_bytes())?;
+    Ok(engine
+        .sadb()
+        .iter()
+        .filter(|(_, sa)| !matches!(sa.state(), SaState::Larval | SaState::Dead))
+        .count())
+}

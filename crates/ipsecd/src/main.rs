@@ -1,0 +1,149 @@
+//! ipsecd: the Ironswan IPsec daemon. So far it serves PF_KEY v2 on a local socket over the
+//! SADB (the key engine of ipsec-pfkey), loads the keys file at start and saves the SAs
+//! atomically; the data plane joins it in a later step.
+//!
+//! Signals: SIGTERM and SIGINT stop it cleanly (saving the SAs to `--save-file` when one is
+//! given); SIGUSR1 saves the SAs now; SIGHUP reloads the keys file (flush + load; on an error
+//! the current SADB is kept).
+#![forbid(unsafe_code)]
+
+mod keys;
+mod log;
+mod server;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use ipsec_core::Sadb;
+use ipsec_pfkey::engine::{EngineConfig, KeyEngine};
+use ipsec_sys::signal::{SignalPipe, SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+
+use server::{Control, Limits, Server};
+
+/// Default PF_KEY socket path.
+pub const DEFAULT_PFKEY_SOCKET: &str = "/run/ironswan/pfkey.sock";
+
+/// The Ironswan IPsec daemon.
+#[derive(Parser, Debug)]
+#[command(name = "ipsecd", version)]
+struct Args {
+    /// Where to serve PF_KEY (a SOCK_SEQPACKET Unix socket; also $IRONSWAN_PFKEY_SOCKET).
+    #[arg(long, env = "IRONSWAN_PFKEY_SOCKET", default_value = DEFAULT_PFKEY_SOCKET)]
+    pfkey_socket: PathBuf,
+    /// An ipseckey file loaded at start after flushing the SADB (and again on SIGHUP).
+    #[arg(long)]
+    keys_file: Option<PathBuf>,
+    /// Where SIGUSR1 and a clean shutdown save the SAs (atomically, mode 0600).
+    #[arg(long)]
+    save_file: Option<PathBuf>,
+    /// Seconds a larval SA (GETSPI) waits for its UPDATE (Solaris larval-timeout).
+    #[arg(long, default_value_t = 90)]
+    larval_timeout: u64,
+    /// Seconds an ACQUIRE suppresses another for the same need (Solaris acquire-timeout).
+    #[arg(long, default_value_t = 15)]
+    acquire_timeout: u64,
+    /// Most PF_KEY clients at once.
+    #[arg(long, default_value_t = 1024)]
+    max_clients: usize,
+    /// Messages queued per client before further ones are dropped and counted.
+    #[arg(long, default_value_t = 65536)]
+    client_queue: usize,
+    /// More log output (-v: debug).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Less log output (errors only).
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    log::set_level(if args.quiet { 0 } else { 1 + args.verbose });
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error(format_args!("{e}"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let seed = ipsec_sys::random_u64().map_err(|e| format!("getrandom: {e}"))?;
+    let cfg = EngineConfig {
+        larval_timeout: args.larval_timeout,
+        acquire_timeout: args.acquire_timeout,
+        ..EngineConfig::default()
+    };
+    let mut engine = KeyEngine::new(Sadb::new(), cfg, ipsec_pfkey::rng::SeededRng::new(seed));
+    if let Some(k) = &args.keys_file {
+        let n = keys::load(&mut engine, k, server::now().0, &mut |_| {})?;
+        log::info(format_args!("loaded {n} SA(s) from {}", k.display()));
+    }
+    let signals = SignalPipe::new(&[SIGTERM, SIGINT, SIGHUP, SIGUSR1])
+        .map_err(|e| format!("signals: {e}"))?;
+    let limits = Limits {
+        max_clients: args.max_clients,
+        queue_messages: args.client_queue.max(2),
+        ..Limits::default()
+    };
+    let mut srv = Server::bind(&args.pfkey_socket, engine, limits)
+        .map_err(|e| format!("{}: {e}", args.pfkey_socket.display()))?;
+    log::info(format_args!("PF_KEY on {}", srv.path().display()));
+    srv.run(&signals, |srv| {
+        let mut control = Control::Continue;
+        for s in signals.take() {
+            match s {
+                SIGTERM | SIGINT => control = Control::Stop,
+                SIGUSR1 => save(srv, args),
+                SIGHUP => reload(srv, args),
+                _ => {}
+            }
+        }
+        control
+    })
+    .map_err(|e| format!("PF_KEY server: {e}"))?;
+    save(&mut srv, args);
+    let st = srv.stats();
+    log::info(format_args!(
+        "stopping: {} connection(s), {} message(s) in, {} out, {} refused (unprivileged), {} dropped (queue full)",
+        st.accepted, st.messages_in, st.messages_out, st.refused_unprivileged, st.dropped_queue_full
+    ));
+    Ok(())
+}
+
+fn save(srv: &mut Server, args: &Args) {
+    if let Some(p) = &args.save_file {
+        match keys::save(srv.engine(), p) {
+            Ok(n) => log::info(format_args!("saved {n} SA(s) to {}", p.display())),
+            Err(e) => log::error(format_args!("saving to {}: {e}", p.display())),
+        }
+    }
+}
+
+fn reload(srv: &mut Server, args: &Args) {
+    let Some(k) = &args.keys_file else {
+        return;
+    };
+    // Load into a scratch engine first so that an error keeps the current SADB.
+    let mut scratch = KeyEngine::new(
+        Sadb::new(),
+        EngineConfig::default(),
+        ipsec_pfkey::rng::SeededRng::new(0),
+    );
+    if let Err(e) = keys::load(&mut scratch, k, server::now().0, &mut |_| {}) {
+        log::error(format_args!("reload refused, SADB unchanged: {e}"));
+        return;
+    }
+    let mut outs = Vec::new();
+    let r = keys::load(srv.engine_mut(), k, server::now().0, &mut |o| outs.push(o));
+    for o in outs {
+        srv.deliver_output(o);
+    }
+    srv.deliver();
+    match r {
+        Ok(n) => log::info(format_args!("reloaded {n} SA(s) from {}", k.display())),
+        Err(e) => log::error(format_args!("reload: {e}")),
+    }
+}

@@ -1,0 +1,433 @@
+//! The PF_KEY server: the local SOCK_SEQPACKET socket in front of the sans-IO
+//! [`KeyEngine`].
+//!
+//! One thread runs a poll loop over the listener, the signal pipe and every client. Each
+//! client has a bounded output queue; when it is full, further messages for that client are
+//! dropped and counted (PF_KEY allows the kernel to drop messages to a socket that does not
+//! keep up), so a slow or dead client never blocks the daemon or the other clients. A client
+//! whose queue is above its high-water mark is not read from until it drains, which paces a
+//! client that sends requests faster than it reads replies.
+//!
+//! Privilege is decided once per connection from `SO_PEERCRED`: root or `CAP_NET_ADMIN`.
+//! Every message from an unprivileged client gets an error reply with `EPERM` and changes
+//! nothing; such a client is not a PF_KEY client of the engine, so it receives no
+//! broadcasts either.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io;
+use std::path::Path;
+use std::rc::Rc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ipsec_pfkey::diag::Diagnostic;
+use ipsec_pfkey::engine::{ClientId, EngineEvent, KeyEngine, Output};
+use ipsec_pfkey::wire::{Message, PfkeyError};
+use ipsec_sys::seqpacket::{Conn, Listener, PeerCred, Recv, Sent};
+use ipsec_sys::{PollFd, PollFlags};
+
+use crate::log;
+
+/// Largest PF_KEY message: `sadb_msg_len` is 16 bits of 64-bit words.
+pub const MAX_MSG: usize = 0xffff * 8;
+
+/// Linux `EPERM`.
+const EPERM: u8 = 1;
+
+/// Limits of the server.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Messages queued for one client before further ones are dropped.
+    pub queue_messages: usize,
+    /// Bytes queued for one client before further messages are dropped.
+    pub queue_bytes: usize,
+    /// Messages read from one client per loop turn (fairness between clients).
+    pub read_batch: usize,
+    /// Most clients connected at once; further connections are closed at once.
+    pub max_clients: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            queue_messages: 65_536,
+            queue_bytes: 64 << 20,
+            read_batch: 64,
+            max_clients: 1024,
+        }
+    }
+}
+
+/// Counters of the server (reported at shutdown and on request).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Connections accepted.
+    pub accepted: u64,
+    /// Connections refused because `max_clients` were connected.
+    pub refused_full: u64,
+    /// Messages received from privileged clients and handed to the engine.
+    pub messages_in: u64,
+    /// Messages refused with EPERM (unprivileged client).
+    pub refused_unprivileged: u64,
+    /// Messages too large for the receive buffer (answered with EMSGSIZE).
+    pub oversized: u64,
+    /// Messages delivered to client sockets.
+    pub messages_out: u64,
+    /// Messages dropped because a client's queue was full.
+    pub dropped_queue_full: u64,
+}
+
+struct Client {
+    conn: Conn,
+    cred: PeerCred,
+    privileged: bool,
+    queue: VecDeque<Rc<[u8]>>,
+    queued_bytes: usize,
+    dropped: u64,
+}
+
+/// What the loop should do after a turn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// Keep going.
+    Continue,
+    /// Shut down cleanly.
+    Stop,
+}
+
+/// The PF_KEY server.
+pub struct Server {
+    listener: Listener,
+    engine: KeyEngine,
+    clients: BTreeMap<ClientId, Client>,
+    next_id: u64,
+    limits: Limits,
+    stats: Stats,
+    buf: Vec<u8>,
+}
+
+/// The current UNIX time in seconds (the engine's clock) and the fraction until the next
+/// second.
+pub fn now() -> (u64, Duration) {
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    (
+        d.as_secs(),
+        Duration::from_secs(1).saturating_sub(Duration::from_nanos(u64::from(d.subsec_nanos()))),
+    )
+}
+
+impl Server {
+    /// Serves `engine` on a new socket at `path` (mode 0666; privilege is per message).
+    pub fn bind(path: &Path, engine: KeyEngine, limits: Limits) -> io::Result<Self> {
+        let listener = Listener::bind(path, 0o666)?;
+        Ok(Self {
+            listener,
+            engine,
+            clients: BTreeMap::new(),
+            next_id: 1,
+            limits,
+            stats: Stats::default(),
+            buf: vec![0u8; MAX_MSG],
+        })
+    }
+
+    /// The engine (for loading and saving).
+    pub fn engine(&self) -> &KeyEngine {
+        &self.engine
+    }
+
+    /// The engine, mutably. Callers that make it produce output must call
+    /// [`deliver`](Self::deliver) afterwards.
+    pub fn engine_mut(&mut self) -> &mut KeyEngine {
+        &mut self.engine
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// The socket path.
+    pub fn path(&self) -> &Path {
+        self.listener.path()
+    }
+
+    /// Runs one loop turn: waits for readiness (at most until the engine's next timer or
+    /// `max_wait`), accepts, reads, runs timers, delivers. `extra` is polled too (the signal
+    /// pipe); returns whether it became readable.
+    pub fn turn(
+        &mut self,
+        extra: Option<&dyn std::os::fd::AsFd>,
+        max_wait: Duration,
+    ) -> io::Result<bool> {
+        let (now_s, to_next_second) = now();
+        let mut wait = max_wait;
+        if let Some(t) = self.engine.poll_timeout() {
+            wait = if t <= now_s {
+                Duration::ZERO
+            } else {
+                wait.min(Duration::from_secs(t - now_s - 1) + to_next_second)
+            };
+        }
+        let ids: Vec<ClientId> = self.clients.keys().copied().collect();
+        let extra_ready;
+        let mut readable = Vec::new();
+        let mut writable = Vec::new();
+        let mut accept_ready = false;
+        {
+            let mut fds = Vec::with_capacity(ids.len() + 2);
+            fds.push(PollFd::new(&self.listener, PollFlags::IN));
+            let extra_fd = extra.map(|e| e.as_fd());
+            if let Some(e) = &extra_fd {
+                fds.push(PollFd::new(e, PollFlags::IN));
+            }
+            let base = fds.len();
+            for c in self.clients.values() {
+                let mut ev = PollFlags::empty();
+                if !self.over_high_water(c) {
+                    ev |= PollFlags::IN;
+                }
+                if !c.queue.is_empty() {
+                    ev |= PollFlags::OUT;
+                }
+                fds.push(PollFd::new(&c.conn, ev));
+            }
+            ipsec_sys::poll(&mut fds, Some(wait))?;
+            let mut it = fds.iter();
+            if it.next().is_some_and(|f| !f.revents().is_empty()) {
+                accept_ready = true;
+            }
+            extra_ready = extra_fd.is_some() && it.next().is_some_and(|f| !f.revents().is_empty());
+            for (i, f) in fds.iter().enumerate().skip(base) {
+                let r = f.revents();
+                if let Some(id) = ids.get(i - base) {
+                    if r.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR) {
+                        readable.push(*id);
+                    }
+                    if r.contains(PollFlags::OUT) {
+                        writable.push(*id);
+                    }
+                }
+            }
+        }
+        if accept_ready {
+            self.accept_all()?;
+        }
+        for id in writable {
+            self.flush(id);
+        }
+        for id in readable {
+            self.read_client(id)?;
+        }
+        let (now_s, _) = now();
+        if self.engine.poll_timeout().is_some_and(|t| t <= now_s) {
+            self.engine.handle_timeout(now_s);
+        }
+        self.deliver();
+        Ok(extra_ready)
+    }
+
+    fn over_high_water(&self, c: &Client) -> bool {
+        c.queue.len() >= self.limits.queue_messages / 2
+            || c.queued_bytes >= self.limits.queue_bytes / 2
+    }
+
+    fn accept_all(&mut self) -> io::Result<()> {
+        while let Some((conn, cred)) = self.listener.accept()? {
+            if self.clients.len() >= self.limits.max_clients {
+                self.stats.refused_full += 1;
+                continue;
+            }
+            let _ = conn.set_send_buffer(4 << 20);
+            let id = ClientId(self.next_id);
+            self.next_id += 1;
+            let privileged = cred.is_privileged();
+            if privileged {
+                self.engine.open(id);
+            }
+            log::debug(format_args!(
+                "pfkey: client {} connected (pid {}, uid {}, {})",
+                id.0,
+                cred.pid,
+                cred.uid,
+                if privileged {
+                    "privileged"
+                } else {
+                    "unprivileged"
+                }
+            ));
+            self.stats.accepted += 1;
+            self.clients.insert(
+                id,
+                Client {
+                    conn,
+                    cred,
+                    privileged,
+                    queue: VecDeque::new(),
+                    queued_bytes: 0,
+                    dropped: 0,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn read_client(&mut self, id: ClientId) -> io::Result<()> {
+        for _ in 0..self.limits.read_batch {
+            let Some(c) = self.clients.get(&id) else {
+                return Ok(());
+            };
+            if self.over_high_water(c) {
+                return Ok(());
+            }
+            let privileged = c.privileged;
+            let r = match c.conn.recv(&mut self.buf) {
+                Ok(r) => r,
+                Err(_) => Recv::Closed,
+            };
+            match r {
+                Recv::WouldBlock => return Ok(()),
+                Recv::Closed => {
+                    self.close(id);
+                    return Ok(());
+                }
+                Recv::Truncated(_) => {
+                    self.stats.oversized += 1;
+                    let hdr = self.buf.get(..16).unwrap_or_default().to_vec();
+                    let e = PfkeyError::new(90, Diagnostic::None, "message too large");
+                    self.reply_error(id, &hdr, &e);
+                }
+                Recv::Msg(n) => {
+                    let msg = self.buf.get(..n).unwrap_or_default();
+                    if privileged {
+                        self.stats.messages_in += 1;
+                        let (now_s, _) = now();
+                        self.engine.handle(now_s, id, msg);
+                        self.deliver();
+                    } else {
+                        self.stats.refused_unprivileged += 1;
+                        let hdr = msg.to_vec();
+                        let e =
+                            PfkeyError::new(EPERM, Diagnostic::None, "needs root or CAP_NET_ADMIN");
+                        self.reply_error(id, &hdr, &e);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn reply_error(&mut self, id: ClientId, hdr: &[u8], e: &PfkeyError) {
+        let mut padded = hdr.to_vec();
+        padded.resize(padded.len().max(16), 0);
+        if let Ok(bytes) = Message::error_reply(&padded, e).emit() {
+            self.enqueue(id, Rc::from(bytes));
+            self.flush(id);
+        }
+    }
+
+    /// Delivers everything the engine has queued, and logs its events.
+    pub fn deliver(&mut self) {
+        while let Some(out) = self.engine.poll_output() {
+            self.deliver_output(out);
+        }
+        while let Some(ev) = self.engine.poll_event() {
+            log_event(&ev);
+        }
+    }
+
+    /// Queues one engine output for its recipients and sends what the sockets take now.
+    pub fn deliver_output(&mut self, out: Output) {
+        let bytes: Rc<[u8]> = Rc::from(out.bytes);
+        for id in &out.to {
+            self.enqueue(*id, Rc::clone(&bytes));
+        }
+        for id in &out.to {
+            self.flush(*id);
+        }
+    }
+
+    fn enqueue(&mut self, id: ClientId, bytes: Rc<[u8]>) {
+        let limits = self.limits;
+        let Some(c) = self.clients.get_mut(&id) else {
+            return;
+        };
+        if c.queue.len() >= limits.queue_messages
+            || c.queued_bytes + bytes.len() > limits.queue_bytes
+        {
+            c.dropped += 1;
+            self.stats.dropped_queue_full += 1;
+            return;
+        }
+        c.queued_bytes += bytes.len();
+        c.queue.push_back(bytes);
+    }
+
+    fn flush(&mut self, id: ClientId) {
+        let mut closed = false;
+        if let Some(c) = self.clients.get_mut(&id) {
+            while let Some(m) = c.queue.front() {
+                match c.conn.send(m) {
+                    Ok(Sent::Done) => {
+                        c.queued_bytes -= m.len();
+                        c.queue.pop_front();
+                        self.stats.messages_out += 1;
+                    }
+                    Ok(Sent::WouldBlock) => break,
+                    Ok(Sent::Closed) | Err(_) => {
+                        closed = true;
+                        break;
+                    }
+                }
+            }
+        }
+        if closed {
+            self.close(id);
+        }
+    }
+
+    fn close(&mut self, id: ClientId) {
+        if let Some(c) = self.clients.remove(&id) {
+            if c.privileged {
+                self.engine.close(id);
+            }
+            log::debug(format_args!(
+                "pfkey: client {} (pid {}) disconnected; {} message(s) dropped for it",
+                id.0, c.cred.pid, c.dropped
+            ));
+        }
+    }
+
+    /// Runs until `on_extra` (called when the extra descriptor is readable) says stop.
+    pub fn run(
+        &mut self,
+        extra: &dyn std::os::fd::AsFd,
+        mut on_extra: impl FnMut(&mut Self) -> Control,
+    ) -> io::Result<()> {
+        loop {
+            if self.turn(Some(extra), Duration::from_secs(3600))? && on_extra(self) == Control::Stop
+            {
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn log_event(ev: &EngineEvent) {
+    match ev {
+        EngineEvent::LarvalExpired { key } => log::info(format_args!(
+            "larval SA {:?} spi 0x{:08x} dst {} timed out",
+            key.proto, key.spi, key.dst
+        )),
+        EngineEvent::Expired { key, kind, deleted } => log::info(format_args!(
+            "SA {:?} spi 0x{:08x} dst {} reached its {:?} lifetime{}",
+            key.proto,
+            key.spi,
+            key.dst,
+            kind,
+            if *deleted { "; deleted" } else { "" }
+        )),
+        other => log::info(format_args!("{other:?}")),
+    }
+}
