@@ -115,6 +115,7 @@
 mod lex;
 mod parse;
 mod print;
+pub mod request;
 mod spec;
 
 use std::fmt;
