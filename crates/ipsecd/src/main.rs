@@ -7,6 +7,7 @@
 //! the current SADB is kept).
 #![forbid(unsafe_code)]
 
+mod control;
 mod keys;
 mod log;
 mod server;
@@ -24,6 +25,9 @@ use server::{Control, Limits, Server};
 /// Default PF_KEY socket path.
 pub const DEFAULT_PFKEY_SOCKET: &str = "/run/ironswan/pfkey.sock";
 
+/// Default control socket path.
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/ironswan/control.sock";
+
 /// The Ironswan IPsec daemon.
 #[derive(Parser, Debug)]
 #[command(name = "ipsecd", version)]
@@ -37,6 +41,9 @@ struct Args {
     /// Where SIGUSR1 and a clean shutdown save the SAs (atomically, mode 0600).
     #[arg(long)]
     save_file: Option<PathBuf>,
+    /// The control socket of the administration tools (privileged peers only).
+    #[arg(long, env = "IRONSWAN_CONTROL_SOCKET", default_value = DEFAULT_CONTROL_SOCKET)]
+    control_socket: PathBuf,
     /// Seconds a larval SA (GETSPI) waits for its UPDATE (Solaris larval-timeout).
     #[arg(long, default_value_t = 90)]
     larval_timeout: u64,
@@ -90,13 +97,22 @@ fn run(args: &Args) -> Result<(), String> {
     };
     let mut srv = Server::bind(&args.pfkey_socket, engine, limits)
         .map_err(|e| format!("{}: {e}", args.pfkey_socket.display()))?;
-    log::info(format_args!("PF_KEY on {}", srv.path().display()));
+    srv.bind_control(&args.control_socket)
+        .map_err(|e| format!("{}: {e}", args.control_socket.display()))?;
+    srv.set_save_file(args.save_file.clone());
+    log::info(format_args!(
+        "PF_KEY on {}, control on {}",
+        srv.path().display(),
+        args.control_socket.display()
+    ));
     srv.run(&signals, |srv| {
         let mut control = Control::Continue;
         for s in signals.take() {
             match s {
                 SIGTERM | SIGINT => control = Control::Stop,
-                SIGUSR1 => save(srv, args),
+                SIGUSR1 => {
+                    srv.save_now();
+                }
                 SIGHUP => reload(srv, args),
                 _ => {}
             }
@@ -104,22 +120,15 @@ fn run(args: &Args) -> Result<(), String> {
         control
     })
     .map_err(|e| format!("PF_KEY server: {e}"))?;
-    save(&mut srv, args);
+    if args.save_file.is_some() {
+        srv.save_now();
+    }
     let st = srv.stats();
     log::info(format_args!(
         "stopping: {} connection(s), {} message(s) in, {} out, {} refused (unprivileged), {} dropped (queue full)",
         st.accepted, st.messages_in, st.messages_out, st.refused_unprivileged, st.dropped_queue_full
     ));
     Ok(())
-}
-
-fn save(srv: &mut Server, args: &Args) {
-    if let Some(p) = &args.save_file {
-        match keys::save(srv.engine(), p) {
-            Ok(n) => log::info(format_args!("saved {n} SA(s) to {}", p.display())),
-            Err(e) => log::error(format_args!("saving to {}: {e}", p.display())),
-        }
-    }
 }
 
 fn reload(srv: &mut Server, args: &Args) {

@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -97,6 +97,9 @@ pub enum Control {
 /// The PF_KEY server.
 pub struct Server {
     listener: Listener,
+    control: Option<Listener>,
+    ctl_clients: Vec<(Conn, bool)>,
+    save_file: Option<PathBuf>,
     engine: KeyEngine,
     clients: BTreeMap<ClientId, Client>,
     next_id: u64,
@@ -123,6 +126,9 @@ impl Server {
         let listener = Listener::bind(path, 0o666)?;
         Ok(Self {
             listener,
+            control: None,
+            ctl_clients: Vec::new(),
+            save_file: None,
             engine,
             clients: BTreeMap::new(),
             next_id: 1,
@@ -130,6 +136,39 @@ impl Server {
             stats: Stats::default(),
             buf: vec![0u8; MAX_MSG],
         })
+    }
+
+    /// Also serves the control socket (see [`crate::control`]) at `path` (mode 0600).
+    pub fn bind_control(&mut self, path: &Path) -> io::Result<()> {
+        self.control = Some(Listener::bind(path, 0o600)?);
+        Ok(())
+    }
+
+    /// Where `save` writes the SAs.
+    pub fn set_save_file(&mut self, path: Option<PathBuf>) {
+        self.save_file = path;
+    }
+
+    /// Saves the SAs to the save file; returns a one-line report (`ok ...`/`error ...`).
+    pub fn save_now(&self) -> String {
+        let Some(p) = &self.save_file else {
+            return "error no save file configured (ipsecd --save-file)".into();
+        };
+        match crate::keys::save(&self.engine, p) {
+            Ok(n) => {
+                log::info(format_args!("saved {n} SA(s) to {}", p.display()));
+                format!("ok saved {n} SA(s) to {}", p.display())
+            }
+            Err(e) => {
+                log::error(format_args!("saving to {}: {e}", p.display()));
+                format!("error saving to {}: {e}", p.display())
+            }
+        }
+    }
+
+    /// How many PF_KEY clients are connected.
+    pub fn client_count(&self) -> usize {
+        self.clients.len()
     }
 
     /// The engine (for loading and saving).
@@ -175,12 +214,20 @@ impl Server {
         let mut readable = Vec::new();
         let mut writable = Vec::new();
         let mut accept_ready = false;
+        let mut ctl_accept = false;
+        let mut ctl_ready = Vec::new();
         {
             let mut fds = Vec::with_capacity(ids.len() + 2);
             fds.push(PollFd::new(&self.listener, PollFlags::IN));
             let extra_fd = extra.map(|e| e.as_fd());
             if let Some(e) = &extra_fd {
                 fds.push(PollFd::new(e, PollFlags::IN));
+            }
+            if let Some(c) = &self.control {
+                fds.push(PollFd::new(c, PollFlags::IN));
+            }
+            for (c, _) in &self.ctl_clients {
+                fds.push(PollFd::new(c, PollFlags::IN));
             }
             let base = fds.len();
             for c in self.clients.values() {
@@ -199,6 +246,14 @@ impl Server {
                 accept_ready = true;
             }
             extra_ready = extra_fd.is_some() && it.next().is_some_and(|f| !f.revents().is_empty());
+            if self.control.is_some() && it.next().is_some_and(|f| !f.revents().is_empty()) {
+                ctl_accept = true;
+            }
+            for (i, f) in it.take(self.ctl_clients.len()).enumerate() {
+                if !f.revents().is_empty() {
+                    ctl_ready.push(i);
+                }
+            }
             for (i, f) in fds.iter().enumerate().skip(base) {
                 let r = f.revents();
                 if let Some(id) = ids.get(i - base) {
@@ -214,6 +269,14 @@ impl Server {
         if accept_ready {
             self.accept_all()?;
         }
+        self.serve_control(&ctl_ready)?;
+        if ctl_accept {
+            if let Some(l) = &self.control {
+                while let Some((conn, cred)) = l.accept()? {
+                    self.ctl_clients.push((conn, cred.is_privileged()));
+                }
+            }
+        }
         for id in writable {
             self.flush(id);
         }
@@ -226,6 +289,45 @@ impl Server {
         }
         self.deliver();
         Ok(extra_ready)
+    }
+
+    fn serve_control(&mut self, ready: &[usize]) -> io::Result<()> {
+        let mut closed = Vec::new();
+        for &i in ready {
+            let mut buf = [0u8; 4096];
+            let (r, privileged) = match self.ctl_clients.get(i) {
+                Some((c, p)) => (c.recv(&mut buf).unwrap_or(Recv::Closed), *p),
+                None => continue,
+            };
+            let reply = match r {
+                Recv::WouldBlock => continue,
+                Recv::Closed => {
+                    closed.push(i);
+                    continue;
+                }
+                Recv::Truncated(_) => "error request too long".to_string(),
+                Recv::Msg(n) if !privileged => {
+                    let _ = n;
+                    "error permission denied: needs root or CAP_NET_ADMIN".to_string()
+                }
+                Recv::Msg(n) => {
+                    let req =
+                        String::from_utf8_lossy(buf.get(..n).unwrap_or_default()).into_owned();
+                    crate::control::handle(self, &req, &mut |s: &Server| s.save_now())
+                }
+            };
+            if let Some((c, _)) = self.ctl_clients.get(i) {
+                if !matches!(c.send(reply.as_bytes()), Ok(Sent::Done)) {
+                    closed.push(i);
+                }
+            }
+        }
+        closed.sort_unstable();
+        closed.dedup();
+        for i in closed.into_iter().rev() {
+            self.ctl_clients.remove(i);
+        }
+        Ok(())
     }
 
     fn over_high_water(&self, c: &Client) -> bool {

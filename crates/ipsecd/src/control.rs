@@ -1,0 +1,126 @@
+//! The daemon's control socket: one-line text requests from administration tools, one
+//! text reply each (`ok ...` or `error ...`), over a SOCK_SEQPACKET Unix socket. Only
+//! privileged peers (root or `CAP_NET_ADMIN`) may use it.
+//!
+//! Requests:
+//!
+//! | request | reply |
+//! |---|---|
+//! | `stats` | the PF_KEY server counters and the SADB size, `key=value` per line |
+//! | `save` | saves the SAs to the configured save file |
+//! | `acquire ah\|esp SRC DST` | what outbound policy does on an SA miss: asks the registered key managers with an ACQUIRE (default proposal: AES-GCM-16, or AES-CBC with HMAC-SHA-256; AH: HMAC-SHA-256), suppressed while one for the same need is pending; replies `sent seq=N key_managers=K` or `suppressed seq=N` |
+//!
+//! The data plane calls the same ACQUIRE path when a packet needs an SA that does not
+//! exist; the `acquire` request lets an administrator (and the conformance suite) exercise
+//! the key managers without traffic.
+
+use std::net::{IpAddr, SocketAddr};
+
+use ipsec_core::Proto;
+use ipsec_crypto::{auth_info, encr_info, AuthAlg, EncrAlg};
+use ipsec_pfkey::engine::{AcquireNeed, AcquireOutcome, AcquireRequest};
+use ipsec_pfkey::wire::{Address, Comb, Proposal};
+
+use crate::server::{now, Server};
+
+/// Handles one request; returns the reply text. `save` is the daemon's save action.
+pub fn handle(srv: &mut Server, request: &str, save: &mut dyn FnMut(&Server) -> String) -> String {
+    let words: Vec<&str> = request.split_whitespace().collect();
+    match words.as_slice() {
+        ["stats"] => {
+            let s = srv.stats();
+            format!(
+                "ok\nsas={}\nconnections={}\nclients={}\nmessages_in={}\nmessages_out={}\nrefused_unprivileged={}\noversized={}\ndropped_queue_full={}\nrefused_full={}\n",
+                srv.engine().sadb().len(),
+                s.accepted,
+                srv.client_count(),
+                s.messages_in,
+                s.messages_out,
+                s.refused_unprivileged,
+                s.oversized,
+                s.dropped_queue_full,
+                s.refused_full
+            )
+        }
+        ["save"] => save(srv),
+        ["acquire", proto, src, dst] => match acquire(srv, proto, src, dst) {
+            Ok(s) => s,
+            Err(e) => format!("error {e}"),
+        },
+        _ => format!(
+            "error unknown request {:?} (expected stats, save, or acquire ah|esp SRC DST)",
+            request.trim()
+        ),
+    }
+}
+
+fn acquire(srv: &mut Server, proto: &str, src: &str, dst: &str) -> Result<String, String> {
+    let proto = match proto {
+        "ah" => Proto::Ah,
+        "esp" => Proto::Esp,
+        other => return Err(format!("SA type {other:?}: expected ah or esp")),
+    };
+    let addr = |s: &str| {
+        s.parse::<IpAddr>()
+            .map_err(|_| format!("{s:?} is not an IP address"))
+            .map(|a| Address::new(SocketAddr::new(a, 0)))
+    };
+    let (src, dst) = (addr(src)?, addr(dst)?);
+    if src.addr.is_ipv4() != dst.addr.is_ipv4() {
+        return Err("source and destination of different address families".into());
+    }
+    let req = AcquireRequest {
+        need: AcquireNeed {
+            proto,
+            src,
+            dst,
+            inner_src: None,
+            inner_dst: None,
+        },
+        proposal: default_proposal(proto),
+        eprop: None,
+        kmc: None,
+        ident_src: None,
+        ident_dst: None,
+    };
+    let out = srv.engine_mut().acquire(now().0, &req);
+    srv.deliver();
+    Ok(match out {
+        AcquireOutcome::Sent { seq, key_managers } => {
+            format!("ok sent seq={seq} key_managers={key_managers}")
+        }
+        AcquireOutcome::Suppressed { seq } => format!("ok suppressed seq={seq}"),
+    })
+}
+
+fn comb(auth: AuthAlg, encr: Option<EncrAlg>) -> Comb {
+    let a = auth_info(auth);
+    let mut c = Comb {
+        auth: a.pfkey,
+        auth_minbits: a.key_bits.min,
+        auth_maxbits: a.key_bits.max,
+        hard_addtime: 28_800,
+        soft_addtime: 25_920,
+        ..Comb::default()
+    };
+    if let Some(e) = encr {
+        let e = encr_info(e);
+        c.encrypt = e.pfkey;
+        c.encrypt_minbits = e.key_bits.min;
+        c.encrypt_maxbits = e.key_bits.max;
+        c.encrypt_saltbits = u8::try_from(e.salt_bytes * 8).unwrap_or(0);
+    }
+    c
+}
+
+/// The proposal used when no policy names algorithms.
+pub fn default_proposal(proto: Proto) -> Proposal {
+    let combs = match proto {
+        Proto::Esp => vec![
+            comb(AuthAlg::None, Some(EncrAlg::AesGcm16)),
+            comb(AuthAlg::HmacSha256, Some(EncrAlg::AesCbc)),
+        ],
+        Proto::Ah => vec![comb(AuthAlg::HmacSha256, None)],
+    };
+    Proposal { replay: 64, combs }
+}
