@@ -19,6 +19,8 @@ use crate::hdr::{
 use crate::sa::{Mode, Proto, Sa, SaState};
 use crate::sadb::{SaId, Sadb};
 
+mod fast;
+
 /// UDP port of NAT-T (RFC 3948).
 pub const NATT_PORT: u16 = 4500;
 const ESP_HDR: usize = 8;
@@ -116,6 +118,23 @@ impl Engine {
 
     /// Applies `bundle` (innermost first: ESP then AH) to the IP packet in `buf`.
     pub fn outbound(
+        &mut self,
+        sadb: &mut Sadb,
+        bundle: &[SaId],
+        buf: &mut PacketBuf,
+        now: u64,
+    ) -> Result<(), DropReason> {
+        if let [id] = bundle {
+            if let Some(r) = self.esp_out_fast(sadb, *id, buf, now) {
+                return r;
+            }
+        }
+        self.outbound_general(sadb, bundle, buf, now)
+    }
+
+    /// The general outbound path: any bundle, any transform, any header chain.
+    #[inline(never)]
+    fn outbound_general(
         &mut self,
         sadb: &mut Sadb,
         bundle: &[SaId],
@@ -418,13 +437,29 @@ impl Engine {
         buf: &mut PacketBuf,
         now: u64,
     ) -> Result<InboundOk, DropReason> {
+        let outer_sa = match self.esp_in_fast(sadb, buf, now) {
+            fast::FastIn::Done(r) => return r,
+            fast::FastIn::Inner(id) => Some(id),
+            fast::FastIn::Slow => None,
+        };
+        self.inbound_general(sadb, buf, now, outer_sa)
+    }
+
+    /// The general inbound path; `outer_sa` is the SA the lean path already removed.
+    #[inline(never)]
+    fn inbound_general(
+        &mut self,
+        sadb: &mut Sadb,
+        buf: &mut PacketBuf,
+        now: u64,
+        mut outer_sa: Option<SaId>,
+    ) -> Result<InboundOk, DropReason> {
         let tl = hdr::total_len(buf.data()).map_err(|r| count(sadb, None, r))?;
         let extra = buf.len() - tl;
         buf.trim_back(extra)
             .map_err(|_| count(sadb, None, DropReason::MalformedPacket))?;
         // Plain locals rather than fields of the result: writing pieces of a struct and then
         // copying it whole stalls store forwarding on the hot path.
-        let mut outer_sa: Option<SaId> = None;
         let mut inner_sa: Option<SaId> = None;
         let mut natt = false;
         let mut tunnel = false;
