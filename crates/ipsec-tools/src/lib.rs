@@ -2,4 +2,5 @@
 #![forbid(unsafe_code)]
 
 pub mod capture;
+pub mod ipseckey;
 pub mod pcaptool;
