@@ -116,37 +116,48 @@ impl fmt::Display for DropReason {
     }
 }
 
-/// A counter per drop reason.
-#[derive(Clone, PartialEq, Eq)]
+/// A counter per drop reason. The counters are allocated on the first drop, so the
+/// counters of an SA that never drops take one pointer.
+#[derive(Clone, Default)]
 pub struct DropCounters {
-    counts: [u64; DropReason::COUNT],
+    counts: Option<Box<[u64; DropReason::COUNT]>>,
 }
 
-impl Default for DropCounters {
-    fn default() -> Self {
-        Self {
-            counts: [0; DropReason::COUNT],
-        }
+impl PartialEq for DropCounters {
+    fn eq(&self, other: &Self) -> bool {
+        DropReason::ALL
+            .iter()
+            .all(|r| self.get(*r) == other.get(*r))
     }
 }
+
+impl Eq for DropCounters {}
 
 impl DropCounters {
     /// Adds one to `reason`'s counter.
     #[inline]
     pub fn count(&mut self, reason: DropReason) {
-        if let Some(c) = self.counts.get_mut(reason as usize) {
+        let counts = self
+            .counts
+            .get_or_insert_with(|| Box::new([0; DropReason::COUNT]));
+        if let Some(c) = counts.get_mut(reason as usize) {
             *c = c.wrapping_add(1);
         }
     }
 
     /// The counter for `reason`.
     pub fn get(&self, reason: DropReason) -> u64 {
-        self.counts.get(reason as usize).copied().unwrap_or(0)
+        self.counts
+            .as_ref()
+            .and_then(|c| c.get(reason as usize).copied())
+            .unwrap_or(0)
     }
 
     /// Sum of all counters.
     pub fn total(&self) -> u64 {
-        self.counts.iter().fold(0u64, |a, b| a.wrapping_add(*b))
+        self.counts
+            .as_ref()
+            .map_or(0, |c| c.iter().fold(0u64, |a, b| a.wrapping_add(*b)))
     }
 
     /// Non-zero counters, in counter order.
@@ -154,7 +165,16 @@ impl DropCounters {
         DropReason::ALL
             .iter()
             .copied()
-            .zip(self.counts.iter().copied())
+            .enumerate()
+            .map(|(i, r)| {
+                (
+                    r,
+                    self.counts
+                        .as_ref()
+                        .and_then(|c| c.get(i).copied())
+                        .unwrap_or(0),
+                )
+            })
             .filter(|(_, n)| *n != 0)
     }
 }

@@ -3,6 +3,7 @@
 
 use core::fmt;
 use std::net::IpAddr;
+use std::sync::OnceLock;
 
 use ipsec_crypto::{AuthAlg, CryptoError, EncrAlg, EspEncr, Integ};
 use zeroize::Zeroizing;
@@ -442,8 +443,10 @@ pub enum Expiry {
 /// A live SA: configuration, keyed transforms, sequence counters, replay window, counters.
 pub struct Sa {
     cfg: SaConfig,
-    encr: Option<EspEncr>,
-    integ: Option<Integ>,
+    /// The keyed transforms, built on first use: a key schedule (about 600 bytes for
+    /// AES-GCM) costs memory only for SAs that carry traffic, so a million idle SAs fit in
+    /// well under 1 KiB each. [`Sa::new`] and [`Sa::mature`] key them once to validate.
+    keyed: OnceLock<Transforms>,
     pub(crate) replay: ReplayWindow,
     /// Last sequence number sent (0 = none yet).
     pub(crate) seq_out: u64,
@@ -474,8 +477,16 @@ impl fmt::Debug for Sa {
     }
 }
 
+/// The keyed transforms of an SA.
+struct Transforms {
+    encr: Option<EspEncr>,
+    integ: Option<Integ>,
+}
+
 impl Sa {
-    /// Validates `cfg`, keys the transforms and creates the SA at time `now` (seconds).
+    /// Validates `cfg` (keying its transforms once, so bad or weak keys are refused here)
+    /// and creates the SA at time `now` (seconds). The transforms are keyed again on first
+    /// use.
     pub fn new(cfg: SaConfig, now: u64) -> Result<Self, SaError> {
         if cfg.spi <= 255 {
             return Err(SaError::ReservedSpi(cfg.spi));
@@ -489,11 +500,9 @@ impl Sa {
             }
         }
         let larval = cfg.state == SaState::Larval;
-        let (encr, integ) = if larval && cfg.encr_alg.is_none() && cfg.auth_alg.is_none() {
-            (None, None)
-        } else {
-            Self::build_transforms(&cfg)?
-        };
+        if !(larval && cfg.encr_alg.is_none() && cfg.auth_alg.is_none()) {
+            Self::build_transforms(&cfg)?;
+        }
         // Solaris: an SA without a specific source cannot enforce a replay counter.
         let window = if cfg.src.is_none() || cfg.src.is_some_and(|a| a.is_unspecified()) {
             0
@@ -507,8 +516,7 @@ impl Sa {
         let state = cfg.state;
         Ok(Self {
             cfg,
-            encr,
-            integ,
+            keyed: OnceLock::new(),
             replay,
             seq_out: 0,
             stats: SaStats::default(),
@@ -599,8 +607,7 @@ impl Sa {
         if cfg.replay_value != 0 {
             replay.set_top(cfg.replay_value);
         }
-        self.encr = encr;
-        self.integ = integ;
+        self.keyed = OnceLock::from(Transforms { encr, integ });
         self.replay = replay;
         self.state = if cfg.state == SaState::Larval {
             SaState::Mature
@@ -644,13 +651,40 @@ impl Sa {
     pub fn set_state(&mut self, s: SaState) {
         self.state = s;
     }
+    /// The keyed transforms, keying them on first use. `None` for a larval SA without
+    /// algorithms (and, defensively, if keying fails, which validation at creation rules
+    /// out).
+    #[inline]
+    fn transforms(&self) -> Option<&Transforms> {
+        if let Some(t) = self.keyed.get() {
+            return Some(t);
+        }
+        self.key_now()
+    }
+
+    #[cold]
+    fn key_now(&self) -> Option<&Transforms> {
+        if self.cfg.encr_alg.is_none() && self.cfg.auth_alg.is_none() {
+            return None;
+        }
+        let (encr, integ) = Self::build_transforms(&self.cfg).ok()?;
+        Some(self.keyed.get_or_init(|| Transforms { encr, integ }))
+    }
+
+    /// Whether the key schedules exist now (they are built on first use).
+    pub fn is_keyed(&self) -> bool {
+        self.keyed.get().is_some()
+    }
+
     /// The ESP transform.
+    #[inline]
     pub fn encr(&self) -> Option<&EspEncr> {
-        self.encr.as_ref()
+        self.transforms().and_then(|t| t.encr.as_ref())
     }
     /// The integrity transform.
+    #[inline]
     pub fn integ(&self) -> Option<&Integ> {
-        self.integ.as_ref()
+        self.transforms().and_then(|t| t.integ.as_ref())
     }
     /// The replay window.
     pub fn replay(&self) -> &ReplayWindow {
@@ -758,5 +792,32 @@ mod size_tests {
     fn sa_is_small() {
         let n = core::mem::size_of::<super::Sa>();
         assert!(n <= 1024, "Sa is {n} bytes");
+    }
+
+    /// Keys are checked when the SA is created, but the key schedule exists only once the
+    /// SA is used; a larval SA without algorithms has no transforms.
+    #[test]
+    fn transforms_are_keyed_on_first_use() {
+        use super::*;
+        let mut cfg = SaConfig::new(Proto::Esp, 0x1234, None, "192.0.2.2".parse().unwrap());
+        cfg.encr_alg = Some(EncrAlg::AesGcm16);
+        cfg.encr_key = KeyMaterial::new(&[7; 20]);
+        let sa = Sa::new(cfg.clone(), 0).unwrap();
+        assert!(!sa.is_keyed());
+        assert_eq!(sa.encr().map(|e| e.icv_len()), Some(16));
+        assert!(sa.is_keyed());
+        assert!(sa.integ().is_none());
+
+        cfg.encr_key = KeyMaterial::new(&[7; 19]);
+        assert!(matches!(Sa::new(cfg.clone(), 0), Err(SaError::Key { .. })));
+
+        let mut larval = SaConfig::new(Proto::Esp, 0x1235, None, "192.0.2.2".parse().unwrap());
+        larval.state = SaState::Larval;
+        let mut sa = Sa::new(larval, 0).unwrap();
+        assert!(sa.encr().is_none() && !sa.is_keyed());
+        cfg.encr_key = KeyMaterial::new(&[7; 20]);
+        cfg.spi = 0x1235;
+        sa.mature(cfg, 5).unwrap();
+        assert!(sa.is_keyed() && sa.encr().is_some());
     }
 }
