@@ -4,10 +4,10 @@
 
 use std::path::Path;
 
-use ipsec_config::ipseckey::{self, Command, SaType};
+use ipsec_config::ipseckey::request::request;
+use ipsec_config::ipseckey::{self, Command};
 use ipsec_core::SaState;
 use ipsec_pfkey::consts::{SADB_FLUSH, SADB_SATYPE_UNSPEC};
-use ipsec_pfkey::convert::add_message;
 use ipsec_pfkey::diag::Diagnostic;
 use ipsec_pfkey::engine::{ClientId, KeyEngine, Output};
 use ipsec_pfkey::wire::Message;
@@ -36,37 +36,33 @@ pub fn load(
         let mut added = 0;
         for (i, cmd) in cmds.iter().enumerate() {
             let seq = u32::try_from(i + 1).unwrap_or(u32::MAX);
-            let (line, msg) = match cmd {
-                Command::Add(spec) => {
-                    let cfg = spec.to_config().map_err(|e| e.to_string())?;
-                    let m = add_message(&cfg, seq, pid)
-                        .map_err(|e| format!("{file}:{}: {}", spec.line, e.what))?;
-                    added += 1;
-                    (spec.line, m)
-                }
-                Command::Flush(t) => {
-                    let mut m = Message::new(SADB_FLUSH, satype(*t));
-                    m.seq = seq;
-                    m.pid = pid;
-                    (0, m)
-                }
+            let line = match cmd {
+                Command::Add(spec)
+                | Command::Update(spec)
+                | Command::UpdatePair(spec)
+                | Command::Delete(spec)
+                | Command::DeletePair(spec) => spec.line,
+                Command::Flush(_) => 0,
                 other => {
                     return Err(format!(
-                        "{file}: command {} is not allowed in a keys file (only add and flush)",
+                        "{file}: `{}` is not allowed in a keys file (add, update, update-pair, \
+                         delete, delete-pair and flush are)",
                         command_name(other)
                     ))
                 }
             };
+            let Some(msg) = request(cmd, seq, pid).map_err(|e| e.to_string())? else {
+                continue;
+            };
             run(engine, now, &msg, sink).map_err(|e| format!("{file}:{line}: {e}"))?;
+            if matches!(cmd, Command::Add(_)) {
+                added += 1;
+            }
         }
         Ok(added)
     })();
     engine.close(SELF);
     result
-}
-
-fn satype(t: SaType) -> u8 {
-    t.proto().map_or(SADB_SATYPE_UNSPEC, |p| p.satype())
 }
 
 fn command_name(c: &Command) -> &'static str {
