@@ -20,6 +20,8 @@ use crate::sa::{Mode, Proto, Sa, SaState};
 use crate::sadb::{SaId, Sadb};
 
 mod fast;
+#[cfg(test)]
+mod fast_tests;
 
 /// UDP port of NAT-T (RFC 3948).
 pub const NATT_PORT: u16 = 4500;

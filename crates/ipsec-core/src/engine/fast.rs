@@ -120,8 +120,7 @@ impl Engine {
         now: u64,
     ) -> Option<Result<(), DropReason>> {
         let sa = sadb.get_mut(id)?;
-        let e = lean_encr(sa)?;
-        let icv = e.icv_len();
+        let icv = lean_encr(sa)?.icv_len();
         let c = sa.config();
         let seq_limit = if c.esn { u64::MAX } else { u64::from(u32::MAX) };
         if sa.seq_out >= seq_limit {
@@ -130,44 +129,50 @@ impl Engine {
         let (v6, tl) = plain_ip(buf.data())?;
         let tunnel = c.mode == Mode::Tunnel;
         // Transport: ESP goes after the IP header; tunnel: in front of the whole packet.
-        let (prefix, nh) = if tunnel {
+        let prefix = if tunnel {
             let outer_v6 = c.dst.is_ipv6();
             if c.src.is_none_or(|s| s.is_ipv6() != outer_v6) {
                 return None;
             }
-            (
-                if outer_v6 { 40 } else { 20 },
-                if v6 { IPPROTO_IPV6 } else { IPPROTO_IPIP },
-            )
+            if outer_v6 {
+                40
+            } else {
+                20
+            }
         } else {
-            let p = buf.data();
-            let nh = if v6 { p[6] } else { p[9] };
-            if v6 && v6_ext(nh) {
+            if v6 && v6_ext(buf.data()[6]) {
                 return None;
             }
-            (if v6 { 40 } else { 20 }, nh)
+            if v6 {
+                40
+            } else {
+                20
+            }
         };
         let payload_len = if tunnel { tl } else { tl - prefix };
         if sa.hard_limit_reached(payload_len) {
             return None;
         }
-        let pad = 4usize.wrapping_sub(payload_len + 2) & 3;
-        let tail = pad + 2 + icv;
-        let front = ESP_IV + if tunnel { prefix } else { 0 };
+        let pad = 0usize.wrapping_sub(payload_len + 2) & 3;
         let extra = buf.len() - tl;
-        if buf.headroom() < front || buf.tailroom() + extra < tail {
+        let front = ESP_IV + if tunnel { prefix } else { 0 };
+        if buf.headroom() < front || buf.tailroom() + extra < pad + 2 + icv {
             return None;
         }
         // Point of no return: the sequence number is used.
         sa.seq_out += 1;
         let seq = sa.seq_out;
-        let r = self.esp_out_lean(sa, buf, now, seq, extra, prefix, nh, tunnel, v6);
+        let r = if tunnel {
+            self.esp_out_tunnel(sa, buf, now, seq, extra, prefix, v6)
+        } else {
+            esp_out_transport(sa, buf, now, seq, extra, v6)
+        };
         Some(r.map_err(|r| count(sadb, Some(id), r)))
     }
 
     #[allow(clippy::too_many_arguments)]
-    #[inline(always)]
-    fn esp_out_lean(
+    #[inline(never)]
+    fn esp_out_tunnel(
         &mut self,
         sa: &mut Sa,
         buf: &mut PacketBuf,
@@ -175,66 +180,17 @@ impl Engine {
         seq: u64,
         extra: usize,
         prefix: usize,
-        nh: u8,
-        tunnel: bool,
         inner_v6: bool,
     ) -> Result<(), DropReason> {
-        let outer = if tunnel {
-            let (o, _) = self.outer_for(sa, buf.data(), IPPROTO_ESP)?;
-            Some(o)
-        } else {
-            None
-        };
-        let e = sa.encr().ok_or(DropReason::EspCryptoFailed)?;
-        let icv = e.icv_len();
         buf.trim_back(extra)
             .map_err(|_| DropReason::MalformedPacket)?;
-        let payload_len = if tunnel {
-            buf.len()
-        } else {
-            buf.len() - prefix
-        };
-        let pad = 4usize.wrapping_sub(payload_len + 2) & 3;
-        if tunnel {
-            buf.push_front(prefix + ESP_IV)
-        } else {
-            buf.open_gap(prefix, ESP_IV)
-        }
-        .map_err(|_| DropReason::NoBufferSpace)?;
-        buf.push_back(pad + 2 + icv)
+        let (outer, _) = self.outer_for(sa, buf.data(), IPPROTO_ESP)?;
+        let nh = if inner_v6 { IPPROTO_IPV6 } else { IPPROTO_IPIP };
+        let payload_len = buf.len();
+        buf.push_front(prefix + ESP_IV)
             .map_err(|_| DropReason::NoBufferSpace)?;
-        let spi = sa.spi();
-        let esn = sa.config().esn;
-        let p = buf.data_mut();
-        let pt = prefix + ESP_IV;
-        let ct_end = pt + payload_len + pad + 2;
-        let mut iv = [0u8; IV];
-        e.make_iv(seq, &mut iv);
-        {
-            let h: &mut [u8; ESP_IV] = p
-                .get_mut(prefix..pt)
-                .and_then(|h| h.try_into().ok())
-                .ok_or(DropReason::NoBufferSpace)?;
-            h[..4].copy_from_slice(&spi.to_be_bytes());
-            h[4..8].copy_from_slice(&(seq as u32).to_be_bytes());
-            h[8..].copy_from_slice(&iv);
-        }
-        // Trailer: padding 1, 2, 3 (RFC 4303 §2.4), pad length, next header.
-        let t = p
-            .get_mut(ct_end - pad - 2..ct_end)
-            .ok_or(DropReason::NoBufferSpace)?;
-        let (padding, tr) = t.split_at_mut(pad);
-        padding.copy_from_slice(&[1, 2, 3][..pad]);
-        tr[0] = pad as u8;
-        tr[1] = nh;
-        let (aad, aad_len) = esp_aad(spi, seq, esn);
-        e.seal(&iv, &aad[..aad_len], &mut p[pt..ct_end + icv])
-            .map_err(|_| DropReason::EspCryptoFailed)?;
-        match outer {
-            Some(o) => hdr::write_outer(p, &o)?,
-            None if inner_v6 => v6_set_proto_len(p, IPPROTO_ESP)?,
-            None => v4_set_proto_len(p, IPPROTO_ESP)?,
-        }
+        esp_seal(sa, buf, seq, prefix, payload_len, nh)?;
+        hdr::write_outer(buf.data_mut(), &outer)?;
         sa.account(payload_len, now);
         Ok(())
     }
@@ -320,6 +276,98 @@ impl Engine {
     }
 }
 
+/// Moves the `N`-byte IP header at `from` in `p` to `to`.
+#[inline(always)]
+fn move_hdr<const N: usize>(p: &mut [u8], from: usize, to: usize) -> Result<(), DropReason> {
+    let h: [u8; N] = p
+        .get(from..from + N)
+        .and_then(|h| h.try_into().ok())
+        .ok_or(DropReason::MalformedPacket)?;
+    p.get_mut(to..to + N)
+        .ok_or(DropReason::MalformedPacket)?
+        .copy_from_slice(&h);
+    Ok(())
+}
+
+/// Transport mode: ESP goes between the IP header (no options or extension headers) and its
+/// payload.
+#[inline(always)]
+fn esp_out_transport(
+    sa: &mut Sa,
+    buf: &mut PacketBuf,
+    now: u64,
+    seq: u64,
+    extra: usize,
+    v6: bool,
+) -> Result<(), DropReason> {
+    buf.trim_back(extra)
+        .map_err(|_| DropReason::MalformedPacket)?;
+    let hl = if v6 { 40 } else { 20 };
+    let payload_len = buf.len() - hl;
+    buf.push_front(ESP_IV)
+        .map_err(|_| DropReason::NoBufferSpace)?;
+    let p = buf.data_mut();
+    let nh = if v6 {
+        move_hdr::<40>(p, ESP_IV, 0)?;
+        p[6]
+    } else {
+        move_hdr::<20>(p, ESP_IV, 0)?;
+        p[9]
+    };
+    esp_seal(sa, buf, seq, hl, payload_len, nh)?;
+    let p = buf.data_mut();
+    if v6 {
+        v6_set_proto_len(p, IPPROTO_ESP)?;
+    } else {
+        v4_set_proto_len(p, IPPROTO_ESP)?;
+    }
+    sa.account(payload_len, now);
+    Ok(())
+}
+
+/// Writes ESP header, IV and trailer around the `payload_len` bytes that follow `esp + 16` in
+/// `buf` (growing it at the back), and seals.
+#[inline(always)]
+fn esp_seal(
+    sa: &Sa,
+    buf: &mut PacketBuf,
+    seq: u64,
+    esp: usize,
+    payload_len: usize,
+    nh: u8,
+) -> Result<(), DropReason> {
+    let e = sa.encr().ok_or(DropReason::EspCryptoFailed)?;
+    let icv = e.icv_len();
+    let pad = 0usize.wrapping_sub(payload_len + 2) & 3;
+    buf.push_back(pad + 2 + icv)
+        .map_err(|_| DropReason::NoBufferSpace)?;
+    let spi = sa.spi();
+    let mut h = [0u8; ESP_IV];
+    h[..4].copy_from_slice(&spi.to_be_bytes());
+    h[4..8].copy_from_slice(&(seq as u32).to_be_bytes());
+    e.make_iv(seq, &mut h[ESP_HDR..]);
+    let p = buf.data_mut();
+    let pt = esp + ESP_IV;
+    p.get_mut(esp..pt)
+        .ok_or(DropReason::NoBufferSpace)?
+        .copy_from_slice(&h);
+    // Trailer: padding 1, 2, 3 (RFC 4303 §2.4), pad length, next header. The four pattern bytes
+    // always fit: the ICV follows.
+    let t = pt + payload_len;
+    p.get_mut(t..t + 4)
+        .ok_or(DropReason::NoBufferSpace)?
+        .copy_from_slice(&[1, 2, 3, 0]);
+    let ct_end = t + pad + 2;
+    p[ct_end - 2] = pad as u8;
+    p[ct_end - 1] = nh;
+    let (aad, aad_len) = esp_aad(spi, seq, sa.config().esn);
+    let data = p
+        .get_mut(pt..ct_end + icv)
+        .ok_or(DropReason::NoBufferSpace)?;
+    e.seal(&h[ESP_HDR..], &aad[..aad_len], data)
+        .map_err(|_| DropReason::EspCryptoFailed)
+}
+
 /// Decrypts and decapsulates; `Some(tunnel)` when done, `None` for a transport payload that is
 /// ESP or AH again.
 #[allow(clippy::too_many_arguments)]
@@ -384,7 +432,13 @@ fn esp_in_lean(
             Some(true)
         }
         Mode::Transport => {
-            buf.close_gap(esp, ESP_IV)
+            let p = buf.data_mut();
+            if v6 {
+                move_hdr::<40>(p, 0, ESP_IV)?;
+            } else {
+                move_hdr::<20>(p, 0, ESP_IV)?;
+            }
+            buf.pull_front(ESP_IV)
                 .map_err(|_| DropReason::EspBadLength)?;
             let p = buf.data_mut();
             if v6 {
