@@ -218,7 +218,8 @@ impl Session {
 
     /// Formats one message (text or JSON) into zeroizing memory.
     fn render(&self, m: &Message, len: usize, timestamp: bool) -> Zeroizing<String> {
-        let mut s = Zeroizing::new(String::new());
+        // Sized up front: a growing String would leave copies of key text behind.
+        let mut s = Zeroizing::new(String::with_capacity(8 * len + 4096));
         if self.json {
             s.push_str(&json::message(m, len, self.show_keys).to_string());
             s.push('\n');
@@ -238,9 +239,10 @@ impl Session {
                 .map_err(|e| Fatal(format!("cannot encode the PF_KEY message: {e}")))?,
         );
         if self.verbose {
-            let mut s = Zeroizing::new(String::from(
+            let mut s = Zeroizing::new(String::with_capacity(8 * bytes.len() + 4096));
+            s.push_str(
                 "VERBOSE ON:  Message to kernel looks like:\n==========================================\n",
-            ));
+            );
             print::samsg(&mut s, m, bytes.len(), self.print_opts(), now(), false);
             s.push_str("==========================================\n");
             if self.json {
@@ -501,7 +503,7 @@ impl Session {
             }
         }
         while let Some((m, n)) = self.recv(None, Some(&signals))? {
-            let mut text = Zeroizing::new(String::new());
+            let mut text = Zeroizing::new(String::with_capacity(8 * n + 4096));
             if !self.json {
                 text.push_str(&format!("Read {n} bytes.\n"));
             }
@@ -523,10 +525,10 @@ impl Session {
                 out("ipseckey> ")?;
             }
             // One command: physical lines joined while they end in `\`.
-            let mut chunk = Zeroizing::new(String::new());
+            let mut chunk = Zeroizing::new(String::with_capacity(16 * 1024));
             let start = line_no + 1;
             loop {
-                let mut line = Zeroizing::new(String::new());
+                let mut line = Zeroizing::new(String::with_capacity(4096));
                 let n = input
                     .read_line(&mut line)
                     .map_err(|e| Fatal(format!("reading standard input: {e}")))?;

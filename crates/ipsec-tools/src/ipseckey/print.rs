@@ -203,18 +203,17 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
     (y, m, d)
 }
 
-/// Key hex (or `XX` per byte when paranoid) and `/bits`.
-pub fn key_text(k: &Key, paranoid: bool) -> String {
-    let mut s = String::with_capacity(k.expose().len() * 2 + 6);
+/// Appends key hex (or `XX` per byte when paranoid) and `/bits` to `o` (written in place, so
+/// that no unzeroized copy of the key text is left behind).
+pub fn push_key(o: &mut String, k: &Key, paranoid: bool) {
     for b in k.expose() {
         if paranoid {
-            s.push_str("XX");
+            o.push_str("XX");
         } else {
-            let _ = write!(s, "{b:02x}");
+            let _ = write!(o, "{b:02x}");
         }
     }
-    let _ = write!(s, "/{}", k.bits);
-    s
+    let _ = write!(o, "/{}", k.bits);
 }
 
 /// Prints `m` (its wire size `len`) as Solaris' `print_samsg` does. `now` is the wall
@@ -272,8 +271,9 @@ pub fn samsg(o: &mut String, m: &Message, len: usize, opts: PrintOpts, now: u64,
         ("EKY: ", &m.key_encrypt, "Encryption"),
     ] {
         if let Some(k) = k {
-            let _ = writeln!(o, "{tag}{what} key.");
-            let _ = writeln!(o, "{tag}{}", key_text(k, opts.paranoid));
+            let _ = write!(o, "{tag}{what} key.\n{tag}");
+            push_key(o, k, opts.paranoid);
+            o.push('\n');
         }
     }
     if let Some(i) = &m.ident_src {

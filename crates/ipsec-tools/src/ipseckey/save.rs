@@ -50,7 +50,11 @@ pub fn record_to_config(m: &Message) -> Result<(SaConfig, bool), PfkeyError> {
 /// The save text of `records` (DUMP records in dump order). Records that do not describe
 /// an SA this tool can write again are kept as a comment with the reason.
 pub fn save_text(records: &[Message], paranoid: bool) -> Zeroizing<String> {
-    let mut o = Zeroizing::new(String::from(HEADER));
+    // Sized up front: a growing String would leave copies of key text behind.
+    let mut o = Zeroizing::new(String::with_capacity(
+        HEADER.len() + 160 + records.len() * 1024,
+    ));
+    o.push_str(HEADER);
     if paranoid {
         o.push_str(
             "# Keys are shown as X (-p): this file documents the SAs but cannot restore them.\n",
@@ -78,6 +82,9 @@ pub fn save_text(records: &[Message], paranoid: bool) -> Zeroizing<String> {
             o.push_str("# WARNING: SA was dying or dead.\n");
         }
         let line = Zeroizing::new(print_add(&cfg, paranoid));
+        if o.capacity() - o.len() < line.len() + 64 {
+            o.reserve_exact(line.len() + 64);
+        }
         o.push_str(&line);
         o.push('\n');
         written.push((cfg.proto, cfg.dst, cfg.spi));
