@@ -2,7 +2,7 @@
 //! sender comes back whole from the protocol's receiver, for IPv4 and IPv6 (whose header
 //! the receiver rebuilds). Needs root; runs inside a private network namespace over
 //! loopback (`unshare --net` re-executes this test binary).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::process::Command;
 use std::time::{Duration, Instant};

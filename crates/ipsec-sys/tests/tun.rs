@@ -1,7 +1,7 @@
 //! TUN devices against the real kernel. Needs root; runs inside a private network namespace
 //! (`unshare --net` re-executes this test binary), so the host's interfaces are never
 //! touched and the namespace disappears with the process.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::{Ipv4Addr, UdpSocket};
 use std::process::Command;
