@@ -49,12 +49,17 @@ impl InboundOk {
     }
 }
 
-/// Per-thread engine state: scratch space for AH's mutable-field view and the IPv4
-/// identification counter for tunnel headers. Allocates only when created.
+/// Per-thread engine state: scratch space for AH's mutable-field view, the IPv4
+/// identification counter for tunnel headers, and the last inbound SA as a lookup hint.
+/// Allocates only when created.
 #[derive(Debug)]
 pub struct Engine {
     scratch: Vec<u8>,
     ident: u16,
+    /// SPI and handle of the SA the lean inbound path last found. Only a hint: it is used
+    /// when the SA behind it, in whatever SADB the call gets, holds exactly the packet's
+    /// <ESP, destination, SPI, source>, which no other SA can (see `fast::exact_sa`).
+    in_hint: Option<(u32, SaId)>,
 }
 
 impl Default for Engine {
@@ -79,6 +84,7 @@ impl Engine {
         Self {
             scratch: vec![0u8; 512],
             ident: 1,
+            in_hint: None,
         }
     }
 
