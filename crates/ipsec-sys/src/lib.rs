@@ -10,6 +10,7 @@
 //! everywhere else.
 
 pub mod file;
+pub mod netlink;
 pub mod raw;
 pub mod seqpacket;
 pub mod signal;
