@@ -7,6 +7,7 @@
 //! | request | reply |
 //! |---|---|
 //! | `stats` | the PF_KEY server counters and the SADB size, `key=value` per line |
+//! | `counters` | the data plane's counters by name, then per SA packets, bytes and drops by reason, then the global drop reasons |
 //! | `save` | saves the SAs to the configured save file |
 //! | `acquire ah\|esp SRC DST` | what outbound policy does on an SA miss: asks the registered key managers with an ACQUIRE (default proposal: AES-GCM-16, or AES-CBC with HMAC-SHA-256; AH: HMAC-SHA-256), suppressed while one for the same need is pending; replies `sent seq=N key_managers=K` or `suppressed seq=N` |
 //!
@@ -31,7 +32,7 @@ pub fn handle(srv: &mut Server, request: &str, save: &mut dyn FnMut(&Server) -> 
             let s = srv.stats();
             format!(
                 "ok\nsas={}\nconnections={}\nclients={}\nmessages_in={}\nmessages_out={}\nrefused_unprivileged={}\noversized={}\ndropped_queue_full={}\nrefused_full={}\n",
-                srv.engine().sadb().len(),
+                srv.lock().keys.sadb().len(),
                 s.accepted,
                 srv.client_count(),
                 s.messages_in,
@@ -43,15 +44,50 @@ pub fn handle(srv: &mut Server, request: &str, save: &mut dyn FnMut(&Server) -> 
             )
         }
         ["save"] => save(srv),
+        ["counters"] => counters(srv),
         ["acquire", proto, src, dst] => match acquire(srv, proto, src, dst) {
             Ok(s) => s,
             Err(e) => format!("error {e}"),
         },
         _ => format!(
-            "error unknown request {:?} (expected stats, save, or acquire ah|esp SRC DST)",
+            "error unknown request {:?} (expected stats, counters, save, or acquire ah|esp SRC DST)",
             request.trim()
         ),
     }
+}
+
+/// The data plane's counters and, per SA, packets, bytes and drops by reason.
+fn counters(srv: &Server) -> String {
+    let mut o = String::from("ok\n");
+    if let Some(c) = srv.counters() {
+        for (k, v) in c.snapshot() {
+            o.push_str(&format!("{k}={v}\n"));
+        }
+    }
+    let g = srv.lock();
+    for (_, sa) in g.keys.sadb().iter() {
+        let c = sa.config();
+        o.push_str(&format!(
+            "sa {} spi=0x{:08x} {} -> {} packets={} bytes={}",
+            match c.proto {
+                Proto::Esp => "esp",
+                Proto::Ah => "ah",
+            },
+            c.spi,
+            c.src.map_or_else(|| "*".to_string(), |a| a.to_string()),
+            c.dst,
+            sa.stats.packets,
+            sa.stats.bytes
+        ));
+        for (r, n) in sa.stats.drops.nonzero() {
+            o.push_str(&format!(" {}={n}", r.name()));
+        }
+        o.push('\n');
+    }
+    for (r, n) in g.keys.sadb().global_drops.nonzero() {
+        o.push_str(&format!("drop {}={n}\n", r.name()));
+    }
+    o
 }
 
 fn acquire(srv: &mut Server, proto: &str, src: &str, dst: &str) -> Result<String, String> {
@@ -83,7 +119,7 @@ fn acquire(srv: &mut Server, proto: &str, src: &str, dst: &str) -> Result<String
         ident_src: None,
         ident_dst: None,
     };
-    let out = srv.engine_mut().acquire(now().0, &req);
+    let out = srv.lock().keys.acquire(now().0, &req);
     srv.deliver();
     Ok(match out {
         AcquireOutcome::Sent { seq, key_managers } => {

@@ -8,6 +8,8 @@
 #![forbid(unsafe_code)]
 
 mod control;
+mod core;
+mod dataplane;
 mod keys;
 mod log;
 mod server;
@@ -16,6 +18,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use ipsec_core::spd::Spd;
 use ipsec_core::Sadb;
 use ipsec_pfkey::engine::{EngineConfig, KeyEngine};
 use ipsec_sys::signal::{SignalPipe, SIGHUP, SIGINT, SIGTERM, SIGUSR1};
@@ -44,6 +47,19 @@ struct Args {
     /// The control socket of the administration tools (privileged peers only).
     #[arg(long, env = "IRONSWAN_CONTROL_SOCKET", default_value = DEFAULT_CONTROL_SOCKET)]
     control_socket: PathBuf,
+    /// Run the data plane on this TUN device (e.g. `ipsec0`; `%d` lets the kernel number
+    /// it). Without it ipsecd serves PF_KEY and the control socket only.
+    #[arg(long)]
+    tun: Option<String>,
+    /// Firewall mark of the daemon's own packets (policy routing keeps them off the TUN).
+    #[arg(long, default_value_t = 0x1500)]
+    mark: u32,
+    /// System-wide policy in ipsecconf(8) syntax, loaded at start.
+    #[arg(long)]
+    policy_file: Option<PathBuf>,
+    /// Packets queued per destination while an ACQUIRE is pending.
+    #[arg(long, default_value_t = 32)]
+    acquire_queue: usize,
     /// Seconds a larval SA (GETSPI) waits for its UPDATE (Solaris larval-timeout).
     #[arg(long, default_value_t = 90)]
     larval_timeout: u64,
@@ -95,11 +111,32 @@ fn run(args: &Args) -> Result<(), String> {
         queue_messages: args.client_queue.max(2),
         ..Limits::default()
     };
-    let mut srv = Server::bind(&args.pfkey_socket, engine, limits)
+    let spd = match &args.policy_file {
+        Some(p) => load_policy(p)?,
+        None => Spd::new(),
+    };
+    let core = core::new(engine, spd);
+    let mut srv = Server::bind(&args.pfkey_socket, core, limits)
         .map_err(|e| format!("{}: {e}", args.pfkey_socket.display()))?;
     srv.bind_control(&args.control_socket)
         .map_err(|e| format!("{}: {e}", args.control_socket.display()))?;
     srv.set_save_file(args.save_file.clone());
+    let dataplane = match &args.tun {
+        Some(name) => {
+            let cfg = dataplane::Config {
+                tun_name: name.clone(),
+                mark: args.mark,
+                acquire_queue: args.acquire_queue,
+            };
+            let waker = srv.waker().map_err(|e| format!("waker: {e}"))?;
+            let h = dataplane::start(std::sync::Arc::clone(srv.core()), cfg, waker)
+                .map_err(|e| format!("data plane on {name}: {e}"))?;
+            log::info(format_args!("data plane on {}", h.tun_name));
+            srv.set_counters(std::sync::Arc::clone(&h.counters));
+            Some(h)
+        }
+        None => None,
+    };
     log::info(format_args!(
         "PF_KEY on {}, control on {}",
         srv.path().display(),
@@ -120,6 +157,9 @@ fn run(args: &Args) -> Result<(), String> {
         control
     })
     .map_err(|e| format!("PF_KEY server: {e}"))?;
+    if let Some(h) = dataplane {
+        h.stop();
+    }
     if args.save_file.is_some() {
         srv.save_now();
     }
@@ -146,7 +186,9 @@ fn reload(srv: &mut Server, args: &Args) {
         return;
     }
     let mut outs = Vec::new();
-    let r = keys::load(srv.engine_mut(), k, server::now().0, &mut |o| outs.push(o));
+    let r = keys::load(&mut srv.lock().keys, k, server::now().0, &mut |o| {
+        outs.push(o)
+    });
     for o in outs {
         srv.deliver_output(o);
     }
@@ -155,4 +197,21 @@ fn reload(srv: &mut Server, args: &Args) {
         Ok(n) => log::info(format_args!("reloaded {n} SA(s) from {}", k.display())),
         Err(e) => log::error(format_args!("reload: {e}")),
     }
+}
+
+/// Parses an ipsecconf(8) file into a fresh SPD; errors name the file, line and column.
+fn load_policy(path: &std::path::Path) -> Result<Spd, String> {
+    let file = ipsec_config::ipsecconf::parse_file(path).map_err(|e| e.to_string())?;
+    for w in file.warnings() {
+        log::info(format_args!("{}: warning: {w}", path.display()));
+    }
+    let rules = file.to_rules().map_err(|e| e.to_string())?;
+    let n = rules.len();
+    let spd = Spd::with_policy(ipsec_core::spd::PolicySet::from_rules(rules))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    log::info(format_args!(
+        "loaded {n} policy rule(s) from {}",
+        path.display()
+    ));
+    Ok(spd)
 }

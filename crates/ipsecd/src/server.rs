@@ -20,7 +20,9 @@ use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ipsec_pfkey::diag::Diagnostic;
-use ipsec_pfkey::engine::{ClientId, EngineEvent, KeyEngine, Output};
+use ipsec_pfkey::engine::{ClientId, EngineEvent, Output};
+
+use crate::core::{lock, Core, Shared};
 use ipsec_pfkey::wire::{Message, PfkeyError};
 use ipsec_sys::seqpacket::{Conn, Listener, PeerCred, Recv, Sent};
 use ipsec_sys::{PollFd, PollFlags};
@@ -100,7 +102,10 @@ pub struct Server {
     control: Option<Listener>,
     ctl_clients: Vec<(Conn, bool)>,
     save_file: Option<PathBuf>,
-    engine: KeyEngine,
+    counters: Option<std::sync::Arc<crate::dataplane::Counters>>,
+    wake_rx: std::os::unix::net::UnixStream,
+    wake_tx: std::os::unix::net::UnixStream,
+    core: Core,
     clients: BTreeMap<ClientId, Client>,
     next_id: u64,
     limits: Limits,
@@ -121,15 +126,21 @@ pub fn now() -> (u64, Duration) {
 }
 
 impl Server {
-    /// Serves `engine` on a new socket at `path` (mode 0666; privilege is per message).
-    pub fn bind(path: &Path, engine: KeyEngine, limits: Limits) -> io::Result<Self> {
+    /// Serves the key engine of `core` on a new socket at `path` (mode 0666; privilege is
+    /// per message).
+    pub fn bind(path: &Path, core: Core, limits: Limits) -> io::Result<Self> {
         let listener = Listener::bind(path, 0o666)?;
+        let (wake_rx, wake_tx) = std::os::unix::net::UnixStream::pair()?;
+        wake_rx.set_nonblocking(true)?;
         Ok(Self {
+            wake_rx,
+            wake_tx,
             listener,
             control: None,
             ctl_clients: Vec::new(),
             save_file: None,
-            engine,
+            counters: None,
+            core,
             clients: BTreeMap::new(),
             next_id: 1,
             limits,
@@ -154,7 +165,7 @@ impl Server {
         let Some(p) = &self.save_file else {
             return "error no save file configured (ipsecd --save-file)".into();
         };
-        match crate::keys::save(&self.engine, p) {
+        match crate::keys::save(&lock(&self.core).keys, p) {
             Ok(n) => {
                 log::info(format_args!("saved {n} SA(s) to {}", p.display()));
                 format!("ok saved {n} SA(s) to {}", p.display())
@@ -166,20 +177,36 @@ impl Server {
         }
     }
 
+    /// The data plane's counters, reported by the control socket.
+    pub fn set_counters(&mut self, c: std::sync::Arc<crate::dataplane::Counters>) {
+        self.counters = Some(c);
+    }
+
+    /// The data plane's counters, if it runs.
+    pub fn counters(&self) -> Option<&crate::dataplane::Counters> {
+        self.counters.as_deref()
+    }
+
     /// How many PF_KEY clients are connected.
     pub fn client_count(&self) -> usize {
         self.clients.len()
     }
 
-    /// The engine (for loading and saving).
-    pub fn engine(&self) -> &KeyEngine {
-        &self.engine
+    /// The shared state, locked. Callers that make the key engine produce output must
+    /// call [`deliver`](Self::deliver) afterwards (after dropping the guard).
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
+        lock(&self.core)
     }
 
-    /// The engine, mutably. Callers that make it produce output must call
-    /// [`deliver`](Self::deliver) afterwards.
-    pub fn engine_mut(&mut self) -> &mut KeyEngine {
-        &mut self.engine
+    /// The shared state.
+    pub fn core(&self) -> &Core {
+        &self.core
+    }
+
+    /// A handle other threads write a byte to after making the key engine produce PF_KEY
+    /// messages (the data plane's ACQUIREs), so that this thread delivers them.
+    pub fn waker(&self) -> io::Result<std::os::unix::net::UnixStream> {
+        self.wake_tx.try_clone()
     }
 
     /// The counters.
@@ -202,7 +229,8 @@ impl Server {
     ) -> io::Result<bool> {
         let (now_s, to_next_second) = now();
         let mut wait = max_wait;
-        if let Some(t) = self.engine.poll_timeout() {
+        let next = lock(&self.core).keys.poll_timeout();
+        if let Some(t) = next {
             wait = if t <= now_s {
                 Duration::ZERO
             } else {
@@ -223,6 +251,7 @@ impl Server {
             if let Some(e) = &extra_fd {
                 fds.push(PollFd::new(e, PollFlags::IN));
             }
+            fds.push(PollFd::new(&self.wake_rx, PollFlags::IN));
             if let Some(c) = &self.control {
                 fds.push(PollFd::new(c, PollFlags::IN));
             }
@@ -246,6 +275,11 @@ impl Server {
                 accept_ready = true;
             }
             extra_ready = extra_fd.is_some() && it.next().is_some_and(|f| !f.revents().is_empty());
+            if it.next().is_some_and(|f| !f.revents().is_empty()) {
+                let mut sink = [0u8; 256];
+                while matches!(std::io::Read::read(&mut &self.wake_rx, &mut sink), Ok(n) if n > 0) {
+                }
+            }
             if self.control.is_some() && it.next().is_some_and(|f| !f.revents().is_empty()) {
                 ctl_accept = true;
             }
@@ -284,8 +318,11 @@ impl Server {
             self.read_client(id)?;
         }
         let (now_s, _) = now();
-        if self.engine.poll_timeout().is_some_and(|t| t <= now_s) {
-            self.engine.handle_timeout(now_s);
+        {
+            let mut g = lock(&self.core);
+            if g.keys.poll_timeout().is_some_and(|t| t <= now_s) {
+                g.keys.handle_timeout(now_s);
+            }
         }
         self.deliver();
         Ok(extra_ready)
@@ -346,7 +383,7 @@ impl Server {
             self.next_id += 1;
             let privileged = cred.is_privileged();
             if privileged {
-                self.engine.open(id);
+                lock(&self.core).keys.open(id);
             }
             log::debug(format_args!(
                 "pfkey: client {} connected (pid {}, uid {}, {})",
@@ -405,7 +442,7 @@ impl Server {
                     if privileged {
                         self.stats.messages_in += 1;
                         let (now_s, _) = now();
-                        self.engine.handle(now_s, id, msg);
+                        lock(&self.core).keys.handle(now_s, id, msg);
                         self.deliver();
                     } else {
                         self.stats.refused_unprivileged += 1;
@@ -431,10 +468,14 @@ impl Server {
 
     /// Delivers everything the engine has queued, and logs its events.
     pub fn deliver(&mut self) {
-        while let Some(out) = self.engine.poll_output() {
+        loop {
+            let out = lock(&self.core).keys.poll_output();
+            let Some(out) = out else { break };
             self.deliver_output(out);
         }
-        while let Some(ev) = self.engine.poll_event() {
+        loop {
+            let ev = lock(&self.core).keys.poll_event();
+            let Some(ev) = ev else { break };
             log_event(&ev);
         }
     }
@@ -492,7 +533,7 @@ impl Server {
     fn close(&mut self, id: ClientId) {
         if let Some(c) = self.clients.remove(&id) {
             if c.privileged {
-                self.engine.close(id);
+                lock(&self.core).keys.close(id);
             }
             log::debug(format_args!(
                 "pfkey: client {} (pid {}) disconnected; {} message(s) dropped for it",

@@ -1,0 +1,31 @@
+//! The state the daemon's threads share: the key engine (which owns the SADB) and the
+//! SPD, behind one lock. The PF_KEY thread takes it per message; the data-plane thread per
+//! batch of packets.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use ipsec_core::spd::Spd;
+use ipsec_pfkey::engine::KeyEngine;
+
+/// What the threads share.
+#[derive(Debug)]
+pub struct Shared {
+    /// The PF_KEY engine and, inside it, the SADB.
+    pub keys: KeyEngine,
+    /// The security policy database.
+    pub spd: Spd,
+}
+
+/// The shared state, as the threads hold it.
+pub type Core = Arc<Mutex<Shared>>;
+
+/// Creates the shared state.
+pub fn new(keys: KeyEngine, spd: Spd) -> Core {
+    Arc::new(Mutex::new(Shared { keys, spd }))
+}
+
+/// Takes the lock. A thread that panicked while holding it cannot have left the SADB in a
+/// state worse than stopping the daemon would, so a poisoned lock is taken anyway.
+pub fn lock(core: &Core) -> MutexGuard<'_, Shared> {
+    core.lock().unwrap_or_else(|e| e.into_inner())
+}

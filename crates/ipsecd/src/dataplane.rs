@@ -1,0 +1,502 @@
+//! The data plane: packets from the TUN device go through outbound policy and the ESP/AH
+//! engine to the wire; ESP/AH packets from the raw sockets go through the engine and the
+//! inbound policy check back into the TUN device.
+//!
+//! ```text
+//!  TUN ──read batch──► PacketKey ─► SPD outbound ─┬─ bypass ─────────────► raw sender (marked, clear)
+//!                                                 ├─ drop (reason) ──────► counted
+//!                                                 └─ protect ─► SAs? ─yes─► engine.outbound ─► raw sender (marked)
+//!                                                                  └─no──► ACQUIRE + queue (bounded per destination)
+//!  raw ESP/AH receivers ──read batch──► engine.inbound ─► SPD inbound check ─accept─► TUN
+//!                                                                           └─drop──► counted
+//! ```
+//!
+//! One thread; the shared state is locked once per batch. The daemon's own packets carry
+//! the firewall mark so that policy routing sends them to the wire, not back into the TUN
+//! device.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::io::{self, Write};
+use std::net::IpAddr;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ipsec_core::spd::choose_sas;
+use ipsec_core::spd::{Dir, Inbound, Outbound, PacketKey, Protection};
+use ipsec_core::{Engine, Mode, PacketBuf, Proto, SaId};
+use ipsec_pfkey::engine::{AcquireNeed, AcquireOutcome, AcquireRequest};
+use ipsec_pfkey::wire::{Address, Comb, Proposal};
+use ipsec_sys::raw::RawSocket;
+use ipsec_sys::tun::Tun;
+use ipsec_sys::{PollFd, PollFlags};
+
+use crate::core::{lock, Core, Shared};
+use crate::log;
+use crate::server::now;
+
+/// Packets read per device per turn.
+const BATCH: usize = 64;
+/// Largest packet handled (TUN MTU plus room for encapsulation stays below this).
+const MAX_PACKET: usize = 9000;
+
+/// Data-plane settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// TUN device name (`%d` lets the kernel number it).
+    pub tun_name: String,
+    /// Firewall mark of the daemon's own packets.
+    pub mark: u32,
+    /// Packets queued per destination while an ACQUIRE is pending.
+    pub acquire_queue: usize,
+}
+
+/// Counters of the data plane, by name (packets).
+#[derive(Debug, Default)]
+pub struct Counters {
+    inner: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl Counters {
+    fn add(&self, name: &'static str, n: u64) {
+        let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        *m.entry(name).or_insert(0) += n;
+    }
+
+    /// A copy of every counter.
+    pub fn snapshot(&self) -> BTreeMap<&'static str, u64> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// A running data plane.
+pub struct Handle {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// Its counters.
+    pub counters: Arc<Counters>,
+    /// The TUN device's name.
+    pub tun_name: String,
+}
+
+impl Handle {
+    /// Stops the thread and waits for it.
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Plane {
+    core: Core,
+    cfg: Config,
+    tun: Tun,
+    rx: Vec<RawSocket>,
+    tx4: RawSocket,
+    tx6: RawSocket,
+    engine: Engine,
+    waker: UnixStream,
+    counters: Arc<Counters>,
+    pending: HashMap<IpAddr, VecDeque<PacketBuf>>,
+    pending_gen: u64,
+    pool: Vec<PacketBuf>,
+}
+
+enum Send {
+    Wire(PacketBuf),
+    Tun(PacketBuf),
+    Queued,
+    Dropped,
+}
+
+/// Opens the TUN device and the sockets and starts the data-plane thread. `waker` is
+/// written to whenever the key engine has PF_KEY messages to deliver (ACQUIREs).
+pub fn start(core: Core, cfg: Config, waker: UnixStream) -> io::Result<Handle> {
+    let tun = Tun::open(&cfg.tun_name, false)?;
+    tun.set_nonblocking(true)?;
+    let mut rx = Vec::new();
+    for (v6, proto) in [(false, 50), (false, 51), (true, 50), (true, 51)] {
+        match RawSocket::receiver(v6, proto) {
+            Ok(s) => {
+                s.set_nonblocking(true)?;
+                rx.push(s);
+            }
+            // A host without IPv6 still runs IPv4.
+            Err(e) if v6 => log::info(format_args!("no IPv6 raw socket for protocol {proto}: {e}")),
+            Err(e) => return Err(e),
+        }
+    }
+    let tx4 = RawSocket::sender(false, cfg.mark)?;
+    let tx6 = RawSocket::sender(true, cfg.mark)?;
+    waker.set_nonblocking(true)?;
+    let counters = Arc::new(Counters::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let tun_name = tun.name().to_string();
+    let mut plane = Plane {
+        core,
+        cfg,
+        tun,
+        rx,
+        tx4,
+        tx6,
+        engine: Engine::new(),
+        waker,
+        counters: Arc::clone(&counters),
+        pending: HashMap::new(),
+        pending_gen: 0,
+        pool: Vec::new(),
+    };
+    let stop2 = Arc::clone(&stop);
+    let thread = std::thread::Builder::new()
+        .name("dataplane".into())
+        .spawn(move || plane.run(&stop2))?;
+    Ok(Handle {
+        stop,
+        thread: Some(thread),
+        counters,
+        tun_name,
+    })
+}
+
+impl Plane {
+    fn run(&mut self, stop: &AtomicBool) {
+        while !stop.load(Ordering::Relaxed) {
+            let mut ready = [false; 5];
+            {
+                let mut fds = Vec::with_capacity(5);
+                fds.push(PollFd::new(&self.tun, PollFlags::IN));
+                for s in &self.rx {
+                    fds.push(PollFd::new(s, PollFlags::IN));
+                }
+                if let Err(e) = ipsec_sys::poll(&mut fds, Some(Duration::from_millis(200))) {
+                    log::error(format_args!("data plane poll: {e}"));
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+                for (r, f) in ready.iter_mut().zip(fds.iter()) {
+                    *r = !f.revents().is_empty();
+                }
+            }
+            if ready[0] {
+                self.read_tun();
+            }
+            for i in 0..self.rx.len() {
+                if ready.get(i + 1).copied().unwrap_or(false) {
+                    self.read_wire(i);
+                }
+            }
+            self.retry_pending();
+        }
+    }
+
+    fn buf(&mut self) -> PacketBuf {
+        self.pool
+            .pop()
+            .unwrap_or_else(|| PacketBuf::with_mtu(MAX_PACKET))
+    }
+
+    fn recycle(&mut self, b: PacketBuf) {
+        if self.pool.len() < 4 * BATCH {
+            self.pool.push(b);
+        }
+    }
+
+    fn read_tun(&mut self) {
+        let mut batch = Vec::with_capacity(BATCH);
+        for _ in 0..BATCH {
+            let mut b = self.buf();
+            match self.tun.recv(b.read_slot()) {
+                Ok(n) => {
+                    b.set_len(n);
+                    batch.push(b);
+                }
+                Err(e) => {
+                    self.recycle(b);
+                    if e.kind() != io::ErrorKind::WouldBlock {
+                        log::error(format_args!("reading {}: {e}", self.tun.name()));
+                    }
+                    break;
+                }
+            }
+        }
+        if batch.is_empty() {
+            return;
+        }
+        self.counters.add("tun_in", batch.len() as u64);
+        let now_s = now().0;
+        let mut sends = Vec::with_capacity(batch.len());
+        let mut woke = false;
+        {
+            let core = Arc::clone(&self.core);
+            let mut g = lock(&core);
+            for b in batch {
+                let s = self.outbound(&mut g, b, now_s, &mut woke);
+                sends.push(s);
+            }
+        }
+        if woke {
+            self.wake();
+        }
+        for s in sends {
+            self.emit(s);
+        }
+    }
+
+    fn outbound(&mut self, g: &mut Shared, mut b: PacketBuf, now_s: u64, woke: &mut bool) -> Send {
+        let key = match PacketKey::from_ip_packet(b.data(), Dir::Out) {
+            Ok(k) => k,
+            Err(pd) => {
+                self.counters.add(pd.name(), 1);
+                return Send::Dropped;
+            }
+        };
+        let d = g.spd.outbound(&key);
+        match d.verdict {
+            Outbound::Bypass => {
+                self.counters.add("out_bypass", 1);
+                Send::Wire(b)
+            }
+            Outbound::Drop(pd) => {
+                self.counters.add(pd.name(), 1);
+                log::debug(format_args!(
+                    "outbound {} -> {} proto {} dropped: {}",
+                    key.src,
+                    key.dst,
+                    key.proto,
+                    pd.name()
+                ));
+                Send::Dropped
+            }
+            Outbound::Protect { bundles, mode } => {
+                match choose_sas(bundles, mode, &key, g.keys.sadb()) {
+                    Some((_, ids)) => {
+                        let ids: Vec<SaId> = ids.iter().flatten().copied().collect();
+                        match self.engine.outbound(g.keys.sadb_mut(), &ids, &mut b, now_s) {
+                            Ok(()) => {
+                                self.counters.add("out_protected", 1);
+                                Send::Wire(b)
+                            }
+                            Err(r) => {
+                                self.counters.add(r.name(), 1);
+                                Send::Dropped
+                            }
+                        }
+                    }
+                    None => {
+                        let first = bundles.first().copied().unwrap_or_default();
+                        let req = acquire_request(&first, mode, &key);
+                        match g.keys.acquire(now_s, &req) {
+                            AcquireOutcome::Sent { .. } => *woke = true,
+                            AcquireOutcome::Suppressed { .. } => {}
+                        }
+                        let q = self.pending.entry(key.dst).or_default();
+                        if q.len() >= self.cfg.acquire_queue {
+                            self.counters.add("sadb_acquire_queue_full", 1);
+                            Send::Dropped
+                        } else {
+                            q.push_back(b);
+                            self.counters.add("out_queued_acquire", 1);
+                            Send::Queued
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn read_wire(&mut self, i: usize) {
+        let mut batch = Vec::with_capacity(BATCH);
+        for _ in 0..BATCH {
+            let mut b = self.buf();
+            let Some(sock) = self.rx.get(i) else { break };
+            match sock.recv(b.read_slot()) {
+                Ok(r) => {
+                    b.set_len(r.len);
+                    batch.push(b);
+                }
+                Err(e) => {
+                    self.recycle(b);
+                    if e.kind() != io::ErrorKind::WouldBlock {
+                        self.counters.add("wire_read_error", 1);
+                        if e.kind() != io::ErrorKind::InvalidData {
+                            log::error(format_args!("reading ESP/AH: {e}"));
+                            break;
+                        }
+                        continue;
+                    }
+                    break;
+                }
+            }
+        }
+        if batch.is_empty() {
+            return;
+        }
+        self.counters.add("wire_in", batch.len() as u64);
+        let now_s = now().0;
+        let mut sends = Vec::with_capacity(batch.len());
+        {
+            let core = Arc::clone(&self.core);
+            let mut g = lock(&core);
+            for mut b in batch {
+                let s = match self.engine.inbound(g.keys.sadb_mut(), &mut b, now_s) {
+                    Ok(ok) => match PacketKey::from_ip_packet(b.data(), Dir::In) {
+                        Ok(key) => {
+                            let d = g.spd.inbound_protected(&key, &ok, g.keys.sadb());
+                            match d.verdict {
+                                Inbound::Accept => {
+                                    self.counters.add("in_accepted", 1);
+                                    Send::Tun(b)
+                                }
+                                Inbound::Drop(pd) => {
+                                    self.counters.add(pd.name(), 1);
+                                    Send::Dropped
+                                }
+                            }
+                        }
+                        Err(pd) => {
+                            self.counters.add(pd.name(), 1);
+                            Send::Dropped
+                        }
+                    },
+                    Err(r) => {
+                        self.counters.add(r.name(), 1);
+                        Send::Dropped
+                    }
+                };
+                sends.push(s);
+            }
+        }
+        for s in sends {
+            self.emit(s);
+        }
+    }
+
+    fn emit(&mut self, s: Send) {
+        match s {
+            Send::Wire(b) => {
+                let v6 = b.data().first().is_some_and(|v| v >> 4 == 6);
+                let sock = if v6 { &self.tx6 } else { &self.tx4 };
+                match sock.send(b.data()) {
+                    Ok(()) => self.counters.add("wire_out", 1),
+                    Err(e) => {
+                        self.counters.add("wire_send_error", 1);
+                        log::debug(format_args!("sending to the wire: {e}"));
+                    }
+                }
+                self.recycle(b);
+            }
+            Send::Tun(b) => {
+                match self.tun.send(b.data()) {
+                    Ok(()) => self.counters.add("tun_out", 1),
+                    Err(e) => {
+                        self.counters.add("tun_write_error", 1);
+                        log::debug(format_args!("writing {}: {e}", self.tun.name()));
+                    }
+                }
+                self.recycle(b);
+            }
+            Send::Queued | Send::Dropped => {}
+        }
+    }
+
+    /// Sends queued packets once the SADB has changed (a key manager added SAs).
+    fn retry_pending(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let core = Arc::clone(&self.core);
+        let gen = lock(&core).keys.generation();
+        if gen == self.pending_gen {
+            return;
+        }
+        self.pending_gen = gen;
+        let queued: Vec<PacketBuf> = self
+            .pending
+            .drain()
+            .flat_map(|(_, q)| q.into_iter())
+            .collect();
+        let now_s = now().0;
+        let mut sends = Vec::new();
+        let mut woke = false;
+        {
+            let mut g = lock(&core);
+            for b in queued {
+                sends.push(self.outbound(&mut g, b, now_s, &mut woke));
+            }
+        }
+        if woke {
+            self.wake();
+        }
+        for s in sends {
+            self.emit(s);
+        }
+    }
+
+    fn wake(&mut self) {
+        let _ = self.waker.write(&[1]);
+    }
+}
+
+/// The ACQUIRE for an outbound packet that policy protects with `p` but has no SAs: the
+/// protocol (ESP when the policy has ESP, else AH), the packet's addresses, and a proposal
+/// from the policy's algorithms.
+fn acquire_request(p: &Protection, mode: Mode, key: &PacketKey) -> AcquireRequest {
+    let proto = if p.esp.is_some() {
+        Proto::Esp
+    } else {
+        Proto::Ah
+    };
+    let addr = |a: IpAddr| Address::new(std::net::SocketAddr::new(a, 0));
+    let _ = mode;
+    AcquireRequest {
+        need: AcquireNeed {
+            proto,
+            src: addr(key.src),
+            dst: addr(key.dst),
+            inner_src: None,
+            inner_dst: None,
+        },
+        proposal: proposal(p, proto),
+        eprop: None,
+        kmc: None,
+        ident_src: None,
+        ident_dst: None,
+    }
+}
+
+fn proposal(p: &Protection, proto: Proto) -> Proposal {
+    use ipsec_crypto::{auth_info, encr_info, AuthAlg, EncrAlg};
+    let mut c = Comb {
+        hard_addtime: 28_800,
+        soft_addtime: 25_920,
+        ..Comb::default()
+    };
+    let auth = match proto {
+        Proto::Ah => p.ah.and_then(|a| a.alg).or(Some(AuthAlg::HmacSha256)),
+        Proto::Esp => match p.esp.map(|e| e.auth) {
+            Some(ipsec_core::spd::EspAuth::Required(a)) => a.alg.or(Some(AuthAlg::HmacSha256)),
+            _ => None,
+        },
+    };
+    if let Some(a) = auth {
+        let i = auth_info(a);
+        c.auth = i.pfkey;
+        c.auth_minbits = i.key_bits.min;
+        c.auth_maxbits = i.key_bits.max;
+    }
+    if proto == Proto::Esp {
+        let e = p.esp.and_then(|e| e.encr.alg).unwrap_or(EncrAlg::AesGcm16);
+        let i = encr_info(e);
+        c.encrypt = i.pfkey;
+        c.encrypt_minbits = i.key_bits.min;
+        c.encrypt_maxbits = i.key_bits.max;
+        c.encrypt_saltbits = u8::try_from(i.salt_bytes * 8).unwrap_or(0);
+    }
+    Proposal {
+        replay: 64,
+        combs: vec![c],
+    }
+}
