@@ -34,6 +34,7 @@ use ipsec_sys::{PollFd, PollFlags};
 
 use crate::core::{lock, Core, Shared};
 use crate::log;
+use crate::netsetup::{self, NetSetup};
 use crate::server::now;
 
 /// Packets read per device per turn.
@@ -50,6 +51,12 @@ pub struct Config {
     pub mark: u32,
     /// Packets queued per destination while an ACQUIRE is pending.
     pub acquire_queue: usize,
+    /// Routing table of protected destinations.
+    pub table: u32,
+    /// Priority of the policy-routing rules.
+    pub rule_priority: u32,
+    /// MTU of the TUN device.
+    pub mtu: u32,
 }
 
 /// Counters of the data plane, by name (packets).
@@ -103,6 +110,8 @@ struct Plane {
     pending: HashMap<IpAddr, VecDeque<PacketBuf>>,
     pending_gen: u64,
     pool: Vec<PacketBuf>,
+    net: Option<NetSetup>,
+    spd_gen: Option<u64>,
 }
 
 enum Send {
@@ -132,6 +141,13 @@ pub fn start(core: Core, cfg: Config, waker: UnixStream) -> io::Result<Handle> {
     let tx4 = RawSocket::sender(false, cfg.mark)?;
     let tx6 = RawSocket::sender(true, cfg.mark)?;
     waker.set_nonblocking(true)?;
+    let net = NetSetup::up(netsetup::Config {
+        tun: tun.name().to_string(),
+        mark: cfg.mark,
+        table: cfg.table,
+        priority: cfg.rule_priority,
+        mtu: cfg.mtu,
+    })?;
     let counters = Arc::new(Counters::default());
     let stop = Arc::new(AtomicBool::new(false));
     let tun_name = tun.name().to_string();
@@ -148,6 +164,8 @@ pub fn start(core: Core, cfg: Config, waker: UnixStream) -> io::Result<Handle> {
         pending: HashMap::new(),
         pending_gen: 0,
         pool: Vec::new(),
+        net: Some(net),
+        spd_gen: None,
     };
     let stop2 = Arc::clone(&stop);
     let thread = std::thread::Builder::new()
@@ -164,6 +182,7 @@ pub fn start(core: Core, cfg: Config, waker: UnixStream) -> io::Result<Handle> {
 impl Plane {
     fn run(&mut self, stop: &AtomicBool) {
         while !stop.load(Ordering::Relaxed) {
+            self.sync_routes();
             let mut ready = [false; 5];
             {
                 let mut fds = Vec::with_capacity(5);
@@ -189,6 +208,25 @@ impl Plane {
                 }
             }
             self.retry_pending();
+        }
+        if let Some(n) = self.net.take() {
+            n.down();
+        }
+    }
+
+    /// Brings the routes in line with the policy after it changed.
+    fn sync_routes(&mut self) {
+        let core = Arc::clone(&self.core);
+        let g = lock(&core);
+        let gen = g.spd.generation();
+        if self.spd_gen == Some(gen) {
+            return;
+        }
+        let dests = netsetup::destinations(g.spd.policy());
+        drop(g);
+        self.spd_gen = Some(gen);
+        if let Some(n) = &mut self.net {
+            n.sync(&dests);
         }
     }
 

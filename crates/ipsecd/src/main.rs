@@ -12,6 +12,7 @@ mod core;
 mod dataplane;
 mod keys;
 mod log;
+mod netsetup;
 mod server;
 
 use std::path::PathBuf;
@@ -54,6 +55,15 @@ struct Args {
     /// Firewall mark of the daemon's own packets (policy routing keeps them off the TUN).
     #[arg(long, default_value_t = 0x1500)]
     mark: u32,
+    /// Routing table for protected destinations (policy routing into the TUN device).
+    #[arg(long, default_value_t = 0x1500)]
+    route_table: u32,
+    /// Priority of the policy-routing rules (`not fwmark MARK table TABLE`).
+    #[arg(long, default_value_t = 100)]
+    rule_priority: u32,
+    /// MTU of the TUN device: the path MTU minus the largest ESP/AH overhead.
+    #[arg(long, default_value_t = 1400)]
+    mtu: u32,
     /// System-wide policy in ipsecconf(8) syntax, loaded at start.
     #[arg(long)]
     policy_file: Option<PathBuf>,
@@ -127,6 +137,9 @@ fn run(args: &Args) -> Result<(), String> {
                 tun_name: name.clone(),
                 mark: args.mark,
                 acquire_queue: args.acquire_queue,
+                table: args.route_table,
+                rule_priority: args.rule_priority,
+                mtu: args.mtu,
             };
             let waker = srv.waker().map_err(|e| format!("waker: {e}"))?;
             let h = dataplane::start(std::sync::Arc::clone(srv.core()), cfg, waker)
