@@ -1,12 +1,18 @@
 //! A fixed loop of ESP encapsulation+decapsulation (or of the raw AEAD on the same bytes), for
 //! instruction-count profiling with `valgrind --tool=callgrind`, which is repeatable on a
-//! noisy machine. Usage: `perfloop engine|raw SIZE ITERATIONS`.
+//! noisy machine. Usage: `perfloop engine|raw|floor SIZE ITERATIONS` (`floor`: the minimal ESP
+//! work described at [`Engines::lean`]).
 //!
 //! `perfloop ratio [ROUNDS]` instead times the engine and the raw AEAD in alternating short
 //! rounds for 64, 512, 1400 and 8192 bytes and prints the median ratio engine/raw per size:
 //! interleaving makes the ratio robust against a shared, noisy machine. Extra words after the
 //! round count: `floor` also times the minimal ESP work without any checks, `batch` also times
 //! batches of 32 packets through `outbound_batch`/`inbound_batch`.
+//!
+//! `perfloop layouts [SIZE]` times engine and raw (interleaved) for ten instances set up at
+//! different heap positions: AES-GCM in aws-lc copies its key schedule from the heap into a
+//! stack context on every call, so the cost of one instance can depend on where its keys landed
+//! relative to the stack (4 KiB aliasing). A ratio that holds across layouts is not luck.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::hint::black_box;
@@ -262,8 +268,53 @@ fn ratio(rounds: usize, lean_mode: bool, batch_mode: bool) {
     }
 }
 
+fn layouts(size: usize) {
+    let mut es = Vec::new();
+    let mut spacers = Vec::new();
+    for i in 0..10usize {
+        // Allocations of different sizes between instances move the next SA keys around.
+        spacers.push(vec![0u8; 48 + 80 * i]);
+        let mut e = Engines::new(size);
+        e.engine();
+        es.push(e);
+    }
+    let per_round = 4_000_000 / (size + 600);
+    let mut te = vec![Vec::new(); es.len()];
+    let mut tr = vec![Vec::new(); es.len()];
+    for _ in 0..15 {
+        for (i, e) in es.iter_mut().enumerate() {
+            let t0 = std::time::Instant::now();
+            for _ in 0..per_round {
+                e.engine();
+            }
+            let t1 = std::time::Instant::now();
+            for _ in 0..per_round {
+                e.raw();
+            }
+            let t2 = std::time::Instant::now();
+            te[i].push((t1 - t0).as_secs_f64() * 1e9 / per_round as f64);
+            tr[i].push((t2 - t1).as_secs_f64() * 1e9 / per_round as f64);
+        }
+    }
+    println!("size {size}: per layout, median of 15 interleaved rounds");
+    for (i, (a, b)) in te.iter_mut().zip(tr.iter_mut()).enumerate() {
+        a.sort_by(|x, y| x.total_cmp(y));
+        b.sort_by(|x, y| x.total_cmp(y));
+        let (a, b) = (a[a.len() / 2], b[b.len() / 2]);
+        println!(
+            "layout {i}: engine {a:.0} ns  raw {b:.0} ns  ratio {:.3}",
+            a / b
+        );
+    }
+    black_box(spacers);
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("layouts") {
+        layouts(args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1400));
+        return;
+    }
     let mode = args.get(1).map_or("engine", String::as_str);
     if mode == "ratio" {
         let lean = args.iter().skip(3).any(|a| a == "floor");
@@ -277,6 +328,13 @@ fn main() {
     }
     let size: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1400);
     let iters: u64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(100_000);
+    if mode == "floor" {
+        let mut e = Engines::new(size);
+        for _ in 0..iters {
+            e.lean();
+        }
+        return;
+    }
     let mut pkt = vec![0u8; size];
     pkt[0] = 0x45;
     pkt[2..4].copy_from_slice(&(size as u16).to_be_bytes());

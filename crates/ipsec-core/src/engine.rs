@@ -737,6 +737,7 @@ enum Next {
 }
 
 /// Records `seq` in the SA's window; a packet that raced its duplicate is dropped as `replay`.
+#[inline]
 fn commit(sa: &mut Sa, seq: u64, reason: DropReason) -> Result<(), DropReason> {
     sa.replay.commit(seq).map_err(|_| reason)
 }

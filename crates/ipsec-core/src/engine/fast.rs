@@ -367,7 +367,9 @@ fn esp_seal(
     let mut h = [0u8; ESP_IV];
     h[..4].copy_from_slice(&spi.to_be_bytes());
     h[4..8].copy_from_slice(&(seq as u32).to_be_bytes());
-    e.make_iv(seq, &mut h[ESP_HDR..]);
+    // `EspEncr::make_iv` of every counter mode: the 8-byte big-endian sequence number (the
+    // differential tests hold the two paths to the same bytes for each lean algorithm).
+    h[ESP_HDR..].copy_from_slice(&seq.to_be_bytes());
     let p = buf.data_mut();
     let pt = esp + ESP_IV;
     p.get_mut(esp..pt)
