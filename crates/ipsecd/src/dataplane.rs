@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ipsec_core::spd::choose_sas;
-use ipsec_core::spd::{Dir, Inbound, Outbound, PacketKey, Protection};
+use ipsec_core::spd::{Basis, Dir, Inbound, Outbound, PacketKey, Protection, TunnelId};
 use ipsec_core::{Engine, Mode, PacketBuf, Proto, SaId};
 use ipsec_pfkey::engine::{AcquireNeed, AcquireOutcome, AcquireRequest};
 use ipsec_pfkey::wire::{Address, Comb, Proposal};
@@ -112,6 +112,9 @@ struct Plane {
     pool: Vec<PacketBuf>,
     net: Option<NetSetup>,
     spd_gen: Option<u64>,
+    /// The tunnels the policy names (numbered by the SPD), tried for packets no host rule
+    /// decides: a packet enters the first tunnel whose policy has a rule for it.
+    tunnels: Vec<TunnelId>,
 }
 
 enum Send {
@@ -166,6 +169,7 @@ pub fn start(core: Core, cfg: Config, waker: UnixStream) -> io::Result<Handle> {
         pool: Vec::new(),
         net: Some(net),
         spd_gen: None,
+        tunnels: Vec::new(),
     };
     let stop2 = Arc::clone(&stop);
     let thread = std::thread::Builder::new()
@@ -217,12 +221,20 @@ impl Plane {
     /// Brings the routes in line with the policy after it changed.
     fn sync_routes(&mut self) {
         let core = Arc::clone(&self.core);
-        let g = lock(&core);
+        let mut g = lock(&core);
         let gen = g.spd.generation();
         if self.spd_gen == Some(gen) {
             return;
         }
         let dests = netsetup::destinations(g.spd.policy());
+        let names: Vec<String> = g
+            .spd
+            .policy()
+            .tunnel_names()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        self.tunnels = names.iter().map(|n| g.spd.tunnel_id(n)).collect();
         drop(g);
         self.spd_gen = Some(gen);
         if let Some(n) = &mut self.net {
@@ -284,13 +296,22 @@ impl Plane {
     }
 
     fn outbound(&mut self, g: &mut Shared, mut b: PacketBuf, now_s: u64, woke: &mut bool) -> Send {
-        let key = match PacketKey::from_ip_packet(b.data(), Dir::Out) {
+        let mut key = match PacketKey::from_ip_packet(b.data(), Dir::Out) {
             Ok(k) => k,
             Err(pd) => {
                 self.counters.add(pd.name(), 1);
                 return Send::Dropped;
             }
         };
+        if g.spd.outbound(&key).basis == Basis::NoPolicy {
+            for t in &self.tunnels {
+                key.tunnel = Some(*t);
+                if g.spd.outbound(&key).basis == Basis::Rule {
+                    break;
+                }
+                key.tunnel = None;
+            }
+        }
         let d = g.spd.outbound(&key);
         match d.verdict {
             Outbound::Bypass => {
@@ -381,8 +402,20 @@ impl Plane {
             for mut b in batch {
                 let s = match self.engine.inbound(g.keys.sadb_mut(), &mut b, now_s) {
                     Ok(ok) => match PacketKey::from_ip_packet(b.data(), Dir::In) {
-                        Ok(key) => {
-                            let d = g.spd.inbound_protected(&key, &ok, g.keys.sadb());
+                        Ok(mut key) => {
+                            let mut d = g.spd.inbound_protected(&key, &ok, g.keys.sadb());
+                            if ok.tunnel && d.verdict != Inbound::Accept {
+                                // A tunnel-mode packet leaves the tunnel whose policy
+                                // accepts it.
+                                for t in &self.tunnels {
+                                    key.tunnel = Some(*t);
+                                    let dt = g.spd.inbound_protected(&key, &ok, g.keys.sadb());
+                                    if dt.verdict == Inbound::Accept {
+                                        d = dt;
+                                        break;
+                                    }
+                                }
+                            }
                             match d.verdict {
                                 Inbound::Accept => {
                                     self.counters.add("in_accepted", 1);

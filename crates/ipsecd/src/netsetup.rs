@@ -62,12 +62,12 @@ pub struct NetSetup {
 }
 
 /// The remote prefixes that outbound policy protects or drops (rules that apply outbound
-/// and are not bypass). A rule without a remote address covers every destination of its
+/// and are not bypass; a tunnel rule's remote prefix is the inner destination). A rule without a remote address covers every destination of its
 /// family (both families when it has no address at all).
 pub fn destinations(policy: &PolicySet) -> BTreeSet<Dest> {
     let mut out = BTreeSet::new();
     for r in &policy.rules {
-        if matches!(r.action, Action::Bypass) || r.dir == PolicyDir::In || r.tunnel.is_some() {
+        if matches!(r.action, Action::Bypass) || r.dir == PolicyDir::In {
             continue;
         }
         match r.selector.raddr {
