@@ -631,6 +631,18 @@ impl Sa {
         self.cfg.idle = idle;
         self.soft_fired = false;
     }
+    /// NAT-T: the peer's packets now come from UDP port `port` (a NAT remapped it, RFC 3948
+    /// §5); later packets of this SA go there. Returns whether anything changed (false for
+    /// SAs without UDP encapsulation).
+    pub fn set_natt_remote_port(&mut self, port: u16) -> bool {
+        match &mut self.cfg.natt {
+            Some(n) if n.remote_port != port && port != 0 => {
+                n.remote_port = port;
+                true
+            }
+            _ => false,
+        }
+    }
     /// Protocol.
     pub fn proto(&self) -> Proto {
         self.cfg.proto

@@ -15,6 +15,7 @@ pub mod raw;
 pub mod seqpacket;
 pub mod signal;
 pub mod tun;
+pub mod udp;
 
 pub use rustix::event::{PollFd, PollFlags};
 

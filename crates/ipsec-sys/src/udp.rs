@@ -1,0 +1,261 @@
+//! UDP sockets that report each datagram's destination address (`IP_PKTINFO`,
+//! `IPV6_RECVPKTINFO`): the NAT-T socket on port 4500 receives ESP-in-UDP (RFC 3948) for
+//! every local address, and the data plane rebuilds the IP and UDP headers the engine
+//! expects from the source, the destination and the ports.
+
+use std::io;
+use std::mem::{size_of, MaybeUninit};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+
+/// One received datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UdpRecv {
+    /// Payload bytes in the buffer.
+    pub len: usize,
+    /// The sender.
+    pub src: SocketAddr,
+    /// The local address it was sent to.
+    pub dst: IpAddr,
+}
+
+/// A UDP socket with destination-address reporting.
+#[derive(Debug)]
+pub struct PktinfoSocket {
+    sock: UdpSocket,
+    v6: bool,
+}
+
+#[repr(C, align(8))]
+struct Control([u8; 128]);
+
+#[allow(unsafe_code)]
+fn set_int(
+    sock: &UdpSocket,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: the option value is a live `c_int` and its exact size is passed.
+    let r = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+impl PktinfoSocket {
+    /// Binds `addr` (an IPv6 socket is IPv6-only) and marks outgoing datagrams with `mark`
+    /// (0: none). Non-blocking.
+    pub fn bind(addr: SocketAddr, mark: u32) -> io::Result<Self> {
+        let v6 = addr.is_ipv6();
+        let sock = if v6 {
+            // std cannot set IPV6_V6ONLY before binding (a dual-stack socket would take the
+            // IPv4 port too), so the IPv6 socket is made by hand.
+            bind_v6only(addr)?
+        } else {
+            UdpSocket::bind(addr)?
+        };
+        if v6 {
+            set_int(&sock, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 1)?;
+        } else {
+            set_int(&sock, libc::IPPROTO_IP, libc::IP_PKTINFO, 1)?;
+        }
+        if mark != 0 {
+            set_int(&sock, libc::SOL_SOCKET, libc::SO_MARK, mark as libc::c_int)?;
+        }
+        set_int(&sock, libc::SOL_SOCKET, libc::SO_RCVBUF, 4 << 20)?;
+        sock.set_nonblocking(true)?;
+        Ok(Self { sock, v6 })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.sock.local_addr()
+    }
+
+    /// Sends `payload` to `dst`.
+    pub fn send_to(&self, payload: &[u8], dst: SocketAddr) -> io::Result<()> {
+        self.sock.send_to(payload, dst).map(|_| ())
+    }
+
+    /// Receives one datagram into `buf`. `WouldBlock` when nothing is queued; a datagram
+    /// larger than the buffer is `InvalidData`.
+    #[allow(unsafe_code)]
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<UdpRecv> {
+        let mut from = MaybeUninit::<libc::sockaddr_in6>::zeroed();
+        let mut control = Control([0; 128]);
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // SAFETY: an all-zero msghdr is a valid value (null pointers, zero lengths).
+        let mut msg: libc::msghdr = unsafe { MaybeUninit::zeroed().assume_init() };
+        msg.msg_name = from.as_mut_ptr().cast();
+        msg.msg_namelen = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.0.as_mut_ptr().cast();
+        msg.msg_controllen = control.0.len();
+        // SAFETY: `msg` points at the live iovec, sockaddr (large enough for either family)
+        // and control buffers above, with their true sizes; they outlive the call.
+        let n = unsafe { libc::recvmsg(self.sock.as_raw_fd(), &mut msg, libc::MSG_TRUNC) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = n as usize;
+        if n > buf.len() || msg.msg_flags & libc::MSG_TRUNC != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "datagram larger than the buffer",
+            ));
+        }
+        // SAFETY: zeroed, then written by the kernel: every field is initialised.
+        let from6 = unsafe { from.assume_init() };
+        let src = if self.v6 {
+            SocketAddr::new(
+                IpAddr::V6(Ipv6Addr::from(from6.sin6_addr.s6_addr)),
+                u16::from_be(from6.sin6_port),
+            )
+        } else {
+            // The kernel wrote a sockaddr_in at the start of the buffer.
+            let b = sockaddr_bytes(&from6);
+            let port = u16::from_be_bytes([b[2], b[3]]);
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::new(b[4], b[5], b[6], b[7])), port)
+        };
+        let dst = parse_pktinfo(
+            control.0.get(..msg.msg_controllen).unwrap_or_default(),
+            self.v6,
+        )
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no packet info"))?;
+        Ok(UdpRecv { len: n, src, dst })
+    }
+}
+
+fn sockaddr_bytes(sa: &libc::sockaddr_in6) -> [u8; 8] {
+    let mut b = [0u8; 8];
+    b[0..2].copy_from_slice(&sa.sin6_family.to_ne_bytes());
+    b[2..4].copy_from_slice(&sa.sin6_port.to_ne_bytes());
+    b[4..8].copy_from_slice(&sa.sin6_flowinfo.to_ne_bytes());
+    b
+}
+
+#[allow(unsafe_code)]
+fn bind_v6only(addr: SocketAddr) -> io::Result<UdpSocket> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain system call with constant arguments.
+    let fd = unsafe { libc::socket(libc::AF_INET6, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by socket(2) and is owned by nobody else.
+    let sock = unsafe { UdpSocket::from_raw_fd(fd) };
+    set_int(&sock, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
+    let SocketAddr::V6(a) = addr else {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not IPv6"));
+    };
+    // SAFETY: an all-zero sockaddr_in6 is valid.
+    let mut sa: libc::sockaddr_in6 = unsafe { MaybeUninit::zeroed().assume_init() };
+    sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+    sa.sin6_port = a.port().to_be();
+    sa.sin6_addr.s6_addr = a.ip().octets();
+    sa.sin6_scope_id = a.scope_id();
+    // SAFETY: `sa` is a live sockaddr_in6 of the size passed.
+    let r = unsafe {
+        libc::bind(
+            sock.as_raw_fd(),
+            (&sa as *const libc::sockaddr_in6).cast(),
+            size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(sock)
+}
+
+/// The destination address from `IP_PKTINFO` (`struct in_pktinfo`: ifindex, spec_dst,
+/// addr) or `IPV6_PKTINFO` (`struct in6_pktinfo`: addr, ifindex).
+fn parse_pktinfo(mut c: &[u8], v6: bool) -> Option<IpAddr> {
+    const HDR: usize = size_of::<usize>() + 8;
+    let align = |n: usize| n.div_ceil(size_of::<usize>()) * size_of::<usize>();
+    while c.len() >= HDR {
+        let len = usize::from_ne_bytes(c.get(..size_of::<usize>())?.try_into().ok()?);
+        let at = |o: usize| -> Option<i32> {
+            Some(i32::from_ne_bytes(c.get(o..o + 4)?.try_into().ok()?))
+        };
+        let (level, kind) = (at(size_of::<usize>())?, at(size_of::<usize>() + 4)?);
+        if len < HDR || len > c.len() {
+            return None;
+        }
+        let data = c.get(HDR..len)?;
+        if v6 && level == libc::IPPROTO_IPV6 && kind == libc::IPV6_PKTINFO {
+            let a: [u8; 16] = data.get(..16)?.try_into().ok()?;
+            return Some(IpAddr::V6(Ipv6Addr::from(a)));
+        }
+        if !v6 && level == libc::IPPROTO_IP && kind == libc::IP_PKTINFO {
+            let a: [u8; 4] = data.get(8..12)?.try_into().ok()?;
+            return Some(IpAddr::V4(Ipv4Addr::from(a)));
+        }
+        c = c.get(align(len)..).unwrap_or_default();
+    }
+    None
+}
+
+impl AsFd for PktinfoSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destination_and_source_are_reported_over_loopback() {
+        let s = PktinfoSocket::bind("127.0.0.1:0".parse().unwrap(), 0).unwrap();
+        let port = s.local_addr().unwrap().port();
+        let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+        c.send_to(b"hello", ("127.0.0.1", port)).unwrap();
+        let mut buf = [0u8; 64];
+        let r = loop {
+            match s.recv(&mut buf) {
+                Ok(r) => break r,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(std::time::Duration::from_millis(2))
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
+        assert_eq!(&buf[..r.len], b"hello");
+        assert_eq!(r.src, c.local_addr().unwrap());
+        assert_eq!(r.dst, IpAddr::V4(Ipv4Addr::LOCALHOST));
+
+        if let Ok(s6) = PktinfoSocket::bind("[::1]:0".parse().unwrap(), 0) {
+            let port = s6.local_addr().unwrap().port();
+            let c6 = UdpSocket::bind("[::1]:0").unwrap();
+            c6.send_to(b"v6", ("::1", port)).unwrap();
+            let r = loop {
+                match s6.recv(&mut buf) {
+                    Ok(r) => break r,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(std::time::Duration::from_millis(2))
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            };
+            assert_eq!(&buf[..r.len], b"v6");
+            assert_eq!(r.src, c6.local_addr().unwrap());
+            assert_eq!(r.dst, IpAddr::V6(Ipv6Addr::LOCALHOST));
+        }
+    }
+}
