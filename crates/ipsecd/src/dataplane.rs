@@ -30,6 +30,7 @@ use ipsec_pfkey::engine::{AcquireNeed, AcquireOutcome, AcquireRequest};
 use ipsec_pfkey::wire::{Address, Comb, Proposal};
 use ipsec_sys::raw::RawSocket;
 use ipsec_sys::tun::Tun;
+use ipsec_sys::udp::PktinfoSocket;
 use ipsec_sys::{PollFd, PollFlags};
 
 use crate::core::{lock, Core, Shared};
@@ -57,6 +58,11 @@ pub struct Config {
     pub rule_priority: u32,
     /// MTU of the TUN device.
     pub mtu: u32,
+    /// UDP port of NAT-T (RFC 3948; 4500), or 0 for no NAT-T socket.
+    pub natt_port: u16,
+    /// Seconds between NAT keepalives on UDP-encapsulated SAs (Solaris
+    /// `nat_keepalive_interval`, 20).
+    pub keepalive_interval: u64,
 }
 
 /// Counters of the data plane, by name (packets).
@@ -115,6 +121,8 @@ struct Plane {
     /// The tunnels the policy names (numbered by the SPD), tried for packets no host rule
     /// decides: a packet enters the first tunnel whose policy has a rule for it.
     tunnels: Vec<TunnelId>,
+    natt: Vec<PktinfoSocket>,
+    next_keepalive: std::time::Instant,
 }
 
 enum Send {
@@ -139,6 +147,19 @@ pub fn start(core: Core, cfg: Config, waker: UnixStream) -> io::Result<Handle> {
             // A host without IPv6 still runs IPv4.
             Err(e) if v6 => log::info(format_args!("no IPv6 raw socket for protocol {proto}: {e}")),
             Err(e) => return Err(e),
+        }
+    }
+    let mut natt = Vec::new();
+    if cfg.natt_port != 0 {
+        for a in [
+            IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        ] {
+            match PktinfoSocket::bind(std::net::SocketAddr::new(a, cfg.natt_port), cfg.mark) {
+                Ok(s) => natt.push(s),
+                Err(e) if a.is_ipv6() => log::info(format_args!("no IPv6 NAT-T socket: {e}")),
+                Err(e) => return Err(e),
+            }
         }
     }
     let tx4 = RawSocket::sender(false, cfg.mark)?;
@@ -170,6 +191,8 @@ pub fn start(core: Core, cfg: Config, waker: UnixStream) -> io::Result<Handle> {
         net: Some(net),
         spd_gen: None,
         tunnels: Vec::new(),
+        natt,
+        next_keepalive: std::time::Instant::now(),
     };
     let stop2 = Arc::clone(&stop);
     let thread = std::thread::Builder::new()
@@ -187,11 +210,14 @@ impl Plane {
     fn run(&mut self, stop: &AtomicBool) {
         while !stop.load(Ordering::Relaxed) {
             self.sync_routes();
-            let mut ready = [false; 5];
+            let mut ready = [false; 8];
             {
-                let mut fds = Vec::with_capacity(5);
+                let mut fds = Vec::with_capacity(8);
                 fds.push(PollFd::new(&self.tun, PollFlags::IN));
                 for s in &self.rx {
+                    fds.push(PollFd::new(s, PollFlags::IN));
+                }
+                for s in &self.natt {
                     fds.push(PollFd::new(s, PollFlags::IN));
                 }
                 if let Err(e) = ipsec_sys::poll(&mut fds, Some(Duration::from_millis(200))) {
@@ -211,7 +237,13 @@ impl Plane {
                     self.read_wire(i);
                 }
             }
+            for i in 0..self.natt.len() {
+                if ready.get(i + 1 + self.rx.len()).copied().unwrap_or(false) {
+                    self.read_natt(i);
+                }
+            }
             self.retry_pending();
+            self.keepalives();
         }
         if let Some(n) = self.net.take() {
             n.down();
@@ -394,44 +426,111 @@ impl Plane {
             return;
         }
         self.counters.add("wire_in", batch.len() as u64);
+        self.inbound(batch.into_iter().map(|b| (b, None)).collect());
+    }
+
+    /// Reads ESP-in-UDP datagrams from NAT-T socket `i` and rebuilds each as the IP/UDP
+    /// packet the engine expects; keepalives are counted, IKE (non-ESP marker) has no key
+    /// manager channel yet and is counted as dropped.
+    fn read_natt(&mut self, i: usize) {
+        let mut batch = Vec::with_capacity(BATCH);
+        for _ in 0..BATCH {
+            let mut b = self.buf();
+            let Some(sock) = self.natt.get(i) else { break };
+            let v6 = sock.local_addr().map(|a| a.is_ipv6()).unwrap_or(false);
+            let hl = if v6 { 48 } else { 28 };
+            let slot = b.read_slot();
+            let Some(payload) = slot.get_mut(hl..) else {
+                break;
+            };
+            match sock.recv(payload) {
+                Ok(r) => {
+                    let p = payload.get(..r.len).unwrap_or_default();
+                    if p == [0xff] {
+                        self.counters.add("natt_keepalive_in", 1);
+                        self.recycle(b);
+                        continue;
+                    }
+                    if p.len() >= 4 && p.get(..4) == Some(&[0, 0, 0, 0]) {
+                        self.counters.add("natt_ike_no_key_manager", 1);
+                        self.recycle(b);
+                        continue;
+                    }
+                    let port = self.cfg.natt_port;
+                    if write_ip_udp(slot, hl, r.len, r.src, r.dst, port).is_none() {
+                        self.counters.add("natt_bad_datagram", 1);
+                        self.recycle(b);
+                        continue;
+                    }
+                    b.set_len(hl + r.len);
+                    batch.push((b, Some(r.src)));
+                }
+                Err(e) => {
+                    self.recycle(b);
+                    if e.kind() != io::ErrorKind::WouldBlock {
+                        self.counters.add("natt_read_error", 1);
+                        if e.kind() == io::ErrorKind::InvalidData {
+                            continue;
+                        }
+                        log::error(format_args!("reading NAT-T: {e}"));
+                    }
+                    break;
+                }
+            }
+        }
+        if batch.is_empty() {
+            return;
+        }
+        self.counters.add("natt_in", batch.len() as u64);
+        self.inbound(batch);
+    }
+
+    /// Decapsulates, checks and delivers inbound packets; `peer` is the UDP source of a
+    /// NAT-T packet, whose port the outbound SAs to that peer follow if a NAT changed it.
+    fn inbound(&mut self, batch: Vec<(PacketBuf, Option<std::net::SocketAddr>)>) {
         let now_s = now().0;
         let mut sends = Vec::with_capacity(batch.len());
         {
             let core = Arc::clone(&self.core);
             let mut g = lock(&core);
-            for mut b in batch {
+            for (mut b, peer) in batch {
                 let s = match self.engine.inbound(g.keys.sadb_mut(), &mut b, now_s) {
-                    Ok(ok) => match PacketKey::from_ip_packet(b.data(), Dir::In) {
-                        Ok(mut key) => {
-                            let mut d = g.spd.inbound_protected(&key, &ok, g.keys.sadb());
-                            if ok.tunnel && d.verdict != Inbound::Accept {
-                                // A tunnel-mode packet leaves the tunnel whose policy
-                                // accepts it.
-                                for t in &self.tunnels {
-                                    key.tunnel = Some(*t);
-                                    let dt = g.spd.inbound_protected(&key, &ok, g.keys.sadb());
-                                    if dt.verdict == Inbound::Accept {
-                                        d = dt;
-                                        break;
+                    Ok(ok) => {
+                        if let (true, Some(p)) = (ok.natt, peer) {
+                            self.follow_natt_port(&mut g, p);
+                        }
+                        match PacketKey::from_ip_packet(b.data(), Dir::In) {
+                            Ok(mut key) => {
+                                let mut d = g.spd.inbound_protected(&key, &ok, g.keys.sadb());
+                                if ok.tunnel && d.verdict != Inbound::Accept {
+                                    // A tunnel-mode packet leaves the tunnel whose policy
+                                    // accepts it.
+                                    for t in &self.tunnels {
+                                        key.tunnel = Some(*t);
+                                        let dt = g.spd.inbound_protected(&key, &ok, g.keys.sadb());
+                                        if dt.verdict == Inbound::Accept {
+                                            d = dt;
+                                            break;
+                                        }
+                                    }
+                                }
+                                match d.verdict {
+                                    Inbound::Accept => {
+                                        self.counters.add("in_accepted", 1);
+                                        Send::Tun(b)
+                                    }
+                                    Inbound::Drop(pd) => {
+                                        self.counters.add(pd.name(), 1);
+                                        Send::Dropped
                                     }
                                 }
                             }
-                            match d.verdict {
-                                Inbound::Accept => {
-                                    self.counters.add("in_accepted", 1);
-                                    Send::Tun(b)
-                                }
-                                Inbound::Drop(pd) => {
-                                    self.counters.add(pd.name(), 1);
-                                    Send::Dropped
-                                }
+                            Err(pd) => {
+                                self.counters.add(pd.name(), 1);
+                                Send::Dropped
                             }
                         }
-                        Err(pd) => {
-                            self.counters.add(pd.name(), 1);
-                            Send::Dropped
-                        }
-                    },
+                    }
                     Err(r) => {
                         self.counters.add(r.name(), 1);
                         Send::Dropped
@@ -442,6 +541,74 @@ impl Plane {
         }
         for s in sends {
             self.emit(s);
+        }
+    }
+
+    /// RFC 3948: a NAT may change the peer's source port; outbound UDP-encapsulated SAs to
+    /// that peer follow the port the peer's packets now come from.
+    fn follow_natt_port(&mut self, g: &mut Shared, peer: std::net::SocketAddr) {
+        let ids: Vec<SaId> = g
+            .keys
+            .sadb()
+            .iter()
+            .filter(|(_, sa)| {
+                let c = sa.config();
+                c.dst == peer.ip() && c.natt.is_some_and(|n| n.remote_port != peer.port())
+            })
+            .map(|(id, _)| id)
+            .collect();
+        for id in ids {
+            if let Some(sa) = g.keys.sadb_mut().get_mut(id) {
+                if sa.set_natt_remote_port(peer.port()) {
+                    self.counters.add("natt_port_changed", 1);
+                    log::info(format_args!(
+                        "NAT-T: peer {} now uses port {}; SA spi 0x{:08x} follows",
+                        peer.ip(),
+                        peer.port(),
+                        sa.spi()
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Sends a NAT keepalive (RFC 3948 §2.3: one 0xFF byte) to the remote end of every
+    /// outbound UDP-encapsulated SA, every keepalive interval.
+    fn keepalives(&mut self) {
+        if self.natt.is_empty() || std::time::Instant::now() < self.next_keepalive {
+            return;
+        }
+        self.next_keepalive =
+            std::time::Instant::now() + Duration::from_secs(self.cfg.keepalive_interval.max(1));
+        let core = Arc::clone(&self.core);
+        let peers: std::collections::BTreeSet<std::net::SocketAddr> = lock(&core)
+            .keys
+            .sadb()
+            .iter()
+            .filter(|(_, sa)| {
+                sa.state().usable() && sa.config().direction != ipsec_core::Direction::Inbound
+            })
+            .filter_map(|(_, sa)| {
+                let c = sa.config();
+                c.natt
+                    .map(|n| std::net::SocketAddr::new(c.dst, n.remote_port))
+            })
+            .collect();
+        for p in peers {
+            // Only peers that are not this host: binding a non-local address fails.
+            if std::net::UdpSocket::bind((p.ip(), 0)).is_ok() {
+                continue;
+            }
+            let sock = self
+                .natt
+                .iter()
+                .find(|s| s.local_addr().map(|a| a.is_ipv6()).unwrap_or(false) == p.is_ipv6());
+            if let Some(sock) = sock {
+                match sock.send_to(&[0xff], p) {
+                    Ok(()) => self.counters.add("natt_keepalive_out", 1),
+                    Err(_) => self.counters.add("natt_keepalive_error", 1),
+                }
+            }
         }
     }
 
@@ -570,4 +737,48 @@ fn proposal(p: &Protection, proto: Proto) -> Proposal {
         replay: 64,
         combs: vec![c],
     }
+}
+
+/// Writes the IPv4 (20-byte) or IPv6 (40-byte) header and the UDP header of a datagram of
+/// `len` payload bytes from `src` to `dst`:`port` in front of the payload already at
+/// `slot[hl..]` (`hl` = 28 or 48). The UDP checksum is left zero (the engine removes the
+/// UDP header of ESP-in-UDP without checking it, as RFC 3948 allows).
+fn write_ip_udp(
+    slot: &mut [u8],
+    hl: usize,
+    len: usize,
+    src: std::net::SocketAddr,
+    dst: IpAddr,
+    port: u16,
+) -> Option<()> {
+    let udp_len = u16::try_from(8 + len).ok()?;
+    let h = slot.get_mut(..hl)?;
+    h.fill(0);
+    match (src.ip(), dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) if hl == 28 => {
+            let total = u16::try_from(hl + len).ok()?;
+            h[0] = 0x45;
+            h[2..4].copy_from_slice(&total.to_be_bytes());
+            h[8] = 64;
+            h[9] = 17;
+            h[12..16].copy_from_slice(&s.octets());
+            h[16..20].copy_from_slice(&d.octets());
+            let c = ipsec_wire::checksum::checksum(&h[..20]);
+            h[10..12].copy_from_slice(&c.to_be_bytes());
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) if hl == 48 => {
+            h[0] = 0x60;
+            h[4..6].copy_from_slice(&udp_len.to_be_bytes());
+            h[6] = 17;
+            h[7] = 64;
+            h[8..24].copy_from_slice(&s.octets());
+            h[24..40].copy_from_slice(&d.octets());
+        }
+        _ => return None,
+    }
+    let u = hl - 8;
+    h[u..u + 2].copy_from_slice(&src.port().to_be_bytes());
+    h[u + 2..u + 4].copy_from_slice(&port.to_be_bytes());
+    h[u + 4..u + 6].copy_from_slice(&udp_len.to_be_bytes());
+    Some(())
 }

@@ -64,6 +64,12 @@ struct Args {
     /// MTU of the TUN device: the path MTU minus the largest ESP/AH overhead.
     #[arg(long, default_value_t = 1400)]
     mtu: u32,
+    /// UDP port for NAT-T (ESP in UDP, RFC 3948); 0 disables it.
+    #[arg(long, default_value_t = 4500)]
+    natt_port: u16,
+    /// Seconds between NAT keepalives (Solaris nat_keepalive_interval).
+    #[arg(long, default_value_t = 20)]
+    keepalive_interval: u64,
     /// System-wide policy in ipsecconf(8) syntax, loaded at start.
     #[arg(long)]
     policy_file: Option<PathBuf>,
@@ -140,6 +146,8 @@ fn run(args: &Args) -> Result<(), String> {
                 table: args.route_table,
                 rule_priority: args.rule_priority,
                 mtu: args.mtu,
+                natt_port: args.natt_port,
+                keepalive_interval: args.keepalive_interval,
             };
             let waker = srv.waker().map_err(|e| format!("waker: {e}"))?;
             let h = dataplane::start(std::sync::Arc::clone(srv.core()), cfg, waker)
