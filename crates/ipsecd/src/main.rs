@@ -13,6 +13,7 @@ mod dataplane;
 mod keys;
 mod log;
 mod netsetup;
+mod nft;
 mod server;
 
 use std::path::PathBuf;
