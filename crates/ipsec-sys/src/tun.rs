@@ -17,6 +17,15 @@ const IFF_TUN: i16 = 0x0001;
 const IFF_NO_PI: i16 = 0x1000;
 /// `IFF_MULTI_QUEUE`: one descriptor per queue.
 const IFF_MULTI_QUEUE: i16 = 0x0100;
+/// `IFF_VNET_HDR`: every packet is preceded by a `struct virtio_net_hdr` (offloads).
+const IFF_VNET_HDR: i16 = 0x4000;
+/// `TUNSETOFFLOAD` = `_IOW('T', 208, unsigned int)`.
+const TUNSETOFFLOAD: rustix::ioctl::Opcode = rustix::ioctl::opcode::write::<u32>(b'T', 208);
+/// Offloads ipsecd can finish in user space: checksums and TCP segmentation (v4, v6, ECN).
+const TUN_F_CSUM: usize = 0x01;
+const TUN_F_TSO4: usize = 0x02;
+const TUN_F_TSO6: usize = 0x04;
+const TUN_F_TSO_ECN: usize = 0x08;
 /// `TUNSETIFF` = `_IOW('T', 202, int)`.
 const TUNSETIFF: rustix::ioctl::Opcode = rustix::ioctl::opcode::write::<i32>(b'T', 202);
 /// Interface names are at most 15 bytes plus the terminating NUL (`IFNAMSIZ`).
@@ -36,6 +45,7 @@ struct IfReq {
 pub struct Tun {
     file: File,
     name: String,
+    offload: bool,
 }
 
 impl Tun {
@@ -43,6 +53,18 @@ impl Tun {
     /// the number) and returns its first queue. `multi_queue` makes further queues possible
     /// with [`Tun::open_queue`]. Needs `CAP_NET_ADMIN`.
     pub fn open(name: &str, multi_queue: bool) -> io::Result<Self> {
+        Self::open_with(name, multi_queue, false)
+    }
+
+    /// As [`open`](Self::open), with offloads: every packet read or written is preceded by
+    /// a 10-byte `virtio_net_hdr`, and the kernel may hand over TCP packets of up to 64 KiB
+    /// with partial checksums (checksum, TSO4, TSO6 and TSO-ECN offload), which the reader
+    /// must segment and complete.
+    pub fn open_offload(name: &str, multi_queue: bool) -> io::Result<Self> {
+        Self::open_with(name, multi_queue, true)
+    }
+
+    fn open_with(name: &str, multi_queue: bool, offload: bool) -> io::Result<Self> {
         let bytes = name.as_bytes();
         if bytes.is_empty() || bytes.len() >= IFNAMSIZ || bytes.contains(&0) {
             return Err(io::Error::new(
@@ -56,21 +78,36 @@ impl Tun {
             .open("/dev/net/tun")?;
         let mut req = IfReq {
             name: [0; IFNAMSIZ],
-            flags: IFF_TUN | IFF_NO_PI | if multi_queue { IFF_MULTI_QUEUE } else { 0 },
+            flags: IFF_TUN
+                | IFF_NO_PI
+                | if multi_queue { IFF_MULTI_QUEUE } else { 0 }
+                | if offload { IFF_VNET_HDR } else { 0 },
             pad: [0; 22],
         };
         if let Some(dst) = req.name.get_mut(..bytes.len()) {
             dst.copy_from_slice(bytes);
         }
         set_iff(&file, &mut req)?;
+        if offload {
+            set_offload(&file, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN)?;
+        }
         let len = req.name.iter().position(|b| *b == 0).unwrap_or(IFNAMSIZ);
         let name = String::from_utf8_lossy(req.name.get(..len).unwrap_or_default()).into_owned();
-        Ok(Self { file, name })
+        Ok(Self {
+            file,
+            name,
+            offload,
+        })
     }
 
     /// Opens another queue of this (multi-queue) device.
     pub fn open_queue(&self) -> io::Result<Self> {
-        Self::open(&self.name, true)
+        Self::open_with(&self.name, true, self.offload)
+    }
+
+    /// Whether packets carry a virtio-net header.
+    pub fn offload(&self) -> bool {
+        self.offload
     }
 
     /// The interface name the kernel gave the device.
@@ -118,6 +155,17 @@ fn set_iff(file: &File, req: &mut IfReq) -> io::Result<()> {
     let ioctl = unsafe { rustix::ioctl::Updater::<TUNSETIFF, IfReq>::new(req) };
     // SAFETY: the descriptor is an open /dev/net/tun file and the request object above
     // matches the opcode.
+    unsafe { rustix::ioctl::ioctl(file, ioctl) }?;
+    Ok(())
+}
+
+#[allow(unsafe_code)]
+fn set_offload(file: &File, flags: usize) -> io::Result<()> {
+    // SAFETY: TUNSETOFFLOAD takes its argument as an integer (the offload flags), not a
+    // pointer.
+    let ioctl = unsafe { rustix::ioctl::IntegerSetter::<TUNSETOFFLOAD>::new_usize(flags) };
+    // SAFETY: the descriptor is an open /dev/net/tun file attached to a device with
+    // IFF_VNET_HDR, and the request object matches the opcode.
     unsafe { rustix::ioctl::ioctl(file, ioctl) }?;
     Ok(())
 }

@@ -34,6 +34,7 @@ use ipsec_sys::udp::PktinfoSocket;
 use ipsec_sys::{PollFd, PollFlags};
 
 use crate::core::{lock, Core, Shared};
+use crate::gso;
 use crate::log;
 use crate::netsetup::{self, NetSetup};
 use crate::server::now;
@@ -58,6 +59,8 @@ pub struct Config {
     pub rule_priority: u32,
     /// MTU of the TUN device.
     pub mtu: u32,
+    /// TUN offloads (the kernel hands over TCP super-packets that ipsecd segments).
+    pub offload: bool,
     /// UDP port of NAT-T (RFC 3948; 4500), or 0 for no NAT-T socket.
     pub natt_port: u16,
     /// Seconds between NAT keepalives on UDP-encapsulated SAs (Solaris
@@ -123,6 +126,10 @@ struct Plane {
     tunnels: Vec<TunnelId>,
     natt: Vec<PktinfoSocket>,
     next_keepalive: std::time::Instant,
+    /// The read buffer of offloaded TUN super-packets.
+    big: Vec<u8>,
+    /// The write buffer of coalesced packets.
+    scratch: Vec<u8>,
 }
 
 enum Send {
@@ -135,7 +142,11 @@ enum Send {
 /// Opens the TUN device and the sockets and starts the data-plane thread. `waker` is
 /// written to whenever the key engine has PF_KEY messages to deliver (ACQUIREs).
 pub fn start(core: Core, cfg: Config, waker: UnixStream) -> io::Result<Handle> {
-    let tun = Tun::open(&cfg.tun_name, false)?;
+    let tun = if cfg.offload {
+        Tun::open_offload(&cfg.tun_name, false)?
+    } else {
+        Tun::open(&cfg.tun_name, false)?
+    };
     tun.set_nonblocking(true)?;
     let mut rx = Vec::new();
     for (v6, proto) in [(false, 50), (false, 51), (true, 50), (true, 51)] {
@@ -193,6 +204,8 @@ pub fn start(core: Core, cfg: Config, waker: UnixStream) -> io::Result<Handle> {
         tunnels: Vec::new(),
         natt,
         next_keepalive: std::time::Instant::now(),
+        big: Vec::new(),
+        scratch: Vec::new(),
     };
     let stop2 = Arc::clone(&stop);
     let thread = std::thread::Builder::new()
@@ -288,19 +301,23 @@ impl Plane {
 
     fn read_tun(&mut self) {
         let mut batch = Vec::with_capacity(BATCH);
-        for _ in 0..BATCH {
-            let mut b = self.buf();
-            match self.tun.recv(b.read_slot()) {
-                Ok(n) => {
-                    b.set_len(n);
-                    batch.push(b);
-                }
-                Err(e) => {
-                    self.recycle(b);
-                    if e.kind() != io::ErrorKind::WouldBlock {
-                        log::error(format_args!("reading {}: {e}", self.tun.name()));
+        if self.tun.offload() {
+            self.read_tun_offload(&mut batch);
+        } else {
+            for _ in 0..BATCH {
+                let mut b = self.buf();
+                match self.tun.recv(b.read_slot()) {
+                    Ok(n) => {
+                        b.set_len(n);
+                        batch.push(b);
                     }
-                    break;
+                    Err(e) => {
+                        self.recycle(b);
+                        if e.kind() != io::ErrorKind::WouldBlock {
+                            log::error(format_args!("reading {}: {e}", self.tun.name()));
+                        }
+                        break;
+                    }
                 }
             }
         }
@@ -325,6 +342,49 @@ impl Plane {
         for s in sends {
             self.emit(s);
         }
+    }
+
+    /// Reads super-packets (virtio-net header + up to 64 KiB) and cuts them into segments
+    /// until about a batch of packets is ready.
+    fn read_tun_offload(&mut self, batch: &mut Vec<PacketBuf>) {
+        let mut big = std::mem::take(&mut self.big);
+        big.resize(gso::VNET_HDR_LEN + 65_536, 0);
+        for _ in 0..BATCH {
+            if batch.len() >= BATCH {
+                break;
+            }
+            let n = match self.tun.recv(&mut big) {
+                Ok(n) => n,
+                Err(e) => {
+                    if e.kind() != io::ErrorKind::WouldBlock {
+                        log::error(format_args!("reading {}: {e}", self.tun.name()));
+                    }
+                    break;
+                }
+            };
+            self.counters.add("tun_reads", 1);
+            let Some(h) = gso::VnetHdr::parse(&big) else {
+                self.counters.add("tun_gso_malformed", 1);
+                continue;
+            };
+            let Some(pkt) = big.get_mut(gso::VNET_HDR_LEN..n) else {
+                self.counters.add("tun_gso_malformed", 1);
+                continue;
+            };
+            let pool = &mut self.pool;
+            let r = gso::segments(&h, pkt, |seg| {
+                let mut b = pool
+                    .pop()
+                    .unwrap_or_else(|| PacketBuf::with_mtu(MAX_PACKET));
+                if b.set_packet(seg).is_ok() {
+                    batch.push(b);
+                }
+            });
+            if let Err(e) = r {
+                self.counters.add(e.name(), 1);
+            }
+        }
+        self.big = big;
     }
 
     fn outbound(&mut self, g: &mut Shared, mut b: PacketBuf, now_s: u64, woke: &mut bool) -> Send {
@@ -539,8 +599,46 @@ impl Plane {
                 sends.push(s);
             }
         }
+        if self.tun.offload() {
+            self.write_tun_coalesced(sends);
+            return;
+        }
         for s in sends {
             self.emit(s);
+        }
+    }
+
+    /// Writes decrypted packets into the offloading TUN device, merging runs of TCP
+    /// segments into GSO packets.
+    fn write_tun_coalesced(&mut self, sends: Vec<Send>) {
+        let bufs: Vec<PacketBuf> = sends
+            .into_iter()
+            .filter_map(|s| match s {
+                Send::Tun(b) => Some(b),
+                _ => None,
+            })
+            .collect();
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let (tun, counters) = (&self.tun, &self.counters);
+        let mut writes = 0u64;
+        let mut errors = 0u64;
+        gso::coalesce(bufs.iter().map(|b| b.data()), &mut scratch, |p| {
+            match tun.send(p) {
+                Ok(()) => writes += 1,
+                Err(e) => {
+                    errors += 1;
+                    log::debug(format_args!("writing {}: {e}", tun.name()));
+                }
+            }
+        });
+        counters.add("tun_out", bufs.len() as u64);
+        counters.add("tun_writes", writes);
+        if errors > 0 {
+            counters.add("tun_write_error", errors);
+        }
+        self.scratch = scratch;
+        for b in bufs {
+            self.recycle(b);
         }
     }
 
@@ -626,7 +724,17 @@ impl Plane {
                 }
                 self.recycle(b);
             }
-            Send::Tun(b) => {
+            Send::Tun(mut b) => {
+                if self.tun.offload() {
+                    if b.push_front(gso::VNET_HDR_LEN).is_err() {
+                        self.counters.add("tun_write_error", 1);
+                        self.recycle(b);
+                        return;
+                    }
+                    if let Some(h) = b.data_mut().get_mut(..gso::VNET_HDR_LEN) {
+                        h.copy_from_slice(&gso::PLAIN_HDR);
+                    }
+                }
                 match self.tun.send(b.data()) {
                     Ok(()) => self.counters.add("tun_out", 1),
                     Err(e) => {
