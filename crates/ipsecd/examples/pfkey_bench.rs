@@ -26,7 +26,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ipsec_pfkey::consts::*;
-use ipsec_pfkey::wire::{Address, Key, Lifetime, Message, SaExt};
+use ipsec_pfkey::wire::{Address, Key, KmCookie, Lifetime, Message, SaExt};
 use ipsec_sys::seqpacket::{Conn, Recv, Sent};
 use ipsec_sys::{PollFd, PollFlags};
 
@@ -67,6 +67,17 @@ impl Daemon {
         }
         std::thread::sleep(Duration::from_millis(20));
         Ok(d)
+    }
+
+    /// utime + stime in clock ticks (100 per second).
+    fn cpu_ticks(&self) -> Res<u64> {
+        let s = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
+        let rest = s.rsplit_once(')').ok_or("bad stat")?.1;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        // After the command: state is field 3; utime and stime are fields 14 and 15.
+        let ut: u64 = f.get(11).ok_or("bad stat")?.parse()?;
+        let st: u64 = f.get(12).ok_or("bad stat")?.parse()?;
+        Ok(ut + st)
     }
 
     fn rss_kib(&self) -> Res<u64> {
@@ -182,9 +193,16 @@ fn sa(spi: u32) -> SaExt {
     }
 }
 
-/// ADD of SA `i`: ESP AES-256-GCM-16, 1/1 hour lifetimes, as the engine bench.
-fn add_bytes(i: u32, seq: u32) -> Res<Vec<u8>> {
+/// ADD of SA `i`: ESP AES-256-GCM-16, 1/1 hour lifetimes, as the engine bench; with
+/// `kmc`, a key management cookie as an IKE daemon sets.
+fn add_bytes(i: u32, seq: u32, kmc: bool) -> Res<Vec<u8>> {
     let mut m = Message::new(SADB_ADD, SADB_SATYPE_ESP);
+    if kmc {
+        m.kmc = Some(KmCookie {
+            proto: SADB_X_KMP_IKE,
+            cookie: u64::from(i) + 1,
+        });
+    }
     m.seq = seq;
     m.sa = Some(sa(0x1000 + i));
     m.src = Some(addr(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))));
@@ -222,6 +240,7 @@ fn noop_bytes(seq: u32) -> Vec<u8> {
 }
 
 struct Lat {
+    max: Duration,
     median: Duration,
     p99: Duration,
     mean: Duration,
@@ -242,6 +261,7 @@ fn one_at_a_time(c: &mut Client, msgs: &[Vec<u8>], errors_ok: bool) -> Res<Lat> 
     v.sort();
     let n = v.len().max(1);
     Ok(Lat {
+        max: v[n - 1],
         median: v[n / 2],
         p99: v[(n * 99 / 100).min(n - 1)],
         mean: v.iter().sum::<Duration>() / n as u32,
@@ -263,6 +283,7 @@ fn arg(name: &str, default: u32) -> Res<u32> {
 fn main() -> Res<()> {
     let n_adds = arg("--adds", 100_000)?;
     let n_sas = arg("--sas", 1_000_000)?;
+    let kmc = std::env::args().any(|a| a == "--kmc");
     let bin = match std::env::var_os("IPSECD") {
         Some(p) => PathBuf::from(p),
         None => std::env::current_exe()?
@@ -290,12 +311,12 @@ fn main() -> Res<()> {
     let noop_rate = noops.len() as f64 / noop_time.as_secs_f64();
 
     let adds: Vec<Vec<u8>> = (0..n_adds)
-        .map(|i| add_bytes(i, i + 1))
+        .map(|i| add_bytes(i, i + 1, kmc))
         .collect::<Res<_>>()?;
     let add_time = c.pipeline(&adds, WINDOW, false)?;
     let add_rate = f64::from(n_adds) / add_time.as_secs_f64();
     let seq_adds: Vec<Vec<u8>> = (0..10_000)
-        .map(|i| add_bytes(n_adds + i, n_adds + i + 1))
+        .map(|i| add_bytes(n_adds + i, n_adds + i + 1, kmc))
         .collect::<Res<_>>()?;
     let add_lat = one_at_a_time(&mut c, &seq_adds, false)?;
     drop(c);
@@ -312,7 +333,9 @@ fn main() -> Res<()> {
     let mut i = 0;
     while i < n_sas {
         let end = (i + chunk).min(n_sas);
-        let msgs: Vec<Vec<u8>> = (i..end).map(|j| add_bytes(j, j + 1)).collect::<Res<_>>()?;
+        let msgs: Vec<Vec<u8>> = (i..end)
+            .map(|j| add_bytes(j, j + 1, kmc))
+            .collect::<Res<_>>()?;
         c.pipeline(&msgs, WINDOW, false)?;
         i = end;
     }
@@ -332,6 +355,29 @@ fn main() -> Res<()> {
         .collect::<Res<_>>()?;
     let get_lat = one_at_a_time(&mut c, &gets, false)?;
     let rtt_full = one_at_a_time(&mut c, &noops[..10_000], true)?;
+    // Stalls of the daemon's loop at this size (timers that walk every SA): back-to-back
+    // no-op requests for 3 s.
+    let t0 = Instant::now();
+    let (mut count, mut slow, mut worst, mut stalled) =
+        (0u32, 0u32, Duration::ZERO, Duration::ZERO);
+    while t0.elapsed() < Duration::from_secs(3) {
+        let seq = 0x5000_0000 + count;
+        let t = Instant::now();
+        c.send(&noop_bytes(seq))?;
+        c.reply(seq)?;
+        let e = t.elapsed();
+        count += 1;
+        if e > Duration::from_millis(1) {
+            slow += 1;
+            stalled += e;
+        }
+        worst = worst.max(e);
+    }
+
+    // CPU the idle daemon uses at this size (the once-a-second lifetime check).
+    let cpu0 = d.cpu_ticks()?;
+    std::thread::sleep(Duration::from_secs(3));
+    let idle_cpu = (d.cpu_ticks()? - cpu0) as f64 / 100.0 / 3.0;
 
     // DUMP of everything: how many records arrive, and whether the end (seq 0) does.
     let mut dump = Message::new(SADB_DUMP, SADB_SATYPE_UNSPEC);
@@ -384,11 +430,18 @@ fn main() -> Res<()> {
         if per_sa < 1024.0 { "MET" } else { "NOT MET" }
     );
     println!(
-        "GET at {n_sas} SAs: median {:.1} us ({:.2}x the round trip at that size, {:.1} us), p99 {:.1} us",
+        "GET at {n_sas} SAs: median {:.1} us ({:.2}x the round trip at that size, {:.1} us), p99 {:.1} us, max {:.1} us",
         us(get_lat.median),
         get_lat.median.as_secs_f64() / rtt_full.median.as_secs_f64(),
         us(rtt_full.median),
-        us(get_lat.p99)
+        us(get_lat.p99),
+        us(get_lat.max)
+    );
+    println!(
+        "loop stalls at {n_sas} SAs: {count} no-op round trips in 3 s, {slow} over 1 ms (together {:.0} ms), worst {:.1} ms; idle daemon CPU {:.0}%",
+        stalled.as_secs_f64() * 1e3,
+        worst.as_secs_f64() * 1e3,
+        idle_cpu * 100.0
     );
     println!(
         "DUMP of {n_sas} SAs: {records} records in {:.2} s, end marker {}; VmRSS after {} KiB",
