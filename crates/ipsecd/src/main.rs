@@ -10,6 +10,7 @@
 mod control;
 mod core;
 mod dataplane;
+mod gso;
 mod keys;
 mod log;
 mod netsetup;
@@ -65,6 +66,9 @@ struct Args {
     /// MTU of the TUN device: the path MTU minus the largest ESP/AH overhead.
     #[arg(long, default_value_t = 1400)]
     mtu: u32,
+    /// Do not ask the TUN device for TCP segmentation and checksum offload.
+    #[arg(long)]
+    no_offload: bool,
     /// UDP port for NAT-T (ESP in UDP, RFC 3948); 0 disables it.
     #[arg(long, default_value_t = 4500)]
     natt_port: u16,
@@ -148,6 +152,7 @@ fn run(args: &Args) -> Result<(), String> {
                 rule_priority: args.rule_priority,
                 mtu: args.mtu,
                 natt_port: args.natt_port,
+                offload: !args.no_offload,
                 keepalive_interval: args.keepalive_interval,
             };
             let waker = srv.waker().map_err(|e| format!("waker: {e}"))?;
