@@ -388,6 +388,13 @@ impl Plane {
     }
 
     fn outbound(&mut self, g: &mut Shared, mut b: PacketBuf, now_s: u64, woke: &mut bool) -> Send {
+        if link_scope_multicast(b.data()) {
+            // The kernel's own housekeeping on the TUN link (MLD reports once IPv6
+            // forwarding is on): no route of ours sent it here, and bypassing it would
+            // send it out of another link.
+            self.counters.add("tun_link_scope", 1);
+            return Send::Dropped;
+        }
         let mut key = match PacketKey::from_ip_packet(b.data(), Dir::Out) {
             Ok(k) => k,
             Err(pd) => {
@@ -783,6 +790,16 @@ impl Plane {
 
     fn wake(&mut self) {
         let _ = self.waker.write(&[1]);
+    }
+}
+
+/// Whether an IP packet goes to a link-scope multicast group (IPv4 224.0.0.0/24, IPv6
+/// interface- or link-local scope): such packets never leave the link they were sent on.
+fn link_scope_multicast(pkt: &[u8]) -> bool {
+    match pkt.first().map(|v| v >> 4) {
+        Some(4) => matches!(pkt.get(16..19), Some([224, 0, 0])),
+        Some(6) => matches!(pkt.get(24..26), Some(&[0xff, flags_scope]) if flags_scope & 0x0f <= 2),
+        _ => false,
     }
 }
 
