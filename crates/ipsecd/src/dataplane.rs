@@ -336,6 +336,10 @@ impl Plane {
                 sends.push(s);
             }
         }
+        let queued = sends.iter().filter(|s| matches!(s, Send::Queued)).count();
+        if queued > 0 {
+            self.counters.add("out_queued_acquire", queued as u64);
+        }
         if woke {
             self.wake();
         }
@@ -455,8 +459,9 @@ impl Plane {
                             self.counters.add("sadb_acquire_queue_full", 1);
                             Send::Dropped
                         } else {
+                            // Counted by read_tun: a retried packet that waits again is
+                            // not queued anew.
                             q.push_back(b);
-                            self.counters.add("out_queued_acquire", 1);
                             Send::Queued
                         }
                     }
