@@ -2,5 +2,6 @@
 #![forbid(unsafe_code)]
 
 pub mod capture;
+pub mod ipsecconf;
 pub mod ipseckey;
 pub mod pcaptool;

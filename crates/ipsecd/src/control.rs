@@ -10,6 +10,7 @@
 //! | `counters` | the data plane's counters by name, then per SA packets, bytes and drops by reason, then the global drop reasons |
 //! | `save` | saves the SAs to the configured save file |
 //! | `acquire ah\|esp SRC DST` | what outbound policy does on an SA miss: asks the registered key managers with an ACQUIRE (default proposal: AES-GCM-16, or AES-CBC with HMAC-SHA-256; AH: HMAC-SHA-256), suppressed while one for the same need is pending; replies `sent seq=N key_managers=K` or `suppressed seq=N` |
+//! | `policy VERB ...` (a policy text may follow on the next lines) | ipsecconf(8)'s requests: add, replace, remove, check, delete, flush, list, explain (see [`crate::policy`]) |
 //!
 //! The data plane calls the same ACQUIRE path when a packet needs an SA that does not
 //! exist; the `acquire` request lets an administrator (and the conformance suite) exercise
@@ -26,6 +27,9 @@ use crate::server::{now, Server};
 
 /// Handles one request; returns the reply text. `save` is the daemon's save action.
 pub fn handle(srv: &mut Server, request: &str, save: &mut dyn FnMut(&Server) -> String) -> String {
+    if let Some(rest) = crate::policy::request(request) {
+        return crate::policy::handle(srv, rest);
+    }
     let words: Vec<&str> = request.split_whitespace().collect();
     match words.as_slice() {
         ["stats"] => {
@@ -50,7 +54,7 @@ pub fn handle(srv: &mut Server, request: &str, save: &mut dyn FnMut(&Server) -> 
             Err(e) => format!("error {e}"),
         },
         _ => format!(
-            "error unknown request {:?} (expected stats, counters, save, or acquire ah|esp SRC DST)",
+            "error unknown request {:?} (expected stats, counters, save, policy ..., or acquire ah|esp SRC DST)",
             request.trim()
         ),
     }

@@ -15,6 +15,7 @@ mod keys;
 mod log;
 mod netsetup;
 mod nft;
+mod policy;
 mod server;
 
 use std::path::PathBuf;

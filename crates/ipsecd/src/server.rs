@@ -331,7 +331,7 @@ impl Server {
     fn serve_control(&mut self, ready: &[usize]) -> io::Result<()> {
         let mut closed = Vec::new();
         for &i in ready {
-            let mut buf = [0u8; 4096];
+            let mut buf = vec![0u8; 1 << 20];
             let (r, privileged) = match self.ctl_clients.get(i) {
                 Some((c, p)) => (c.recv(&mut buf).unwrap_or(Recv::Closed), *p),
                 None => continue,
