@@ -37,8 +37,11 @@ use crate::core::{lock, Core, Shared};
 use crate::gso;
 use crate::log;
 use crate::netsetup::{self, NetSetup};
+use crate::nft;
 use crate::server::now;
 
+/// NFLOG group of the nftables drop records (cleartext dropped by policy).
+pub const NFLOG_GROUP: u16 = 1500;
 /// Packets read per device per turn.
 const BATCH: usize = 64;
 /// Largest packet handled (TUN MTU plus room for encapsulation stays below this).
@@ -80,9 +83,25 @@ impl Counters {
         *m.entry(name).or_insert(0) += n;
     }
 
-    /// A copy of every counter.
-    pub fn snapshot(&self) -> BTreeMap<&'static str, u64> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    /// A copy of every counter, with the nftables table's drops of cleartext (by
+    /// direction, reason and rule) when the table is loaded.
+    pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        let mut m: BTreeMap<String, u64> = self
+            .inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect();
+        if let Ok(drops) = nft::counters() {
+            for d in drops {
+                m.insert(
+                    format!("clear_drop_{}_{}_rule_{}", d.dir, d.reason, d.rule),
+                    d.packets,
+                );
+            }
+        }
+        m
     }
 }
 
@@ -130,6 +149,8 @@ struct Plane {
     big: Vec<u8>,
     /// The write buffer of coalesced packets.
     scratch: Vec<u8>,
+    /// Whether this daemon loaded the nftables table (removed on clean shutdown).
+    nft_installed: bool,
 }
 
 enum Send {
@@ -206,6 +227,7 @@ pub fn start(core: Core, cfg: Config, waker: UnixStream) -> io::Result<Handle> {
         next_keepalive: std::time::Instant::now(),
         big: Vec::new(),
         scratch: Vec::new(),
+        nft_installed: false,
     };
     let stop2 = Arc::clone(&stop);
     let thread = std::thread::Builder::new()
@@ -261,6 +283,11 @@ impl Plane {
         if let Some(n) = self.net.take() {
             n.down();
         }
+        if self.nft_installed {
+            if let Err(e) = nft::remove() {
+                log::error(format_args!("removing the nftables table: {e}"));
+            }
+        }
     }
 
     /// Brings the routes in line with the policy after it changed.
@@ -280,10 +307,32 @@ impl Plane {
             .map(str::to_string)
             .collect();
         self.tunnels = names.iter().map(|n| g.spd.tunnel_id(n)).collect();
+        let table = nft::ruleset(
+            g.spd.policy(),
+            g.spd.tunables(),
+            &nft::Config {
+                tun: self.tun.name().to_string(),
+                mark: self.cfg.mark,
+                log_group: Some(NFLOG_GROUP),
+            },
+        );
         drop(g);
         self.spd_gen = Some(gen);
         if let Some(n) = &mut self.net {
             n.sync(&dests);
+        }
+        // Cleartext that policy protects is dropped by the kernel before any application
+        // sees it (inbound), and cannot leave except through ipsecd (outbound), also while
+        // ipsecd is not running.
+        match table.and_then(|t| nft::install(&t)) {
+            Ok(()) => {
+                self.nft_installed = true;
+                log::info(format_args!("nftables table inet ironswan loaded"));
+            }
+            Err(e) => {
+                self.counters.add("nft_load_error", 1);
+                log::error(format_args!("nftables: {e}"));
+            }
         }
     }
 
