@@ -753,20 +753,22 @@ impl Counters {
             .unwrap_or_else(|| panic!("no SA {proto} 0x{spi:x} in {self:#?}"))
     }
 
-    /// Every data-plane counter that names a drop: the engine's and the policy's reasons
-    /// (Solaris ipdrop names: `spd_*`, `esp_*`, `ah_*`, `sadb_*`, `ip_*`) and the daemon's
-    /// own failures (`*error*`, `*malformed*`, `*bad*`, `*full*`). Path counters (tun_in,
-    /// out_protected, wire_out, ...) are not drops.
+    /// Every nonzero data-plane counter that names a drop: the engine's and the policy's
+    /// reasons (Solaris ipdrop names: `spd_*`, `esp_*`, `ah_*`, `sadb_*`, `ip_*`), the
+    /// nftables table's cleartext drops (`clear_drop_*`) and the daemon's own failures
+    /// (`*error*`, `*malformed*`, `*bad*`, `*full*`). Path counters (tun_in, out_protected,
+    /// wire_out, ...) are not drops.
     pub fn drop_reasons(&self) -> BTreeMap<String, u64> {
         self.plane
             .iter()
-            .filter(|(k, _)| {
-                ["spd_", "esp_", "ah_", "sadb_", "ip_"]
-                    .iter()
-                    .any(|p| k.starts_with(p))
-                    || ["error", "malformed", "bad", "full"]
+            .filter(|(k, v)| {
+                **v > 0
+                    && (["spd_", "esp_", "ah_", "sadb_", "ip_"]
                         .iter()
-                        .any(|w| k.contains(w))
+                        .any(|p| k.starts_with(p))
+                        || ["drop", "error", "malformed", "bad", "full"]
+                            .iter()
+                            .any(|w| k.contains(w)))
             })
             .map(|(k, v)| (k.clone(), *v))
             .collect()
