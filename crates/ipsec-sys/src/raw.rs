@@ -279,6 +279,107 @@ impl RawSocket {
     }
 }
 
+/// Most packets [`RawSocket::send_batch`] passes to one `sendmmsg`.
+pub const SEND_BATCH: usize = 64;
+
+impl RawSocket {
+    /// Sends complete IP packets (all of this socket's family) with one `sendmmsg` call
+    /// per [`SEND_BATCH`] packets. Returns how many were sent; a packet the kernel refuses
+    /// is skipped and the rest still go out. If none could be sent, the first error.
+    #[allow(unsafe_code)]
+    pub fn send_batch(&self, packets: &[&[u8]]) -> io::Result<usize> {
+        let mut sent = 0;
+        let mut first_err = None;
+        for chunk in packets.chunks(SEND_BATCH) {
+            // SAFETY: all-zero sockaddr_in6, iovec and mmsghdr values are valid (null
+            // pointers, zero lengths); every pointer is set below before use.
+            let mut addrs: [libc::sockaddr_in6; SEND_BATCH] =
+                unsafe { MaybeUninit::zeroed().assume_init() };
+            // SAFETY: as above.
+            let mut iovs: [libc::iovec; SEND_BATCH] =
+                unsafe { MaybeUninit::zeroed().assume_init() };
+            // SAFETY: as above.
+            let mut msgs: [libc::mmsghdr; SEND_BATCH] =
+                unsafe { MaybeUninit::zeroed().assume_init() };
+            let mut n = 0usize;
+            for (i, p) in chunk.iter().enumerate() {
+                let (Some(a), Some(iov), Some(m)) =
+                    (addrs.get_mut(i), iovs.get_mut(i), msgs.get_mut(i))
+                else {
+                    break;
+                };
+                let alen = if self.v6 {
+                    let dst: [u8; 16] =
+                        p.get(24..40)
+                            .and_then(|d| d.try_into().ok())
+                            .ok_or_else(|| {
+                                io::Error::new(io::ErrorKind::InvalidInput, "short IPv6 packet")
+                            })?;
+                    a.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                    a.sin6_addr.s6_addr = dst;
+                    size_of::<libc::sockaddr_in6>()
+                } else {
+                    let dst: [u8; 4] =
+                        p.get(16..20)
+                            .and_then(|d| d.try_into().ok())
+                            .ok_or_else(|| {
+                                io::Error::new(io::ErrorKind::InvalidInput, "short IPv4 packet")
+                            })?;
+                    let v4 = (a as *mut libc::sockaddr_in6).cast::<libc::sockaddr_in>();
+                    // SAFETY: a sockaddr_in fits in (and is aligned within) the zeroed
+                    // sockaddr_in6 it overlays.
+                    unsafe {
+                        (*v4).sin_family = libc::AF_INET as libc::sa_family_t;
+                        (*v4).sin_addr.s_addr = u32::from_ne_bytes(dst);
+                    }
+                    size_of::<libc::sockaddr_in>()
+                };
+                iov.iov_base = p.as_ptr() as *mut libc::c_void;
+                iov.iov_len = p.len();
+                m.msg_hdr.msg_name = (a as *mut libc::sockaddr_in6).cast();
+                m.msg_hdr.msg_namelen = alen as libc::socklen_t;
+                m.msg_hdr.msg_iov = iov;
+                m.msg_hdr.msg_iovlen = 1;
+                n += 1;
+            }
+            let mut off = 0usize;
+            while off < n {
+                let rest = msgs.get_mut(off..n).unwrap_or_default();
+                // SAFETY: `rest` holds `rest.len()` initialised mmsghdrs whose names and
+                // iovecs point into `addrs`, `iovs` and the caller's packets, all alive
+                // for the call; the kernel only reads them (and writes msg_len).
+                let r = unsafe {
+                    libc::sendmmsg(
+                        self.fd.as_raw_fd(),
+                        rest.as_mut_ptr(),
+                        rest.len() as libc::c_uint,
+                        0,
+                    )
+                };
+                if r < 0 {
+                    let e = io::Error::last_os_error();
+                    if e.kind() == io::ErrorKind::Interrupted {
+                        continue;
+                    }
+                    // The packet at `off` was refused: skip it and go on with the rest.
+                    first_err.get_or_insert(e);
+                    off += 1;
+                    continue;
+                }
+                if r == 0 {
+                    break;
+                }
+                off += r as usize;
+                sent += r as usize;
+            }
+        }
+        match first_err {
+            Some(e) if sent == 0 => Err(e),
+            _ => Ok(sent),
+        }
+    }
+}
+
 impl AsFd for RawSocket {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()

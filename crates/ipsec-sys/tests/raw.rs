@@ -73,6 +73,21 @@ fn esp_packets_round_trip_over_loopback() {
     assert_eq!(buf[9], 50);
     assert_eq!(&buf[20..r.len], &p4[20..]);
 
+    // A batch goes out with sendmmsg, in order.
+    let mut batch = Vec::new();
+    for i in 0..3u8 {
+        let mut p = p4.clone();
+        p[27] = 10 + i;
+        batch.push(p);
+    }
+    let refs: Vec<&[u8]> = batch.iter().map(|p| p.as_slice()).collect();
+    assert_eq!(tx4.send_batch(&refs).unwrap(), 3);
+    for i in 0..3u8 {
+        let r = recv_within(&rx4, &mut buf);
+        assert_eq!(r.len, p4.len());
+        assert_eq!(buf[27], 10 + i);
+    }
+
     // IPv6: the receiver rebuilds the fixed header from the ancillary data.
     let rx6 = RawSocket::receiver(true, 50).unwrap();
     let tx6 = RawSocket::sender(true, 0x1234).unwrap();

@@ -392,9 +392,7 @@ impl Plane {
         if woke {
             self.wake();
         }
-        for s in sends {
-            self.emit(s);
-        }
+        self.emit_batch(sends);
     }
 
     /// Reads super-packets (virtio-net header + up to 64 KiB) and cuts them into segments
@@ -767,6 +765,44 @@ impl Plane {
                     Ok(()) => self.counters.add("natt_keepalive_out", 1),
                     Err(_) => self.counters.add("natt_keepalive_error", 1),
                 }
+            }
+        }
+    }
+
+    /// Emits a batch: packets for the wire go out with one `sendmmsg` per family, the rest
+    /// one by one.
+    fn emit_batch(&mut self, sends: Vec<Send>) {
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
+        for s in sends {
+            match s {
+                Send::Wire(b) if b.data().first().is_some_and(|v| v >> 4 == 6) => v6.push(b),
+                Send::Wire(b) => v4.push(b),
+                other => self.emit(other),
+            }
+        }
+        for (bufs, v6) in [(v4, false), (v6, true)] {
+            if bufs.is_empty() {
+                continue;
+            }
+            let sock = if v6 { &self.tx6 } else { &self.tx4 };
+            let refs: Vec<&[u8]> = bufs.iter().map(|b| b.data()).collect();
+            match sock.send_batch(&refs) {
+                Ok(n) => {
+                    self.counters.add("wire_out", n as u64);
+                    if n < refs.len() {
+                        self.counters
+                            .add("wire_send_error", (refs.len() - n) as u64);
+                    }
+                }
+                Err(e) => {
+                    self.counters.add("wire_send_error", refs.len() as u64);
+                    log::debug(format_args!("sending to the wire: {e}"));
+                }
+            }
+            drop(refs);
+            for b in bufs {
+                self.recycle(b);
             }
         }
     }
