@@ -69,7 +69,6 @@
 //! * Per-socket policy and latched connections are not in the table: a socket's own bypass
 //!   cannot open a hole for cleartext that global policy protects.
 
-
 use std::fmt::Write as _;
 use std::io::{self, Write as _};
 use std::net::IpAddr;
