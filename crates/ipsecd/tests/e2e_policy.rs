@@ -72,6 +72,13 @@ fn fail_closed_on_sigkill_and_recovery() {
         routes.contains("prohibit") && !routes.contains("ipsec0"),
         "after SIGKILL, table {ROUTE_TABLE}:\n{routes}"
     );
+    // And the nftables table, which drops protected cleartext on its way out.
+    let t = a.run(&["nft", "list", "table", "inet", "ironswan"]);
+    assert!(
+        t.status.success(),
+        "after SIGKILL, no nftables table: {}",
+        String::from_utf8_lossy(&t.stderr)
+    );
     let o = a.run(&["ping", "-n", "-c", "2", "-i", "0.2", "-W", "1", B4]);
     assert!(
         !o.status.success(),
