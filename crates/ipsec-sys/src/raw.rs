@@ -279,6 +279,9 @@ impl RawSocket {
     }
 }
 
+/// Most packets [`RawSocket::recv_batch`] takes from one `recvmmsg`.
+pub const RECV_BATCH: usize = 64;
+
 /// Most packets [`RawSocket::send_batch`] passes to one `sendmmsg`.
 pub const SEND_BATCH: usize = 64;
 
@@ -377,6 +380,107 @@ impl RawSocket {
             Some(e) if sent == 0 => Err(e),
             _ => Ok(sent),
         }
+    }
+}
+
+impl RawSocket {
+    /// Receives up to `bufs.len()` (at most [`RECV_BATCH`]) packets with one `recvmmsg`
+    /// (IPv4) or one `recvmsg` each (IPv6, whose header is rebuilt per packet); `out[i]`
+    /// describes `bufs[i]`. Returns how many arrived (0 when none are queued on a
+    /// non-blocking socket). A packet larger than its buffer is dropped and not counted.
+    #[allow(unsafe_code)]
+    pub fn recv_batch(&self, bufs: &mut [&mut [u8]], out: &mut [RawRecv]) -> io::Result<usize> {
+        let want = bufs.len().min(out.len()).min(RECV_BATCH);
+        if self.v6 {
+            let mut n = 0;
+            while n < want {
+                let (Some(b), Some(o)) = (bufs.get_mut(n), out.get_mut(n)) else {
+                    break;
+                };
+                match self.recv6(b) {
+                    Ok(r) => {
+                        *o = r;
+                        n += 1;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::InvalidData => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock && n > 0 => break,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
+                    Err(e) => return if n > 0 { Ok(n) } else { Err(e) },
+                }
+            }
+            return Ok(n);
+        }
+        // SAFETY: all-zero sockaddr_in, iovec and mmsghdr values are valid; the pointers
+        // are set below before the call.
+        let mut addrs: [libc::sockaddr_in; RECV_BATCH] =
+            unsafe { MaybeUninit::zeroed().assume_init() };
+        // SAFETY: as above.
+        let mut iovs: [libc::iovec; RECV_BATCH] = unsafe { MaybeUninit::zeroed().assume_init() };
+        // SAFETY: as above.
+        let mut msgs: [libc::mmsghdr; RECV_BATCH] = unsafe { MaybeUninit::zeroed().assume_init() };
+        for i in 0..want {
+            let (Some(b), Some(a), Some(iov), Some(m)) = (
+                bufs.get_mut(i),
+                addrs.get_mut(i),
+                iovs.get_mut(i),
+                msgs.get_mut(i),
+            ) else {
+                break;
+            };
+            iov.iov_base = b.as_mut_ptr().cast();
+            iov.iov_len = b.len();
+            m.msg_hdr.msg_name = (a as *mut libc::sockaddr_in).cast();
+            m.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            m.msg_hdr.msg_iov = iov;
+            m.msg_hdr.msg_iovlen = 1;
+        }
+        let r = loop {
+            // SAFETY: the first `want` mmsghdrs point at live sockaddrs, iovecs and the
+            // caller's buffers (with their true lengths), all alive for the call.
+            let r = unsafe {
+                libc::recvmmsg(
+                    self.fd.as_raw_fd(),
+                    msgs.as_mut_ptr(),
+                    want as libc::c_uint,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null_mut(),
+                )
+            };
+            if r < 0 {
+                let e = io::Error::last_os_error();
+                match e.kind() {
+                    io::ErrorKind::Interrupted => continue,
+                    io::ErrorKind::WouldBlock => return Ok(0),
+                    _ => return Err(e),
+                }
+            }
+            break r as usize;
+        };
+        let mut n = 0;
+        for i in 0..r {
+            let (Some(m), Some(a)) = (msgs.get(i), addrs.get(i)) else {
+                break;
+            };
+            if m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+                continue;
+            }
+            let src = IpAddr::V4(Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)));
+            let len = m.msg_len as usize;
+            if n != i {
+                // Keep the packets contiguous in `bufs` after a dropped one.
+                let (lo, hi) = bufs.split_at_mut(i);
+                if let (Some(to), Some(from)) = (lo.get_mut(n), hi.first()) {
+                    if let (Some(d), Some(f)) = (to.get_mut(..len), from.get(..len)) {
+                        d.copy_from_slice(f);
+                    }
+                }
+            }
+            if let Some(o) = out.get_mut(n) {
+                *o = RawRecv { len, src };
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 }
 

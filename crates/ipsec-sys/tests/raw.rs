@@ -82,11 +82,25 @@ fn esp_packets_round_trip_over_loopback() {
     }
     let refs: Vec<&[u8]> = batch.iter().map(|p| p.as_slice()).collect();
     assert_eq!(tx4.send_batch(&refs).unwrap(), 3);
-    for i in 0..3u8 {
-        let r = recv_within(&rx4, &mut buf);
-        assert_eq!(r.len, p4.len());
-        assert_eq!(buf[27], 10 + i);
+    // ... and comes back with one recvmmsg.
+    std::thread::sleep(Duration::from_millis(50));
+    let mut store = vec![vec![0u8; 2048]; 8];
+    let mut bufs: Vec<&mut [u8]> = store.iter_mut().map(|b| b.as_mut_slice()).collect();
+    let mut out = [ipsec_sys::raw::RawRecv {
+        len: 0,
+        src: "0.0.0.0".parse().unwrap(),
+    }; 8];
+    assert_eq!(rx4.recv_batch(&mut bufs, &mut out).unwrap(), 3);
+    for i in 0..3 {
+        assert_eq!(out[i].len, p4.len());
+        assert_eq!(out[i].src.to_string(), "127.0.0.1");
+        assert_eq!(bufs[i][27], 10 + i as u8);
     }
+    assert_eq!(
+        rx4.recv_batch(&mut bufs, &mut out).unwrap(),
+        0,
+        "nothing left"
+    );
 
     // IPv6: the receiver rebuilds the fixed header from the ancillary data.
     let rx6 = RawSocket::receiver(true, 50).unwrap();

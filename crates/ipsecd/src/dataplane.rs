@@ -28,7 +28,7 @@ use ipsec_core::spd::{Basis, Dir, Inbound, Outbound, PacketKey, Protection, Tunn
 use ipsec_core::{Engine, Mode, PacketBuf, Proto, SaId};
 use ipsec_pfkey::engine::{AcquireNeed, AcquireOutcome, AcquireRequest};
 use ipsec_pfkey::wire::{Address, Comb, Proposal};
-use ipsec_sys::raw::RawSocket;
+use ipsec_sys::raw::{RawRecv, RawSocket};
 use ipsec_sys::tun::Tun;
 use ipsec_sys::udp::PktinfoSocket;
 use ipsec_sys::{PollFd, PollFlags};
@@ -518,27 +518,31 @@ impl Plane {
     }
 
     fn read_wire(&mut self, i: usize) {
-        let mut batch = Vec::with_capacity(BATCH);
-        for _ in 0..BATCH {
-            let mut b = self.buf();
-            let Some(sock) = self.rx.get(i) else { break };
-            match sock.recv(b.read_slot()) {
-                Ok(r) => {
+        let mut bufs: Vec<PacketBuf> = (0..BATCH).map(|_| self.buf()).collect();
+        let mut out = [RawRecv {
+            len: 0,
+            src: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        }; BATCH];
+        let n = {
+            let Some(sock) = self.rx.get(i) else { return };
+            let mut slots: Vec<&mut [u8]> = bufs.iter_mut().map(|b| b.read_slot()).collect();
+            match sock.recv_batch(&mut slots, &mut out) {
+                Ok(n) => n,
+                Err(e) => {
+                    self.counters.add("wire_read_error", 1);
+                    log::error(format_args!("reading ESP/AH: {e}"));
+                    0
+                }
+            }
+        };
+        let mut batch = Vec::with_capacity(n);
+        for (k, mut b) in bufs.into_iter().enumerate() {
+            match out.get(k) {
+                Some(r) if k < n => {
                     b.set_len(r.len);
                     batch.push(b);
                 }
-                Err(e) => {
-                    self.recycle(b);
-                    if e.kind() != io::ErrorKind::WouldBlock {
-                        self.counters.add("wire_read_error", 1);
-                        if e.kind() != io::ErrorKind::InvalidData {
-                            log::error(format_args!("reading ESP/AH: {e}"));
-                            break;
-                        }
-                        continue;
-                    }
-                    break;
-                }
+                _ => self.recycle(b),
             }
         }
         if batch.is_empty() {
