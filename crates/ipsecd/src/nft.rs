@@ -21,6 +21,8 @@
 //!    oifname TUN accept            on its way into ipsecd
 //!    oifname lo accept
 //!    udp sport {IKE, NAT-T} accept
+//!    icmpv6 type 133-137 accept    neighbour discovery is sent without IPsec (illumos
+//!                                  IXAF_NO_IPSEC)
 //!    jump host_out                 bypass return, ipsec -> out_clear drop, drop -> spd_explicit
 //!    jump tunnelN_out
 //!  forward (only with tunnel rules): iifname != TUN jump tunnelN_in,
@@ -226,6 +228,9 @@ pub fn ruleset(policy: &PolicySet, tunables: &Tunables, cfg: &Config) -> io::Res
     let _ = writeln!(out, "\t\toifname \"{tun}\" accept");
     let _ = writeln!(out, "\t\toifname \"lo\" accept");
     let _ = writeln!(out, "\t\tudp sport {key_ports} accept");
+    // Neighbour discovery goes out without IPsec, as the illumos stack sends it
+    // (IXAF_NO_IPSEC): without it a protected on-link IPv6 peer cannot resolve us.
+    let _ = writeln!(out, "\t\ticmpv6 type {{ 133-137 }} accept");
     for j in &jumps_out {
         let _ = writeln!(out, "\t\tjump {j}");
     }
@@ -724,6 +729,7 @@ mod tests {
                 "oifname \"ipsec0\" accept",
                 "oifname \"lo\" accept",
                 "udp sport { 500, 4500 } accept",
+                "icmpv6 type { 133-137 } accept",
                 "jump host_out",
             ]
         );
