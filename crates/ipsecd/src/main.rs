@@ -133,16 +133,16 @@ fn run(args: &Args) -> Result<(), String> {
         queue_messages: args.client_queue.max(2),
         ..Limits::default()
     };
-    let spd = match &args.policy_file {
-        Some(p) => load_policy(p)?,
-        None => Spd::new(),
-    };
+    let spd = Spd::new();
     let core = core::new(engine, spd);
     let mut srv = Server::bind(&args.pfkey_socket, core, limits)
         .map_err(|e| format!("{}: {e}", args.pfkey_socket.display()))?;
     srv.bind_control(&args.control_socket)
         .map_err(|e| format!("{}: {e}", args.control_socket.display()))?;
     srv.set_save_file(args.save_file.clone());
+    if let Some(p) = &args.policy_file {
+        load_policy(&srv, p)?;
+    }
     let dataplane = match &args.tun {
         Some(name) => {
             let cfg = dataplane::Config {
@@ -227,19 +227,17 @@ fn reload(srv: &mut Server, args: &Args) {
     }
 }
 
-/// Parses an ipsecconf(8) file into a fresh SPD; errors name the file, line and column.
-fn load_policy(path: &std::path::Path) -> Result<Spd, String> {
-    let file = ipsec_config::ipsecconf::parse_file(path).map_err(|e| e.to_string())?;
-    for w in file.warnings() {
-        log::info(format_args!("{}: warning: {w}", path.display()));
+/// Loads an ipsecconf(8) file as `ipsecconf -a` would (through the policy store, so that
+/// `ipsecconf -l` shows its entries as written); errors name the file, line and column.
+fn load_policy(srv: &Server, path: &std::path::Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let reply = policy::handle(srv, &format!(" add {}\n{text}", path.display()));
+    if let Some(e) = reply.strip_prefix("error ") {
+        return Err(e.trim_end().to_string());
     }
-    let rules = file.to_rules().map_err(|e| e.to_string())?;
-    let n = rules.len();
-    let spd = Spd::with_policy(ipsec_core::spd::PolicySet::from_rules(rules))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    log::info(format_args!(
-        "loaded {n} policy rule(s) from {}",
-        path.display()
-    ));
-    Ok(spd)
+    for w in reply.lines().skip(1) {
+        log::info(format_args!("{}: {w}", path.display()));
+    }
+    log::info(format_args!("loaded policy from {}", path.display()));
+    Ok(())
 }
