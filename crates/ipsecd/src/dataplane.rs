@@ -64,6 +64,9 @@ pub struct Config {
     pub mtu: u32,
     /// TUN offloads (the kernel hands over TCP super-packets that ipsecd segments).
     pub offload: bool,
+    /// Path MTU toward the peers: a packet that would exceed it once protected is answered
+    /// with ICMP "fragmentation needed" / "packet too big" toward its sender.
+    pub path_mtu: usize,
     /// UDP port of NAT-T (RFC 3948; 4500), or 0 for no NAT-T socket.
     pub natt_port: u16,
     /// Seconds between NAT keepalives on UDP-encapsulated SAs (Solaris
@@ -483,6 +486,21 @@ impl Plane {
                 match choose_sas(bundles, mode, &key, g.keys.sadb()) {
                     Some((_, ids)) => {
                         let ids: Vec<SaId> = ids.iter().flatten().copied().collect();
+                        let overhead = Engine::overhead(g.keys.sadb(), &ids, b.data());
+                        if b.len() + overhead > self.cfg.path_mtu {
+                            // Too big once protected: tell the sender the size that fits
+                            // (RFC 4301 §8: PMTU with IPsec overhead), unless IPv4 without
+                            // DF, which the kernel would fragment before the TUN device.
+                            let fits = self.cfg.path_mtu.saturating_sub(overhead);
+                            self.counters.add("out_too_big", 1);
+                            return match too_big(b.data(), fits) {
+                                Some(icmp) => {
+                                    let _ = b.set_packet(&icmp);
+                                    Send::Tun(b)
+                                }
+                                None => Send::Dropped,
+                            };
+                        }
                         match self.engine.outbound(g.keys.sadb_mut(), &ids, &mut b, now_s) {
                             Ok(()) => {
                                 self.counters.add("out_protected", 1);
@@ -1000,4 +1018,117 @@ fn write_ip_udp(
     h[u + 2..u + 4].copy_from_slice(&port.to_be_bytes());
     h[u + 4..u + 6].copy_from_slice(&udp_len.to_be_bytes());
     Some(())
+}
+
+/// The ICMP error telling the sender of `pkt` that only `mtu` bytes fit: IPv4 type 3 code 4
+/// (only for DF packets) with the next-hop MTU, IPv6 type 2 ("packet too big", never below
+/// 1280), quoting as much of the packet as RFC 792 / RFC 4443 allow. It is written into
+/// the TUN device, so it comes from the packet's destination: a local address as source
+/// would be a martian on input and dropped by the kernel.
+fn too_big(pkt: &[u8], mtu: usize) -> Option<Vec<u8>> {
+    use ipsec_wire::checksum;
+    match pkt.first()? >> 4 {
+        4 => {
+            let ihl = usize::from(pkt.first()? & 0x0f) * 4;
+            if pkt.get(6)? & 0x40 == 0 {
+                return None; // no DF: not ours to refuse
+            }
+            let src: [u8; 4] = pkt.get(12..16)?.try_into().ok()?;
+            let dst: [u8; 4] = pkt.get(16..20)?.try_into().ok()?;
+            let from = dst;
+            let quote = pkt.get(..(ihl + 8).min(pkt.len()))?;
+            let mut o = vec![0u8; 20 + 8 + quote.len()];
+            let total = u16::try_from(o.len()).ok()?;
+            o[0] = 0x45;
+            o[2..4].copy_from_slice(&total.to_be_bytes());
+            o[8] = 64;
+            o[9] = 1;
+            o[12..16].copy_from_slice(&from);
+            o[16..20].copy_from_slice(&src);
+            let c = checksum::checksum(&o[..20]);
+            o[10..12].copy_from_slice(&c.to_be_bytes());
+            o[20] = 3;
+            o[21] = 4;
+            o[26..28].copy_from_slice(&u16::try_from(mtu.min(0xffff)).ok()?.to_be_bytes());
+            o[28..].copy_from_slice(quote);
+            let c = checksum::checksum(&o[20..]);
+            o[22..24].copy_from_slice(&c.to_be_bytes());
+            Some(o)
+        }
+        6 => {
+            let src: [u8; 16] = pkt.get(8..24)?.try_into().ok()?;
+            let dst: [u8; 16] = pkt.get(24..40)?.try_into().ok()?;
+            let from = dst;
+            let quote = pkt.get(..pkt.len().min(1280 - 48))?;
+            let mut o = vec![0u8; 40 + 8 + quote.len()];
+            let plen = u16::try_from(8 + quote.len()).ok()?;
+            o[0] = 0x60;
+            o[4..6].copy_from_slice(&plen.to_be_bytes());
+            o[6] = 58;
+            o[7] = 64;
+            o[8..24].copy_from_slice(&from);
+            o[24..40].copy_from_slice(&src);
+            o[40] = 2;
+            o[44..48].copy_from_slice(&u32::try_from(mtu.max(1280)).ok()?.to_be_bytes());
+            o[48..].copy_from_slice(quote);
+            let ph = checksum::pseudo_header(
+                &IpAddr::V6(std::net::Ipv6Addr::from(from)),
+                &IpAddr::V6(std::net::Ipv6Addr::from(src)),
+                58,
+                u32::from(plen),
+            );
+            let c = !checksum::combine(&[ph, checksum::data(&o[40..])]);
+            o[42..44].copy_from_slice(&c.to_be_bytes());
+            Some(o)
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn too_big_quotes_the_packet_with_valid_checksums() {
+        let mut p = vec![0u8; 1500];
+        p[0] = 0x45;
+        p[6] = 0x40; // DF
+        p[9] = 17;
+        p[12..16].copy_from_slice(&[10, 0, 0, 1]);
+        p[16..20].copy_from_slice(&[10, 0, 0, 2]);
+        let icmp = too_big(&p, 1427).unwrap();
+        assert_eq!(icmp.len(), 20 + 8 + 28);
+        assert!(ipsec_wire::checksum::verify(&icmp[..20]));
+        assert!(ipsec_wire::checksum::verify(&icmp[20..]));
+        assert_eq!((icmp[20], icmp[21]), (3, 4));
+        assert_eq!(u16::from_be_bytes([icmp[26], icmp[27]]), 1427);
+        assert_eq!(&icmp[12..16], &[10, 0, 0, 2]);
+        assert_eq!(&icmp[16..20], &[10, 0, 0, 1]);
+        p[6] = 0;
+        assert!(too_big(&p, 1427).is_none(), "no DF: no ICMP");
+
+        let mut q = vec![0u8; 1500];
+        q[0] = 0x60;
+        q[6] = 17;
+        q[23] = 1;
+        q[39] = 2;
+        let icmp = too_big(&q, 1300).unwrap();
+        assert_eq!(icmp.len(), 1280);
+        assert_eq!(icmp[40], 2);
+        assert_eq!(
+            u32::from_be_bytes([icmp[44], icmp[45], icmp[46], icmp[47]]),
+            1300
+        );
+        let ph = ipsec_wire::checksum::pseudo_header(
+            &"::2".parse().unwrap(),
+            &"::1".parse().unwrap(),
+            58,
+            (icmp.len() - 40) as u32,
+        );
+        assert_eq!(
+            ipsec_wire::checksum::combine(&[ph, ipsec_wire::checksum::data(&icmp[40..])]),
+            0xffff
+        );
+    }
 }

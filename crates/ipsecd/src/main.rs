@@ -67,6 +67,9 @@ struct Args {
     /// MTU of the TUN device: the path MTU minus the largest ESP/AH overhead.
     #[arg(long, default_value_t = 1400)]
     mtu: u32,
+    /// Path MTU toward the peers (bytes of the protected packets on the wire).
+    #[arg(long, default_value_t = 1500)]
+    path_mtu: usize,
     /// Do not ask the TUN device for TCP segmentation and checksum offload.
     #[arg(long)]
     no_offload: bool,
@@ -153,6 +156,7 @@ fn run(args: &Args) -> Result<(), String> {
                 rule_priority: args.rule_priority,
                 mtu: args.mtu,
                 natt_port: args.natt_port,
+                path_mtu: args.path_mtu,
                 offload: !args.no_offload,
                 keepalive_interval: args.keepalive_interval,
             };
