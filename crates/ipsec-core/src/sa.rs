@@ -514,11 +514,15 @@ impl Sa {
             replay.set_top(cfg.replay_value);
         }
         let state = cfg.state;
+        let seq_out = cfg.replay_value;
         Ok(Self {
             cfg,
             keyed: OnceLock::new(),
             replay,
-            seq_out: 0,
+            // PF_KEY's replay value is the SA's one sequence counter (Solaris
+            // `ipsa_replay`): an outbound SA continues after it, an inbound one's window
+            // starts there.
+            seq_out,
             stats: SaStats::default(),
             state,
             add_time: now,
@@ -609,6 +613,7 @@ impl Sa {
         }
         self.keyed = OnceLock::from(Transforms { encr, integ });
         self.replay = replay;
+        self.seq_out = cfg.replay_value;
         self.state = if cfg.state == SaState::Larval {
             SaState::Mature
         } else {
@@ -686,6 +691,13 @@ impl Sa {
     /// Whether the key schedules exist now (they are built on first use).
     pub fn is_keyed(&self) -> bool {
         self.keyed.get().is_some()
+    }
+
+    /// Drops the key schedules (they are zeroized and built again on next use): a daemon
+    /// holding many SAs releases those that have been idle for a while, so memory follows
+    /// the SAs in use rather than all SAs.
+    pub fn release_key_schedule(&mut self) {
+        self.keyed = OnceLock::new();
     }
 
     /// The ESP transform.
@@ -831,5 +843,8 @@ mod size_tests {
         cfg.spi = 0x1235;
         sa.mature(cfg, 5).unwrap();
         assert!(sa.is_keyed() && sa.encr().is_some());
+        sa.release_key_schedule();
+        assert!(!sa.is_keyed());
+        assert_eq!(sa.encr().map(|e| e.icv_len()), Some(16), "keyed again on use");
     }
 }

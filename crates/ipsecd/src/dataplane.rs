@@ -42,6 +42,10 @@ use crate::server::now;
 
 /// NFLOG group of the nftables drop records (cleartext dropped by policy).
 pub const NFLOG_GROUP: u16 = 1500;
+/// How often idle SAs' key schedules are released.
+const KEY_SWEEP: Duration = Duration::from_secs(30);
+/// Seconds without traffic after which an SA's key schedule is released.
+const KEY_IDLE: u64 = 120;
 /// Packets read per device per turn.
 const BATCH: usize = 64;
 /// Largest packet handled (TUN MTU plus room for encapsulation stays below this).
@@ -154,6 +158,7 @@ struct Plane {
     scratch: Vec<u8>,
     /// Whether this daemon loaded the nftables table (removed on clean shutdown).
     nft_installed: bool,
+    next_key_sweep: std::time::Instant,
 }
 
 enum Send {
@@ -231,6 +236,7 @@ pub fn start(core: Core, cfg: Config, waker: UnixStream) -> io::Result<Handle> {
         big: Vec::new(),
         scratch: Vec::new(),
         nft_installed: false,
+        next_key_sweep: std::time::Instant::now() + KEY_SWEEP,
     };
     let stop2 = Arc::clone(&stop);
     let thread = std::thread::Builder::new()
@@ -282,6 +288,7 @@ impl Plane {
             }
             self.retry_pending();
             self.keepalives();
+            self.release_idle_keys();
         }
         if let Some(n) = self.net.take() {
             n.down();
@@ -748,6 +755,35 @@ impl Plane {
                     ));
                 }
             }
+        }
+    }
+
+    /// Every [`KEY_SWEEP`], drops the key schedules of SAs idle for [`KEY_IDLE`] seconds
+    /// (they are built again on the next packet), so that memory follows the SAs in use.
+    fn release_idle_keys(&mut self) {
+        if std::time::Instant::now() < self.next_key_sweep {
+            return;
+        }
+        self.next_key_sweep = std::time::Instant::now() + KEY_SWEEP;
+        let now_s = now().0;
+        let core = Arc::clone(&self.core);
+        let mut g = lock(&core);
+        let idle: Vec<SaId> = g
+            .keys
+            .sadb()
+            .iter()
+            .filter(|(_, sa)| sa.is_keyed() && now_s.saturating_sub(sa.last_use()) >= KEY_IDLE)
+            .map(|(id, _)| id)
+            .collect();
+        for id in &idle {
+            if let Some(sa) = g.keys.sadb_mut().get_mut(*id) {
+                sa.release_key_schedule();
+            }
+        }
+        drop(g);
+        if !idle.is_empty() {
+            self.counters
+                .add("key_schedules_released", idle.len() as u64);
         }
     }
 

@@ -121,6 +121,9 @@ pub fn render(engine: &KeyEngine) -> String {
         }
         let mut cfg = sa.config().clone();
         cfg.state = sa.state();
+        // The sequence counter where it is now, so that a restart neither resends used
+        // sequence numbers nor accepts replays of old packets.
+        cfg.replay_value = cfg.replay_value.max(sa.seq_out()).max(sa.replay().top());
         o.push_str(&ipseckey::print_add(&cfg, false));
         o.push('\n');
     }
