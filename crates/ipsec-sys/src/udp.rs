@@ -17,7 +17,19 @@ pub struct UdpRecv {
     pub src: SocketAddr,
     /// The local address it was sent to.
     pub dst: IpAddr,
+    /// With receive offload on ([`PktinfoSocket::set_gro`]): the kernel merged several
+    /// datagrams of this size (the last may be shorter) into the buffer.
+    pub seg: Option<usize>,
 }
+
+/// `SOL_UDP`.
+const SOL_UDP: libc::c_int = 17;
+/// `UDP_SEGMENT`: send one buffer as datagrams of this size (UDP GSO).
+const UDP_SEGMENT: libc::c_int = 103;
+/// `UDP_GRO`: receive runs of datagrams merged, with their size in a control message.
+const UDP_GRO: libc::c_int = 104;
+/// Most datagrams one UDP GSO send may make (`UDP_MAX_SEGMENTS`).
+pub const MAX_SEGMENTS: usize = 64;
 
 /// A UDP socket with destination-address reporting.
 #[derive(Debug)]
@@ -77,6 +89,72 @@ impl PktinfoSocket {
         Ok(Self { sock, v6 })
     }
 
+    /// Turns UDP receive offload on: runs of datagrams from one sender arrive merged,
+    /// reported with their size in [`UdpRecv::seg`].
+    pub fn set_gro(&self, on: bool) -> io::Result<()> {
+        set_int(&self.sock, SOL_UDP, UDP_GRO, libc::c_int::from(on))
+    }
+
+    /// Sends `payload` as datagrams of `seg` bytes each (the last may be shorter) with one
+    /// system call and one pass through the stack (UDP GSO, at most [`MAX_SEGMENTS`]).
+    #[allow(unsafe_code)]
+    pub fn send_segments(&self, payload: &[u8], seg: u16, dst: SocketAddr) -> io::Result<()> {
+        // SAFETY: an all-zero sockaddr_in6 is valid.
+        let mut sa: libc::sockaddr_in6 = unsafe { MaybeUninit::zeroed().assume_init() };
+        let alen = match dst {
+            SocketAddr::V6(d) => {
+                sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                sa.sin6_port = d.port().to_be();
+                sa.sin6_addr.s6_addr = d.ip().octets();
+                size_of::<libc::sockaddr_in6>()
+            }
+            SocketAddr::V4(d) => {
+                let v4 = (&mut sa as *mut libc::sockaddr_in6).cast::<libc::sockaddr_in>();
+                // SAFETY: a sockaddr_in fits in (and is aligned within) the zeroed
+                // sockaddr_in6 it overlays.
+                unsafe {
+                    (*v4).sin_family = libc::AF_INET as libc::sa_family_t;
+                    (*v4).sin_port = d.port().to_be();
+                    (*v4).sin_addr.s_addr = u32::from_ne_bytes(d.ip().octets());
+                }
+                size_of::<libc::sockaddr_in>()
+            }
+        };
+        let mut control = Control([0; 128]);
+        let hdr = size_of::<usize>() + 8;
+        let clen = hdr + 2;
+        control.0[..size_of::<usize>()].copy_from_slice(&clen.to_ne_bytes());
+        control.0[size_of::<usize>()..size_of::<usize>() + 4]
+            .copy_from_slice(&SOL_UDP.to_ne_bytes());
+        control.0[size_of::<usize>() + 4..hdr].copy_from_slice(&UDP_SEGMENT.to_ne_bytes());
+        control.0[hdr..hdr + 2].copy_from_slice(&seg.to_ne_bytes());
+        let space = clen.div_ceil(size_of::<usize>()) * size_of::<usize>();
+        let mut iov = libc::iovec {
+            iov_base: payload.as_ptr() as *mut libc::c_void,
+            iov_len: payload.len(),
+        };
+        // SAFETY: an all-zero msghdr is a valid value.
+        let mut msg: libc::msghdr = unsafe { MaybeUninit::zeroed().assume_init() };
+        msg.msg_name = (&mut sa as *mut libc::sockaddr_in6).cast();
+        msg.msg_namelen = alen as libc::socklen_t;
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.0.as_mut_ptr().cast();
+        msg.msg_controllen = space;
+        loop {
+            // SAFETY: `msg` points at the live sockaddr, iovec (over the caller's payload,
+            // only read) and control buffer, with their true sizes.
+            let r = unsafe { libc::sendmsg(self.sock.as_raw_fd(), &msg, 0) };
+            if r >= 0 {
+                return Ok(());
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+
     /// The bound address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.sock.local_addr()
@@ -131,12 +209,16 @@ impl PktinfoSocket {
             let port = u16::from_be_bytes([b[2], b[3]]);
             SocketAddr::new(IpAddr::V4(Ipv4Addr::new(b[4], b[5], b[6], b[7])), port)
         };
-        let dst = parse_pktinfo(
-            control.0.get(..msg.msg_controllen).unwrap_or_default(),
-            self.v6,
-        )
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no packet info"))?;
-        Ok(UdpRecv { len: n, src, dst })
+        let cmsgs = control.0.get(..msg.msg_controllen).unwrap_or_default();
+        let dst = parse_pktinfo(cmsgs, self.v6)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no packet info"))?;
+        let seg = parse_gro(cmsgs);
+        Ok(UdpRecv {
+            len: n,
+            src,
+            dst,
+            seg,
+        })
     }
 }
 
@@ -210,6 +292,28 @@ fn parse_pktinfo(mut c: &[u8], v6: bool) -> Option<IpAddr> {
     None
 }
 
+/// The merged datagrams' size from a `UDP_GRO` control message.
+fn parse_gro(mut c: &[u8]) -> Option<usize> {
+    const HDR: usize = size_of::<usize>() + 8;
+    let align = |n: usize| n.div_ceil(size_of::<usize>()) * size_of::<usize>();
+    while c.len() >= HDR {
+        let len = usize::from_ne_bytes(c.get(..size_of::<usize>())?.try_into().ok()?);
+        let at = |o: usize| -> Option<i32> {
+            Some(i32::from_ne_bytes(c.get(o..o + 4)?.try_into().ok()?))
+        };
+        let (level, kind) = (at(size_of::<usize>())?, at(size_of::<usize>() + 4)?);
+        if len < HDR || len > c.len() {
+            return None;
+        }
+        if level == SOL_UDP && kind == UDP_GRO {
+            let v = at(HDR)?;
+            return usize::try_from(v).ok().filter(|v| *v > 0);
+        }
+        c = c.get(align(len)..).unwrap_or_default();
+    }
+    None
+}
+
 impl AsFd for PktinfoSocket {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.sock.as_fd()
@@ -239,6 +343,34 @@ mod tests {
         assert_eq!(&buf[..r.len], b"hello");
         assert_eq!(r.src, c.local_addr().unwrap());
         assert_eq!(r.dst, IpAddr::V4(Ipv4Addr::LOCALHOST));
+
+        // UDP GSO out, GRO in: one send of 3 x 100 + 40 bytes comes back as four datagrams
+        // (or merged, with their size reported).
+        s.set_gro(true).unwrap();
+        let tx = PktinfoSocket::bind("127.0.0.1:0".parse().unwrap(), 0).unwrap();
+        let payload: Vec<u8> = (0..340u32).map(|i| i as u8).collect();
+        tx.send_segments(&payload, 100, s.local_addr().unwrap())
+            .unwrap();
+        let mut got = Vec::new();
+        let mut big = vec![0u8; 65536];
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while got.len() < payload.len() && std::time::Instant::now() < deadline {
+            match s.recv(&mut big) {
+                Ok(r) => {
+                    if let Some(seg) = r.seg {
+                        assert_eq!(seg, 100);
+                    } else {
+                        assert!(r.len == 100 || r.len == 40, "{}", r.len);
+                    }
+                    got.extend_from_slice(&big[..r.len]);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(std::time::Duration::from_millis(2))
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(got, payload);
 
         if let Ok(s6) = PktinfoSocket::bind("[::1]:0".parse().unwrap(), 0) {
             let port = s6.local_addr().unwrap().port();
