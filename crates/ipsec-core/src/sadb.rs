@@ -12,8 +12,9 @@ use crate::sa::{Direction, Expiry, Proto, Sa, SaConfig, SaError, SaState};
 /// Slots of the SPI cache (a power of two).
 const SPI_CACHE: usize = 1024;
 
-/// Handle of an SA in a [`Sadb`]. Stale handles (of deleted SAs) are detected.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Handle of an SA in a [`Sadb`]. Stale handles (of deleted SAs) are detected. Handles
+/// are ordered (by slot, then generation) so that they can key ordered indexes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SaId {
     index: u32,
     generation: u32,

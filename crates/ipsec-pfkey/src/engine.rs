@@ -7,7 +7,8 @@
 //!                                                   ▼
 //!   Sadb (ipsec-core) ◄── add / mature / update lifetimes / delete / flush / dump
 //!                                                   │
-//!   poll_output() ──► Output { dest, to: [ClientId], bytes }   (replies, broadcasts, DUMP records)
+//!   poll_output() ──► Output { dest, to: [ClientId], bytes }   (replies, broadcasts, errors)
+//!   poll_dump(client) ──► Output                (that client's DUMP records, then seq 0)
 //!   poll_event()  ──► EngineEvent (larval timeouts, acquire outcomes, expiries)
 //!   handle_timeout(now): larval timeout, acquire-suppression timeout, SA lifetimes (EXPIRE)
 //!   acquire(now, request): the data plane needs an SA ─► ACQUIRE to registered key managers
@@ -19,7 +20,30 @@
 //! drain [`KeyEngine::poll_output`] (deliver each output to its `to` clients) and
 //! [`KeyEngine::poll_event`]; then sleep until [`KeyEngine::poll_timeout`]. Spurious
 //! `handle_timeout` calls do nothing. Time is seconds (the daemon passes UNIX time, which
-//! then appears in the CURRENT lifetimes of GET, DUMP and EXPIRE).
+//! then appears in the CURRENT lifetimes of GET, DUMP and EXPIRE). `poll_timeout` and
+//! `handle_timeout` cost O(log n) plus the work that is due: larval and acquire timeouts
+//! are kept in ordered indexes.
+//!
+//! # DUMP and flow control
+//!
+//! A DUMP may report a million SAs, more than any client socket (or the daemon's queue for
+//! it) holds at once. So DUMP records do not come out of `poll_output`: each client's DUMPs
+//! wait in the engine (oldest first), and the caller pulls the next record with
+//! [`KeyEngine::poll_dump`] *only while that client can take more* — the daemon pulls while
+//! the client's queue is below its high-water mark and resumes when the socket drains.
+//! [`KeyEngine::dump_clients`] lists the clients with a DUMP in progress. A slow reader
+//! thus delays only its own dump; nothing is dropped, and other clients are not held up.
+//! Each record is built when it is pulled: an SA removed after the request is skipped, and
+//! SAs added after it are not reported.
+//!
+//! As in Solaris, a DUMP's records come in SADB order with the request's seq and pid, and
+//! the DUMP ends with a message of seq 0 (errno 0: Ironswan never cuts a dump short, so it
+//! never ends one with ENOBUFS). The only way to abandon a dump is to go away
+//! ([`KeyEngine::close`] drops it). A pending dump costs 8 bytes per SA of its snapshot;
+//! the daemon bounds how many a client can have, since it stops reading requests from a
+//! client whose queue is above the high-water mark. Messages from `poll_output` (replies
+//! to later requests, broadcasts) are a separate stream and may reach the client between
+//! the records of its dump; PF_KEY readers match DUMP records by type, seq and pid.
 //!
 //! # Delivery (Solaris keysock rules)
 //!
@@ -29,7 +53,7 @@
 //! | REGISTER reply | clients registered for that SA type (the sender now is one) |
 //! | extended REGISTER replies, extended ACQUIRE | clients that registered with X_EREG |
 //! | ACQUIRE | clients registered (not extended) for the SA type |
-//! | GET, DUMP, X_PROMISC, X_INVERSE_ACQUIRE replies; every error reply | the sender |
+//! | GET, DUMP (from `poll_dump`), X_PROMISC, X_INVERSE_ACQUIRE replies; every error reply | the sender |
 //!
 //! and every promiscuous client (SADB_X_PROMISC with a non-zero SA type) gets every one of
 //! them. Solaris also broadcasts errors of the "to everyone" types; Ironswan sends errors
@@ -41,7 +65,7 @@
 //! tests compare full SADB dumps before and after each refused message. (Solaris deletes
 //! the SA of an X_DELPAIR whose pair is missing before refusing; Ironswan refuses first.)
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 
 use ipsec_core::{Direction, Expiry, Proto, Sa, SaEventKind, SaId, SaKey, SaState, Sadb};
@@ -243,9 +267,10 @@ struct AcqRecord {
     expires: u64,
 }
 
+/// One DUMP in progress: the SAs it will report (a snapshot of the SADB's handles taken
+/// when the request arrived; SAs removed since are skipped) and where it is.
 #[derive(Debug)]
 struct DumpJob {
-    client: ClientId,
     satype: u8,
     seq: u32,
     pid: u32,
@@ -253,12 +278,6 @@ struct DumpJob {
     pos: usize,
     idle_min: Option<u64>,
     now: u64,
-}
-
-#[derive(Debug)]
-enum Pending {
-    Msg(Output),
-    Dump(DumpJob),
 }
 
 /// The PF_KEY engine. Owns the SADB; generic over the SPI random source.
@@ -270,8 +289,14 @@ pub struct KeyEngine<R: SpiRng = SeededRng> {
     meta: HashMap<SaId, Meta>,
     acquires: HashMap<AcquireNeed, AcqRecord>,
     acq_by_seq: BTreeMap<u32, AcquireNeed>,
+    /// `(expires, seq)` of every pending ACQUIRE (the acquire timeouts, in order).
+    acq_timers: BTreeSet<(u64, u32)>,
+    /// `(expires, id)` of every larval SA (`Meta::larval_expires`, in order).
+    larval: BTreeSet<(u64, SaId)>,
     next_acq_seq: u32,
-    out: VecDeque<Pending>,
+    out: VecDeque<Output>,
+    /// DUMPs in progress, per requesting client, oldest first.
+    dumps: BTreeMap<ClientId, VecDeque<DumpJob>>,
     events: VecDeque<EngineEvent>,
     next_age: u64,
     generation: u64,
@@ -284,6 +309,7 @@ impl<R: SpiRng> core::fmt::Debug for KeyEngine<R> {
             .field("sadb", &self.sadb)
             .field("clients", &self.clients)
             .field("pending_outputs", &self.out.len())
+            .field("dumps", &self.dumps.len())
             .finish()
     }
 }
@@ -440,8 +466,11 @@ impl<R: SpiRng> KeyEngine<R> {
             meta: HashMap::new(),
             acquires: HashMap::new(),
             acq_by_seq: BTreeMap::new(),
+            acq_timers: BTreeSet::new(),
+            larval: BTreeSet::new(),
             next_acq_seq: u32::MAX,
             out: VecDeque::new(),
+            dumps: BTreeMap::new(),
             events: VecDeque::new(),
             next_age: 0,
             generation: 0,
@@ -477,9 +506,11 @@ impl<R: SpiRng> KeyEngine<R> {
         self.clients.entry(client).or_default();
     }
 
-    /// A client went away: its registrations and promiscuous mode end.
+    /// A client went away: its registrations and promiscuous mode end, and its DUMPs in
+    /// progress are abandoned.
     pub fn close(&mut self, client: ClientId) {
         self.clients.remove(&client);
+        self.dumps.remove(&client);
     }
 
     /// Whether `client` is in promiscuous mode.
@@ -538,62 +569,51 @@ impl<R: SpiRng> KeyEngine<R> {
         }
     }
 
-    /// Takes the next message to deliver. DUMP records are produced one per call, so a dump
-    /// of a large SADB does not build up in memory.
+    /// Takes the next message to deliver: replies, broadcasts and error replies, in the
+    /// order they were produced. DUMP records are not among them: they come from
+    /// [`poll_dump`](Self::poll_dump), per client.
     pub fn poll_output(&mut self) -> Option<Output> {
-        loop {
-            let front = self.out.front_mut()?;
-            let job = match front {
-                Pending::Msg(_) => match self.out.pop_front() {
-                    Some(Pending::Msg(o)) => return Some(o),
-                    _ => return None,
-                },
-                Pending::Dump(job) => job,
+        self.out.pop_front()
+    }
+
+    /// Takes the next DUMP record of `client` (the oldest of its DUMPs in progress), or the
+    /// final seq-0 message that ends a DUMP. One record per call, produced from the SADB
+    /// as it is then (SAs removed since the request are skipped), so a dump of a large
+    /// SADB neither builds up in memory nor floods a slow reader: call this only while
+    /// `client` can take more (see the module docs on flow control). `None` when `client`
+    /// has no DUMP in progress.
+    pub fn poll_dump(&mut self, client: ClientId) -> Option<Output> {
+        let jobs = self.dumps.get_mut(&client)?;
+        let bytes = loop {
+            let Some(job) = jobs.front_mut() else {
+                break None;
             };
-            let dest = Destination::Sender(job.client);
-            let to = recipients(&self.clients, dest);
-            if !self.clients.contains_key(&job.client) {
-                self.out.pop_front();
-                continue;
-            }
-            while let Some(id) = job.ids.get(job.pos).copied() {
-                job.pos += 1;
-                let Some(sa) = self.sadb.get(id) else {
-                    continue;
-                };
-                if let Some(t) = job.idle_min {
-                    if job.now.saturating_sub(sa.last_use()) < t {
-                        continue;
-                    }
-                }
-                let meta = self.meta.get(&id).copied().unwrap_or_default();
-                let bytes = match sa_message(SADB_DUMP, sa, &meta, true) {
-                    Ok(mut m) => {
-                        m.seq = job.seq;
-                        m.pid = job.pid;
-                        m.emit()
-                    }
-                    Err(e) => Err(e),
-                };
-                let bytes = bytes.or_else(|e| {
-                    let mut m = Message::new(SADB_DUMP, sa.proto().satype());
-                    m.errno = e.errno;
-                    m.diagnostic = e.diagnostic.code();
-                    m.seq = job.seq;
-                    m.pid = job.pid;
-                    m.emit()
-                });
-                if let Ok(bytes) = bytes {
-                    return Some(Output { dest, to, bytes });
-                }
+            if let Some(b) = next_record(job, &self.sadb, &self.meta) {
+                break Some(b);
             }
             let mut end = Message::new(SADB_DUMP, job.satype);
             end.pid = job.pid;
-            self.out.pop_front();
-            if let Ok(bytes) = end.emit() {
-                return Some(Output { dest, to, bytes });
+            jobs.pop_front();
+            if let Ok(b) = end.emit() {
+                break Some(b);
             }
+        };
+        if jobs.is_empty() {
+            self.dumps.remove(&client);
         }
+        let dest = Destination::Sender(client);
+        let to = recipients(&self.clients, dest);
+        bytes.map(|bytes| Output { dest, to, bytes })
+    }
+
+    /// The clients with a DUMP in progress (in `ClientId` order).
+    pub fn dump_clients(&self) -> impl Iterator<Item = ClientId> + '_ {
+        self.dumps.keys().copied()
+    }
+
+    /// Whether `client` has a DUMP in progress.
+    pub fn has_dump(&self, client: ClientId) -> bool {
+        self.dumps.contains_key(&client)
     }
 
     /// Takes the next event.
@@ -604,8 +624,8 @@ impl<R: SpiRng> KeyEngine<R> {
     /// When [`handle_timeout`](Self::handle_timeout) next has work: the earliest larval
     /// timeout, acquire timeout or lifetime check.
     pub fn poll_timeout(&self) -> Option<u64> {
-        let larval = self.meta.values().filter_map(|m| m.larval_expires).min();
-        let acq = self.acquires.values().map(|r| r.expires).min();
+        let larval = self.larval.first().map(|(t, _)| *t);
+        let acq = self.acq_timers.first().map(|(t, _)| *t);
         let age = self.sadb.iter().next().is_some().then_some(self.next_age);
         [larval, acq, age].into_iter().flatten().min()
     }
@@ -615,13 +635,11 @@ impl<R: SpiRng> KeyEngine<R> {
     /// broadcasting EXPIRE: soft moves an SA to DYING, hard and idle delete it. Also turns
     /// the data plane's sequence-exhaustion events into hard expiries.
     pub fn handle_timeout(&mut self, now: u64) {
-        let larval: Vec<SaId> = self
-            .meta
-            .iter()
-            .filter(|(_, m)| m.larval_expires.is_some_and(|t| t <= now))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in larval {
+        while let Some(&(t, id)) = self.larval.first() {
+            if t > now {
+                break;
+            }
+            self.larval.remove(&(t, id));
             let key = match self.sadb.get(id) {
                 Some(sa) if sa.state() == SaState::Larval => SaKey {
                     proto: sa.proto(),
@@ -629,30 +647,25 @@ impl<R: SpiRng> KeyEngine<R> {
                     spi: sa.spi(),
                 },
                 Some(_) => {
-                    if let Some(m) = self.meta.get_mut(&id) {
-                        m.larval_expires = None;
-                    }
+                    self.update_meta(id, |m| m.larval_expires = None);
                     continue;
                 }
                 None => {
-                    self.meta.remove(&id);
+                    self.remove_meta(id);
                     continue;
                 }
             };
             self.remove_sa(id);
             self.events.push_back(EngineEvent::LarvalExpired { key });
         }
-        let stale: Vec<AcquireNeed> = self
-            .acquires
-            .iter()
-            .filter(|(_, r)| r.expires <= now)
-            .map(|(n, _)| *n)
-            .collect();
-        for n in stale {
-            if let Some(r) = self.acquires.remove(&n) {
-                self.acq_by_seq.remove(&r.seq);
-                self.events
-                    .push_back(EngineEvent::AcquireExpired { seq: r.seq });
+        while let Some(&(t, seq)) = self.acq_timers.first() {
+            if t > now {
+                break;
+            }
+            self.acq_timers.remove(&(t, seq));
+            if let Some(need) = self.acq_by_seq.remove(&seq) {
+                self.acquires.remove(&need);
+                self.events.push_back(EngineEvent::AcquireExpired { seq });
             }
         }
         if now >= self.next_age {
@@ -662,7 +675,15 @@ impl<R: SpiRng> KeyEngine<R> {
     }
 
     fn age(&mut self, now: u64) {
-        self.meta.retain(|id, _| self.sadb.get(*id).is_some());
+        let gone: Vec<SaId> = self
+            .meta
+            .keys()
+            .filter(|id| self.sadb.get(**id).is_none())
+            .copied()
+            .collect();
+        for id in gone {
+            self.remove_meta(id);
+        }
         let ids: Vec<SaId> = self.sadb.iter().map(|(id, _)| id).collect();
         for id in ids {
             let Some(exp) = self.sadb.get_mut(id).and_then(|sa| sa.age(now)) else {
@@ -751,6 +772,7 @@ impl<R: SpiRng> KeyEngine<R> {
                 return AcquireOutcome::Suppressed { seq: r.seq };
             }
             self.acq_by_seq.remove(&r.seq);
+            self.acq_timers.remove(&(r.expires, r.seq));
         }
         let seq = self.next_acq_seq;
         self.next_acq_seq = match self.next_acq_seq.wrapping_sub(1) {
@@ -785,14 +807,10 @@ impl<R: SpiRng> KeyEngine<R> {
             );
             self.queue(Destination::ExtendedRegistered, &em);
         }
-        self.acquires.insert(
-            req.need,
-            AcqRecord {
-                seq,
-                expires: now.saturating_add(self.cfg.acquire_timeout),
-            },
-        );
+        let expires = now.saturating_add(self.cfg.acquire_timeout);
+        self.acquires.insert(req.need, AcqRecord { seq, expires });
         self.acq_by_seq.insert(seq, req.need);
+        self.acq_timers.insert((expires, seq));
         AcquireOutcome::Sent {
             seq,
             key_managers: regular + extended,
@@ -815,7 +833,7 @@ impl<R: SpiRng> KeyEngine<R> {
             r.emit()
         });
         if let Ok(bytes) = bytes {
-            self.out.push_back(Pending::Msg(Output { dest, to, bytes }));
+            self.out.push_back(Output { dest, to, bytes });
         }
     }
 
@@ -950,11 +968,29 @@ impl<R: SpiRng> KeyEngine<R> {
         Ok(())
     }
 
+    /// Changes the side data of `id`, keeping the larval-timeout index in step.
     fn update_meta(&mut self, id: SaId, f: impl FnOnce(&mut Meta)) {
         let m = self.meta.entry(id).or_default();
+        let before = m.larval_expires;
         f(m);
+        let after = m.larval_expires;
         if m.is_empty() {
             self.meta.remove(&id);
+        }
+        if before != after {
+            if let Some(t) = before {
+                self.larval.remove(&(t, id));
+            }
+            if let Some(t) = after {
+                self.larval.insert((t, id));
+            }
+        }
+    }
+
+    /// Drops the side data of `id` (and its larval timeout).
+    fn remove_meta(&mut self, id: SaId) {
+        if let Some(t) = self.meta.remove(&id).and_then(|m| m.larval_expires) {
+            self.larval.remove(&(t, id));
         }
     }
 
@@ -979,7 +1015,7 @@ impl<R: SpiRng> KeyEngine<R> {
     fn remove_sa(&mut self, id: SaId) -> Option<Sa> {
         let partner = self.partner(id);
         let sa = self.sadb.remove(id)?;
-        self.meta.remove(&id);
+        self.remove_meta(id);
         if let Some(p) = partner {
             self.update_meta(p, |m| m.pair = None);
         }
@@ -988,10 +1024,20 @@ impl<R: SpiRng> KeyEngine<R> {
     }
 
     fn resolve_acquire(&mut self, seq: u32) {
-        if let Some(need) = self.acq_by_seq.remove(&seq) {
-            self.acquires.remove(&need);
+        if self.forget_acquire(seq) {
             self.events.push_back(EngineEvent::AcquireResolved { seq });
         }
+    }
+
+    /// Forgets the pending ACQUIRE `seq` (and its timer); whether there was one.
+    fn forget_acquire(&mut self, seq: u32) -> bool {
+        let Some(need) = self.acq_by_seq.remove(&seq) else {
+            return false;
+        };
+        if let Some(r) = self.acquires.remove(&need) {
+            self.acq_timers.remove(&(r.expires, r.seq));
+        }
+        true
     }
 
     /// The echo of a request (keys removed), as Solaris' `sadb_pfkey_echo` sends it.
@@ -1334,7 +1380,7 @@ impl<R: SpiRng> KeyEngine<R> {
             .collect();
         for id in ids {
             self.sadb.remove(id);
-            self.meta.remove(&id);
+            self.remove_meta(id);
         }
         self.generation += 1;
         let r = Message::reply_to(m);
@@ -1350,8 +1396,7 @@ impl<R: SpiRng> KeyEngine<R> {
             .filter(|(_, s)| proto.is_none_or(|p| s.proto() == p))
             .map(|(id, _)| id)
             .collect();
-        self.out.push_back(Pending::Dump(DumpJob {
-            client,
+        self.dumps.entry(client).or_default().push_back(DumpJob {
             satype: m.satype,
             seq: m.seq,
             pid: m.pid,
@@ -1359,7 +1404,7 @@ impl<R: SpiRng> KeyEngine<R> {
             pos: 0,
             idle_min: m.edump.map(|e| e.timeout),
             now,
-        }));
+        });
         Ok(())
     }
 
@@ -1429,8 +1474,7 @@ impl<R: SpiRng> KeyEngine<R> {
                     "ACQUIRE failure needs an SA type",
                 ));
             }
-            if let Some(need) = self.acq_by_seq.remove(&m.seq) {
-                self.acquires.remove(&need);
+            if self.forget_acquire(m.seq) {
                 self.events.push_back(EngineEvent::AcquireFailed {
                     seq: m.seq,
                     errno: m.errno,
@@ -1475,6 +1519,42 @@ impl<R: SpiRng> KeyEngine<R> {
         self.queue(Destination::Sender(client), &r);
         Ok(())
     }
+}
+
+/// The next record of a DUMP (advancing it), or `None` when it has no more SAs.
+fn next_record(job: &mut DumpJob, sadb: &Sadb, meta: &HashMap<SaId, Meta>) -> Option<Vec<u8>> {
+    while let Some(id) = job.ids.get(job.pos).copied() {
+        job.pos += 1;
+        let Some(sa) = sadb.get(id) else {
+            continue;
+        };
+        if let Some(t) = job.idle_min {
+            if job.now.saturating_sub(sa.last_use()) < t {
+                continue;
+            }
+        }
+        let meta = meta.get(&id).copied().unwrap_or_default();
+        let bytes = match sa_message(SADB_DUMP, sa, &meta, true) {
+            Ok(mut m) => {
+                m.seq = job.seq;
+                m.pid = job.pid;
+                m.emit()
+            }
+            Err(e) => Err(e),
+        };
+        let bytes = bytes.or_else(|e| {
+            let mut m = Message::new(SADB_DUMP, sa.proto().satype());
+            m.errno = e.errno;
+            m.diagnostic = e.diagnostic.code();
+            m.seq = job.seq;
+            m.pid = job.pid;
+            m.emit()
+        });
+        if let Ok(bytes) = bytes {
+            return Some(bytes);
+        }
+    }
+    None
 }
 
 /// The SA flags reported for a live SA.

@@ -78,11 +78,21 @@ impl H {
         Self { e }
     }
 
+    /// Everything the engine has to deliver: the messages of `poll_output`, then every
+    /// client's DUMP records.
     fn drain(&mut self) -> Vec<(Output, Message)> {
         let mut v = Vec::new();
         while let Some(o) = self.e.poll_output() {
             let m = check_output(&o.bytes).unwrap_or_else(|e| panic!("{e}: {:?}", o.bytes));
             v.push((o, m));
+        }
+        let clients: Vec<ClientId> = self.e.dump_clients().collect();
+        for c in clients {
+            while let Some(o) = self.e.poll_dump(c) {
+                let m = check_output(&o.bytes).unwrap_or_else(|e| panic!("{e}: {:?}", o.bytes));
+                v.push((o, m));
+            }
+            assert!(!self.e.has_dump(c));
         }
         v
     }
@@ -917,6 +927,108 @@ fn getspi_creates_a_larval_sa_that_update_matures_or_time_removes() {
     assert_eq!(h.e.state_digest(), d);
 }
 
+/// `poll_timeout` reads the larval and acquire timeouts from ordered indexes: they must
+/// follow every GETSPI, UPDATE, DELETE, FLUSH, ACQUIRE and its answers. (Aging is pushed
+/// far away so that only these timers show.)
+#[test]
+fn timer_indexes_follow_every_change() {
+    let cfg = EngineConfig {
+        age_interval: 1 << 40,
+        ..EngineConfig::default()
+    };
+    let mut h = H {
+        e: KeyEngine::new(
+            ipsec_core::Sadb::new(),
+            cfg,
+            ipsec_pfkey::rng::SeededRng::new(1),
+        ),
+    };
+    h.e.open(A);
+    h.e.open(B);
+    h.e.handle_timeout(0);
+    let timer = |h: &H| h.e.poll_timeout().filter(|t| *t < 1 << 40);
+    assert_eq!(timer(&h), None);
+    let larval = |h: &mut H, now: u64| {
+        let mut g = Message::new(SADB_GETSPI, SADB_SATYPE_ESP);
+        g.src = Some(addr("10.0.0.1"));
+        g.dst = Some(addr("10.0.0.2"));
+        g.spirange = Some(SpiRange {
+            min: 0,
+            max: u32::MAX,
+        });
+        h.send_at(now, A, &g)[0].1.sa.unwrap().spi
+    };
+    let s1 = larval(&mut h, 1000);
+    let s2 = larval(&mut h, 1010);
+    assert_eq!(timer(&h), Some(1090));
+    // Matured: its timeout goes.
+    let mut up = esp_add(s1, "10.0.0.1", "10.0.0.2");
+    up.msg_type = SADB_UPDATE;
+    h.send_at(1020, B, &up);
+    assert_eq!(timer(&h), Some(1100));
+    // Deleted: its timeout goes.
+    h.send_at(
+        1020,
+        A,
+        &sel(SADB_DELETE, SADB_SATYPE_ESP, s2, "10.0.0.1", "10.0.0.2"),
+    );
+    assert_eq!(timer(&h), None);
+    // Flushed.
+    larval(&mut h, 1030);
+    assert_eq!(timer(&h), Some(1120));
+    h.send_at(1030, A, &Message::new(SADB_FLUSH, SADB_SATYPE_ESP));
+    assert_eq!(timer(&h), None);
+    // Timed out, in deadline order.
+    let s3 = larval(&mut h, 1050);
+    let s4 = larval(&mut h, 1040);
+    assert_eq!(timer(&h), Some(1130));
+    h.e.handle_timeout(1140);
+    let spis: Vec<u32> = std::iter::from_fn(|| h.e.poll_event())
+        .map(|e| match e {
+            EngineEvent::LarvalExpired { key } => key.spi,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(spis, vec![s4, s3]);
+    assert_eq!(timer(&h), None);
+
+    // ACQUIREs: answered by an ADD with its seq, refused by the key manager, expired, or
+    // sent again after expiring.
+    h.ok(B, &Message::new(SADB_REGISTER, SADB_SATYPE_ESP));
+    let sent = |h: &mut H, now: u64, dst: &str| match h.e.acquire(now, &need(dst)) {
+        AcquireOutcome::Sent { seq, .. } => {
+            h.drain();
+            seq
+        }
+        other => panic!("{other:?}"),
+    };
+    let q1 = sent(&mut h, 2000, "10.0.0.2");
+    let q2 = sent(&mut h, 2005, "10.0.0.3");
+    assert_eq!(timer(&h), Some(2015));
+    let mut add = esp_add(0x3000, "10.0.0.1", "10.0.0.2");
+    add.seq = q1;
+    h.send_at(2006, B, &add);
+    assert_eq!(timer(&h), Some(2020));
+    let mut fail = Message::new(SADB_ACQUIRE, SADB_SATYPE_ESP);
+    fail.seq = q2;
+    fail.errno = ENOENT;
+    h.send_at(2007, B, &fail);
+    assert_eq!(timer(&h), None);
+    let q3 = sent(&mut h, 2010, "10.0.0.4");
+    assert_eq!(timer(&h), Some(2025));
+    let q4 = sent(&mut h, 2030, "10.0.0.4");
+    assert_ne!(q3, q4);
+    assert_eq!(timer(&h), Some(2045));
+    while h.e.poll_event().is_some() {}
+    h.e.handle_timeout(2045);
+    assert_eq!(
+        h.e.poll_event(),
+        Some(EngineEvent::AcquireExpired { seq: q4 })
+    );
+    assert_eq!(h.e.poll_event(), None);
+    assert_eq!(timer(&h), None);
+}
+
 fn getspi(h: &mut H, proto: u8, dst: &str, min: u32, max: u32) -> Result<u32, (u8, u16)> {
     let mut g = Message::new(SADB_GETSPI, proto);
     g.src = Some(addr("10.0.0.1"));
@@ -1391,7 +1503,11 @@ fn dump_ends_with_sequence_zero_and_flush_empties() {
     assert_eq!(h.send_at(150, A, &ed).len(), 4);
     // An SA deleted while a dump is pending is skipped.
     h.e.handle(200, A, &d.emit().unwrap());
-    let first = h.e.poll_output().unwrap();
+    assert!(
+        h.e.poll_output().is_none(),
+        "DUMP records come from poll_dump"
+    );
+    let first = h.e.poll_dump(A).unwrap();
     check_output(&first.bytes).unwrap();
     h.e.handle(
         200,
@@ -1415,6 +1531,100 @@ fn dump_ends_with_sequence_zero_and_flush_empties() {
     assert!(h.e.sadb().is_empty());
 }
 
+/// DUMP records are pulled per client, one per `poll_dump`, at the caller's pace: other
+/// traffic goes on meanwhile, each dump stays in order and ends with seq 0, a client's
+/// dumps are served oldest first, and a client that goes away abandons its dumps.
+#[test]
+fn poll_dump_is_per_client_and_paced_by_the_caller() {
+    let mut h = H::new();
+    for i in 0..10u32 {
+        h.ok(A, &esp_add(0x1000 + i, "10.0.0.1", "10.0.0.2"));
+    }
+    let dump = |seq: u32, satype: u8| {
+        let mut d = Message::new(SADB_DUMP, satype);
+        d.seq = seq;
+        d.pid = 9;
+        d.emit().unwrap()
+    };
+    assert!(!h.e.has_dump(A));
+    assert!(h.e.poll_dump(A).is_none());
+    h.e.handle(100, A, &dump(1, 0));
+    h.e.handle(100, A, &dump(2, SADB_SATYPE_ESP));
+    h.e.handle(100, B, &dump(3, 0));
+    assert!(
+        h.e.poll_output().is_none(),
+        "no DUMP record from poll_output"
+    );
+    assert_eq!(h.e.dump_clients().collect::<Vec<_>>(), vec![A, B]);
+    assert!(h.e.has_dump(A) && h.e.has_dump(B) && !h.e.has_dump(MON));
+
+    let next = |h: &mut H, c: ClientId| {
+        let o = h.e.poll_dump(c).unwrap();
+        assert_eq!(o.dest, Destination::Sender(c));
+        assert_eq!(o.to, vec![c]);
+        check_output(&o.bytes).unwrap()
+    };
+    // Three records of A's first dump, then other traffic: its reply comes out at once.
+    for i in 0..3u32 {
+        let r = next(&mut h, A);
+        assert_eq!((r.msg_type, r.seq, r.pid), (SADB_DUMP, 1, 9));
+        assert_eq!(r.sa.unwrap().spi, 0x1000 + i);
+    }
+    h.e.handle(
+        100,
+        B,
+        &esp_add(0x2000, "10.0.0.1", "10.0.0.3").emit().unwrap(),
+    );
+    h.e.handle(
+        100,
+        B,
+        &sel(SADB_DELETE, SADB_SATYPE_ESP, 0x1005, "10.0.0.1", "10.0.0.2")
+            .emit()
+            .unwrap(),
+    );
+    let out: Vec<Output> = std::iter::from_fn(|| h.e.poll_output()).collect();
+    let types: Vec<u8> = out
+        .iter()
+        .map(|o| check_output(&o.bytes).unwrap().msg_type)
+        .collect();
+    assert_eq!(types, vec![SADB_ADD, SADB_DELETE], "the echoes, at once");
+    // The rest of the first dump: in SADB order, without the deleted SA nor the SA added
+    // after the request, then seq 0.
+    let mut spis = Vec::new();
+    loop {
+        let r = next(&mut h, A);
+        assert_eq!((r.msg_type, r.pid), (SADB_DUMP, 9));
+        if r.seq == 0 {
+            assert_eq!((r.errno, r.satype, r.has_extensions()), (0, 0, false));
+            break;
+        }
+        assert_eq!(r.seq, 1);
+        spis.push(r.sa.unwrap().spi);
+    }
+    assert_eq!(spis, vec![0x1003, 0x1004, 0x1006, 0x1007, 0x1008, 0x1009]);
+    // A's second dump follows.
+    assert!(h.e.has_dump(A));
+    let r = next(&mut h, A);
+    assert_eq!((r.seq, r.sa.unwrap().spi), (2, 0x1000));
+    // A goes away: its dump is abandoned; B's is untouched.
+    h.e.close(A);
+    assert!(!h.e.has_dump(A));
+    assert!(h.e.poll_dump(A).is_none());
+    assert_eq!(h.e.dump_clients().collect::<Vec<_>>(), vec![B]);
+    let recs: Vec<Message> = std::iter::from_fn(|| h.e.poll_dump(B))
+        .map(|o| check_output(&o.bytes).unwrap())
+        .collect();
+    assert_eq!(
+        recs.len(),
+        10,
+        "9 SAs of the snapshot (one deleted), then the end"
+    );
+    assert!(recs[..9].iter().all(|r| r.seq == 3));
+    assert_eq!(recs[9].seq, 0);
+    assert!(h.e.dump_clients().next().is_none());
+}
+
+/// A promiscuous client gets every DUMP record too, as it is pulled.
 #[test]
 fn promiscuous_clients_see_everything() {
     let mut h = H::new();

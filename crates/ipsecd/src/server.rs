@@ -8,6 +8,14 @@
 //! whose queue is above its high-water mark is not read from until it drains, which paces a
 //! client that sends requests faster than it reads replies.
 //!
+//! DUMP replies are flow-controlled instead of dropped: the engine keeps each client's
+//! DUMPs ([`KeyEngine::poll_dump`](ipsec_pfkey::engine::KeyEngine::poll_dump)), and the
+//! server pulls a client's next records only while that client's queue is below its
+//! high-water mark, at most [`DUMP_BATCH`] per client at a time; it resumes when the socket
+//! drains. So a DUMP of any size arrives complete and ends with its seq-0 message, a slow
+//! reader delays only its own dump, and the loop keeps serving other clients between
+//! batches. A client that disconnects abandons its dump.
+//!
 //! Privilege is decided once per connection from `SO_PEERCRED`: root or `CAP_NET_ADMIN`.
 //! Every message from an unprivileged client gets an error reply with `EPERM` and changes
 //! nothing; such a client is not a PF_KEY client of the engine, so it receives no
@@ -34,6 +42,10 @@ pub const MAX_MSG: usize = 0xffff * 8;
 
 /// Linux `EPERM`.
 const EPERM: u8 = 1;
+
+/// DUMP records pulled for one client before the loop moves on (to other clients, and to
+/// the next turn, which does not sleep while a dump can make progress).
+pub const DUMP_BATCH: usize = 1024;
 
 /// Limits of the server.
 #[derive(Clone, Copy, Debug)]
@@ -229,7 +241,19 @@ impl Server {
     ) -> io::Result<bool> {
         let (now_s, to_next_second) = now();
         let mut wait = max_wait;
-        let next = lock(&self.core).keys.poll_timeout();
+        let (next, dumps) = {
+            let g = lock(&self.core);
+            let dumps: Vec<ClientId> = g.keys.dump_clients().collect();
+            (g.keys.poll_timeout(), dumps)
+        };
+        if dumps.iter().any(|id| {
+            self.clients
+                .get(id)
+                .is_some_and(|c| !self.over_high_water(c))
+        }) {
+            // A dump can go on: do not sleep.
+            wait = Duration::ZERO;
+        }
         if let Some(t) = next {
             wait = if t <= now_s {
                 Duration::ZERO
@@ -466,17 +490,37 @@ impl Server {
         }
     }
 
-    /// Delivers everything the engine has queued, and logs its events.
+    /// Delivers everything the engine has queued, pulls DUMP records for the clients that
+    /// can take them (see [`pump_dumps`](Self::pump_dumps)), and logs the engine's events.
     pub fn deliver(&mut self) {
         loop {
             let out = lock(&self.core).keys.poll_output();
             let Some(out) = out else { break };
             self.deliver_output(out);
         }
+        self.pump_dumps();
         loop {
             let ev = lock(&self.core).keys.poll_event();
             let Some(ev) = ev else { break };
             log_event(&ev);
+        }
+    }
+
+    /// Pulls DUMP records for every client with a DUMP in progress, while its queue is
+    /// below the high-water mark, at most [`DUMP_BATCH`] per client. The rest waits in the
+    /// engine until the client's socket drains (`turn` pumps again after every flush).
+    pub fn pump_dumps(&mut self) {
+        let ids: Vec<ClientId> = lock(&self.core).keys.dump_clients().collect();
+        for id in ids {
+            for _ in 0..DUMP_BATCH {
+                match self.clients.get(&id) {
+                    Some(c) if !self.over_high_water(c) => {}
+                    _ => break,
+                }
+                let out = lock(&self.core).keys.poll_dump(id);
+                let Some(out) = out else { break };
+                self.deliver_output(out);
+            }
         }
     }
 
