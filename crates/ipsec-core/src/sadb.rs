@@ -1,8 +1,24 @@
 //! The Security Association Database: SAs identified by <AH|ESP, destination, SPI> (and the
 //! source where it disambiguates), with lifetime aging driven by a `now` input and the resulting
 //! soft/hard/idle expiry events.
+//!
+//! # Aging without walking every SA
+//!
+//! [`Sadb::age_due`] (and [`Sadb::age`] on top of it) checks only the SAs that can have
+//! reached a lifetime limit since they were last checked, with the same result as checking
+//! every SA ([`Sa::age`] on the others would return `None`):
+//!
+//! - SAs handed out mutably ([`Sadb::get_mut`]: the data path counting bytes and packets,
+//!   UPDATE changing lifetimes or state) or added since the last check ("touched");
+//! - SAs whose next time limit has come: after each check the SADB files the SA under the
+//!   earliest time at which a hard or soft `addtime`/`usetime` or the idle limit can pass
+//!   (a soft limit already passed has fired, since soft fires once), in a timer map from
+//!   time to slots. Entries are removed lazily: a slot's `due` says which entry is current.
+//!
+//! So a tick costs O(touched + due), not O(SAs); byte and packet limits can only be crossed
+//! by touching the SA.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 
@@ -121,6 +137,10 @@ type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 
 struct Slot {
     generation: u32,
+    /// Listed in `Sadb::touched` (the SA may have changed since its lifetimes were checked).
+    touched: bool,
+    /// The time of this slot's current entry in `Sadb::timers` (`u64::MAX`: none).
+    due: u64,
     sa: Option<Sa>,
 }
 
@@ -136,6 +156,12 @@ pub struct Sadb {
     events: Vec<SaEvent>,
     /// Drops that could not be attributed to an SA (no SA found, malformed packets, ...).
     pub global_drops: DropCounters,
+    /// Number of SAs.
+    live: usize,
+    /// Slots whose `touched` is set, each once.
+    touched: Vec<u32>,
+    /// When lifetimes may next pass: time -> slots (stale entries are skipped; see `Slot::due`).
+    timers: BTreeMap<u64, Vec<u32>>,
 }
 
 impl core::fmt::Debug for Sadb {
@@ -154,12 +180,12 @@ impl Sadb {
 
     /// Number of SAs.
     pub fn len(&self) -> usize {
-        self.slots.iter().filter(|s| s.sa.is_some()).count()
+        self.live
     }
 
     /// True when empty.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.live == 0
     }
 
     fn key_of(sa: &Sa) -> SaKey {
@@ -218,7 +244,12 @@ impl Sadb {
         let id = if let Some(index) = self.free.pop() {
             let slot = &mut self.slots[index as usize];
             slot.generation = slot.generation.wrapping_add(1);
+            slot.due = u64::MAX;
             slot.sa = Some(sa);
+            if !slot.touched {
+                slot.touched = true;
+                self.touched.push(index);
+            }
             SaId {
                 index,
                 generation: slot.generation,
@@ -227,13 +258,17 @@ impl Sadb {
             let index = self.slots.len() as u32;
             self.slots.push(Slot {
                 generation: 0,
+                touched: true,
+                due: u64::MAX,
                 sa: Some(sa),
             });
+            self.touched.push(index);
             SaId {
                 index,
                 generation: 0,
             }
         };
+        self.live += 1;
         self.by_key.entry(key).or_default().push(id);
         self.refresh_cache(key);
         id
@@ -248,13 +283,20 @@ impl Sadb {
             .and_then(|s| s.sa.as_ref())
     }
 
-    /// Mutable access to the SA behind a handle.
+    /// Mutable access to the SA behind a handle. The SA's lifetimes are checked at the next
+    /// [`age_due`](Self::age_due) (its counters, lifetimes or state may change through this).
     #[inline]
     pub fn get_mut(&mut self, id: SaId) -> Option<&mut Sa> {
-        self.slots
+        let slot = self
+            .slots
             .get_mut(id.index as usize)
-            .filter(|s| s.generation == id.generation)
-            .and_then(|s| s.sa.as_mut())
+            .filter(|s| s.generation == id.generation)?;
+        let sa = slot.sa.as_mut()?;
+        if !slot.touched {
+            slot.touched = true;
+            self.touched.push(id.index);
+        }
+        Some(sa)
     }
 
     /// Inbound lookup by <proto, dst, SPI>; when several SAs share that key, the one whose source
@@ -343,6 +385,8 @@ impl Sadb {
             .get_mut(id.index as usize)
             .filter(|s| s.generation == id.generation)?;
         let sa = slot.sa.take()?;
+        slot.due = u64::MAX;
+        self.live -= 1;
         self.free.push(id.index);
         let key = Self::key_of(&sa);
         if let Some(ids) = self.by_key.get_mut(&key) {
@@ -421,20 +465,72 @@ impl Sadb {
         }
     }
 
-    /// Ages every SA at `now`: soft expiry marks dying, hard and idle expiry delete. The
-    /// resulting events are queued for [`poll_event`](Self::poll_event).
-    pub fn age(&mut self, now: u64) {
-        let mut dead = Vec::new();
-        for slot in &mut self.slots {
-            let Some(sa) = slot.sa.as_mut() else { continue };
-            if let Some(exp) = sa.age(now) {
-                let delete = matches!(exp, Expiry::Hard | Expiry::Idle);
-                self.events
-                    .push(Self::event(sa, SaEventKind::Expired(exp), delete));
-                if delete {
-                    dead.push(Self::key_of(sa));
+    /// Checks the lifetimes ([`Sa::age`]) at `now` of every SA that can have reached a limit
+    /// since its last check (see the module docs), and returns the transitions, in slot
+    /// order (the order of [`iter`](Self::iter)). The SAs stay: soft expiry has made them
+    /// dying, hard and idle expiry dead; the caller reports and removes them. Checking every
+    /// SA instead would find the same transitions. Costs O(SAs touched or due), plus
+    /// O(log n) per SA filed for a later check.
+    pub fn age_due(&mut self, now: u64) -> Vec<(SaId, Expiry)> {
+        let mut check = std::mem::take(&mut self.touched);
+        for i in &check {
+            if let Some(s) = self.slots.get_mut(*i as usize) {
+                s.touched = false;
+            }
+        }
+        while let Some(e) = self.timers.first_entry() {
+            if *e.key() > now {
+                break;
+            }
+            let (t, slots) = e.remove_entry();
+            for i in slots {
+                if let Some(s) = self.slots.get_mut(i as usize) {
+                    if s.due == t {
+                        s.due = u64::MAX;
+                        check.push(i);
+                    }
                 }
             }
+        }
+        check.sort_unstable();
+        check.dedup();
+        let mut out = Vec::new();
+        for i in check {
+            let Some(slot) = self.slots.get_mut(i as usize) else {
+                continue;
+            };
+            let Some(sa) = slot.sa.as_mut() else { continue };
+            let exp = sa.age(now);
+            if let Some(t) = next_check(sa, now) {
+                if t < slot.due {
+                    slot.due = t;
+                    self.timers.entry(t).or_default().push(i);
+                }
+            }
+            if let Some(e) = exp {
+                let id = SaId {
+                    index: i,
+                    generation: slot.generation,
+                };
+                out.push((id, e));
+            }
+        }
+        out
+    }
+
+    /// Ages the SAs at `now` ([`age_due`](Self::age_due)): soft expiry marks dying, hard and
+    /// idle expiry delete. The resulting events are queued for
+    /// [`poll_event`](Self::poll_event).
+    pub fn age(&mut self, now: u64) {
+        let mut dead = Vec::new();
+        for (id, exp) in self.age_due(now) {
+            let Some(sa) = self.get(id) else { continue };
+            let delete = matches!(exp, Expiry::Hard | Expiry::Idle);
+            let ev = Self::event(sa, SaEventKind::Expired(exp), delete);
+            if delete {
+                dead.push(ev.key);
+            }
+            self.events.push(ev);
         }
         for key in dead {
             let ids: Vec<SaId> = self.by_key.get(&key).cloned().unwrap_or_default();
@@ -454,6 +550,42 @@ impl Sadb {
             Some(self.events.remove(0))
         }
     }
+}
+
+/// The earliest time after `now` at which [`Sa::age`] can report a transition for `sa` without
+/// the SA being touched, given that `sa.age(now)` was just called: its hard `addtime` and
+/// `usetime`, the idle limit, and the soft `addtime` and `usetime` still ahead (a soft limit
+/// already passed has fired: `age` reports soft once, unless lifetimes change, which
+/// touches the SA). Larval and dead SAs have none, nor do limits that saturate.
+fn next_check(sa: &Sa, now: u64) -> Option<u64> {
+    if matches!(sa.state(), SaState::Larval | SaState::Dead) {
+        return None;
+    }
+    let c = sa.config();
+    let after = |base: Option<u64>, limit: u64| match (base, limit) {
+        (Some(b), l) if l != 0 => b.checked_add(l),
+        _ => None,
+    };
+    let add = Some(sa.add_time());
+    let first = sa.first_use();
+    let idle = if first.is_some() {
+        c.idle.usetime
+    } else {
+        c.idle.addtime
+    };
+    let soft = [after(add, c.soft.addtime), after(first, c.soft.usetime)]
+        .into_iter()
+        .flatten()
+        .filter(|t| *t > now);
+    [
+        after(add, c.hard.addtime),
+        after(first, c.hard.usetime),
+        after(Some(sa.last_use()), idle),
+    ]
+    .into_iter()
+    .flatten()
+    .chain(soft)
+    .min()
 }
 
 #[cfg(test)]
@@ -567,5 +699,182 @@ mod tests {
             db.lookup(Proto::Esp, ip("10.0.0.9"), 0x1000, Some(ip("10.0.0.1"))),
             None
         );
+    }
+
+    use crate::sa::Lifetime;
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Add { larval: bool, lt: [Lifetime; 3] },
+        Mature(usize),
+        Remove(usize),
+        Use(usize, u64),
+        SetLifetimes(usize, [Lifetime; 3]),
+        SetState(usize, SaState),
+        Tick { advance: u64, remove_dead: bool },
+    }
+
+    fn lifetime() -> impl Strategy<Value = Lifetime> {
+        (
+            prop_oneof![Just(0u64), 1u64..4],
+            prop_oneof![Just(0u64), 1u64..400],
+            prop_oneof![Just(0u64), 1u64..9],
+            prop_oneof![Just(0u64), 1u64..9],
+        )
+            .prop_map(|(packets, bytes, addtime, usetime)| Lifetime {
+                packets,
+                bytes,
+                addtime,
+                usetime,
+            })
+    }
+
+    fn lifetimes() -> impl Strategy<Value = [Lifetime; 3]> {
+        (lifetime(), lifetime(), lifetime()).prop_map(|(s, h, i)| [s, h, i])
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => (any::<bool>(), lifetimes()).prop_map(|(larval, lt)| Op::Add { larval, lt }),
+            1 => any::<usize>().prop_map(Op::Mature),
+            1 => any::<usize>().prop_map(Op::Remove),
+            4 => (any::<usize>(), 1u64..150).prop_map(|(k, b)| Op::Use(k, b)),
+            1 => (any::<usize>(), lifetimes()).prop_map(|(k, lt)| Op::SetLifetimes(k, lt)),
+            1 => (any::<usize>(), prop_oneof![Just(SaState::Dying), Just(SaState::Dead)])
+                .prop_map(|(k, st)| Op::SetState(k, st)),
+            4 => (0u64..4, any::<bool>())
+                .prop_map(|(advance, remove_dead)| Op::Tick { advance, remove_dead }),
+        ]
+    }
+
+    /// The reference: every SA checked at every tick, in slot order.
+    fn age_every_sa(db: &mut Sadb, now: u64) -> Vec<(SaId, Expiry)> {
+        let ids: Vec<SaId> = db.iter().map(|(id, _)| id).collect();
+        ids.into_iter()
+            .filter_map(|id| db.get_mut(id).and_then(|sa| sa.age(now)).map(|e| (id, e)))
+            .collect()
+    }
+
+    fn nth(db: &Sadb, k: usize) -> Option<SaId> {
+        let n = db.len();
+        (n > 0)
+            .then(|| db.iter().nth(k % n).map(|(id, _)| id))
+            .flatten()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// `age_due` finds exactly the transitions that checking every SA at every tick finds,
+        /// whatever happens between ticks (adds, maturing, traffic, lifetime and state
+        /// changes, removals, several ticks at one time).
+        #[test]
+        fn age_due_equals_checking_every_sa(ops in proptest::collection::vec(op(), 1..120)) {
+            let (mut fast, mut slow) = (Sadb::new(), Sadb::new());
+            let mut now = 1000u64;
+            let mut spi = 0x1000u32;
+            for op in ops {
+                match op {
+                    Op::Add { larval, lt } => {
+                        spi += 1;
+                        let mut c = if larval {
+                            let mut c = SaConfig::new(Proto::Esp, spi, Some(ip("10.0.0.1")), ip("10.0.0.9"));
+                            c.state = SaState::Larval;
+                            c
+                        } else {
+                            cfg(spi, Some("10.0.0.1"), "10.0.0.9")
+                        };
+                        [c.soft, c.hard, c.idle] = lt;
+                        let a = fast.add(c.clone(), now).unwrap();
+                        let b = slow.add(c, now).unwrap();
+                        prop_assert_eq!(a, b);
+                    }
+                    Op::Mature(k) => {
+                        if let Some(id) = nth(&fast, k) {
+                            if fast.get(id).unwrap().state() == SaState::Larval {
+                                let c = cfg(fast.get(id).unwrap().spi(), Some("10.0.0.1"), "10.0.0.9");
+                                fast.get_mut(id).unwrap().mature(c.clone(), now).unwrap();
+                                slow.get_mut(id).unwrap().mature(c, now).unwrap();
+                            }
+                        }
+                    }
+                    Op::Remove(k) => {
+                        if let Some(id) = nth(&fast, k) {
+                            fast.remove(id);
+                            slow.remove(id);
+                        }
+                    }
+                    Op::Use(k, bytes) => {
+                        if let Some(id) = nth(&fast, k) {
+                            fast.get_mut(id).unwrap().account(bytes as usize, now);
+                            slow.get_mut(id).unwrap().account(bytes as usize, now);
+                        }
+                    }
+                    Op::SetLifetimes(k, [s, h, i]) => {
+                        if let Some(id) = nth(&fast, k) {
+                            fast.get_mut(id).unwrap().set_lifetimes(s, h, i);
+                            slow.get_mut(id).unwrap().set_lifetimes(s, h, i);
+                        }
+                    }
+                    Op::SetState(k, st) => {
+                        if let Some(id) = nth(&fast, k) {
+                            fast.get_mut(id).unwrap().set_state(st);
+                            slow.get_mut(id).unwrap().set_state(st);
+                        }
+                    }
+                    Op::Tick { advance, remove_dead } => {
+                        now += advance;
+                        let got = fast.age_due(now);
+                        let want = age_every_sa(&mut slow, now);
+                        prop_assert_eq!(&got, &want, "at {}", now);
+                        if remove_dead {
+                            for (id, e) in want {
+                                if e != Expiry::Soft {
+                                    fast.remove(id);
+                                    slow.remove(id);
+                                }
+                            }
+                        }
+                    }
+                }
+                let a: Vec<_> = fast.iter().map(|(id, sa)| (id, sa.state())).collect();
+                let b: Vec<_> = slow.iter().map(|(id, sa)| (id, sa.state())).collect();
+                prop_assert_eq!(a, b);
+                prop_assert_eq!(fast.len(), slow.len());
+            }
+        }
+    }
+
+    /// An SA nobody touches is not looked at again until its next time limit.
+    #[test]
+    fn untouched_sas_wait_for_their_next_limit() {
+        let mut db = Sadb::new();
+        let mut c = cfg(0x100, Some("10.0.0.1"), "10.0.0.9");
+        c.soft.addtime = 100;
+        c.hard.addtime = 200;
+        let id = db.add(c, 0).unwrap();
+        for i in 0..10u32 {
+            db.add(cfg(0x200 + i, Some("10.0.0.1"), "10.0.0.9"), 0)
+                .unwrap();
+        }
+        assert!(db.age_due(0).is_empty());
+        assert!(db.touched.is_empty());
+        assert_eq!(db.timers.keys().copied().collect::<Vec<_>>(), vec![100]);
+        assert!(db.age_due(99).is_empty());
+        assert_eq!(db.age_due(100), vec![(id, Expiry::Soft)]);
+        assert_eq!(db.timers.keys().copied().collect::<Vec<_>>(), vec![200]);
+        assert!(db.age_due(150).is_empty());
+        assert_eq!(db.age_due(250), vec![(id, Expiry::Hard)]);
+        assert!(db.timers.is_empty());
+        // Used: checked at the next tick, whatever its limits.
+        let other = db.iter().nth(1).map(|(i, _)| i).unwrap();
+        db.get_mut(other).unwrap().account(10, 251);
+        assert_eq!(db.touched, vec![other.index]);
+        assert!(db.age_due(251).is_empty());
+        assert!(db.touched.is_empty());
+        assert_eq!(db.len(), 11);
+        db.remove(id);
+        assert_eq!(db.len(), 10);
     }
 }

@@ -20,9 +20,11 @@
 //! drain [`KeyEngine::poll_output`] (deliver each output to its `to` clients) and
 //! [`KeyEngine::poll_event`]; then sleep until [`KeyEngine::poll_timeout`]. Spurious
 //! `handle_timeout` calls do nothing. Time is seconds (the daemon passes UNIX time, which
-//! then appears in the CURRENT lifetimes of GET, DUMP and EXPIRE). `poll_timeout` and
-//! `handle_timeout` cost O(log n) plus the work that is due: larval and acquire timeouts
-//! are kept in ordered indexes.
+//! then appears in the CURRENT lifetimes of GET, DUMP and EXPIRE). `poll_timeout` costs
+//! O(log n) and `handle_timeout` O(log n) plus the work that is due: larval and acquire
+//! timeouts are kept in ordered indexes, and the once-per-`age_interval` lifetime check
+//! looks only at the SAs that can have reached a limit ([`Sadb::age_due`]: those used or
+//! changed since their last check, and those whose next time limit has come).
 //!
 //! # DUMP and flow control
 //!
@@ -483,8 +485,9 @@ impl<R: SpiRng> KeyEngine<R> {
         &self.sadb
     }
 
-    /// The SADB, for the data plane (counters, sequence numbers). SAs removed here lose
-    /// their PF_KEY side data (pairing, cookies) at the next `handle_timeout`.
+    /// The SADB, for the data plane (counters, sequence numbers). SAs removed here keep
+    /// their PF_KEY side data (pairing, cookies) until a later `handle_timeout` sweeps it
+    /// (handles of removed SAs never match a live SA, so it is only memory).
     pub fn sadb_mut(&mut self) -> &mut Sadb {
         &mut self.sadb
     }
@@ -626,7 +629,7 @@ impl<R: SpiRng> KeyEngine<R> {
     pub fn poll_timeout(&self) -> Option<u64> {
         let larval = self.larval.first().map(|(t, _)| *t);
         let acq = self.acq_timers.first().map(|(t, _)| *t);
-        let age = self.sadb.iter().next().is_some().then_some(self.next_age);
+        let age = (!self.sadb.is_empty()).then_some(self.next_age);
         [larval, acq, age].into_iter().flatten().min()
     }
 
@@ -675,20 +678,21 @@ impl<R: SpiRng> KeyEngine<R> {
     }
 
     fn age(&mut self, now: u64) {
-        let gone: Vec<SaId> = self
-            .meta
-            .keys()
-            .filter(|id| self.sadb.get(**id).is_none())
-            .copied()
-            .collect();
-        for id in gone {
-            self.remove_meta(id);
+        // Side data of SAs removed through `sadb_mut` (the engine removes its own with the
+        // SA): swept when it could be as large as the live SAs' (amortized O(1) per SA).
+        if self.meta.len() > 2 * self.sadb.len() + 1024 {
+            let gone: Vec<SaId> = self
+                .meta
+                .keys()
+                .filter(|id| self.sadb.get(**id).is_none())
+                .copied()
+                .collect();
+            for id in gone {
+                self.remove_meta(id);
+            }
         }
-        let ids: Vec<SaId> = self.sadb.iter().map(|(id, _)| id).collect();
-        for id in ids {
-            let Some(exp) = self.sadb.get_mut(id).and_then(|sa| sa.age(now)) else {
-                continue;
-            };
+        // Only the SAs that can have reached a limit (Sadb::age_due), in SADB order.
+        for (id, exp) in self.sadb.age_due(now) {
             self.generation += 1;
             self.expire(id, exp);
         }
