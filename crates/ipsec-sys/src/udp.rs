@@ -98,7 +98,13 @@ impl PktinfoSocket {
     /// Sends `payload` as datagrams of `seg` bytes each (the last may be shorter) with one
     /// system call and one pass through the stack (UDP GSO, at most [`MAX_SEGMENTS`]).
     #[allow(unsafe_code)]
-    pub fn send_segments(&self, payload: &[u8], seg: u16, dst: SocketAddr) -> io::Result<()> {
+    pub fn send_segments(
+        &self,
+        payload: &[u8],
+        seg: u16,
+        tos: u8,
+        dst: SocketAddr,
+    ) -> io::Result<()> {
         // SAFETY: an all-zero sockaddr_in6 is valid.
         let mut sa: libc::sockaddr_in6 = unsafe { MaybeUninit::zeroed().assume_init() };
         let alen = match dst {
@@ -129,6 +135,21 @@ impl PktinfoSocket {
         control.0[size_of::<usize>() + 4..hdr].copy_from_slice(&UDP_SEGMENT.to_ne_bytes());
         control.0[hdr..hdr + 2].copy_from_slice(&seg.to_ne_bytes());
         let space = clen.div_ceil(size_of::<usize>()) * size_of::<usize>();
+        // Then the traffic class / TOS of every datagram (the outer DSCP and ECN of
+        // RFC 6040), as an int.
+        let (level, kind) = if dst.is_ipv6() {
+            (libc::IPPROTO_IPV6, libc::IPV6_TCLASS)
+        } else {
+            (libc::IPPROTO_IP, libc::IP_TOS)
+        };
+        let t = space;
+        let tlen = hdr + 4;
+        control.0[t..t + size_of::<usize>()].copy_from_slice(&tlen.to_ne_bytes());
+        control.0[t + size_of::<usize>()..t + size_of::<usize>() + 4]
+            .copy_from_slice(&level.to_ne_bytes());
+        control.0[t + size_of::<usize>() + 4..t + hdr].copy_from_slice(&kind.to_ne_bytes());
+        control.0[t + hdr..t + hdr + 4].copy_from_slice(&libc::c_int::from(tos).to_ne_bytes());
+        let space = space + tlen.div_ceil(size_of::<usize>()) * size_of::<usize>();
         let mut iov = libc::iovec {
             iov_base: payload.as_ptr() as *mut libc::c_void,
             iov_len: payload.len(),
@@ -349,7 +370,7 @@ mod tests {
         s.set_gro(true).unwrap();
         let tx = PktinfoSocket::bind("127.0.0.1:0".parse().unwrap(), 0).unwrap();
         let payload: Vec<u8> = (0..340u32).map(|i| i as u8).collect();
-        tx.send_segments(&payload, 100, s.local_addr().unwrap())
+        tx.send_segments(&payload, 100, 0, s.local_addr().unwrap())
             .unwrap();
         let mut got = Vec::new();
         let mut big = vec![0u8; 65536];

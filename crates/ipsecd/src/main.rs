@@ -73,6 +73,10 @@ struct Args {
     /// Do not ask the TUN device for TCP segmentation and checksum offload.
     #[arg(long)]
     no_offload: bool,
+    /// Send ESP in UDP packet by packet and receive it without UDP receive offload (by
+    /// default runs of equal-sized packets to one peer go out as one UDP GSO send).
+    #[arg(long)]
+    no_udp_offload: bool,
     /// UDP port for NAT-T (ESP in UDP, RFC 3948); 0 disables it.
     #[arg(long, default_value_t = 4500)]
     natt_port: u16,
@@ -158,6 +162,7 @@ fn run(args: &Args) -> Result<(), String> {
                 natt_port: args.natt_port,
                 path_mtu: args.path_mtu,
                 offload: !args.no_offload,
+                udp_offload: !args.no_udp_offload,
                 keepalive_interval: args.keepalive_interval,
             };
             let waker = srv.waker().map_err(|e| format!("waker: {e}"))?;
