@@ -140,7 +140,11 @@ fn run(args: &Args) -> Result<(), String> {
         queue_messages: args.client_queue.max(2),
         ..Limits::default()
     };
-    let spd = Spd::new();
+    let mut spd = Spd::new();
+    if args.natt_port != 0 {
+        // The SPD's key-management bypass and the nftables table follow the NAT-T port.
+        spd.tunables_mut().natt_port = args.natt_port;
+    }
     let core = core::new(engine, spd);
     let mut srv = Server::bind(&args.pfkey_socket, core, limits)
         .map_err(|e| format!("{}: {e}", args.pfkey_socket.display()))?;
