@@ -602,7 +602,10 @@ impl Plane {
             .and_then(|s| s.local_addr().ok())
             .is_some_and(|a| a.is_ipv6());
         let hl = if v6 { 48 } else { 28 };
-        let port = self.cfg.natt_port;
+        // The rebuilt header names port 4500, where the engine recognises ESP in UDP
+        // (RFC 3948), whatever port the socket listens on: everything arriving here is
+        // UDP-encapsulated ESP.
+        let port = ipsec_core::engine::NATT_PORT;
         while batch.len() < BATCH {
             let Some(sock) = self.natt.get(i) else { break };
             let r = match sock.recv(&mut big) {
