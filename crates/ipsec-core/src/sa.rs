@@ -845,6 +845,10 @@ mod size_tests {
         assert!(sa.is_keyed() && sa.encr().is_some());
         sa.release_key_schedule();
         assert!(!sa.is_keyed());
-        assert_eq!(sa.encr().map(|e| e.icv_len()), Some(16), "keyed again on use");
+        assert_eq!(
+            sa.encr().map(|e| e.icv_len()),
+            Some(16),
+            "keyed again on use"
+        );
     }
 }
