@@ -87,11 +87,6 @@ pub struct Counters {
 }
 
 impl Counters {
-    fn add(&self, name: &'static str, n: u64) {
-        let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        *m.entry(name).or_insert(0) += n;
-    }
-
     /// A copy of every counter, with the nftables table's drops of cleartext (by
     /// direction, reason and rule) when the table is loaded.
     pub fn snapshot(&self) -> BTreeMap<String, u64> {
@@ -162,6 +157,8 @@ struct Plane {
     nft_installed: bool,
     /// The read buffer of (GRO-merged) NAT-T datagrams.
     natt_buf: Vec<u8>,
+    /// Counts not yet published to `counters`.
+    local_counts: HashMap<&'static str, u64>,
     next_key_sweep: std::time::Instant,
 }
 
@@ -248,6 +245,7 @@ pub fn start(core: Core, cfg: Config, waker: UnixStream) -> io::Result<Handle> {
         scratch: Vec::new(),
         nft_installed: false,
         natt_buf: Vec::new(),
+        local_counts: HashMap::new(),
         next_key_sweep: std::time::Instant::now() + KEY_SWEEP,
     };
     let stop2 = Arc::clone(&stop);
@@ -301,6 +299,7 @@ impl Plane {
             self.retry_pending();
             self.keepalives();
             self.release_idle_keys();
+            self.flush_counters();
         }
         if let Some(n) = self.net.take() {
             n.down();
@@ -352,9 +351,29 @@ impl Plane {
                 log::info(format_args!("nftables table inet ironswan loaded"));
             }
             Err(e) => {
-                self.counters.add("nft_load_error", 1);
+                self.count("nft_load_error", 1);
                 log::error(format_args!("nftables: {e}"));
             }
+        }
+    }
+
+    /// Counts locally; [`flush_counters`](Self::flush_counters) publishes once per loop
+    /// turn, so the per-packet path takes no lock for its counters.
+    fn count(&mut self, name: &'static str, n: u64) {
+        *self.local_counts.entry(name).or_insert(0) += n;
+    }
+
+    fn flush_counters(&mut self) {
+        if self.local_counts.is_empty() {
+            return;
+        }
+        let mut m = self
+            .counters
+            .inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for (k, v) in self.local_counts.drain() {
+            *m.entry(k).or_insert(0) += v;
         }
     }
 
@@ -395,7 +414,7 @@ impl Plane {
         if batch.is_empty() {
             return;
         }
-        self.counters.add("tun_in", batch.len() as u64);
+        self.count("tun_in", batch.len() as u64);
         let now_s = now().0;
         let mut sends = Vec::with_capacity(batch.len());
         let mut woke = false;
@@ -409,7 +428,7 @@ impl Plane {
         }
         let queued = sends.iter().filter(|s| matches!(s, Send::Queued)).count();
         if queued > 0 {
-            self.counters.add("out_queued_acquire", queued as u64);
+            self.count("out_queued_acquire", queued as u64);
         }
         if woke {
             self.wake();
@@ -435,13 +454,13 @@ impl Plane {
                     break;
                 }
             };
-            self.counters.add("tun_reads", 1);
+            self.count("tun_reads", 1);
             let Some(h) = gso::VnetHdr::parse(&big) else {
-                self.counters.add("tun_gso_malformed", 1);
+                self.count("tun_gso_malformed", 1);
                 continue;
             };
             let Some(pkt) = big.get_mut(gso::VNET_HDR_LEN..n) else {
-                self.counters.add("tun_gso_malformed", 1);
+                self.count("tun_gso_malformed", 1);
                 continue;
             };
             let pool = &mut self.pool;
@@ -454,7 +473,7 @@ impl Plane {
                 }
             });
             if let Err(e) = r {
-                self.counters.add(e.name(), 1);
+                self.count(e.name(), 1);
             }
         }
         self.big = big;
@@ -465,13 +484,13 @@ impl Plane {
             // The kernel's own housekeeping on the TUN link (MLD reports once IPv6
             // forwarding is on): no route of ours sent it here, and bypassing it would
             // send it out of another link.
-            self.counters.add("tun_link_scope", 1);
+            self.count("tun_link_scope", 1);
             return Send::Dropped;
         }
         let mut key = match PacketKey::from_ip_packet(b.data(), Dir::Out) {
             Ok(k) => k,
             Err(pd) => {
-                self.counters.add(pd.name(), 1);
+                self.count(pd.name(), 1);
                 return Send::Dropped;
             }
         };
@@ -487,11 +506,11 @@ impl Plane {
         let d = g.spd.outbound(&key);
         match d.verdict {
             Outbound::Bypass => {
-                self.counters.add("out_bypass", 1);
+                self.count("out_bypass", 1);
                 Send::Wire(b)
             }
             Outbound::Drop(pd) => {
-                self.counters.add(pd.name(), 1);
+                self.count(pd.name(), 1);
                 log::debug(format_args!(
                     "outbound {} -> {} proto {} dropped: {}",
                     key.src,
@@ -511,7 +530,7 @@ impl Plane {
                             // (RFC 4301 §8: PMTU with IPsec overhead), unless IPv4 without
                             // DF, which the kernel would fragment before the TUN device.
                             let fits = self.cfg.path_mtu.saturating_sub(overhead);
-                            self.counters.add("out_too_big", 1);
+                            self.count("out_too_big", 1);
                             return match too_big(b.data(), fits) {
                                 Some(icmp) => {
                                     let _ = b.set_packet(&icmp);
@@ -522,11 +541,11 @@ impl Plane {
                         }
                         match self.engine.outbound(g.keys.sadb_mut(), &ids, &mut b, now_s) {
                             Ok(()) => {
-                                self.counters.add("out_protected", 1);
+                                self.count("out_protected", 1);
                                 Send::Wire(b)
                             }
                             Err(r) => {
-                                self.counters.add(r.name(), 1);
+                                self.count(r.name(), 1);
                                 Send::Dropped
                             }
                         }
@@ -540,7 +559,7 @@ impl Plane {
                         }
                         let q = self.pending.entry(key.dst).or_default();
                         if q.len() >= self.cfg.acquire_queue {
-                            self.counters.add("sadb_acquire_queue_full", 1);
+                            self.count("sadb_acquire_queue_full", 1);
                             Send::Dropped
                         } else {
                             // Counted by read_tun: a retried packet that waits again is
@@ -566,7 +585,7 @@ impl Plane {
             match sock.recv_batch(&mut slots, &mut out) {
                 Ok(n) => n,
                 Err(e) => {
-                    self.counters.add("wire_read_error", 1);
+                    self.count("wire_read_error", 1);
                     log::error(format_args!("reading ESP/AH: {e}"));
                     0
                 }
@@ -585,7 +604,7 @@ impl Plane {
         if batch.is_empty() {
             return;
         }
-        self.counters.add("wire_in", batch.len() as u64);
+        self.count("wire_in", batch.len() as u64);
         self.inbound(batch.into_iter().map(|b| (b, None)).collect());
     }
 
@@ -612,7 +631,7 @@ impl Plane {
                 Ok(r) => r,
                 Err(e) => {
                     if e.kind() != io::ErrorKind::WouldBlock {
-                        self.counters.add("natt_read_error", 1);
+                        self.count("natt_read_error", 1);
                         if e.kind() == io::ErrorKind::InvalidData {
                             continue;
                         }
@@ -626,11 +645,11 @@ impl Plane {
             let seg = r.seg.unwrap_or(r.len).max(1);
             for p in data.chunks(seg) {
                 if p == [0xff] {
-                    self.counters.add("natt_keepalive_in", 1);
+                    self.count("natt_keepalive_in", 1);
                     continue;
                 }
                 if p.len() >= 4 && p.get(..4) == Some(&[0, 0, 0, 0]) {
-                    self.counters.add("natt_ike_no_key_manager", 1);
+                    self.count("natt_ike_no_key_manager", 1);
                     continue;
                 }
                 let mut b = self
@@ -644,7 +663,7 @@ impl Plane {
                     .is_some()
                     && write_ip_udp(slot, hl, p.len(), r.src, r.dst, port).is_some();
                 if !ok {
-                    self.counters.add("natt_bad_datagram", 1);
+                    self.count("natt_bad_datagram", 1);
                     self.recycle(b);
                     continue;
                 }
@@ -656,7 +675,7 @@ impl Plane {
         if batch.is_empty() {
             return;
         }
-        self.counters.add("natt_in", batch.len() as u64);
+        self.count("natt_in", batch.len() as u64);
         self.inbound(batch);
     }
 
@@ -691,23 +710,23 @@ impl Plane {
                                 }
                                 match d.verdict {
                                     Inbound::Accept => {
-                                        self.counters.add("in_accepted", 1);
+                                        self.count("in_accepted", 1);
                                         Send::Tun(b)
                                     }
                                     Inbound::Drop(pd) => {
-                                        self.counters.add(pd.name(), 1);
+                                        self.count(pd.name(), 1);
                                         Send::Dropped
                                     }
                                 }
                             }
                             Err(pd) => {
-                                self.counters.add(pd.name(), 1);
+                                self.count(pd.name(), 1);
                                 Send::Dropped
                             }
                         }
                     }
                     Err(r) => {
-                        self.counters.add(r.name(), 1);
+                        self.count(r.name(), 1);
                         Send::Dropped
                     }
                 };
@@ -734,7 +753,7 @@ impl Plane {
             })
             .collect();
         let mut scratch = std::mem::take(&mut self.scratch);
-        let (tun, counters) = (&self.tun, &self.counters);
+        let tun = &self.tun;
         let mut writes = 0u64;
         let mut errors = 0u64;
         gso::coalesce(bufs.iter().map(|b| b.data()), &mut scratch, |p| {
@@ -746,10 +765,10 @@ impl Plane {
                 }
             }
         });
-        counters.add("tun_out", bufs.len() as u64);
-        counters.add("tun_writes", writes);
+        self.count("tun_out", bufs.len() as u64);
+        self.count("tun_writes", writes);
         if errors > 0 {
-            counters.add("tun_write_error", errors);
+            self.count("tun_write_error", errors);
         }
         self.scratch = scratch;
         for b in bufs {
@@ -773,7 +792,7 @@ impl Plane {
         for id in ids {
             if let Some(sa) = g.keys.sadb_mut().get_mut(id) {
                 if sa.set_natt_remote_port(peer.port()) {
-                    self.counters.add("natt_port_changed", 1);
+                    self.count("natt_port_changed", 1);
                     log::info(format_args!(
                         "NAT-T: peer {} now uses port {}; SA spi 0x{:08x} follows",
                         peer.ip(),
@@ -809,8 +828,7 @@ impl Plane {
         }
         drop(g);
         if !idle.is_empty() {
-            self.counters
-                .add("key_schedules_released", idle.len() as u64);
+            self.count("key_schedules_released", idle.len() as u64);
         }
     }
 
@@ -847,8 +865,8 @@ impl Plane {
                 .find(|s| s.local_addr().map(|a| a.is_ipv6()).unwrap_or(false) == p.is_ipv6());
             if let Some(sock) = sock {
                 match sock.send_to(&[0xff], p) {
-                    Ok(()) => self.counters.add("natt_keepalive_out", 1),
-                    Err(_) => self.counters.add("natt_keepalive_error", 1),
+                    Ok(()) => self.count("natt_keepalive_out", 1),
+                    Err(_) => self.count("natt_keepalive_error", 1),
                 }
             }
         }
@@ -879,14 +897,13 @@ impl Plane {
             let refs: Vec<&[u8]> = bufs.iter().map(|b| b.data()).collect();
             match sock.send_batch(&refs) {
                 Ok(n) => {
-                    self.counters.add("wire_out", n as u64);
+                    self.count("wire_out", n as u64);
                     if n < refs.len() {
-                        self.counters
-                            .add("wire_send_error", (refs.len() - n) as u64);
+                        self.count("wire_send_error", (refs.len() - n) as u64);
                     }
                 }
                 Err(e) => {
-                    self.counters.add("wire_send_error", refs.len() as u64);
+                    self.count("wire_send_error", refs.len() as u64);
                     log::debug(format_args!("sending to the wire: {e}"));
                 }
             }
@@ -974,11 +991,11 @@ impl Plane {
             };
             match r {
                 Ok(()) => {
-                    self.counters.add("wire_out", n as u64);
-                    self.counters.add("natt_gso_sends", 1);
+                    self.count("wire_out", n as u64);
+                    self.count("natt_gso_sends", 1);
                 }
                 Err(e) => {
-                    self.counters.add("wire_send_error", n as u64);
+                    self.count("wire_send_error", n as u64);
                     log::debug(format_args!("sending ESP in UDP to {dst}: {e}"));
                 }
             }
@@ -994,9 +1011,9 @@ impl Plane {
                 let v6 = b.data().first().is_some_and(|v| v >> 4 == 6);
                 let sock = if v6 { &self.tx6 } else { &self.tx4 };
                 match sock.send(b.data()) {
-                    Ok(()) => self.counters.add("wire_out", 1),
+                    Ok(()) => self.count("wire_out", 1),
                     Err(e) => {
-                        self.counters.add("wire_send_error", 1);
+                        self.count("wire_send_error", 1);
                         log::debug(format_args!("sending to the wire: {e}"));
                     }
                 }
@@ -1005,7 +1022,7 @@ impl Plane {
             Send::Tun(mut b) => {
                 if self.tun.offload() {
                     if b.push_front(gso::VNET_HDR_LEN).is_err() {
-                        self.counters.add("tun_write_error", 1);
+                        self.count("tun_write_error", 1);
                         self.recycle(b);
                         return;
                     }
@@ -1014,9 +1031,9 @@ impl Plane {
                     }
                 }
                 match self.tun.send(b.data()) {
-                    Ok(()) => self.counters.add("tun_out", 1),
+                    Ok(()) => self.count("tun_out", 1),
                     Err(e) => {
-                        self.counters.add("tun_write_error", 1);
+                        self.count("tun_write_error", 1);
                         log::debug(format_args!("writing {}: {e}", self.tun.name()));
                     }
                 }
