@@ -462,12 +462,13 @@ fn policy_file_loaded_at_start() {
     let Some(d) = Daemon::start_with(&["--policy-file", f.to_str().unwrap()]) else {
         return;
     };
-    // Listed as the SPD holds the rules, in match order, with indexes that -d accepts.
+    // Listed as written in the file (it goes through the same store as -a), in match
+    // order, with indexes that -d accepts.
     let l = d.ok(&["-l"]);
     assert_eq!(
         l,
-        "#INDEX 2\n{raddr 10.0.0.3/32 dir both} bypass {}\n\
-         #INDEX 1\n{laddr 10.0.0.1/32 raddr 10.0.0.2/32 dir both} ipsec {encr_algs aes-gcm sa shared}\n"
+        "#INDEX 2\n{raddr 10.0.0.3 dir both} bypass {}\n\
+         #INDEX 1\n{laddr 10.0.0.1 raddr 10.0.0.2} ipsec {encr_algs aes-gcm}\n"
     );
     d.ok(&["-d", "1"]);
     assert_eq!(indexes(&d.ok(&["-l"])), ["#INDEX 2"]);
