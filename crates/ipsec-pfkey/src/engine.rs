@@ -1487,6 +1487,16 @@ impl<R: SpiRng> KeyEngine<R> {
             return Ok(());
         }
         proto_of(m.satype)?;
+        // Passed on to the key managers, so it must be a complete ACQUIRE.
+        if m.src.is_none() {
+            return Err(missing(D::MissingSrc));
+        }
+        if m.dst.is_none() {
+            return Err(missing(D::MissingDst));
+        }
+        if m.proposal.is_none() && m.eprop.is_none() {
+            return Err(PfkeyError::invalid(D::None, "ACQUIRE without a proposal"));
+        }
         let r = Self::echo(m);
         self.queue(Destination::Registered(m.satype), &r);
         Ok(())

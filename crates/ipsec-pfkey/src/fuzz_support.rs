@@ -299,6 +299,13 @@ pub fn pfkey_decode(data: &[u8]) -> Result<(), &'static str> {
     if refused && e.state_digest() != before {
         return Err("a refused message changed the engine state");
     }
+    // DUMP records come per client, paced by the daemon; every one must be well formed.
+    let dumping: Vec<_> = e.dump_clients().collect();
+    for c in dumping {
+        while let Some(o) = e.poll_dump(c) {
+            check_output(&o.bytes)?;
+        }
+    }
     e.handle_timeout(1_000_000);
     while let Some(o) = e.poll_output() {
         check_output(&o.bytes)?;

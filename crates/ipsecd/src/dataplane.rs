@@ -357,8 +357,8 @@ impl Plane {
         }
     }
 
-    /// Counts locally; [`flush_counters`](Self::flush_counters) publishes once per loop
-    /// turn, so the per-packet path takes no lock for its counters.
+    /// Counts locally; [`flush_counters`](Self::flush_counters) publishes once per batch,
+    /// so the per-packet path takes no lock for its counters.
     fn count(&mut self, name: &'static str, n: u64) {
         *self.local_counts.entry(name).or_insert(0) += n;
     }
@@ -740,6 +740,7 @@ impl Plane {
         for s in sends {
             self.emit(s);
         }
+        self.flush_counters();
     }
 
     /// Writes decrypted packets into the offloading TUN device, merging runs of TCP
@@ -774,6 +775,7 @@ impl Plane {
         for b in bufs {
             self.recycle(b);
         }
+        self.flush_counters();
     }
 
     /// RFC 3948: a NAT may change the peer's source port; outbound UDP-encapsulated SAs to
@@ -912,6 +914,7 @@ impl Plane {
                 self.recycle(b);
             }
         }
+        self.flush_counters();
     }
 
     /// For an ESP-in-UDP packet the engine built (IPv4 without options or IPv6 without
@@ -1077,6 +1080,8 @@ impl Plane {
     }
 
     fn wake(&mut self) {
+        // What the PF_KEY thread is about to show (an ACQUIRE) follows the counters.
+        self.flush_counters();
         let _ = self.waker.write(&[1]);
     }
 }
