@@ -159,6 +159,8 @@ struct Plane {
     natt_buf: Vec<u8>,
     /// Counts not yet published to `counters`.
     local_counts: HashMap<&'static str, u64>,
+    /// The last outbound flow and its SAs, valid within one batch.
+    flow_memo: Option<(PacketKey, Vec<SaId>)>,
     next_key_sweep: std::time::Instant,
 }
 
@@ -246,6 +248,7 @@ pub fn start(core: Core, cfg: Config, waker: UnixStream) -> io::Result<Handle> {
         nft_installed: false,
         natt_buf: Vec::new(),
         local_counts: HashMap::new(),
+        flow_memo: None,
         next_key_sweep: std::time::Instant::now() + KEY_SWEEP,
     };
     let stop2 = Arc::clone(&stop);
@@ -421,6 +424,8 @@ impl Plane {
         {
             let core = Arc::clone(&self.core);
             let mut g = lock(&core);
+            // A new lock hold: policy or SAs may have changed since the last batch.
+            self.flow_memo = None;
             for b in batch {
                 let s = self.outbound(&mut g, b, now_s, &mut woke);
                 sends.push(s);
@@ -479,7 +484,37 @@ impl Plane {
         self.big = big;
     }
 
-    fn outbound(&mut self, g: &mut Shared, mut b: PacketBuf, now_s: u64, woke: &mut bool) -> Send {
+    /// Applies the SA bundle `ids` to an outbound packet (or answers it with ICMP "too big"
+    /// when it would exceed the path MTU once protected).
+    fn protect(&mut self, g: &mut Shared, mut b: PacketBuf, ids: &[SaId], now_s: u64) -> Send {
+        let overhead = Engine::overhead(g.keys.sadb(), ids, b.data());
+        if b.len() + overhead > self.cfg.path_mtu {
+            // Too big once protected: tell the sender the size that fits (RFC 4301 §8:
+            // PMTU with IPsec overhead), unless IPv4 without DF, which the kernel would
+            // fragment before the TUN device.
+            let fits = self.cfg.path_mtu.saturating_sub(overhead);
+            self.count("out_too_big", 1);
+            return match too_big(b.data(), fits) {
+                Some(icmp) => {
+                    let _ = b.set_packet(&icmp);
+                    Send::Tun(b)
+                }
+                None => Send::Dropped,
+            };
+        }
+        match self.engine.outbound(g.keys.sadb_mut(), ids, &mut b, now_s) {
+            Ok(()) => {
+                self.count("out_protected", 1);
+                Send::Wire(b)
+            }
+            Err(r) => {
+                self.count(r.name(), 1);
+                Send::Dropped
+            }
+        }
+    }
+
+    fn outbound(&mut self, g: &mut Shared, b: PacketBuf, now_s: u64, woke: &mut bool) -> Send {
         if link_scope_multicast(b.data()) {
             // The kernel's own housekeeping on the TUN link (MLD reports once IPv6
             // forwarding is on): no route of ours sent it here, and bypassing it would
@@ -494,16 +529,29 @@ impl Plane {
                 return Send::Dropped;
             }
         };
-        if g.spd.outbound(&key).basis == Basis::NoPolicy {
-            for t in &self.tunnels {
-                key.tunnel = Some(*t);
-                if g.spd.outbound(&key).basis == Basis::Rule {
-                    break;
-                }
-                key.tunnel = None;
+        // The segments of one TCP super-packet (and most of a batch) share their flow:
+        // within a batch (one lock hold, so policy and SAs cannot change) the previous
+        // packet's decision is reused.
+        if let Some((k, ids)) = &self.flow_memo {
+            if *k == key {
+                let ids = ids.clone();
+                return self.protect(g, b, &ids, now_s);
             }
         }
-        let d = g.spd.outbound(&key);
+        let first_key = key;
+        let mut d = g.spd.outbound(&key);
+        if d.basis == Basis::NoPolicy && !self.tunnels.is_empty() {
+            for t in &self.tunnels {
+                let mut k = key;
+                k.tunnel = Some(*t);
+                let dt = g.spd.outbound(&k);
+                if dt.basis == Basis::Rule {
+                    key = k;
+                    d = dt;
+                    break;
+                }
+            }
+        }
         match d.verdict {
             Outbound::Bypass => {
                 self.count("out_bypass", 1);
@@ -524,31 +572,8 @@ impl Plane {
                 match choose_sas(bundles, mode, &key, g.keys.sadb()) {
                     Some((_, ids)) => {
                         let ids: Vec<SaId> = ids.iter().flatten().copied().collect();
-                        let overhead = Engine::overhead(g.keys.sadb(), &ids, b.data());
-                        if b.len() + overhead > self.cfg.path_mtu {
-                            // Too big once protected: tell the sender the size that fits
-                            // (RFC 4301 §8: PMTU with IPsec overhead), unless IPv4 without
-                            // DF, which the kernel would fragment before the TUN device.
-                            let fits = self.cfg.path_mtu.saturating_sub(overhead);
-                            self.count("out_too_big", 1);
-                            return match too_big(b.data(), fits) {
-                                Some(icmp) => {
-                                    let _ = b.set_packet(&icmp);
-                                    Send::Tun(b)
-                                }
-                                None => Send::Dropped,
-                            };
-                        }
-                        match self.engine.outbound(g.keys.sadb_mut(), &ids, &mut b, now_s) {
-                            Ok(()) => {
-                                self.count("out_protected", 1);
-                                Send::Wire(b)
-                            }
-                            Err(r) => {
-                                self.count(r.name(), 1);
-                                Send::Dropped
-                            }
-                        }
+                        self.flow_memo = Some((first_key, ids.clone()));
+                        self.protect(g, b, &ids, now_s)
                     }
                     None => {
                         let first = bundles.first().copied().unwrap_or_default();
@@ -1067,6 +1092,8 @@ impl Plane {
         let mut woke = false;
         {
             let mut g = lock(&core);
+            // A new lock hold: policy or SAs may have changed since the last batch.
+            self.flow_memo = None;
             for b in queued {
                 sends.push(self.outbound(&mut g, b, now_s, &mut woke));
             }
