@@ -55,7 +55,12 @@ pub fn data(data: &[u8]) -> u16 {
     let mut tail = [0u8; 16];
     tail[..rest.len()].copy_from_slice(rest);
     for (k, a) in acc.iter_mut().enumerate() {
-        let w = [tail[4 * k], tail[4 * k + 1], tail[4 * k + 2], tail[4 * k + 3]];
+        let w = [
+            tail[4 * k],
+            tail[4 * k + 1],
+            tail[4 * k + 2],
+            tail[4 * k + 3],
+        ];
         *a += u64::from(u32::from_ne_bytes(w));
     }
     let total = add64(add64(acc[0], acc[1]), add64(acc[2], acc[3]));
@@ -279,7 +284,10 @@ mod test {
                 let d = &buf[start..start + len];
                 let (a, b) = (data(d), reference(d));
                 // 0x0000 and 0xffff are the same one's complement value.
-                assert!(a == b || (a | b) == 0xffff && (a & b) == 0, "len {len}: {a:#x} {b:#x}");
+                assert!(
+                    a == b || (a | b) == 0xffff && (a & b) == 0,
+                    "len {len}: {a:#x} {b:#x}"
+                );
             }
         }
         assert_eq!(data(&[0xff; 4096]), 0xffff);
