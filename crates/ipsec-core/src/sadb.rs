@@ -154,7 +154,9 @@ pub struct Sadb {
     /// every hit, maintained on insert and remove.
     spi_cache: Vec<Option<SaId>>,
     events: Vec<SaEvent>,
-    /// Drops that could not be attributed to an SA (no SA found, malformed packets, ...).
+    /// Every drop, per reason: those attributed to an SA (also counted in its own
+    /// [`SaStats::drops`](crate::SaStats)) and those that could not be (no SA found,
+    /// malformed packets, ...).
     pub global_drops: DropCounters,
     /// Number of SAs.
     live: usize,
