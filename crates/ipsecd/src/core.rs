@@ -14,6 +14,8 @@ pub struct Shared {
     pub keys: KeyEngine,
     /// The security policy database.
     pub spd: Spd,
+    /// The policy entries as the administrator wrote them (ipsecconf), describing `spd`.
+    pub policy: crate::policy::Store,
 }
 
 /// The shared state, as the threads hold it.
@@ -21,7 +23,11 @@ pub type Core = Arc<Mutex<Shared>>;
 
 /// Creates the shared state.
 pub fn new(keys: KeyEngine, spd: Spd) -> Core {
-    Arc::new(Mutex::new(Shared { keys, spd }))
+    Arc::new(Mutex::new(Shared {
+        keys,
+        spd,
+        policy: crate::policy::Store::default(),
+    }))
 }
 
 /// Takes the lock. A thread that panicked while holding it cannot have left the SADB in a

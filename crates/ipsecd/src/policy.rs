@@ -33,16 +33,15 @@
 //! they were added (Solaris' `ipsecconf` without arguments). A listing is paged (`from=K`;
 //! the reply says `next=K` while more follow) so that a reply always fits a message.
 //!
-//! The store is a process-wide value here because the state the daemon shares
-//! ([`crate::core::Shared`]) holds the SPD only. It follows the SPD: it records the SPD
-//! generation it describes, and when the SPD changed by other means (the `--policy-file`
-//! loaded at start) it rebuilds itself from the SPD's rules, one entry per rule, which it then
-//! prints in the SPD's own new-style form instead of the file's.
+//! The store lives next to the SPD in the state the daemon's threads share
+//! ([`crate::core::Shared::policy`]). It follows the SPD: it records the SPD generation it
+//! describes, and should the SPD change by other means it rebuilds itself from the SPD's
+//! rules, one entry per rule, which it then prints in the SPD's own new-style form instead of
+//! the file's.
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::net::IpAddr;
-use std::sync::{Mutex, MutexGuard};
 
 use ipsec_config::ipsecconf::{self, Address, Endpoints, Entry, PolicyFile};
 use ipsec_core::spd::{
@@ -157,29 +156,24 @@ enum Op {
     Replace,
 }
 
-/// The active file policy entries, in SPD order.
+/// The active file policy entries, in SPD order. It lives in the daemon's shared state
+/// (`core::Shared::policy`), next to the SPD it describes.
 #[derive(Debug)]
-struct Store {
+pub struct Store {
     items: Vec<Item>,
     next_index: u64,
     /// The SPD generation `items` describes (`None`: not known to match).
     generation: Option<u64>,
 }
 
-static STORE: Mutex<Store> = Mutex::new(Store {
-    items: Vec::new(),
-    next_index: 1,
-    generation: None,
-});
-
-fn store() -> MutexGuard<'static, Store> {
-    // A holder that panicked may have left the items half changed: rebuild them from the SPD.
-    STORE.lock().unwrap_or_else(|e| {
-        STORE.clear_poison();
-        let mut g = e.into_inner();
-        g.generation = None;
-        g
-    })
+impl Default for Store {
+    fn default() -> Self {
+        Self {
+            items: Vec::new(),
+            next_index: 1,
+            generation: None,
+        }
+    }
 }
 
 /// The request's text after the verb `policy`, if it is a policy request.
@@ -194,8 +188,9 @@ pub fn handle(srv: &Server, rest: &str) -> String {
     let head = head.trim();
     let (verb, args) = head.split_once(char::is_whitespace).unwrap_or((head, ""));
     let args = args.trim();
-    let mut st = store();
-    let mut g = srv.lock();
+    let mut guard = srv.lock();
+    let g = &mut *guard;
+    let st = &mut g.policy;
     st.sync(&g.spd);
     let r = match verb {
         "add" => st.add(&mut g.spd, args, body),
