@@ -176,6 +176,15 @@ impl PktinfoSocket {
         }
     }
 
+    /// A second handle on the same socket (`dup`), e.g. for another thread that sends
+    /// from the same port; both see the same options and receive queue.
+    pub fn try_clone(&self) -> io::Result<Self> {
+        Ok(Self {
+            sock: self.sock.try_clone()?,
+            v6: self.v6,
+        })
+    }
+
     /// The bound address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.sock.local_addr()
@@ -344,6 +353,20 @@ impl AsFd for PktinfoSocket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_clone_sends_from_the_same_port() {
+        let s = PktinfoSocket::bind("127.0.0.1:0".parse().unwrap(), 0).unwrap();
+        let c = s.try_clone().unwrap();
+        assert_eq!(c.local_addr().unwrap(), s.local_addr().unwrap());
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        c.send_to(b"from the clone", peer.local_addr().unwrap())
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let (n, from) = peer.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"from the clone");
+        assert_eq!(from, s.local_addr().unwrap());
+    }
 
     #[test]
     fn destination_and_source_are_reported_over_loopback() {
