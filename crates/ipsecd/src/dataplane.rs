@@ -703,7 +703,12 @@ impl Plane {
                     continue;
                 }
                 if let Some(ike) = p.strip_prefix(&crate::relay::NON_ESP_MARKER) {
-                    woke |= self.relay_ike(r.src, r.dst, ike);
+                    if ike.is_empty() {
+                        // A marker with no IKE message after it (RFC 3948 §2.2).
+                        self.count("natt_bad_datagram", 1);
+                    } else {
+                        woke |= self.relay_ike(r.src, r.dst, ike);
+                    }
                     continue;
                 }
                 let mut b = self

@@ -24,6 +24,14 @@
 //! failures are answered with `error ...`. Other control requests still work on a relay
 //! connection.
 //!
+//! Counters (the control socket's `counters`): `natt_ike_relayed` (datagrams queued for
+//! at least one relay), `natt_ike_no_key_manager` (no relay connected), `natt_ike_relay_queue_full`
+//! (the data plane's channel to the server thread was full), `natt_ike_relay_dropped`
+//! (messages, IKE or replies, dropped for one relay whose queue of [`RELAY_QUEUE`] was full:
+//! a slow relay loses datagrams, never blocks ipsecd or the other relays),
+//! `natt_ike_sent` and `natt_ike_send_error` (the relays' `send` requests). A marker with
+//! nothing after it is a `natt_bad_datagram`.
+//!
 //! IKE is control traffic (a few datagrams per exchange), so each datagram is copied into
 //! its own buffer; the ESP path does not go through here.
 
@@ -34,8 +42,7 @@ use std::sync::Arc;
 
 use ipsec_sys::udp::PktinfoSocket;
 
-/// The non-ESP marker that starts IKE on the NAT-T port (RFC 3948 §2.2).
-pub const NON_ESP_MARKER: [u8; 4] = [0; 4];
+pub use ipsec_wire::udpencap::NON_ESP_MARKER;
 
 /// IKE datagrams waiting between the data plane and the server thread.
 pub const CHANNEL_DATAGRAMS: usize = 1024;

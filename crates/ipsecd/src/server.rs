@@ -454,6 +454,14 @@ impl Server {
             return false;
         };
         match &mut c.relay {
+            // A relay that sends requests but does not read loses replies, not memory.
+            Some(r) if r.queue.len() >= crate::relay::RELAY_QUEUE => {
+                r.dropped += 1;
+                if let Some(c) = &self.counters {
+                    c.add("natt_ike_relay_dropped", 1);
+                }
+                true
+            }
             Some(r) => {
                 r.queue.push_back(msg);
                 self.flush_relay(i)

@@ -181,6 +181,11 @@ fn ike_on_the_natt_port_is_relayed_both_ways() {
     for r in [&r1, &r2] {
         assert_eq!(next_msg(r), [head.as_bytes(), &[0xaa, 0xbb, 0xcc]].concat());
     }
+    // A marker with no IKE after it is malformed, not relayed.
+    a.python(IKE_PEER, &[B, "", "0"])
+        .success(Duration::from_secs(10));
+    wait_counters(&db, "a bare marker", |c| c.get("natt_bad_datagram") == 1);
+    no_msg(&r1, "after a bare marker");
     let c = wait_counters(&db, "relayed and sent", |c| c.get("natt_ike_relayed") == 2);
     assert_eq!(c.get("natt_ike_no_key_manager"), 1, "{c:#?}");
     assert_eq!(c.get("natt_ike_sent"), 1, "{c:#?}");
@@ -199,4 +204,93 @@ fn ike_on_the_natt_port_is_relayed_both_ways() {
     wait_counters(&db, "IKE after the relays left", |c| {
         c.get("natt_ike_no_key_manager") == 2
     });
+}
+
+/// Sends `count` IKE datagrams of `size` bytes (marker, index, padding) from UDP port 4500
+/// to `dst`:4500, then prints `done`.
+const IKE_FLOOD: &str = r#"
+import socket, struct, sys, time
+dst, count, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 4500))
+for i in range(count):
+    s.sendto(b"\0\0\0\0" + struct.pack("!I", i) + b"\x5a" * (size - 8), (dst, 4500))
+    if i % 100 == 99:
+        time.sleep(0.005)
+print("done", flush=True)
+"#;
+
+#[test]
+fn a_relay_that_does_not_read_loses_datagrams_not_the_daemon() {
+    let Some(lab) = Lab::new("a_relay_that_does_not_read_loses_datagrams_not_the_daemon") else {
+        return;
+    };
+    let a = lab.ns("a");
+    let b = lab.ns("b");
+    veth(&a, "va", &b, "vb");
+    a.addr("va", &format!("{A}/24"));
+    b.addr("vb", &format!("{B}/24"));
+    let db = Daemon::start(
+        &lab,
+        &b,
+        "b",
+        "",
+        &format!("{{laddr {B} raddr 198.51.100.9}} ipsec {{encr_algs aes-gcm sa shared}}\n"),
+    );
+    let slow = relay(&db.control);
+
+    // Far more than the relay's socket and queue hold while it reads nothing.
+    const N: u64 = 4000;
+    a.python(IKE_FLOOD, &[B, &N.to_string(), "1000"])
+        .success(Duration::from_secs(30));
+    let c = wait_counters(&db, "the flood accounted for", |c| {
+        // Each datagram is queued for the relay, dropped for it, or dropped before the
+        // server thread (the socket may lose a few too).
+        c.get("natt_ike_relayed")
+            + c.get("natt_ike_relay_dropped")
+            + c.get("natt_ike_relay_queue_full")
+            >= N - 100
+            && c.get("natt_ike_relay_dropped") > 0
+    });
+    // The daemon still answers, and IKE was neither ESP nor unclaimed.
+    assert_eq!(c.get("natt_in"), 0, "{c:#?}");
+    assert_eq!(c.get("natt_ike_no_key_manager"), 0, "{c:#?}");
+
+    // The relay reads what was queued for it: whole, in order, as many as relayed and
+    // not dropped for it.
+    let head = format!("ike {A} 4500 {B} 4500\n");
+    let mut got = 0u64;
+    let mut last = None;
+    loop {
+        let mut fds = [PollFd::new(&slow, PollFlags::IN)];
+        if ipsec_sys::poll(&mut fds, Some(Duration::from_millis(500))).unwrap() == 0 {
+            break;
+        }
+        let m = next_msg(&slow);
+        assert!(
+            m.starts_with(head.as_bytes()),
+            "{:?}",
+            &m[..40.min(m.len())]
+        );
+        let ike = &m[head.len()..];
+        assert_eq!(ike.len(), 996);
+        let i = u32::from_be_bytes(ike[..4].try_into().unwrap());
+        assert!(
+            last.is_none_or(|l| i > l),
+            "out of order: {i} after {last:?}"
+        );
+        last = Some(i);
+        got += 1;
+    }
+    let c = db.counters();
+    assert_eq!(got, c.get("natt_ike_relayed"), "{c:#?}");
+    assert!(
+        got + c.get("natt_ike_relay_dropped") + c.get("natt_ike_relay_queue_full") <= N,
+        "{c:#?}"
+    );
+
+    // Still a relay: the next datagram arrives.
+    a.python(IKE_PEER, &[B, "0102", "0"])
+        .success(Duration::from_secs(10));
+    assert_eq!(next_msg(&slow), [head.as_bytes(), &[1, 2]].concat());
 }
