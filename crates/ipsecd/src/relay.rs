@@ -18,8 +18,11 @@
 //! (the destination is the local address the peer sent to and the NAT-T port). Every
 //! connected relay receives every datagram, as every registered PF_KEY key manager receives
 //! an ACQUIRE: several IKE daemons may share the port, and each ignores what it does not
-//! know (by SPI). A relay may send `send DST_IP DST_PORT\n` followed by an IKE message:
-//! ipsecd sends the marker and the message from its NAT-T socket of that family to the peer.
+//! know (by SPI). A relay may send `send DST_IP DST_PORT [SRC_IP]\n` followed by an IKE
+//! message: ipsecd sends the marker and the message from its NAT-T socket of that family to
+//! the peer, from local address `SRC_IP` when given (a responder answers from the address
+//! the request came to, RFC 7296 §2.11: the `DST_IP` of the `ike` line), else from the
+//! address the route prefers.
 //! A successful send has no reply (so replies never interleave with the IKE stream);
 //! failures are answered with `error ...`. Other control requests still work on a relay
 //! connection.
@@ -137,8 +140,9 @@ impl Port {
         self.rx.try_recv().ok()
     }
 
-    /// Sends the marker and `msg` to `dst` from the NAT-T socket of `dst`'s family.
-    pub fn send(&self, dst: SocketAddr, msg: &[u8]) -> Result<(), String> {
+    /// Sends the marker and `msg` to `dst` from the NAT-T socket of `dst`'s family, from
+    /// local address `src` when given (else the one the route prefers).
+    pub fn send(&self, dst: SocketAddr, src: Option<IpAddr>, msg: &[u8]) -> Result<(), String> {
         let sock = self
             .socks
             .iter()
@@ -152,8 +156,11 @@ impl Port {
         let mut d = Vec::with_capacity(NON_ESP_MARKER.len() + msg.len());
         d.extend_from_slice(&NON_ESP_MARKER);
         d.extend_from_slice(msg);
-        sock.send_to(&d, dst)
-            .map_err(|e| format!("sending to {dst}: {e}"))
+        match src {
+            Some(s) => sock.send_from(&d, s, dst),
+            None => sock.send_to(&d, dst),
+        }
+        .map_err(|e| format!("sending to {dst}: {e}"))
     }
 }
 
@@ -178,8 +185,19 @@ pub fn is_send(msg: &[u8]) -> bool {
     msg.starts_with(b"send ") || msg.starts_with(b"send\n") || msg == b"send"
 }
 
-/// Parses `send DST_IP DST_PORT\n<IKE message>`: the peer and the message.
-pub fn parse_send(msg: &[u8]) -> Result<(SocketAddr, &[u8]), String> {
+/// A relay's `send` request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SendRequest<'a> {
+    /// The peer.
+    pub dst: SocketAddr,
+    /// The local address to send from, if the relay named one.
+    pub src: Option<IpAddr>,
+    /// The IKE message (the marker is added).
+    pub ike: &'a [u8],
+}
+
+/// Parses `send DST_IP DST_PORT [SRC_IP]\n<IKE message>`.
+pub fn parse_send(msg: &[u8]) -> Result<SendRequest<'_>, String> {
     let nl = msg
         .iter()
         .position(|&b| b == b'\n')
@@ -188,11 +206,15 @@ pub fn parse_send(msg: &[u8]) -> Result<(SocketAddr, &[u8]), String> {
     let ike = rest.get(1..).unwrap_or_default();
     let line = std::str::from_utf8(line).map_err(|_| "send: the first line is not text")?;
     let words: Vec<&str> = line.split_whitespace().collect();
-    let ["send", ip, port] = words.as_slice() else {
-        return Err(format!(
-            "send: expected \"send DST_IP DST_PORT\", got {:?}",
-            line.trim()
-        ));
+    let (ip, port, src) = match words.as_slice() {
+        ["send", ip, port] => (ip, port, None),
+        ["send", ip, port, src] => (ip, port, Some(src)),
+        _ => {
+            return Err(format!(
+                "send: expected \"send DST_IP DST_PORT [SRC_IP]\", got {:?}",
+                line.trim()
+            ))
+        }
     };
     let ip: IpAddr = ip
         .parse()
@@ -204,6 +226,20 @@ pub fn parse_send(msg: &[u8]) -> Result<(SocketAddr, &[u8]), String> {
     if ip.is_unspecified() || ip.is_multicast() {
         return Err(format!("send: {ip} is not a unicast address"));
     }
+    let src = match src {
+        None => None,
+        Some(s) => {
+            let a: IpAddr = s
+                .parse()
+                .map_err(|_| format!("send: source {s:?} is not an IP address"))?;
+            if a.is_ipv4() != ip.is_ipv4() || a.is_unspecified() || a.is_multicast() {
+                return Err(format!(
+                    "send: source {a} is not a unicast address of {ip}'s family"
+                ));
+            }
+            Some(a)
+        }
+    };
     if ike.is_empty() {
         return Err("send: no IKE message after the first line".into());
     }
@@ -213,7 +249,11 @@ pub fn parse_send(msg: &[u8]) -> Result<(SocketAddr, &[u8]), String> {
             ike.len()
         ));
     }
-    Ok((SocketAddr::new(ip, port), ike))
+    Ok(SendRequest {
+        dst: SocketAddr::new(ip, port),
+        src,
+        ike,
+    })
 }
 
 #[cfg(test)]
@@ -242,12 +282,17 @@ mod tests {
 
     #[test]
     fn send_parses_the_peer_and_keeps_the_message_binary() {
-        let (dst, m) = parse_send(b"send 192.0.2.1 4500\n\x00\n\x01").unwrap();
-        assert_eq!(dst, "192.0.2.1:4500".parse().unwrap());
-        assert_eq!(m, b"\x00\n\x01");
-        let (dst, m) = parse_send(b"send  2001:db8::7   14500 \nIKE").unwrap();
-        assert_eq!(dst, "[2001:db8::7]:14500".parse().unwrap());
-        assert_eq!(m, b"IKE");
+        let r = parse_send(b"send 192.0.2.1 4500\n\x00\n\x01").unwrap();
+        assert_eq!(r.dst, "192.0.2.1:4500".parse().unwrap());
+        assert_eq!(r.src, None);
+        assert_eq!(r.ike, b"\x00\n\x01");
+        let r = parse_send(b"send  2001:db8::7   14500 \nIKE").unwrap();
+        assert_eq!(r.dst, "[2001:db8::7]:14500".parse().unwrap());
+        assert_eq!(r.ike, b"IKE");
+        let r = parse_send(b"send 192.0.2.1 4500 192.0.2.2\nIKE").unwrap();
+        assert_eq!(r.src, Some("192.0.2.2".parse().unwrap()));
+        let r = parse_send(b"send 2001:db8::7 4500 2001:db8::2\nIKE").unwrap();
+        assert_eq!(r.src, Some("2001:db8::2".parse().unwrap()));
         assert!(is_send(b"send 1.2.3.4 500\nx"));
         assert!(is_send(b"send"));
         assert!(!is_send(b"sender"));
@@ -259,7 +304,13 @@ mod tests {
         for (req, what) in [
             (&b"send 192.0.2.1 4500"[..], "newline"),
             (b"send 192.0.2.1\nx", "expected"),
-            (b"send 192.0.2.1 4500 9\nx", "expected"),
+            (b"send 192.0.2.1 4500 9 9\nx", "expected"),
+            (
+                b"send 192.0.2.1 4500 9\nx",
+                "source \"9\" is not an IP address",
+            ),
+            (b"send 192.0.2.1 4500 2001:db8::2\nx", "family"),
+            (b"send 192.0.2.1 4500 0.0.0.0\nx", "family"),
             (b"send host 4500\nx", "not an IP address"),
             (b"send 192.0.2.1 0\nx", "not a UDP port"),
             (b"send 192.0.2.1 65536\nx", "not a UDP port"),
@@ -274,7 +325,7 @@ mod tests {
         let big = [b"send 192.0.2.1 4500\n".as_slice(), &vec![1u8; MAX_IKE + 1]].concat();
         assert!(parse_send(&big).unwrap_err().contains("at most"));
         let max = [b"send 192.0.2.1 4500\n".as_slice(), &vec![1u8; MAX_IKE]].concat();
-        assert_eq!(parse_send(&max).unwrap().1.len(), MAX_IKE);
+        assert_eq!(parse_send(&max).unwrap().ike.len(), MAX_IKE);
     }
 
     #[test]
@@ -293,7 +344,9 @@ mod tests {
         assert_eq!(feed.offer(d.clone()), Offer::Full);
         assert_eq!(port.poll_datagram(), Some(d.clone()));
         assert_eq!(feed.offer(d.clone()), Offer::Queued);
-        assert!(port.send("10.0.0.1:4500".parse().unwrap(), b"x").is_err());
+        assert!(port
+            .send("10.0.0.1:4500".parse().unwrap(), None, b"x")
+            .is_err());
     }
 
     #[test]
@@ -302,13 +355,15 @@ mod tests {
         let local = s.local_addr().unwrap();
         let (_feed, port) = channel(vec![s], local.port());
         let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        port.send(peer.local_addr().unwrap(), b"IKE_SA_INIT")
+        port.send(peer.local_addr().unwrap(), None, b"IKE_SA_INIT")
             .unwrap();
         let mut buf = [0u8; 64];
         let (n, from) = peer.recv_from(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"\0\0\0\0IKE_SA_INIT");
         assert_eq!(from, local);
-        let e = port.send("[::1]:4500".parse().unwrap(), b"x").unwrap_err();
+        let e = port
+            .send("[::1]:4500".parse().unwrap(), None, b"x")
+            .unwrap_err();
         assert!(e.contains("no NAT-T socket for IPv6"), "{e}");
     }
 }

@@ -486,7 +486,7 @@ impl Server {
         format!("ok relaying IKE on NAT-T port {port}")
     }
 
-    /// A relay's `send DST_IP DST_PORT\n<IKE>` request.
+    /// A relay's `send DST_IP DST_PORT [SRC_IP]\n<IKE>` request.
     fn relay_send(&mut self, i: usize, msg: &[u8]) -> Result<(), String> {
         if self.ctl_clients.get(i).is_none_or(|c| c.relay.is_none()) {
             return Err("error send needs natt-relay first".into());
@@ -494,8 +494,8 @@ impl Server {
         let Some(port) = &self.ike else {
             return Err("error no NAT-T socket".into());
         };
-        let (dst, ike) = crate::relay::parse_send(msg).map_err(|e| format!("error {e}"))?;
-        match port.send(dst, ike) {
+        let req = crate::relay::parse_send(msg).map_err(|e| format!("error {e}"))?;
+        match port.send(req.dst, req.src, req.ike) {
             Ok(()) => {
                 self.count("natt_ike_sent", 1);
                 Ok(())

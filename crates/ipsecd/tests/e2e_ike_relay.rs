@@ -12,7 +12,8 @@
 //! receives `ike 192.0.2.1 4500 192.0.2.2 4500\n` + the message, sends the answer with
 //! `send 192.0.2.1 4500\n` + message, and A receives marker + answer from 192.0.2.2:4500.
 //! Bad `send` requests are answered with `error ...`; two relays both receive a datagram;
-//! the counters agree. Needs root; skipped otherwise.
+//! the counters agree. A `send` naming B's second address as its source leaves from it.
+//! Needs root; skipped otherwise.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "common/netns.rs"]
@@ -27,6 +28,8 @@ use netns::*;
 
 const A: &str = "192.0.2.1";
 const B: &str = "192.0.2.2";
+/// B's second address.
+const B2: &str = "192.0.2.3";
 
 /// A's IKE endpoint: from UDP port 4500, sends the non-ESP marker and the message (hex)
 /// to B:4500; with a timeout, then waits that long for one datagram and prints
@@ -158,10 +161,29 @@ fn ike_on_the_natt_port_is_relayed_both_ways() {
     // A successful send has no reply.
     no_msg(&r1, "after a good send");
 
+    // B's second address: the relay answers from the address the peer sent to (the
+    // route would pick B's first).
+    b.ip(&["addr", "add", &format!("{B2}/24"), "dev", "vb"]);
+    let mut peer = a.python(IKE_PEER, &[B2, &hex(&init), "10"]);
+    peer.wait_stdout(Duration::from_secs(5), |l| l == "sent");
+    let head2 = format!("ike {A} 4500 {B2} 4500\n");
+    assert_eq!(next_msg(&r1), [head2.as_bytes(), &init].concat());
+    send(
+        &r1,
+        &[format!("send {A} 4500 {B2}\n").as_bytes(), &reply].concat(),
+    );
+    let out = peer.success(Duration::from_secs(10));
+    assert_eq!(
+        out.last().unwrap(),
+        &format!("got {B2} 4500 00000000{}", hex(&reply)),
+        "A's datagram from B's second address"
+    );
+
     // Bad sends are explained; other requests still work on a relay connection.
     for (req, why) in [
         (format!("send {A} 4500"), "newline"),
         (format!("send {A}\nx"), "expected"),
+        (format!("send {A} 4500 2001:db8::2\nx"), "family"),
         ("send host 4500\nx".to_string(), "not an IP address"),
         (format!("send {A} 4500\n"), "no IKE message"),
         ("send 2001:db8::1 4500\nx".to_string(), "2001:db8::1"),
@@ -186,9 +208,9 @@ fn ike_on_the_natt_port_is_relayed_both_ways() {
         .success(Duration::from_secs(10));
     wait_counters(&db, "a bare marker", |c| c.get("natt_bad_datagram") == 1);
     no_msg(&r1, "after a bare marker");
-    let c = wait_counters(&db, "relayed and sent", |c| c.get("natt_ike_relayed") == 2);
+    let c = wait_counters(&db, "relayed and sent", |c| c.get("natt_ike_relayed") == 3);
     assert_eq!(c.get("natt_ike_no_key_manager"), 1, "{c:#?}");
-    assert_eq!(c.get("natt_ike_sent"), 1, "{c:#?}");
+    assert_eq!(c.get("natt_ike_sent"), 2, "{c:#?}");
     assert_eq!(c.get("natt_ike_send_error"), 1, "{c:#?}");
     assert_eq!(c.get("natt_ike_relay_dropped"), 0, "{c:#?}");
     assert_eq!(c.get("natt_ike_relay_queue_full"), 0, "{c:#?}");
