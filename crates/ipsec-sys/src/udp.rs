@@ -105,27 +105,7 @@ impl PktinfoSocket {
         tos: u8,
         dst: SocketAddr,
     ) -> io::Result<()> {
-        // SAFETY: an all-zero sockaddr_in6 is valid.
-        let mut sa: libc::sockaddr_in6 = unsafe { MaybeUninit::zeroed().assume_init() };
-        let alen = match dst {
-            SocketAddr::V6(d) => {
-                sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-                sa.sin6_port = d.port().to_be();
-                sa.sin6_addr.s6_addr = d.ip().octets();
-                size_of::<libc::sockaddr_in6>()
-            }
-            SocketAddr::V4(d) => {
-                let v4 = (&mut sa as *mut libc::sockaddr_in6).cast::<libc::sockaddr_in>();
-                // SAFETY: a sockaddr_in fits in (and is aligned within) the zeroed
-                // sockaddr_in6 it overlays.
-                unsafe {
-                    (*v4).sin_family = libc::AF_INET as libc::sa_family_t;
-                    (*v4).sin_port = d.port().to_be();
-                    (*v4).sin_addr.s_addr = u32::from_ne_bytes(d.ip().octets());
-                }
-                size_of::<libc::sockaddr_in>()
-            }
-        };
+        let (mut sa, alen) = sockaddr_of(dst);
         let mut control = Control([0; 128]);
         let hdr = size_of::<usize>() + 8;
         let clen = hdr + 2;
@@ -174,6 +154,75 @@ impl PktinfoSocket {
                 return Err(e);
             }
         }
+    }
+
+    /// Sends `payload` to `dst` from local address `src` (`IP_PKTINFO` /
+    /// `IPV6_PKTINFO`): on a socket bound to the wildcard address, the reply leaves from
+    /// the address the peer sent to rather than the one the route prefers. `src` must be
+    /// of `dst`'s family and assigned to this host.
+    #[allow(unsafe_code)]
+    pub fn send_from(&self, payload: &[u8], src: IpAddr, dst: SocketAddr) -> io::Result<()> {
+        let (mut sa, alen) = sockaddr_of(dst);
+        let mut control = Control([0; 128]);
+        let hdr = size_of::<usize>() + 8;
+        let mut data = [0u8; 20];
+        let (level, kind, dlen) = match (src, dst) {
+            (IpAddr::V4(s), SocketAddr::V4(_)) => {
+                // struct in_pktinfo { int ipi_ifindex; in_addr ipi_spec_dst; in_addr ipi_addr; }
+                data[4..8].copy_from_slice(&s.octets());
+                (libc::IPPROTO_IP, libc::IP_PKTINFO, 12)
+            }
+            (IpAddr::V6(s), SocketAddr::V6(_)) => {
+                // struct in6_pktinfo { in6_addr ipi6_addr; unsigned ipi6_ifindex; }
+                data[..16].copy_from_slice(&s.octets());
+                (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, 20)
+            }
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "source and destination of different address families",
+                ))
+            }
+        };
+        let clen = hdr + dlen;
+        control.0[..size_of::<usize>()].copy_from_slice(&clen.to_ne_bytes());
+        control.0[size_of::<usize>()..size_of::<usize>() + 4].copy_from_slice(&level.to_ne_bytes());
+        control.0[size_of::<usize>() + 4..hdr].copy_from_slice(&kind.to_ne_bytes());
+        control.0[hdr..clen].copy_from_slice(&data[..dlen]);
+        let space = clen.div_ceil(size_of::<usize>()) * size_of::<usize>();
+        let mut iov = libc::iovec {
+            iov_base: payload.as_ptr() as *mut libc::c_void,
+            iov_len: payload.len(),
+        };
+        // SAFETY: an all-zero msghdr is a valid value.
+        let mut msg: libc::msghdr = unsafe { MaybeUninit::zeroed().assume_init() };
+        msg.msg_name = (&mut sa as *mut libc::sockaddr_in6).cast();
+        msg.msg_namelen = alen as libc::socklen_t;
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.0.as_mut_ptr().cast();
+        msg.msg_controllen = space;
+        loop {
+            // SAFETY: `msg` points at the live sockaddr, iovec (over the caller's payload,
+            // only read) and control buffer, with their true sizes.
+            let r = unsafe { libc::sendmsg(self.sock.as_raw_fd(), &msg, 0) };
+            if r >= 0 {
+                return Ok(());
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+
+    /// A second handle on the same socket (`dup`), e.g. for another thread that sends
+    /// from the same port; both see the same options and receive queue.
+    pub fn try_clone(&self) -> io::Result<Self> {
+        Ok(Self {
+            sock: self.sock.try_clone()?,
+            v6: self.v6,
+        })
     }
 
     /// The bound address.
@@ -241,6 +290,34 @@ impl PktinfoSocket {
             seg,
         })
     }
+}
+
+/// `dst` as a socket address for `sendmsg` (an IPv4 one overlays the start of the
+/// `sockaddr_in6`), and its length.
+#[allow(unsafe_code)]
+fn sockaddr_of(dst: SocketAddr) -> (libc::sockaddr_in6, usize) {
+    // SAFETY: an all-zero sockaddr_in6 is valid.
+    let mut sa: libc::sockaddr_in6 = unsafe { MaybeUninit::zeroed().assume_init() };
+    let alen = match dst {
+        SocketAddr::V6(d) => {
+            sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sa.sin6_port = d.port().to_be();
+            sa.sin6_addr.s6_addr = d.ip().octets();
+            size_of::<libc::sockaddr_in6>()
+        }
+        SocketAddr::V4(d) => {
+            let v4 = (&mut sa as *mut libc::sockaddr_in6).cast::<libc::sockaddr_in>();
+            // SAFETY: a sockaddr_in fits in (and is aligned within) the zeroed
+            // sockaddr_in6 it overlays.
+            unsafe {
+                (*v4).sin_family = libc::AF_INET as libc::sa_family_t;
+                (*v4).sin_port = d.port().to_be();
+                (*v4).sin_addr.s_addr = u32::from_ne_bytes(d.ip().octets());
+            }
+            size_of::<libc::sockaddr_in>()
+        }
+    };
+    (sa, alen)
 }
 
 fn sockaddr_bytes(sa: &libc::sockaddr_in6) -> [u8; 8] {
@@ -344,6 +421,49 @@ impl AsFd for PktinfoSocket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn send_from_picks_the_source_address() {
+        let s = PktinfoSocket::bind("0.0.0.0:0".parse().unwrap(), 0).unwrap();
+        let port = s.local_addr().unwrap().port();
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for src in ["127.0.0.1", "127.0.0.2"] {
+            let src: IpAddr = src.parse().unwrap();
+            s.send_from(b"hi", src, peer.local_addr().unwrap()).unwrap();
+            let mut buf = [0u8; 8];
+            let (n, from) = peer.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..n], b"hi");
+            assert_eq!(from, SocketAddr::new(src, port));
+        }
+        let e = s
+            .send_from(b"x", "::1".parse().unwrap(), peer.local_addr().unwrap())
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        if let Ok(s6) = PktinfoSocket::bind("[::]:0".parse().unwrap(), 0) {
+            if let Ok(p6) = UdpSocket::bind("[::1]:0") {
+                s6.send_from(b"v6", Ipv6Addr::LOCALHOST.into(), p6.local_addr().unwrap())
+                    .unwrap();
+                let mut buf = [0u8; 8];
+                let (n, from) = p6.recv_from(&mut buf).unwrap();
+                assert_eq!(&buf[..n], b"v6");
+                assert_eq!(from.ip(), IpAddr::V6(Ipv6Addr::LOCALHOST));
+            }
+        }
+    }
+
+    #[test]
+    fn a_clone_sends_from_the_same_port() {
+        let s = PktinfoSocket::bind("127.0.0.1:0".parse().unwrap(), 0).unwrap();
+        let c = s.try_clone().unwrap();
+        assert_eq!(c.local_addr().unwrap(), s.local_addr().unwrap());
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        c.send_to(b"from the clone", peer.local_addr().unwrap())
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let (n, from) = peer.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"from the clone");
+        assert_eq!(from, s.local_addr().unwrap());
+    }
 
     #[test]
     fn destination_and_source_are_reported_over_loopback() {

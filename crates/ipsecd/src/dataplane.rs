@@ -87,6 +87,16 @@ pub struct Counters {
 }
 
 impl Counters {
+    /// Adds `n` to counter `name` (for the other threads' counts, such as the relay's).
+    pub fn add(&self, name: &'static str, n: u64) {
+        *self
+            .inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(name)
+            .or_insert(0) += n;
+    }
+
     /// A copy of every counter, with the nftables table's drops of cleartext (by
     /// direction, reason and rule) when the table is loaded.
     pub fn snapshot(&self) -> BTreeMap<String, u64> {
@@ -117,6 +127,9 @@ pub struct Handle {
     pub counters: Arc<Counters>,
     /// The TUN device's name.
     pub tun_name: String,
+    /// The server thread's end of the NAT-T IKE relay (when NAT-T is on), for
+    /// [`Server::set_ike_relay`](crate::server::Server::set_ike_relay).
+    pub ike: Option<crate::relay::Port>,
 }
 
 impl Handle {
@@ -148,6 +161,8 @@ struct Plane {
     /// decides: a packet enters the first tunnel whose policy has a rule for it.
     tunnels: Vec<TunnelId>,
     natt: Vec<PktinfoSocket>,
+    /// Where IKE (non-ESP marker) received on the NAT-T sockets goes.
+    ike: Option<crate::relay::Feed>,
     next_keepalive: std::time::Instant,
     /// The read buffer of offloaded TUN super-packets.
     big: Vec<u8>,
@@ -212,6 +227,16 @@ pub fn start(core: Core, cfg: Config, waker: UnixStream) -> io::Result<Handle> {
             }
         }
     }
+    let (ike_feed, ike) = if natt.is_empty() {
+        (None, None)
+    } else {
+        let clones = natt
+            .iter()
+            .map(PktinfoSocket::try_clone)
+            .collect::<io::Result<Vec<_>>>()?;
+        let (f, p) = crate::relay::channel(clones, cfg.natt_port);
+        (Some(f), Some(p))
+    };
     let tx4 = RawSocket::sender(false, cfg.mark)?;
     let tx6 = RawSocket::sender(true, cfg.mark)?;
     waker.set_nonblocking(true)?;
@@ -242,6 +267,7 @@ pub fn start(core: Core, cfg: Config, waker: UnixStream) -> io::Result<Handle> {
         spd_gen: None,
         tunnels: Vec::new(),
         natt,
+        ike: ike_feed,
         next_keepalive: std::time::Instant::now(),
         big: Vec::new(),
         scratch: Vec::new(),
@@ -260,6 +286,7 @@ pub fn start(core: Core, cfg: Config, waker: UnixStream) -> io::Result<Handle> {
         thread: Some(thread),
         counters,
         tun_name,
+        ike,
     })
 }
 
@@ -634,8 +661,9 @@ impl Plane {
     }
 
     /// Reads ESP-in-UDP datagrams from NAT-T socket `i` and rebuilds each as the IP/UDP
-    /// packet the engine expects; keepalives are counted, IKE (non-ESP marker) has no key
-    /// manager channel yet and is counted as dropped.
+    /// packet the engine expects; keepalives are counted, IKE (non-ESP marker) goes to the
+    /// relays of the server thread (see [`crate::relay`]), or is counted as dropped when
+    /// none is connected.
     fn read_natt(&mut self, i: usize) {
         let mut batch = Vec::with_capacity(BATCH);
         let mut big = std::mem::take(&mut self.natt_buf);
@@ -650,6 +678,7 @@ impl Plane {
         // (RFC 3948), whatever port the socket listens on: everything arriving here is
         // UDP-encapsulated ESP.
         let port = ipsec_core::engine::NATT_PORT;
+        let mut woke = false;
         while batch.len() < BATCH {
             let Some(sock) = self.natt.get(i) else { break };
             let r = match sock.recv(&mut big) {
@@ -673,8 +702,13 @@ impl Plane {
                     self.count("natt_keepalive_in", 1);
                     continue;
                 }
-                if p.len() >= 4 && p.get(..4) == Some(&[0, 0, 0, 0]) {
-                    self.count("natt_ike_no_key_manager", 1);
+                if let Some(ike) = p.strip_prefix(&crate::relay::NON_ESP_MARKER) {
+                    if ike.is_empty() {
+                        // A marker with no IKE message after it (RFC 3948 §2.2).
+                        self.count("natt_bad_datagram", 1);
+                    } else {
+                        woke |= self.relay_ike(r.src, r.dst, ike);
+                    }
                     continue;
                 }
                 let mut b = self
@@ -697,11 +731,39 @@ impl Plane {
             }
         }
         self.natt_buf = big;
+        if woke {
+            self.wake();
+        }
         if batch.is_empty() {
             return;
         }
         self.count("natt_in", batch.len() as u64);
         self.inbound(batch);
+    }
+
+    /// Hands one IKE message (the marker removed) from `src` to local address `dst` to
+    /// the relays; whether the server thread must be woken.
+    fn relay_ike(&mut self, src: std::net::SocketAddr, dst: IpAddr, ike: &[u8]) -> bool {
+        let Some(feed) = &self.ike else {
+            self.count("natt_ike_no_key_manager", 1);
+            return false;
+        };
+        let d = crate::relay::IkeDatagram {
+            src,
+            dst: std::net::SocketAddr::new(dst, self.cfg.natt_port),
+            msg: ike.to_vec(),
+        };
+        match feed.offer(d) {
+            crate::relay::Offer::Queued => true,
+            crate::relay::Offer::NoKeyManager => {
+                self.count("natt_ike_no_key_manager", 1);
+                false
+            }
+            crate::relay::Offer::Full => {
+                self.count("natt_ike_relay_queue_full", 1);
+                false
+            }
+        }
     }
 
     /// Decapsulates, checks and delivers inbound packets; `peer` is the UDP source of a

@@ -16,6 +16,7 @@ mod log;
 mod netsetup;
 mod nft;
 mod policy;
+mod relay;
 mod server;
 
 use std::path::PathBuf;
@@ -170,10 +171,13 @@ fn run(args: &Args) -> Result<(), String> {
                 keepalive_interval: args.keepalive_interval,
             };
             let waker = srv.waker().map_err(|e| format!("waker: {e}"))?;
-            let h = dataplane::start(std::sync::Arc::clone(srv.core()), cfg, waker)
+            let mut h = dataplane::start(std::sync::Arc::clone(srv.core()), cfg, waker)
                 .map_err(|e| format!("data plane on {name}: {e}"))?;
             log::info(format_args!("data plane on {}", h.tun_name));
             srv.set_counters(std::sync::Arc::clone(&h.counters));
+            if let Some(p) = h.ike.take() {
+                srv.set_ike_relay(p);
+            }
             Some(h)
         }
         None => None,

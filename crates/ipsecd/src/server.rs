@@ -90,6 +90,21 @@ pub struct Stats {
     pub dropped_queue_full: u64,
 }
 
+/// A control-socket connection.
+struct CtlClient {
+    conn: Conn,
+    privileged: bool,
+    /// Once it sent `natt-relay`: the messages waiting for it (IKE datagrams and replies,
+    /// in order; see [`crate::relay`]).
+    relay: Option<RelayQueue>,
+}
+
+#[derive(Default)]
+struct RelayQueue {
+    queue: VecDeque<Rc<[u8]>>,
+    dropped: u64,
+}
+
 struct Client {
     conn: Conn,
     cred: PeerCred,
@@ -112,7 +127,8 @@ pub enum Control {
 pub struct Server {
     listener: Listener,
     control: Option<Listener>,
-    ctl_clients: Vec<(Conn, bool)>,
+    ctl_clients: Vec<CtlClient>,
+    ike: Option<crate::relay::Port>,
     save_file: Option<PathBuf>,
     counters: Option<std::sync::Arc<crate::dataplane::Counters>>,
     wake_rx: std::os::unix::net::UnixStream,
@@ -150,6 +166,7 @@ impl Server {
             listener,
             control: None,
             ctl_clients: Vec::new(),
+            ike: None,
             save_file: None,
             counters: None,
             core,
@@ -192,6 +209,17 @@ impl Server {
     /// The data plane's counters, reported by the control socket.
     pub fn set_counters(&mut self, c: std::sync::Arc<crate::dataplane::Counters>) {
         self.counters = Some(c);
+    }
+
+    /// Serves the NAT-T IKE relay over `port` (the data plane's, when NAT-T is on).
+    pub fn set_ike_relay(&mut self, port: crate::relay::Port) {
+        self.ike = Some(port);
+    }
+
+    fn count(&self, name: &'static str, n: u64) {
+        if let Some(c) = &self.counters {
+            c.add(name, n);
+        }
     }
 
     /// The data plane's counters, if it runs.
@@ -279,8 +307,12 @@ impl Server {
             if let Some(c) = &self.control {
                 fds.push(PollFd::new(c, PollFlags::IN));
             }
-            for (c, _) in &self.ctl_clients {
-                fds.push(PollFd::new(c, PollFlags::IN));
+            for c in &self.ctl_clients {
+                let mut ev = PollFlags::IN;
+                if c.relay.as_ref().is_some_and(|r| !r.queue.is_empty()) {
+                    ev |= PollFlags::OUT;
+                }
+                fds.push(PollFd::new(&c.conn, ev));
             }
             let base = fds.len();
             for c in self.clients.values() {
@@ -308,7 +340,9 @@ impl Server {
                 ctl_accept = true;
             }
             for (i, f) in it.take(self.ctl_clients.len()).enumerate() {
-                if !f.revents().is_empty() {
+                if f.revents()
+                    .intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR)
+                {
                     ctl_ready.push(i);
                 }
             }
@@ -331,10 +365,15 @@ impl Server {
         if ctl_accept {
             if let Some(l) = &self.control {
                 while let Some((conn, cred)) = l.accept()? {
-                    self.ctl_clients.push((conn, cred.is_privileged()));
+                    self.ctl_clients.push(CtlClient {
+                        conn,
+                        privileged: cred.is_privileged(),
+                        relay: None,
+                    });
                 }
             }
         }
+        self.pump_relay();
         for id in writable {
             self.flush(id);
         }
@@ -357,7 +396,7 @@ impl Server {
         for &i in ready {
             let mut buf = vec![0u8; 1 << 20];
             let (r, privileged) = match self.ctl_clients.get(i) {
-                Some((c, p)) => (c.recv(&mut buf).unwrap_or(Recv::Closed), *p),
+                Some(c) => (c.conn.recv(&mut buf).unwrap_or(Recv::Closed), c.privileged),
                 None => continue,
             };
             let reply = match r {
@@ -366,19 +405,29 @@ impl Server {
                     closed.push(i);
                     continue;
                 }
-                Recv::Truncated(_) => "error request too long".to_string(),
+                Recv::Truncated(_) => Some("error request too long".to_string()),
                 Recv::Msg(n) if !privileged => {
                     let _ = n;
-                    "error permission denied: needs root or CAP_NET_ADMIN".to_string()
+                    Some("error permission denied: needs root or CAP_NET_ADMIN".to_string())
                 }
                 Recv::Msg(n) => {
-                    let req =
-                        String::from_utf8_lossy(buf.get(..n).unwrap_or_default()).into_owned();
-                    crate::control::handle(self, &req, &mut |s: &Server| s.save_now())
+                    let msg = buf.get(..n).unwrap_or_default();
+                    if crate::relay::is_send(msg) {
+                        self.relay_send(i, msg).err()
+                    } else {
+                        let req = String::from_utf8_lossy(msg).into_owned();
+                        if req.trim() == "natt-relay" {
+                            Some(self.start_relay(i))
+                        } else {
+                            Some(crate::control::handle(self, &req, &mut |s: &Server| {
+                                s.save_now()
+                            }))
+                        }
+                    }
                 }
             };
-            if let Some((c, _)) = self.ctl_clients.get(i) {
-                if !matches!(c.send(reply.as_bytes()), Ok(Sent::Done)) {
+            if let Some(reply) = reply {
+                if !self.ctl_reply(i, Rc::from(reply.into_bytes())) {
                     closed.push(i);
                 }
             }
@@ -386,9 +435,156 @@ impl Server {
         closed.sort_unstable();
         closed.dedup();
         for i in closed.into_iter().rev() {
-            self.ctl_clients.remove(i);
+            let c = self.ctl_clients.remove(i);
+            if let Some(r) = c.relay {
+                log::info(format_args!(
+                    "NAT-T IKE relay disconnected; {} message(s) dropped for it",
+                    r.dropped
+                ));
+            }
         }
+        self.update_relay_count();
         Ok(())
+    }
+
+    /// Sends (or, on a relay, queues behind its IKE) one reply to control connection `i`;
+    /// false when the connection is gone.
+    fn ctl_reply(&mut self, i: usize, msg: Rc<[u8]>) -> bool {
+        let Some(c) = self.ctl_clients.get_mut(i) else {
+            return false;
+        };
+        match &mut c.relay {
+            // A relay that sends requests but does not read loses replies, not memory.
+            Some(r) if r.queue.len() >= crate::relay::RELAY_QUEUE => {
+                r.dropped += 1;
+                if let Some(c) = &self.counters {
+                    c.add("natt_ike_relay_dropped", 1);
+                }
+                true
+            }
+            Some(r) => {
+                r.queue.push_back(msg);
+                self.flush_relay(i)
+            }
+            None => matches!(c.conn.send(&msg), Ok(Sent::Done)),
+        }
+    }
+
+    /// The `natt-relay` request: control connection `i` becomes a relay.
+    fn start_relay(&mut self, i: usize) -> String {
+        let Some(port) = self.ike.as_ref().map(|p| p.port) else {
+            return "error no NAT-T socket to relay IKE from (ipsecd needs --tun and a non-zero --natt-port)".into();
+        };
+        let Some(c) = self.ctl_clients.get_mut(i) else {
+            return "error connection gone".into();
+        };
+        if c.relay.is_none() {
+            c.relay = Some(RelayQueue::default());
+            log::info(format_args!("NAT-T IKE relay connected (port {port})"));
+        }
+        self.update_relay_count();
+        format!("ok relaying IKE on NAT-T port {port}")
+    }
+
+    /// A relay's `send DST_IP DST_PORT [SRC_IP]\n<IKE>` request.
+    fn relay_send(&mut self, i: usize, msg: &[u8]) -> Result<(), String> {
+        if self.ctl_clients.get(i).is_none_or(|c| c.relay.is_none()) {
+            return Err("error send needs natt-relay first".into());
+        }
+        let Some(port) = &self.ike else {
+            return Err("error no NAT-T socket".into());
+        };
+        let req = crate::relay::parse_send(msg).map_err(|e| format!("error {e}"))?;
+        match port.send(req.dst, req.src, req.ike) {
+            Ok(()) => {
+                self.count("natt_ike_sent", 1);
+                Ok(())
+            }
+            Err(e) => {
+                self.count("natt_ike_send_error", 1);
+                Err(format!("error {e}"))
+            }
+        }
+    }
+
+    fn update_relay_count(&self) {
+        if let Some(p) = &self.ike {
+            p.set_relays(
+                self.ctl_clients
+                    .iter()
+                    .filter(|c| c.relay.is_some())
+                    .count(),
+            );
+        }
+    }
+
+    /// Hands the IKE datagrams the data plane queued to every relay (at most the
+    /// channel's capacity per turn), then sends what the relays' sockets take.
+    fn pump_relay(&mut self) {
+        let mut relayed = 0;
+        let mut nobody = 0;
+        let mut dropped = 0;
+        for _ in 0..crate::relay::CHANNEL_DATAGRAMS {
+            let Some(d) = self.ike.as_ref().and_then(|p| p.poll_datagram()) else {
+                break;
+            };
+            let m: Rc<[u8]> = Rc::from(crate::relay::frame(&d));
+            let mut any = false;
+            for c in &mut self.ctl_clients {
+                let Some(r) = &mut c.relay else { continue };
+                if r.queue.len() >= crate::relay::RELAY_QUEUE {
+                    r.dropped += 1;
+                    dropped += 1;
+                } else {
+                    r.queue.push_back(Rc::clone(&m));
+                    any = true;
+                }
+            }
+            if any {
+                relayed += 1;
+            } else if !self.ctl_clients.iter().any(|c| c.relay.is_some()) {
+                // The last relay left after the data plane queued this.
+                nobody += 1;
+            }
+        }
+        for (name, n) in [
+            ("natt_ike_relayed", relayed),
+            ("natt_ike_no_key_manager", nobody),
+            ("natt_ike_relay_dropped", dropped),
+        ] {
+            if n > 0 {
+                self.count(name, n);
+            }
+        }
+        let mut closed = Vec::new();
+        for i in 0..self.ctl_clients.len() {
+            if self.ctl_clients.get(i).is_some_and(|c| c.relay.is_some()) && !self.flush_relay(i) {
+                closed.push(i);
+            }
+        }
+        for i in closed.into_iter().rev() {
+            self.ctl_clients.remove(i);
+            log::info(format_args!("NAT-T IKE relay disconnected"));
+        }
+        self.update_relay_count();
+    }
+
+    /// Sends what relay connection `i`'s socket takes now; false when it is gone.
+    fn flush_relay(&mut self, i: usize) -> bool {
+        let Some(c) = self.ctl_clients.get_mut(i) else {
+            return false;
+        };
+        let Some(r) = &mut c.relay else { return true };
+        while let Some(m) = r.queue.front() {
+            match c.conn.send(m) {
+                Ok(Sent::Done) => {
+                    r.queue.pop_front();
+                }
+                Ok(Sent::WouldBlock) => break,
+                Ok(Sent::Closed) | Err(_) => return false,
+            }
+        }
+        true
     }
 
     fn over_high_water(&self, c: &Client) -> bool {
