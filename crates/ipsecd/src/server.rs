@@ -1,5 +1,5 @@
 //! The PF_KEY server: the local SOCK_SEQPACKET socket in front of the sans-IO
-//! [`KeyEngine`].
+//! [`KeyEngine`](ipsec_pfkey::engine::KeyEngine).
 //!
 //! One thread runs a poll loop over the listener, the signal pipe and every client. Each
 //! client has a bounded output queue; when it is full, further messages for that client are
