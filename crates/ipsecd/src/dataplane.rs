@@ -42,10 +42,6 @@ use crate::server::now;
 
 /// NFLOG group of the nftables drop records (cleartext dropped by policy).
 pub const NFLOG_GROUP: u16 = 1500;
-/// How often idle SAs' key schedules are released.
-const KEY_SWEEP: Duration = Duration::from_secs(30);
-/// Seconds without traffic after which an SA's key schedule is released.
-const KEY_IDLE: u64 = 120;
 /// Packets read per device per turn.
 const BATCH: usize = 64;
 /// Largest packet handled (TUN MTU plus room for encapsulation stays below this).
@@ -70,6 +66,9 @@ pub struct Config {
     pub offload: bool,
     /// UDP offloads for NAT-T: runs of ESP-in-UDP sent with UDP GSO, received with GRO.
     pub udp_offload: bool,
+    /// Seconds without traffic after which an SA's key schedules are released (built
+    /// again on the next packet); checked every quarter of it, at most every 30 s.
+    pub key_idle: u64,
     /// Path MTU toward the peers: a packet that would exceed it once protected is answered
     /// with ICMP "fragmentation needed" / "packet too big" toward its sender.
     pub path_mtu: usize,
@@ -176,6 +175,11 @@ struct Plane {
     local_counts: HashMap<&'static str, u64>,
     /// The last outbound flow and its SAs, valid within one batch.
     flow_memo: Option<(PacketKey, Vec<SaId>)>,
+    /// SAs this data plane has used since the last key sweep (the only ones that can hold
+    /// key schedules).
+    keyed_ids: std::collections::HashSet<SaId>,
+    /// The SA of the last inbound packet (to skip repeated inserts into `keyed_ids`).
+    last_in_sa: Option<SaId>,
     next_key_sweep: std::time::Instant,
 }
 
@@ -250,6 +254,7 @@ pub fn start(core: Core, cfg: Config, waker: UnixStream) -> io::Result<Handle> {
     let counters = Arc::new(Counters::default());
     let stop = Arc::new(AtomicBool::new(false));
     let tun_name = tun.name().to_string();
+    let cfg_key_idle = cfg.key_idle;
     let mut plane = Plane {
         core,
         cfg,
@@ -275,7 +280,9 @@ pub fn start(core: Core, cfg: Config, waker: UnixStream) -> io::Result<Handle> {
         natt_buf: Vec::new(),
         local_counts: HashMap::new(),
         flow_memo: None,
-        next_key_sweep: std::time::Instant::now() + KEY_SWEEP,
+        keyed_ids: std::collections::HashSet::new(),
+        last_in_sa: None,
+        next_key_sweep: std::time::Instant::now() + key_sweep(cfg_key_idle),
     };
     let stop2 = Arc::clone(&stop);
     let thread = std::thread::Builder::new()
@@ -600,6 +607,7 @@ impl Plane {
                     Some((_, ids)) => {
                         let ids: Vec<SaId> = ids.iter().flatten().copied().collect();
                         self.flow_memo = Some((first_key, ids.clone()));
+                        self.keyed_ids.extend(ids.iter().copied());
                         self.protect(g, b, &ids, now_s)
                     }
                     None => {
@@ -777,6 +785,12 @@ impl Plane {
             for (mut b, peer) in batch {
                 let s = match self.engine.inbound(g.keys.sadb_mut(), &mut b, now_s) {
                     Ok(ok) => {
+                        for id in ok.sa_ids() {
+                            if self.last_in_sa != Some(id) {
+                                self.keyed_ids.insert(id);
+                                self.last_in_sa = Some(id);
+                            }
+                        }
                         if let (true, Some(p)) = (ok.natt, peer) {
                             self.follow_natt_port(&mut g, p);
                         }
@@ -893,29 +907,37 @@ impl Plane {
         }
     }
 
-    /// Every [`KEY_SWEEP`], drops the key schedules of SAs idle for [`KEY_IDLE`] seconds
-    /// (they are built again on the next packet), so that memory follows the SAs in use.
+    /// Drops the key schedules of SAs idle for `key_idle` seconds (they are built again on
+    /// the next packet), so that memory follows the SAs in use.
     fn release_idle_keys(&mut self) {
         if std::time::Instant::now() < self.next_key_sweep {
             return;
         }
-        self.next_key_sweep = std::time::Instant::now() + KEY_SWEEP;
+        self.next_key_sweep = std::time::Instant::now() + key_sweep(self.cfg.key_idle);
         let now_s = now().0;
         let core = Arc::clone(&self.core);
         let mut g = lock(&core);
-        let idle: Vec<SaId> = g
-            .keys
-            .sadb()
-            .iter()
-            .filter(|(_, sa)| sa.is_keyed() && now_s.saturating_sub(sa.last_use()) >= KEY_IDLE)
-            .map(|(id, _)| id)
-            .collect();
+        // Only the SAs this data plane has used can hold key schedules (the SADB keys an
+        // SA on first use), so the sweep costs the SAs in use, not every SA.
+        let mut idle = Vec::new();
+        self.keyed_ids.retain(|id| match g.keys.sadb().get(*id) {
+            Some(sa) if sa.is_keyed() => {
+                if now_s.saturating_sub(sa.last_use()) >= self.cfg.key_idle {
+                    idle.push(*id);
+                    false
+                } else {
+                    true
+                }
+            }
+            _ => false,
+        });
         for id in &idle {
             if let Some(sa) = g.keys.sadb_mut().get_mut(*id) {
                 sa.release_key_schedule();
             }
         }
         drop(g);
+        self.last_in_sa = None;
         if !idle.is_empty() {
             self.count("key_schedules_released", idle.len() as u64);
         }
@@ -1244,6 +1266,11 @@ fn proposal(p: &Protection, proto: Proto) -> Proposal {
         replay: 64,
         combs: vec![c],
     }
+}
+
+/// How often idle key schedules are looked for: a quarter of the idle time, 1 to 30 s.
+fn key_sweep(idle: u64) -> Duration {
+    Duration::from_secs((idle / 4).clamp(1, 30))
 }
 
 /// Writes the IPv4 (20-byte) or IPv6 (40-byte) header and the UDP header of a datagram of

@@ -68,6 +68,10 @@ struct Args {
     /// MTU of the TUN device: the path MTU minus the largest ESP/AH overhead.
     #[arg(long, default_value_t = 1400)]
     mtu: u32,
+    /// Seconds without traffic after which an SA's key schedules are released (memory then
+    /// follows the SAs in use; they are built again on the next packet).
+    #[arg(long, default_value_t = 120)]
+    key_idle_seconds: u64,
     /// Path MTU toward the peers (bytes of the protected packets on the wire).
     #[arg(long, default_value_t = 1500)]
     path_mtu: usize,
@@ -166,6 +170,7 @@ fn run(args: &Args) -> Result<(), String> {
                 mtu: args.mtu,
                 natt_port: args.natt_port,
                 path_mtu: args.path_mtu,
+                key_idle: args.key_idle_seconds,
                 offload: !args.no_offload,
                 udp_offload: !args.no_udp_offload,
                 keepalive_interval: args.keepalive_interval,

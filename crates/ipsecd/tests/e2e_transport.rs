@@ -276,3 +276,38 @@ fn transport_v4_ah_esp_bundle() {
 fn cap_file(lab: &Lab) -> std::path::PathBuf {
     lab.dir.join("wire.pcap")
 }
+
+#[test]
+fn idle_sas_release_their_key_schedules_and_rebuild_them_on_use() {
+    let Some(lab) = Lab::new("idle_sas_release_their_key_schedules") else {
+        return;
+    };
+    let (a, b) = pair(&lab, "10.0.0.1/24", "10.0.0.2/24");
+    let keys = format!(
+        "add esp spi 0x1000 src {A4} dst {B4} encr_alg aes-gcm encrkey {GCM_AB}\n\
+         add esp spi 0x1001 src {B4} dst {A4} encr_alg aes-gcm encrkey {GCM_BA}\n"
+    );
+    let props = "encr_algs aes-gcm";
+    let idle = ["--key-idle-seconds", "2"];
+    let da = Daemon::start_with(&lab, &a, "a", &keys, &policy(A4, B4, props), &idle);
+    let _db = Daemon::start_with(&lab, &b, "b", &keys, &policy(B4, A4, props), &idle);
+    a.ping_ok(B4, 1);
+    // Both of A's SAs were used (keyed); after 2 s idle, swept within a second or so.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let c = da.counters();
+        if c.get("key_schedules_released") >= 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no key schedule released: {c:#?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // Keyed again on the next packet: traffic still flows.
+    a.ping_ok(B4, 2);
+    let c = da.counters();
+    assert_eq!(c.sa("esp", 0x1000).packets, 3, "{c:#?}");
+    assert!(c.drop_reasons().is_empty(), "{c:#?}");
+}
