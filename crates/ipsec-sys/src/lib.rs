@@ -9,6 +9,7 @@
 //! `#[allow(unsafe_code)]`, each block with a SAFETY comment. Unsafe code is denied
 //! everywhere else.
 
+mod cmsg;
 pub mod file;
 pub mod netlink;
 pub mod raw;

@@ -17,6 +17,8 @@ use std::mem::{size_of, MaybeUninit};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
+use crate::cmsg::{self, Control};
+
 /// What [`RawSocket::recv`] found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RawRecv {
@@ -170,7 +172,7 @@ impl RawSocket {
             ));
         };
         let mut from = MaybeUninit::<libc::sockaddr_in6>::zeroed();
-        let mut control = Control([0; 256]);
+        let mut control = Control::new();
         let mut iov = libc::iovec {
             iov_base: payload.as_mut_ptr().cast(),
             iov_len: payload.len(),
@@ -229,48 +231,18 @@ impl RawSocket {
     /// Sends one complete IP packet (its header names the destination).
     #[allow(unsafe_code)]
     pub fn send(&self, packet: &[u8]) -> io::Result<()> {
-        let n = if self.v6 {
-            let dst: [u8; 16] = packet
-                .get(24..40)
-                .and_then(|d| d.try_into().ok())
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "short IPv6 packet"))?;
-            // SAFETY: an all-zero sockaddr_in6 is valid.
-            let mut sa: libc::sockaddr_in6 = unsafe { MaybeUninit::zeroed().assume_init() };
-            sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-            sa.sin6_addr.s6_addr = dst;
-            // SAFETY: `packet` is readable for its length and `sa` is a live sockaddr_in6
-            // of the size passed.
-            unsafe {
-                libc::sendto(
-                    self.fd.as_raw_fd(),
-                    packet.as_ptr().cast(),
-                    packet.len(),
-                    0,
-                    (&sa as *const libc::sockaddr_in6).cast(),
-                    size_of::<libc::sockaddr_in6>() as libc::socklen_t,
-                )
-            }
-        } else {
-            let dst: [u8; 4] = packet
-                .get(16..20)
-                .and_then(|d| d.try_into().ok())
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "short IPv4 packet"))?;
-            // SAFETY: an all-zero sockaddr_in is valid.
-            let mut sa: libc::sockaddr_in = unsafe { MaybeUninit::zeroed().assume_init() };
-            sa.sin_family = libc::AF_INET as libc::sa_family_t;
-            sa.sin_addr.s_addr = u32::from_ne_bytes(dst);
-            // SAFETY: `packet` is readable for its length and `sa` is a live sockaddr_in of
-            // the size passed.
-            unsafe {
-                libc::sendto(
-                    self.fd.as_raw_fd(),
-                    packet.as_ptr().cast(),
-                    packet.len(),
-                    0,
-                    (&sa as *const libc::sockaddr_in).cast(),
-                    size_of::<libc::sockaddr_in>() as libc::socklen_t,
-                )
-            }
+        let (sa, alen) = cmsg::sockaddr_of(self.packet_dst(packet)?);
+        // SAFETY: `packet` is readable for its length and `sa` is a live sockaddr of the
+        // length passed.
+        let n = unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                packet.as_ptr().cast(),
+                packet.len(),
+                0,
+                (&sa as *const libc::sockaddr_in6).cast(),
+                alen as libc::socklen_t,
+            )
         };
         if n < 0 {
             return Err(io::Error::last_os_error());
@@ -311,32 +283,8 @@ impl RawSocket {
                 else {
                     break;
                 };
-                let alen = if self.v6 {
-                    let dst: [u8; 16] =
-                        p.get(24..40)
-                            .and_then(|d| d.try_into().ok())
-                            .ok_or_else(|| {
-                                io::Error::new(io::ErrorKind::InvalidInput, "short IPv6 packet")
-                            })?;
-                    a.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-                    a.sin6_addr.s6_addr = dst;
-                    size_of::<libc::sockaddr_in6>()
-                } else {
-                    let dst: [u8; 4] =
-                        p.get(16..20)
-                            .and_then(|d| d.try_into().ok())
-                            .ok_or_else(|| {
-                                io::Error::new(io::ErrorKind::InvalidInput, "short IPv4 packet")
-                            })?;
-                    let v4 = (a as *mut libc::sockaddr_in6).cast::<libc::sockaddr_in>();
-                    // SAFETY: a sockaddr_in fits in (and is aligned within) the zeroed
-                    // sockaddr_in6 it overlays.
-                    unsafe {
-                        (*v4).sin_family = libc::AF_INET as libc::sa_family_t;
-                        (*v4).sin_addr.s_addr = u32::from_ne_bytes(dst);
-                    }
-                    size_of::<libc::sockaddr_in>()
-                };
+                let (sa, alen) = cmsg::sockaddr_of(self.packet_dst(p)?);
+                *a = sa;
                 iov.iov_base = p.as_ptr() as *mut libc::c_void;
                 iov.iov_len = p.len();
                 m.msg_hdr.msg_name = (a as *mut libc::sockaddr_in6).cast();
@@ -484,15 +432,30 @@ impl RawSocket {
     }
 }
 
+impl RawSocket {
+    /// The destination of a complete IP packet of this socket's family (port 0).
+    fn packet_dst(&self, packet: &[u8]) -> io::Result<std::net::SocketAddr> {
+        let ip = if self.v6 {
+            packet
+                .get(24..40)
+                .and_then(|d| <[u8; 16]>::try_from(d).ok())
+                .map(|d| IpAddr::V6(Ipv6Addr::from(d)))
+        } else {
+            packet
+                .get(16..20)
+                .and_then(|d| <[u8; 4]>::try_from(d).ok())
+                .map(|d| IpAddr::V4(Ipv4Addr::from(d)))
+        };
+        ip.map(|ip| std::net::SocketAddr::new(ip, 0))
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "short IP packet"))
+    }
+}
+
 impl AsFd for RawSocket {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
 }
-
-/// A control-message buffer aligned for `struct cmsghdr`.
-#[repr(C, align(8))]
-struct Control([u8; 256]);
 
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Ipv6Ancillary {
@@ -501,40 +464,25 @@ struct Ipv6Ancillary {
     hop_limit: Option<u8>,
 }
 
-/// Walks the control messages of a recvmsg (`struct cmsghdr`: length as `size_t`, level
-/// and type as `int`, data aligned to `size_t`).
-fn parse_ipv6_control(mut c: &[u8]) -> Ipv6Ancillary {
-    const HDR: usize = size_of::<usize>() + 8;
-    let align = |n: usize| n.div_ceil(size_of::<usize>()) * size_of::<usize>();
+/// The destination, traffic class and hop limit from the control messages of a recvmsg.
+fn parse_ipv6_control(c: &[u8]) -> Ipv6Ancillary {
     let mut out = Ipv6Ancillary::default();
-    while c.len() >= HDR {
-        let word = |r: core::ops::Range<usize>| c.get(r).unwrap_or_default();
-        let len = usize::from_ne_bytes(word(0..size_of::<usize>()).try_into().unwrap_or_default());
-        let i32_at = |o: usize| i32::from_ne_bytes(word(o..o + 4).try_into().unwrap_or_default());
-        let (level, kind) = (i32_at(size_of::<usize>()), i32_at(size_of::<usize>() + 4));
-        if len < HDR || len > c.len() {
-            break;
+    for (level, kind, data) in cmsg::walk(c) {
+        if level != libc::IPPROTO_IPV6 {
+            continue;
         }
-        let data = c.get(HDR..len).unwrap_or_default();
-        let int = || {
-            data.get(..4)
-                .and_then(|b| b.try_into().ok())
-                .map(i32::from_ne_bytes)
-        };
-        if level == libc::IPPROTO_IPV6 {
-            match kind {
-                libc::IPV6_PKTINFO => {
-                    out.dst = data
-                        .get(..16)
-                        .and_then(|b| <[u8; 16]>::try_from(b).ok())
-                        .map(Ipv6Addr::from);
-                }
-                libc::IPV6_TCLASS => out.tclass = int().and_then(|v| u8::try_from(v).ok()),
-                libc::IPV6_HOPLIMIT => out.hop_limit = int().and_then(|v| u8::try_from(v).ok()),
-                _ => {}
+        let byte = || cmsg::int(data).and_then(|v| u8::try_from(v).ok());
+        match kind {
+            libc::IPV6_PKTINFO => {
+                out.dst = data
+                    .get(..16)
+                    .and_then(|b| <[u8; 16]>::try_from(b).ok())
+                    .map(Ipv6Addr::from);
             }
+            libc::IPV6_TCLASS => out.tclass = byte(),
+            libc::IPV6_HOPLIMIT => out.hop_limit = byte(),
+            _ => {}
         }
-        c = c.get(align(len)..).unwrap_or_default();
     }
     out
 }

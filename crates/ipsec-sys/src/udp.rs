@@ -8,6 +8,8 @@ use std::mem::{size_of, MaybeUninit};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
+use crate::cmsg::{self, Control};
+
 /// One received datagram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UdpRecv {
@@ -37,9 +39,6 @@ pub struct PktinfoSocket {
     sock: UdpSocket,
     v6: bool,
 }
-
-#[repr(C, align(8))]
-struct Control([u8; 128]);
 
 #[allow(unsafe_code)]
 fn set_int(
@@ -105,55 +104,22 @@ impl PktinfoSocket {
         tos: u8,
         dst: SocketAddr,
     ) -> io::Result<()> {
-        let (mut sa, alen) = sockaddr_of(dst);
-        let mut control = Control([0; 128]);
-        let hdr = size_of::<usize>() + 8;
-        let clen = hdr + 2;
-        control.0[..size_of::<usize>()].copy_from_slice(&clen.to_ne_bytes());
-        control.0[size_of::<usize>()..size_of::<usize>() + 4]
-            .copy_from_slice(&SOL_UDP.to_ne_bytes());
-        control.0[size_of::<usize>() + 4..hdr].copy_from_slice(&UDP_SEGMENT.to_ne_bytes());
-        control.0[hdr..hdr + 2].copy_from_slice(&seg.to_ne_bytes());
-        let space = clen.div_ceil(size_of::<usize>()) * size_of::<usize>();
-        // Then the traffic class / TOS of every datagram (the outer DSCP and ECN of
-        // RFC 6040), as an int.
+        // The segment size, then the traffic class / TOS of every datagram (the outer DSCP
+        // and ECN of RFC 6040), as an int.
         let (level, kind) = if dst.is_ipv6() {
             (libc::IPPROTO_IPV6, libc::IPV6_TCLASS)
         } else {
             (libc::IPPROTO_IP, libc::IP_TOS)
         };
-        let t = space;
-        let tlen = hdr + 4;
-        control.0[t..t + size_of::<usize>()].copy_from_slice(&tlen.to_ne_bytes());
-        control.0[t + size_of::<usize>()..t + size_of::<usize>() + 4]
-            .copy_from_slice(&level.to_ne_bytes());
-        control.0[t + size_of::<usize>() + 4..t + hdr].copy_from_slice(&kind.to_ne_bytes());
-        control.0[t + hdr..t + hdr + 4].copy_from_slice(&libc::c_int::from(tos).to_ne_bytes());
-        let space = space + tlen.div_ceil(size_of::<usize>()) * size_of::<usize>();
-        let mut iov = libc::iovec {
-            iov_base: payload.as_ptr() as *mut libc::c_void,
-            iov_len: payload.len(),
-        };
-        // SAFETY: an all-zero msghdr is a valid value.
-        let mut msg: libc::msghdr = unsafe { MaybeUninit::zeroed().assume_init() };
-        msg.msg_name = (&mut sa as *mut libc::sockaddr_in6).cast();
-        msg.msg_namelen = alen as libc::socklen_t;
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.0.as_mut_ptr().cast();
-        msg.msg_controllen = space;
-        loop {
-            // SAFETY: `msg` points at the live sockaddr, iovec (over the caller's payload,
-            // only read) and control buffer, with their true sizes.
-            let r = unsafe { libc::sendmsg(self.sock.as_raw_fd(), &msg, 0) };
-            if r >= 0 {
-                return Ok(());
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        }
+        let tos = libc::c_int::from(tos).to_ne_bytes();
+        self.send_msg(
+            payload,
+            dst,
+            &[
+                (SOL_UDP, UDP_SEGMENT, &seg.to_ne_bytes()),
+                (level, kind, &tos),
+            ],
+        )
     }
 
     /// Sends `payload` to `dst` from local address `src` (`IP_PKTINFO` /
@@ -162,9 +128,6 @@ impl PktinfoSocket {
     /// of `dst`'s family and assigned to this host.
     #[allow(unsafe_code)]
     pub fn send_from(&self, payload: &[u8], src: IpAddr, dst: SocketAddr) -> io::Result<()> {
-        let (mut sa, alen) = sockaddr_of(dst);
-        let mut control = Control([0; 128]);
-        let hdr = size_of::<usize>() + 8;
         let mut data = [0u8; 20];
         let (level, kind, dlen) = match (src, dst) {
             (IpAddr::V4(s), SocketAddr::V4(_)) => {
@@ -184,12 +147,21 @@ impl PktinfoSocket {
                 ))
             }
         };
-        let clen = hdr + dlen;
-        control.0[..size_of::<usize>()].copy_from_slice(&clen.to_ne_bytes());
-        control.0[size_of::<usize>()..size_of::<usize>() + 4].copy_from_slice(&level.to_ne_bytes());
-        control.0[size_of::<usize>() + 4..hdr].copy_from_slice(&kind.to_ne_bytes());
-        control.0[hdr..clen].copy_from_slice(&data[..dlen]);
-        let space = clen.div_ceil(size_of::<usize>()) * size_of::<usize>();
+        self.send_msg(payload, dst, &[(level, kind, &data[..dlen])])
+    }
+
+    /// One `sendmsg` of `payload` to `dst` with control messages `cmsgs`.
+    #[allow(unsafe_code)]
+    fn send_msg(
+        &self,
+        payload: &[u8],
+        dst: SocketAddr,
+        cmsgs: &[(i32, i32, &[u8])],
+    ) -> io::Result<()> {
+        let (mut sa, alen) = cmsg::sockaddr_of(dst);
+        let mut control = Control::new();
+        let space = cmsg::encode(&mut control.0, cmsgs)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "control data too long"))?;
         let mut iov = libc::iovec {
             iov_base: payload.as_ptr() as *mut libc::c_void,
             iov_len: payload.len(),
@@ -225,6 +197,11 @@ impl PktinfoSocket {
         })
     }
 
+    /// Whether this is an IPv6 socket (no system call).
+    pub fn is_ipv6(&self) -> bool {
+        self.v6
+    }
+
     /// The bound address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.sock.local_addr()
@@ -240,7 +217,7 @@ impl PktinfoSocket {
     #[allow(unsafe_code)]
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<UdpRecv> {
         let mut from = MaybeUninit::<libc::sockaddr_in6>::zeroed();
-        let mut control = Control([0; 128]);
+        let mut control = Control::new();
         let mut iov = libc::iovec {
             iov_base: buf.as_mut_ptr().cast(),
             iov_len: buf.len(),
@@ -292,34 +269,6 @@ impl PktinfoSocket {
     }
 }
 
-/// `dst` as a socket address for `sendmsg` (an IPv4 one overlays the start of the
-/// `sockaddr_in6`), and its length.
-#[allow(unsafe_code)]
-fn sockaddr_of(dst: SocketAddr) -> (libc::sockaddr_in6, usize) {
-    // SAFETY: an all-zero sockaddr_in6 is valid.
-    let mut sa: libc::sockaddr_in6 = unsafe { MaybeUninit::zeroed().assume_init() };
-    let alen = match dst {
-        SocketAddr::V6(d) => {
-            sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-            sa.sin6_port = d.port().to_be();
-            sa.sin6_addr.s6_addr = d.ip().octets();
-            size_of::<libc::sockaddr_in6>()
-        }
-        SocketAddr::V4(d) => {
-            let v4 = (&mut sa as *mut libc::sockaddr_in6).cast::<libc::sockaddr_in>();
-            // SAFETY: a sockaddr_in fits in (and is aligned within) the zeroed
-            // sockaddr_in6 it overlays.
-            unsafe {
-                (*v4).sin_family = libc::AF_INET as libc::sa_family_t;
-                (*v4).sin_port = d.port().to_be();
-                (*v4).sin_addr.s_addr = u32::from_ne_bytes(d.ip().octets());
-            }
-            size_of::<libc::sockaddr_in>()
-        }
-    };
-    (sa, alen)
-}
-
 fn sockaddr_bytes(sa: &libc::sockaddr_in6) -> [u8; 8] {
     let mut b = [0u8; 8];
     b[0..2].copy_from_slice(&sa.sin6_family.to_ne_bytes());
@@ -364,52 +313,27 @@ fn bind_v6only(addr: SocketAddr) -> io::Result<UdpSocket> {
 
 /// The destination address from `IP_PKTINFO` (`struct in_pktinfo`: ifindex, spec_dst,
 /// addr) or `IPV6_PKTINFO` (`struct in6_pktinfo`: addr, ifindex).
-fn parse_pktinfo(mut c: &[u8], v6: bool) -> Option<IpAddr> {
-    const HDR: usize = size_of::<usize>() + 8;
-    let align = |n: usize| n.div_ceil(size_of::<usize>()) * size_of::<usize>();
-    while c.len() >= HDR {
-        let len = usize::from_ne_bytes(c.get(..size_of::<usize>())?.try_into().ok()?);
-        let at = |o: usize| -> Option<i32> {
-            Some(i32::from_ne_bytes(c.get(o..o + 4)?.try_into().ok()?))
-        };
-        let (level, kind) = (at(size_of::<usize>())?, at(size_of::<usize>() + 4)?);
-        if len < HDR || len > c.len() {
-            return None;
-        }
-        let data = c.get(HDR..len)?;
+fn parse_pktinfo(c: &[u8], v6: bool) -> Option<IpAddr> {
+    cmsg::walk(c).find_map(|(level, kind, data)| {
         if v6 && level == libc::IPPROTO_IPV6 && kind == libc::IPV6_PKTINFO {
             let a: [u8; 16] = data.get(..16)?.try_into().ok()?;
-            return Some(IpAddr::V6(Ipv6Addr::from(a)));
-        }
-        if !v6 && level == libc::IPPROTO_IP && kind == libc::IP_PKTINFO {
+            Some(IpAddr::V6(Ipv6Addr::from(a)))
+        } else if !v6 && level == libc::IPPROTO_IP && kind == libc::IP_PKTINFO {
             let a: [u8; 4] = data.get(8..12)?.try_into().ok()?;
-            return Some(IpAddr::V4(Ipv4Addr::from(a)));
+            Some(IpAddr::V4(Ipv4Addr::from(a)))
+        } else {
+            None
         }
-        c = c.get(align(len)..).unwrap_or_default();
-    }
-    None
+    })
 }
 
 /// The merged datagrams' size from a `UDP_GRO` control message.
-fn parse_gro(mut c: &[u8]) -> Option<usize> {
-    const HDR: usize = size_of::<usize>() + 8;
-    let align = |n: usize| n.div_ceil(size_of::<usize>()) * size_of::<usize>();
-    while c.len() >= HDR {
-        let len = usize::from_ne_bytes(c.get(..size_of::<usize>())?.try_into().ok()?);
-        let at = |o: usize| -> Option<i32> {
-            Some(i32::from_ne_bytes(c.get(o..o + 4)?.try_into().ok()?))
-        };
-        let (level, kind) = (at(size_of::<usize>())?, at(size_of::<usize>() + 4)?);
-        if len < HDR || len > c.len() {
-            return None;
-        }
-        if level == SOL_UDP && kind == UDP_GRO {
-            let v = at(HDR)?;
-            return usize::try_from(v).ok().filter(|v| *v > 0);
-        }
-        c = c.get(align(len)..).unwrap_or_default();
-    }
-    None
+fn parse_gro(c: &[u8]) -> Option<usize> {
+    cmsg::walk(c)
+        .find(|(level, kind, _)| *level == SOL_UDP && *kind == UDP_GRO)
+        .and_then(|(_, _, data)| cmsg::int(data))
+        .and_then(|v| usize::try_from(v).ok())
+        .filter(|v| *v > 0)
 }
 
 impl AsFd for PktinfoSocket {

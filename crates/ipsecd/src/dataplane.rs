@@ -167,6 +167,8 @@ struct Plane {
     big: Vec<u8>,
     /// The write buffer of coalesced packets.
     scratch: Vec<u8>,
+    /// Where segments of TUN super-packets are built.
+    seg_buf: Vec<u8>,
     /// Whether this daemon loaded the nftables table (removed on clean shutdown).
     nft_installed: bool,
     /// The read buffer of (GRO-merged) NAT-T datagrams.
@@ -174,13 +176,35 @@ struct Plane {
     /// Counts not yet published to `counters`.
     local_counts: HashMap<&'static str, u64>,
     /// The last outbound flow and its SAs, valid within one batch.
-    flow_memo: Option<(PacketKey, Vec<SaId>)>,
+    flow_memo: Option<(PacketKey, Bundle)>,
     /// SAs this data plane has used since the last key sweep (the only ones that can hold
     /// key schedules).
     keyed_ids: std::collections::HashSet<SaId>,
     /// The SA of the last inbound packet (to skip repeated inserts into `keyed_ids`).
     last_in_sa: Option<SaId>,
     next_key_sweep: std::time::Instant,
+}
+
+/// The SAs applied to an outbound packet (innermost first), held without allocating.
+#[derive(Clone, Copy, Debug)]
+struct Bundle {
+    ids: [SaId; 2],
+    n: usize,
+}
+
+impl Bundle {
+    /// From what `choose_sas` returned (it always names at least one SA).
+    fn of(ids: [Option<SaId>; 2]) -> Option<Self> {
+        match ids {
+            [Some(a), Some(b)] => Some(Self { ids: [a, b], n: 2 }),
+            [Some(a), None] | [None, Some(a)] => Some(Self { ids: [a, a], n: 1 }),
+            [None, None] => None,
+        }
+    }
+
+    fn ids(&self) -> &[SaId] {
+        self.ids.get(..self.n).unwrap_or_default()
+    }
 }
 
 enum Send {
@@ -276,6 +300,7 @@ pub fn start(core: Core, cfg: Config, waker: UnixStream) -> io::Result<Handle> {
         next_keepalive: std::time::Instant::now(),
         big: Vec::new(),
         scratch: Vec::new(),
+        seg_buf: Vec::new(),
         nft_installed: false,
         natt_buf: Vec::new(),
         local_counts: HashMap::new(),
@@ -503,7 +528,7 @@ impl Plane {
                 continue;
             };
             let pool = &mut self.pool;
-            let r = gso::segments(&h, pkt, |seg| {
+            let r = gso::segments(&h, pkt, &mut self.seg_buf, |seg| {
                 let mut b = pool
                     .pop()
                     .unwrap_or_else(|| PacketBuf::with_mtu(MAX_PACKET));
@@ -566,10 +591,9 @@ impl Plane {
         // The segments of one TCP super-packet (and most of a batch) share their flow:
         // within a batch (one lock hold, so policy and SAs cannot change) the previous
         // packet's decision is reused.
-        if let Some((k, ids)) = &self.flow_memo {
-            if *k == key {
-                let ids = ids.clone();
-                return self.protect(g, b, &ids, now_s);
+        if let Some((k, bundle)) = self.flow_memo {
+            if k == key {
+                return self.protect(g, b, bundle.ids(), now_s);
             }
         }
         let first_key = key;
@@ -604,12 +628,17 @@ impl Plane {
             }
             Outbound::Protect { bundles, mode } => {
                 match choose_sas(bundles, mode, &key, g.keys.sadb()) {
-                    Some((_, ids)) => {
-                        let ids: Vec<SaId> = ids.iter().flatten().copied().collect();
-                        self.flow_memo = Some((first_key, ids.clone()));
-                        self.keyed_ids.extend(ids.iter().copied());
-                        self.protect(g, b, &ids, now_s)
-                    }
+                    Some((_, ids)) => match Bundle::of(ids) {
+                        Some(bundle) => {
+                            self.flow_memo = Some((first_key, bundle));
+                            self.keyed_ids.extend(bundle.ids().iter().copied());
+                            self.protect(g, b, bundle.ids(), now_s)
+                        }
+                        None => {
+                            self.count("sadb_empty_bundle", 1);
+                            Send::Dropped
+                        }
+                    },
                     None => {
                         let first = bundles.first().copied().unwrap_or_default();
                         let req = acquire_request(&first, mode, &key);
@@ -676,11 +705,7 @@ impl Plane {
         let mut batch = Vec::with_capacity(BATCH);
         let mut big = std::mem::take(&mut self.natt_buf);
         big.resize(65_536, 0);
-        let v6 = self
-            .natt
-            .get(i)
-            .and_then(|s| s.local_addr().ok())
-            .is_some_and(|a| a.is_ipv6());
+        let v6 = self.natt.get(i).is_some_and(|s| s.is_ipv6());
         let hl = if v6 { 48 } else { 28 };
         // The rebuilt header names port 4500, where the engine recognises ESP in UDP
         // (RFC 3948), whatever port the socket listens on: everything arriving here is
@@ -970,10 +995,7 @@ impl Plane {
             if std::net::UdpSocket::bind((p.ip(), 0)).is_ok() {
                 continue;
             }
-            let sock = self
-                .natt
-                .iter()
-                .find(|s| s.local_addr().map(|a| a.is_ipv6()).unwrap_or(false) == p.is_ipv6());
+            let sock = self.natt.iter().find(|s| s.is_ipv6() == p.is_ipv6());
             if let Some(sock) = sock {
                 match sock.send_to(&[0xff], p) {
                     Ok(()) => self.count("natt_keepalive_out", 1),
@@ -1090,10 +1112,7 @@ impl Plane {
                     break; // a shorter datagram ends the run
                 }
             }
-            let sock = self
-                .natt
-                .iter()
-                .find(|s| s.local_addr().map(|a| a.is_ipv6()).unwrap_or(false) == dst.is_ipv6());
+            let sock = self.natt.iter().find(|s| s.is_ipv6() == dst.is_ipv6());
             let r = match (sock, u16::try_from(seg)) {
                 (Some(sock), Ok(seg)) => sock.send_segments(&run, seg, tos, dst),
                 _ => Err(io::Error::new(

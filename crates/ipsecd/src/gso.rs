@@ -110,10 +110,16 @@ fn finish_csum(p: &mut [u8], start: usize, offset: usize) -> Option<()> {
     put_u16(p, field, c)
 }
 
-/// Passes every segment of the packet `pkt` (what followed the virtio header `h`) to `f`,
+/// Passes every segment of the packet `pkt` (what followed the virtio header `h`) to `f`
+/// (built in `seg`, a buffer reused between calls),
 /// with lengths, IPv4 identification, TCP sequence numbers, flags and all checksums
 /// complete. A packet without GSO is passed whole (its checksum completed if needed).
-pub fn segments(h: &VnetHdr, pkt: &mut [u8], mut f: impl FnMut(&[u8])) -> Result<(), GsoError> {
+pub fn segments(
+    h: &VnetHdr,
+    pkt: &mut [u8],
+    seg: &mut Vec<u8>,
+    mut f: impl FnMut(&[u8]),
+) -> Result<(), GsoError> {
     let gso = h.gso_type & !GSO_ECN;
     if gso == GSO_NONE {
         if h.flags & NEEDS_CSUM != 0 {
@@ -151,7 +157,8 @@ pub fn segments(h: &VnetHdr, pkt: &mut [u8], mut f: impl FnMut(&[u8])) -> Result
     let flags0 = *pkt.get(l4 + 13).ok_or(GsoError::Malformed)?;
     let payload_len = pkt.len() - hdrs;
     let n = payload_len.div_ceil(mss).max(1);
-    let mut seg = vec![0u8; hdrs + mss];
+    seg.clear();
+    seg.resize(hdrs + mss, 0);
     for i in 0..n {
         let off = i * mss;
         let chunk = pkt
@@ -256,7 +263,7 @@ mod tests {
             csum_offset: 16,
         };
         let mut segs = Vec::new();
-        segments(&h, &mut p, |s| segs.push(s.to_vec())).unwrap();
+        segments(&h, &mut p, &mut Vec::new(), |s| segs.push(s.to_vec())).unwrap();
         assert_eq!(segs.len(), 3);
         assert_eq!(
             segs.iter().map(|s| s.len()).collect::<Vec<_>>(),
@@ -288,7 +295,7 @@ mod tests {
             ..VnetHdr::default()
         };
         let mut out = Vec::new();
-        segments(&h, &mut p, |s| out = s.to_vec()).unwrap();
+        segments(&h, &mut p, &mut Vec::new(), |s| out = s.to_vec()).unwrap();
         assert!(tcp_ok(&out));
     }
 
@@ -327,7 +334,10 @@ mod tests {
                 ..VnetHdr::default()
             },
         ] {
-            assert!(segments(&h, &mut p, |_| {}).is_err(), "{h:?}");
+            assert!(
+                segments(&h, &mut p, &mut Vec::new(), |_| {}).is_err(),
+                "{h:?}"
+            );
         }
         assert_eq!(VnetHdr::parse(&[1, 2, 3]), None);
     }
@@ -577,7 +587,7 @@ mod coalesce_tests {
         // Segmenting the merged packet gives back the original segments.
         let mut merged = out[0][VNET_HDR_LEN..].to_vec();
         let mut back = Vec::new();
-        segments(&h, &mut merged, |s| back.push(s.to_vec())).unwrap();
+        segments(&h, &mut merged, &mut Vec::new(), |s| back.push(s.to_vec())).unwrap();
         assert_eq!(back.len(), 3);
         for (got, want) in back.iter().zip([&a, &b, &c]) {
             assert_eq!(&got[20..], &want[20..], "TCP header and payload");

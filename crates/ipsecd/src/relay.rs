@@ -146,7 +146,7 @@ impl Port {
         let sock = self
             .socks
             .iter()
-            .find(|s| s.local_addr().is_ok_and(|a| a.is_ipv6() == dst.is_ipv6()))
+            .find(|s| s.is_ipv6() == dst.is_ipv6())
             .ok_or_else(|| {
                 format!(
                     "no NAT-T socket for {} (sending to {dst})",
