@@ -7,11 +7,14 @@
 //! daemon say so and return.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "common/daemon.rs"]
+mod daemon;
+use daemon::privileged;
+
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 const IPSECCONF: &str = env!("CARGO_BIN_EXE_ipsecconf");
@@ -23,33 +26,11 @@ const TWO: &str = "# two entries\n\
 const THIRD: &str = "{laddr 10.0.0.1 raddr 10.0.0.4 ulp tcp rport 443} ipsec {encr_algs aes-cbc encr_auth_algs hmac-sha256}\n";
 
 fn scratch_dir() -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "ipsecconf-cli-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn privileged() -> bool {
-    ipsec_sys::geteuid() == 0
-        || ipsec_sys::seqpacket::has_capability(
-            std::process::id() as i32,
-            ipsec_sys::seqpacket::CAP_NET_ADMIN,
-        )
+    daemon::scratch_dir("ipsecconf-cli")
 }
 
 fn ipsecd_path() -> PathBuf {
-    let p = Path::new(IPSECCONF).with_file_name("ipsecd");
-    assert!(
-        p.exists(),
-        "{} is missing: build it first with `cargo build -p ipsecd` (scripts/test.sh builds every binary)",
-        p.display()
-    );
-    p
+    daemon::ipsecd_path(IPSECCONF)
 }
 
 /// An ipsecd (no TUN) on temporary sockets, killed on drop.

@@ -7,11 +7,14 @@
 //! daemon say so and return.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "common/daemon.rs"]
+mod daemon;
+use daemon::privileged;
+
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,33 +31,11 @@ const ESP_C: &str = "add esp spi 0x3000 src 2001:db8::1 dst 2001:db8::2 encr_alg
     outbound";
 
 fn scratch_dir() -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "ipseckey-cli-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn privileged() -> bool {
-    ipsec_sys::geteuid() == 0
-        || ipsec_sys::seqpacket::has_capability(
-            std::process::id() as i32,
-            ipsec_sys::seqpacket::CAP_NET_ADMIN,
-        )
+    daemon::scratch_dir("ipseckey-cli")
 }
 
 fn ipsecd_path() -> PathBuf {
-    let p = Path::new(IPSECKEY).with_file_name("ipsecd");
-    assert!(
-        p.exists(),
-        "{} is missing: build it first with `cargo build -p ipsecd` (scripts/test.sh builds every binary)",
-        p.display()
-    );
-    p
+    daemon::ipsecd_path(IPSECKEY)
 }
 
 /// An ipsecd on a temporary socket, killed on drop.
