@@ -12,6 +12,7 @@
 mod cmsg;
 pub mod file;
 pub mod netlink;
+pub mod nflog;
 pub mod raw;
 pub mod seqpacket;
 pub mod signal;

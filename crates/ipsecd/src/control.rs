@@ -11,6 +11,7 @@
 //! | `save` | saves the SAs to the configured save file |
 //! | `acquire ah\|esp SRC DST` | what outbound policy does on an SA miss: asks the registered key managers with an ACQUIRE (default proposal: AES-GCM-16, or AES-CBC with HMAC-SHA-256; AH: HMAC-SHA-256), suppressed while one for the same need is pending; replies `sent seq=N key_managers=K` or `suppressed seq=N` |
 //! | `policy VERB ...` (a policy text may follow on the next lines) | ipsecconf(8)'s requests: add, replace, remove, check, delete, flush, list, explain (see [`crate::policy`]) |
+//! | `logger status\|getprop [NAME]\|setprop NAME=VALUE\|enable\|disable\|refresh\|restart` | the policy logger's service actions and properties (see [`crate::logger`]); what `ipsecadm logger ARGS` forwards |
 //! | `natt-relay` | `ok relaying IKE on NAT-T port N`; from then on the connection receives the IKE that peers send to the NAT-T port, as `ike SRC_IP SRC_PORT DST_IP DST_PORT` + newline + message, and may send `send DST_IP DST_PORT [SRC_IP]` + newline + message (no reply unless `error ...`); see [`crate::relay`] |
 //!
 //! The data plane calls the same ACQUIRE path when a packet needs an SA that does not
@@ -32,6 +33,9 @@ pub fn handle(srv: &mut Server, request: &str, save: &mut dyn FnMut(&Server) -> 
         return crate::policy::handle(srv, rest);
     }
     let words: Vec<&str> = request.split_whitespace().collect();
+    if words.first() == Some(&"logger") {
+        return crate::logger::request(request.trim_start().get(6..).unwrap_or_default());
+    }
     match words.as_slice() {
         ["stats"] => {
             let s = srv.stats();
@@ -55,7 +59,7 @@ pub fn handle(srv: &mut Server, request: &str, save: &mut dyn FnMut(&Server) -> 
             Err(e) => format!("error {e}"),
         },
         _ => format!(
-            "error unknown request {:?} (expected stats, counters, save, policy ..., acquire ah|esp SRC DST, or natt-relay)",
+            "error unknown request {:?} (expected stats, counters, save, policy ..., acquire ah|esp SRC DST, logger ..., or natt-relay)",
             request.trim()
         ),
     }
@@ -68,6 +72,9 @@ fn counters(srv: &Server) -> String {
         for (k, v) in c.snapshot() {
             o.push_str(&format!("{k}={v}\n"));
         }
+    }
+    for (k, v) in crate::logger::counters() {
+        o.push_str(&format!("{k}={v}\n"));
     }
     let g = srv.lock();
     for (_, sa) in g.keys.sadb().iter() {

@@ -36,6 +36,7 @@ use ipsec_sys::{PollFd, PollFlags};
 use crate::core::{lock, Core, Shared};
 use crate::gso;
 use crate::log;
+use crate::logger::{self, record::stage, record::Dir as LogDir};
 use crate::netsetup::{self, NetSetup};
 use crate::nft;
 use crate::server::now;
@@ -277,6 +278,12 @@ pub fn start(core: Core, cfg: Config, waker: UnixStream) -> io::Result<Handle> {
     })?;
     let counters = Arc::new(Counters::default());
     let stop = Arc::new(AtomicBool::new(false));
+    // The nftables table's drops of cleartext reach the policy logger through NFLOG.
+    if let Err(e) = logger::nflog::spawn(NFLOG_GROUP, Arc::clone(&counters), Arc::clone(&stop)) {
+        log::error(format_args!(
+            "NFLOG group {NFLOG_GROUP}: {e}; the nftables table's drops are counted, not logged"
+        ));
+    }
     let tun_name = tun.name().to_string();
     let cfg_key_idle = cfg.key_idle;
     let mut plane = Plane {
@@ -553,6 +560,15 @@ impl Plane {
             // fragment before the TUN device.
             let fits = self.cfg.path_mtu.saturating_sub(overhead);
             self.count("out_too_big", 1);
+            let spi = spi_of(g, ids.first().copied());
+            logger::drop_event(
+                LogDir::Out,
+                ipsec_core::DropReason::TooBig.name(),
+                None,
+                spi,
+                stage::OUT_ENGINE,
+                b.data(),
+            );
             return match too_big(b.data(), fits) {
                 Some(icmp) => {
                     let _ = b.set_packet(&icmp);
@@ -568,6 +584,15 @@ impl Plane {
             }
             Err(r) => {
                 self.count(r.name(), 1);
+                let spi = spi_of(g, ids.first().copied());
+                logger::drop_event(
+                    LogDir::Out,
+                    r.name(),
+                    None,
+                    spi,
+                    stage::OUT_ENGINE,
+                    b.data(),
+                );
                 Send::Dropped
             }
         }
@@ -585,6 +610,7 @@ impl Plane {
             Ok(k) => k,
             Err(pd) => {
                 self.count(pd.name(), 1);
+                logger::drop_event(LogDir::Out, pd.name(), None, None, stage::OUT_KEY, b.data());
                 return Send::Dropped;
             }
         };
@@ -610,6 +636,7 @@ impl Plane {
                 }
             }
         }
+        let rule = d.policy.and_then(|p| p.source.rule_index());
         match d.verdict {
             Outbound::Bypass => {
                 self.count("out_bypass", 1);
@@ -617,6 +644,7 @@ impl Plane {
             }
             Outbound::Drop(pd) => {
                 self.count(pd.name(), 1);
+                logger::drop_event(LogDir::Out, pd.name(), rule, None, stage::OUT_SPD, b.data());
                 log::debug(format_args!(
                     "outbound {} -> {} proto {} dropped: {}",
                     key.src,
@@ -636,6 +664,14 @@ impl Plane {
                         }
                         None => {
                             self.count("sadb_empty_bundle", 1);
+                            logger::drop_event(
+                                LogDir::Out,
+                                "sadb_empty_bundle",
+                                rule,
+                                None,
+                                stage::OUT_SA,
+                                b.data(),
+                            );
                             Send::Dropped
                         }
                     },
@@ -649,6 +685,14 @@ impl Plane {
                         let q = self.pending.entry(key.dst).or_default();
                         if q.len() >= self.cfg.acquire_queue {
                             self.count("sadb_acquire_queue_full", 1);
+                            logger::drop_event(
+                                LogDir::Out,
+                                "sadb_acquire_queue_full",
+                                rule,
+                                None,
+                                stage::OUT_SA,
+                                b.data(),
+                            );
                             Send::Dropped
                         } else {
                             // Counted by read_tun: a retried packet that waits again is
@@ -841,18 +885,43 @@ impl Plane {
                                     }
                                     Inbound::Drop(pd) => {
                                         self.count(pd.name(), 1);
+                                        let rule = d.policy.and_then(|p| p.source.rule_index());
+                                        let spi = spi_of(&g, ok.sa_ids().next());
+                                        logger::drop_event(
+                                            LogDir::In,
+                                            pd.name(),
+                                            rule,
+                                            spi,
+                                            stage::IN_SPD,
+                                            b.data(),
+                                        );
                                         Send::Dropped
                                     }
                                 }
                             }
                             Err(pd) => {
                                 self.count(pd.name(), 1);
+                                let spi = spi_of(&g, ok.sa_ids().next());
+                                logger::drop_event(
+                                    LogDir::In,
+                                    pd.name(),
+                                    None,
+                                    spi,
+                                    stage::IN_KEY,
+                                    b.data(),
+                                );
                                 Send::Dropped
                             }
                         }
                     }
                     Err(r) => {
                         self.count(r.name(), 1);
+                        let st = if peer.is_some() {
+                            stage::IN_NATT
+                        } else {
+                            stage::IN_ENGINE
+                        };
+                        logger::drop_event(LogDir::In, r.name(), None, None, st, b.data());
                         Send::Dropped
                     }
                 };
@@ -1214,6 +1283,11 @@ impl Plane {
         self.flush_counters();
         let _ = self.waker.write(&[1]);
     }
+}
+
+/// The SPI of SA `id` (for the policy logger's records).
+fn spi_of(g: &Shared, id: Option<SaId>) -> Option<u32> {
+    id.and_then(|id| g.keys.sadb().get(id)).map(|sa| sa.spi())
 }
 
 /// Whether an IP packet goes to a link-scope multicast group (IPv4 224.0.0.0/24, IPv6

@@ -13,6 +13,7 @@ mod dataplane;
 mod gso;
 mod keys;
 mod log;
+mod logger;
 mod netsetup;
 mod nft;
 mod policy;
@@ -106,6 +107,14 @@ struct Args {
     /// Messages queued per client before further ones are dropped and counted.
     #[arg(long, default_value_t = 65536)]
     client_queue: usize,
+    /// The policy logger's properties file (`logger setprop` writes it; created when
+    /// missing). Without it the logger runs with the default properties.
+    #[arg(long)]
+    logger_config: Option<PathBuf>,
+    /// Enable the policy logger at start (also when the properties file says
+    /// `enabled=true`); ipsecd exits with an error if its log file cannot be opened.
+    #[arg(long)]
+    logger_enable: bool,
     /// More log output (-v: debug).
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -127,6 +136,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), String> {
+    logger::init(args.logger_config.clone(), args.logger_enable)?;
     let seed = ipsec_sys::random_u64().map_err(|e| format!("getrandom: {e}"))?;
     let cfg = EngineConfig {
         larval_timeout: args.larval_timeout,
