@@ -2,7 +2,8 @@
 //! transport-mode ESP policy toward `a` and the logger enabled at message+packet+stack;
 //! `a` has no IPsec. From `a`: an ESP packet with an SPI `b` does not know (dropped by the
 //! data plane, `esp_no_sa`) and a cleartext UDP datagram the policy says must be protected
-//! (dropped by the nftables table, `spd_got_clear` rule 0, reported over NFLOG). The log
+//! (dropped by the nftables table, `spd_got_clear` rule 0, reported over NFLOG); from `b`, a
+//! datagram to an address policy rule 1 forbids (`spd_explicit`, outbound). The log
 //! file must hold both records with reason, rule, addresses, SPI and sequence number,
 //! ports, and the stage list. Then `logger setprop`/`refresh`/`restart` through the control
 //! socket: the restart rotates the log (1-byte threshold) and the next record is minimal.
@@ -82,7 +83,11 @@ fn dropped_packets_reach_the_log_with_every_level() {
         "add esp spi 0x1000 src {A4} dst {B4} encr_alg aes-gcm encrkey {GCM_AB}\n\
          add esp spi 0x1001 src {B4} dst {A4} encr_alg aes-gcm encrkey {GCM_BA}\n"
     );
-    let policy = format!("{{laddr {B4} raddr {A4}}} ipsec {{encr_algs aes-gcm sa shared}}\n");
+    // Rule 0 protects a; rule 1 forbids traffic to 10.0.0.3.
+    let policy = format!(
+        "{{laddr {B4} raddr {A4}}} ipsec {{encr_algs aes-gcm sa shared}}\n\
+         {{laddr {B4} raddr 10.0.0.3 dir out}} drop {{}}\n"
+    );
     let log = lab.dir.join("ipsec.log");
     let cfg = lab.file(
         "logger.conf",
@@ -142,6 +147,17 @@ fn dropped_packets_reach_the_log_with_every_level() {
     ] {
         assert!(l.contains(want), "{want:?} not in {l}");
     }
+    // Outbound: b sends to the address rule 1 forbids.
+    let o = b.run(&[PYTHON, "-c", &SEND_UDP.replace("0.0.0.0", B4), "10.0.0.3"]);
+    assert!(o.status.success(), "{o:?}");
+    let l = wait_line(&log, "outbound spd_explicit", |l| l.contains("dir=out"));
+    for want in [
+        " dir=out reason=spd_explicit rule=1 spi=- src=10.0.0.2 dst=10.0.0.3 |",
+        " proto=udp(17) sport=4321 dport=9999",
+        "| stack=tun_read>packet_key>spd_outbound",
+    ] {
+        assert!(l.contains(want), "{want:?} not in {l}");
+    }
     let c = db.counters();
     assert!(c.get("nflog_records") >= 1, "nflog_records");
     assert!(c.get("log_written") >= 2, "log_written");
@@ -163,7 +179,13 @@ fn dropped_packets_reach_the_log_with_every_level() {
     assert!(ok(db.control("logger restart")).contains("log rotated"));
     let old = fs::read_to_string(lab.dir.join("ipsec.log.0")).unwrap();
     assert!(
-        old.contains("reason=esp_no_sa") && old.contains("reason=spd_got_clear"),
+        [
+            "reason=esp_no_sa",
+            "reason=spd_got_clear",
+            "reason=spd_explicit"
+        ]
+        .iter()
+        .all(|r| old.contains(r)),
         "{old}"
     );
     send(&a, SEND_ESP, &[B4, "0xbeef", "9"]);
