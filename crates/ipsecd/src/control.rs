@@ -73,9 +73,6 @@ fn counters(srv: &Server) -> String {
             o.push_str(&format!("{k}={v}\n"));
         }
     }
-    for (k, v) in crate::logger::counters() {
-        o.push_str(&format!("{k}={v}\n"));
-    }
     let g = srv.lock();
     for (_, sa) in g.keys.sadb().iter() {
         let c = sa.config();

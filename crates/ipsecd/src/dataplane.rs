@@ -97,8 +97,8 @@ impl Counters {
             .or_insert(0) += n;
     }
 
-    /// A copy of every counter, with the nftables table's drops of cleartext (by
-    /// direction, reason and rule) when the table is loaded.
+    /// A copy of every counter, with the policy logger's (`log_*`) and the nftables
+    /// table's drops of cleartext (by direction, reason and rule) when the table is loaded.
     pub fn snapshot(&self) -> BTreeMap<String, u64> {
         let mut m: BTreeMap<String, u64> = self
             .inner
@@ -107,6 +107,9 @@ impl Counters {
             .iter()
             .map(|(k, v)| (k.to_string(), *v))
             .collect();
+        for (k, v) in logger::counters() {
+            m.insert(k.to_string(), v);
+        }
         if let Ok(drops) = nft::counters() {
             for d in drops {
                 m.insert(
