@@ -7,17 +7,20 @@
 //! the current SADB is kept).
 #![forbid(unsafe_code)]
 
+mod algs;
 mod control;
 mod core;
 mod dataplane;
 mod gso;
 mod keys;
 mod log;
+mod metrics;
 mod netsetup;
 mod nft;
 mod policy;
 mod relay;
 mod server;
+mod stats;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -106,6 +109,10 @@ struct Args {
     /// Messages queued per client before further ones are dropped and counted.
     #[arg(long, default_value_t = 65536)]
     client_queue: usize,
+    /// Serve the counters in the Prometheus text format at http://ADDR:PORT/metrics
+    /// (e.g. 127.0.0.1:9515); off by default.
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics_listen: Option<std::net::SocketAddr>,
     /// More log output (-v: debug).
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -187,6 +194,14 @@ fn run(args: &Args) -> Result<(), String> {
         }
         None => None,
     };
+    if let Some(addr) = args.metrics_listen {
+        let plane = dataplane
+            .as_ref()
+            .map(|h| std::sync::Arc::clone(&h.counters));
+        let bound = metrics::start(addr, std::sync::Arc::clone(srv.core()), plane)
+            .map_err(|e| format!("--metrics-listen {addr}: {e}"))?;
+        log::info(format_args!("metrics on http://{bound}/metrics"));
+    }
     log::info(format_args!(
         "PF_KEY on {}, control on {}",
         srv.path().display(),
