@@ -246,17 +246,18 @@ fn new_alg(a: &Args, t: &Table) -> Result<AlgEntry, String> {
 
 fn run(a: &Args) -> Result<String, String> {
     let cmd = command(a)?;
+    if matches!(cmd, Cmd::ListKernel) {
+        // ipsecd's table; the file is not read.
+        let text = crate::control::request(&a.socket, "algs show")?;
+        let k = parse(&text, "ipsecd").map_err(|e| e.to_string())?;
+        return Ok(k.listing("Kernel list of algorithms:"));
+    }
     let mut t = load(&a.file)?;
     let changed = match cmd {
         Cmd::ShowFile => {
             return Ok(t.listing("List of algorithms, grouped by IPsec protocol:"));
         }
-        Cmd::ListKernel => {
-            let text = crate::control::request(&a.socket, "algs show")?;
-            let k = parse(&text, "ipsecd").map_err(|e| e.to_string())?;
-            return Ok(k.listing("Kernel list of algorithms:"));
-        }
-        Cmd::SyncOnly => false,
+        Cmd::ListKernel | Cmd::SyncOnly => false,
         Cmd::AddAlg => {
             let e = new_alg(a, &t)?;
             t.add_alg(e, a.force)?;
