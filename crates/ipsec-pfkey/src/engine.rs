@@ -309,7 +309,8 @@ pub struct KeyEngine<R: SpiRng = SeededRng> {
 
 /// The algorithms (PF_KEY numbers) and key sizes an ADD or UPDATE may use, from a synced
 /// ipsecalgs(8) table: an algorithm absent from it, or a key size it does not list, is
-/// refused with `SADB_X_DIAGNOSTIC_BAD_AALG`/`BAD_EALG` (or `BAD_AKEYBITS`/`BAD_EKEYBITS`).
+/// refused with `SADB_X_DIAGNOSTIC_BAD_AALG`/`BAD_EALG` (or `BAD_AKEYBITS`/`BAD_EKEYBITS`),
+/// and REGISTER replies list only its algorithms and sizes.
 /// It narrows the built-in table; it cannot add what ipsec-crypto does not implement.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AlgFilter {
@@ -321,6 +322,25 @@ pub struct AlgFilter {
 }
 
 impl AlgFilter {
+    /// Keeps the algorithms of `list` that `allowed` has, with their key-size range narrowed
+    /// to the allowed sizes (a PF_KEY `sadb_alg` holds a range: the smallest and largest
+    /// allowed size, with the built-in increment, or none when only one size is left).
+    fn narrow(list: &mut Supported, allowed: &BTreeMap<u8, Vec<u16>>) {
+        list.algs.retain_mut(|a| {
+            let Some(sizes) = allowed.get(&a.id) else {
+                return false;
+            };
+            if let (Some(min), Some(max)) = (sizes.iter().min(), sizes.iter().max()) {
+                a.minbits = *min;
+                a.maxbits = *max;
+                if min == max {
+                    a.increment = 0;
+                }
+            }
+            true
+        });
+    }
+
     /// Whether an SA's algorithms and key sizes are in the table.
     pub fn check(&self, cfg: &ipsec_core::SaConfig) -> Result<(), PfkeyError> {
         if let Some(a) = cfg.auth_alg.filter(|a| *a != AuthAlg::None) {
@@ -1240,6 +1260,18 @@ impl<R: SpiRng> KeyEngine<R> {
         Ok(())
     }
 
+    /// [`supported_algs`] narrowed to the synced algorithm table, if any.
+    fn supported(&self, proto: Proto) -> (Supported, Option<Supported>) {
+        let (mut auth, mut encr) = supported_algs(proto);
+        if let Some(f) = &self.alg_filter {
+            AlgFilter::narrow(&mut auth, &f.auth);
+            if let Some(e) = encr.as_mut() {
+                AlgFilter::narrow(e, &f.encr);
+            }
+        }
+        (auth, encr)
+    }
+
     fn check_algs(&self, cfg: &ipsec_core::SaConfig) -> Result<(), PfkeyError> {
         self.alg_filter.as_ref().map_or(Ok(()), |f| f.check(cfg))
     }
@@ -1498,7 +1530,7 @@ impl<R: SpiRng> KeyEngine<R> {
                 c.regs |= satype_bit(m.satype);
             }
             let mut r = Message::reply_to(m);
-            let (auth, encr) = supported_algs(proto);
+            let (auth, encr) = self.supported(proto);
             r.supported_auth = Some(auth);
             r.supported_encrypt = encr;
             self.queue(Destination::Registered(m.satype), &r);
@@ -1532,7 +1564,7 @@ impl<R: SpiRng> KeyEngine<R> {
         for (t, p) in protos {
             let mut r = Message::reply_to(m);
             r.satype = t;
-            let (auth, encr) = supported_algs(p);
+            let (auth, encr) = self.supported(p);
             r.supported_auth = Some(auth);
             r.supported_encrypt = encr;
             self.queue(Destination::ExtendedRegistered, &r);

@@ -5,12 +5,16 @@
 //! | `algs show` | `ok` + newline + the table in the file format: the last synced one, or the built-in table |
 //! | `algs sync NAME` + newline + file text | `ok synced ...`, or `error NAME:LINE:COLUMN: ...` naming the first entry ipsecd cannot implement |
 //!
+//! `ipsecd --algs-file PATH` syncs a table file at start (and refuses to start if it holds
+//! an entry it cannot implement).
+//!
 //! A sync is all or nothing: the text is parsed and every entry checked against ipsec-crypto
 //! ([`ipsec_config::ipsecalgs::Table::validate`]); on any error the previous table stays.
 //! What an accepted sync changes: the PF_KEY engine's [`AlgFilter`](ipsec_pfkey::engine::AlgFilter)
 //! (ADD and UPDATE of an SA whose algorithm number is absent from the table, or whose key size
 //! the entry does not list, are refused with `BAD_AALG`/`BAD_EALG`/`BAD_AKEYBITS`/
-//! `BAD_EKEYBITS`) and the table `algs show` serves. It does not rename or renumber
+//! `BAD_EKEYBITS`), the SUPPORTED lists of REGISTER replies (only the table's algorithms,
+//! with key-size ranges narrowed to its sizes) and the table `algs show` serves. It does not rename or renumber
 //! algorithms (names are resolved by the tools from the built-in table, numbers are fixed by
 //! ipsec-crypto), and SAs already installed are kept; the reply counts those whose algorithm
 //! the new table no longer allows.
@@ -40,6 +44,17 @@ pub fn handle(srv: &Server, rest: &str) -> String {
         }
         ["sync", name] => sync(srv, name, body),
         _ => "error expected `algs show` or `algs sync NAME` followed by the table text".into(),
+    }
+}
+
+/// Syncs the table in `path` at start (`--algs-file`, what Solaris's ipsecalgs service does
+/// at boot); a file ipsecd cannot implement is an error naming its file, line and column.
+pub fn load(srv: &Server, path: &std::path::Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let reply = sync(srv, &path.display().to_string(), &text);
+    match reply.strip_prefix("error ") {
+        Some(e) => Err(e.to_string()),
+        None => Ok(()),
     }
 }
 

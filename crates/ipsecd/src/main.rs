@@ -91,6 +91,9 @@ struct Args {
     /// Seconds between NAT keepalives (Solaris nat_keepalive_interval).
     #[arg(long, default_value_t = 20)]
     keepalive_interval: u64,
+    /// An ipsecalgs(8) table file synced at start (default: the built-in table).
+    #[arg(long)]
+    algs_file: Option<PathBuf>,
     /// System-wide policy in ipsecconf(8) syntax, loaded at start.
     #[arg(long)]
     policy_file: Option<PathBuf>,
@@ -163,6 +166,9 @@ fn run(args: &Args) -> Result<(), String> {
     srv.bind_control(&args.control_socket)
         .map_err(|e| format!("{}: {e}", args.control_socket.display()))?;
     srv.set_save_file(args.save_file.clone());
+    if let Some(p) = &args.algs_file {
+        algs::load(&srv, p)?;
+    }
     if let Some(p) = &args.policy_file {
         load_policy(&srv, p)?;
     }
