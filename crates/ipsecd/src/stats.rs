@@ -132,12 +132,30 @@ impl Snapshot {
             "Other data-plane counters (accepted, protected, bypassed, NAT-T, queueing and error events), by counter name.",
         );
         for (k, v) in &plane {
-            let known = PACKETS.iter().any(|(p, _, _)| p == k) || reasons.contains(&k.as_str());
+            let known = PACKETS.iter().any(|(p, _, _)| p == k)
+                || reasons.contains(&k.as_str())
+                || clear_drop(k).is_some();
             if !known {
                 let _ = writeln!(
                     o,
                     "ironswan_dataplane_events_total{{counter=\"{}\"}} {v}",
                     escape(k)
+                );
+            }
+        }
+        family(
+            &mut o,
+            "ironswan_clear_drops_total",
+            "Cleartext packets the nftables table dropped before ipsecd saw them (not in ironswan_drops_total), by direction, reason and policy rule.",
+        );
+        for (k, v) in &plane {
+            if let Some((dir, reason, rule)) = clear_drop(k) {
+                let _ = writeln!(
+                    o,
+                    "ironswan_clear_drops_total{{direction=\"{}\",reason=\"{}\",rule=\"{}\"}} {v}",
+                    escape(dir),
+                    escape(reason),
+                    escape(rule)
                 );
             }
         }
@@ -204,6 +222,14 @@ impl Snapshot {
     }
 }
 
+/// `clear_drop_DIR_REASON_rule_N` (the nftables table's counters) → (DIR, REASON, N).
+fn clear_drop(name: &str) -> Option<(&str, &str, &str)> {
+    let rest = name.strip_prefix("clear_drop_")?;
+    let (dir, rest) = rest.split_once('_')?;
+    let (reason, rule) = rest.rsplit_once("_rule_")?;
+    Some((dir, reason, rule))
+}
+
 /// The `# HELP` and `# TYPE ... counter` lines of a family.
 fn family(o: &mut String, name: &str, help: &str) {
     let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter");
@@ -214,4 +240,59 @@ fn escape(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_sorts_the_plane_counters_into_families() {
+        let plane: BTreeMap<String, u64> = [
+            ("tun_in", 5),
+            ("esp_bad_auth", 2),
+            ("spd_got_clear", 1),
+            ("out_protected", 4),
+            ("clear_drop_in_spd_got_clear_rule_3", 7),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let mut drops = DropCounters::default();
+        drops.count(DropReason::EspReplay);
+        let s = Snapshot {
+            plane: Some(plane),
+            sas: vec![SaSnap {
+                proto: "esp",
+                spi: 0x1000,
+                src: "*".into(),
+                dst: "10.0.0.2".into(),
+                packets: 3,
+                bytes: 192,
+                drops,
+            }],
+            global: DropCounters::default(),
+        };
+        let t = s.prometheus();
+        for want in [
+            "ironswan_packets_total{direction=\"in\",interface=\"tun\"} 5\n",
+            "ironswan_packets_total{direction=\"out\",interface=\"wire\"} 0\n",
+            "ironswan_drops_total{reason=\"esp_bad_auth\"} 2\n",
+            "ironswan_drops_total{reason=\"spd_got_clear\"} 1\n",
+            "ironswan_drops_total{reason=\"ah_no_sa\"} 0\n",
+            "ironswan_dataplane_events_total{counter=\"out_protected\"} 4\n",
+            "ironswan_clear_drops_total{direction=\"in\",reason=\"spd_got_clear\",rule=\"3\"} 7\n",
+            "ironswan_sa_packets_total{spi=\"0x00001000\",src=\"*\",dst=\"10.0.0.2\",proto=\"esp\"} 3\n",
+            "ironswan_sa_drops_total{spi=\"0x00001000\",src=\"*\",dst=\"10.0.0.2\",proto=\"esp\",reason=\"esp_replay\"} 1\n",
+            "# TYPE ironswan_sas gauge\nironswan_sas 1\n",
+        ] {
+            assert!(t.contains(want), "missing {want:?} in\n{t}");
+        }
+        assert!(!t.contains("counter=\"tun_in\""), "{t}");
+        assert!(!t.contains("counter=\"clear_drop"), "{t}");
+        assert_eq!(
+            t.matches("ironswan_drops_total{").count(),
+            ipsec_core::drop::all_reason_names().len()
+        );
+    }
 }
