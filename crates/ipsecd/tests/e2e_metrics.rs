@@ -331,6 +331,18 @@ fn metrics_endpoint_and_ipsecstat_json_show_traffic_and_drops() {
     );
     let (st, body) = http(&a, port, "HEAD", "/metrics");
     assert_eq!((st.as_str(), body.as_str()), ("HTTP/1.1 200 OK", ""));
+
+    // A client that connects and sends nothing is timed out; the next scrape is served.
+    let script = format!(
+        "import socket,time\nidle=socket.create_connection(('127.0.0.1',{port}))\n\
+         t=time.time()\ns=socket.create_connection(('127.0.0.1',{port}),timeout=10)\n\
+         s.sendall(b'GET /metrics HTTP/1.0\\r\\n\\r\\n')\nd=s.recv(64)\n\
+         print(d.split(b'\\r\\n')[0].decode(), round(time.time()-t,1))\n"
+    );
+    let out = a.ok(&[PYTHON, "-c", &script]);
+    let (line, secs) = out.trim().rsplit_once(' ').unwrap();
+    assert_eq!(line, "HTTP/1.1 200 OK");
+    assert!(secs.parse::<f64>().unwrap() < 5.0, "{out}");
 }
 
 #[test]
