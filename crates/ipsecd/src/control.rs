@@ -11,6 +11,7 @@
 //! | `save` | saves the SAs to the configured save file |
 //! | `acquire ah\|esp SRC DST` | what outbound policy does on an SA miss: asks the registered key managers with an ACQUIRE (default proposal: AES-GCM-16, or AES-CBC with HMAC-SHA-256; AH: HMAC-SHA-256), suppressed while one for the same need is pending; replies `sent seq=N key_managers=K` or `suppressed seq=N` |
 //! | `policy VERB ...` (a policy text may follow on the next lines) | ipsecconf(8)'s requests: add, replace, remove, check, delete, flush, list, explain (see [`crate::policy`]) |
+//! | `algs show`, `algs sync NAME` (the table text follows) | the ipsecalgs(8) table (see [`crate::algs`]) |
 //! | `logger status\|getprop [NAME]\|setprop NAME=VALUE\|enable\|disable\|refresh\|restart` | the policy logger's service actions and properties (see [`crate::logger`]); what `ipsecadm logger ARGS` forwards |
 //! | `natt-relay` | `ok relaying IKE on NAT-T port N`; from then on the connection receives the IKE that peers send to the NAT-T port, as `ike SRC_IP SRC_PORT DST_IP DST_PORT` + newline + message, and may send `send DST_IP DST_PORT [SRC_IP]` + newline + message (no reply unless `error ...`); see [`crate::relay`] |
 //!
@@ -31,6 +32,9 @@ use crate::server::{now, Server};
 pub fn handle(srv: &mut Server, request: &str, save: &mut dyn FnMut(&Server) -> String) -> String {
     if let Some(rest) = crate::policy::request(request) {
         return crate::policy::handle(srv, rest);
+    }
+    if let Some(rest) = crate::algs::request(request) {
+        return crate::algs::handle(srv, rest);
     }
     let words: Vec<&str> = request.split_whitespace().collect();
     if words.first() == Some(&"logger") {
@@ -59,7 +63,7 @@ pub fn handle(srv: &mut Server, request: &str, save: &mut dyn FnMut(&Server) -> 
             Err(e) => format!("error {e}"),
         },
         _ => format!(
-            "error unknown request {:?} (expected stats, counters, save, policy ..., acquire ah|esp SRC DST, logger ..., or natt-relay)",
+            "error unknown request {:?} (expected stats, counters, save, policy ..., algs show|sync, acquire ah|esp SRC DST, logger ..., or natt-relay)",
             request.trim()
         ),
     }
@@ -67,36 +71,7 @@ pub fn handle(srv: &mut Server, request: &str, save: &mut dyn FnMut(&Server) -> 
 
 /// The data plane's counters and, per SA, packets, bytes and drops by reason.
 fn counters(srv: &Server) -> String {
-    let mut o = String::from("ok\n");
-    if let Some(c) = srv.counters() {
-        for (k, v) in c.snapshot() {
-            o.push_str(&format!("{k}={v}\n"));
-        }
-    }
-    let g = srv.lock();
-    for (_, sa) in g.keys.sadb().iter() {
-        let c = sa.config();
-        o.push_str(&format!(
-            "sa {} spi=0x{:08x} {} -> {} packets={} bytes={}",
-            match c.proto {
-                Proto::Esp => "esp",
-                Proto::Ah => "ah",
-            },
-            c.spi,
-            c.src.map_or_else(|| "*".to_string(), |a| a.to_string()),
-            c.dst,
-            sa.stats.packets,
-            sa.stats.bytes
-        ));
-        for (r, n) in sa.stats.drops.nonzero() {
-            o.push_str(&format!(" {}={n}", r.name()));
-        }
-        o.push('\n');
-    }
-    for (r, n) in g.keys.sadb().global_drops.nonzero() {
-        o.push_str(&format!("drop {}={n}\n", r.name()));
-    }
-    o
+    crate::stats::Snapshot::take(srv.counters(), srv.core()).control_text()
 }
 
 fn acquire(srv: &mut Server, proto: &str, src: &str, dst: &str) -> Result<String, String> {

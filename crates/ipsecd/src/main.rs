@@ -7,6 +7,7 @@
 //! the current SADB is kept).
 #![forbid(unsafe_code)]
 
+mod algs;
 mod control;
 mod core;
 mod dataplane;
@@ -14,11 +15,13 @@ mod gso;
 mod keys;
 mod log;
 mod logger;
+mod metrics;
 mod netsetup;
 mod nft;
 mod policy;
 mod relay;
 mod server;
+mod stats;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -89,6 +92,9 @@ struct Args {
     /// Seconds between NAT keepalives (Solaris nat_keepalive_interval).
     #[arg(long, default_value_t = 20)]
     keepalive_interval: u64,
+    /// An ipsecalgs(8) table file synced at start (default: the built-in table).
+    #[arg(long)]
+    algs_file: Option<PathBuf>,
     /// System-wide policy in ipsecconf(8) syntax, loaded at start.
     #[arg(long)]
     policy_file: Option<PathBuf>,
@@ -115,6 +121,10 @@ struct Args {
     /// `enabled=true`); ipsecd exits with an error if its log file cannot be opened.
     #[arg(long)]
     logger_enable: bool,
+    /// Serve the counters in the Prometheus text format at http://ADDR:PORT/metrics
+    /// (e.g. 127.0.0.1:9515); off by default.
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics_listen: Option<std::net::SocketAddr>,
     /// More log output (-v: debug).
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -166,6 +176,9 @@ fn run(args: &Args) -> Result<(), String> {
     srv.bind_control(&args.control_socket)
         .map_err(|e| format!("{}: {e}", args.control_socket.display()))?;
     srv.set_save_file(args.save_file.clone());
+    if let Some(p) = &args.algs_file {
+        algs::load(&srv, p)?;
+    }
     if let Some(p) = &args.policy_file {
         load_policy(&srv, p)?;
     }
@@ -197,6 +210,14 @@ fn run(args: &Args) -> Result<(), String> {
         }
         None => None,
     };
+    if let Some(addr) = args.metrics_listen {
+        let plane = dataplane
+            .as_ref()
+            .map(|h| std::sync::Arc::clone(&h.counters));
+        let bound = metrics::start(addr, std::sync::Arc::clone(srv.core()), plane)
+            .map_err(|e| format!("--metrics-listen {addr}: {e}"))?;
+        log::info(format_args!("metrics on http://{bound}/metrics"));
+    }
     log::info(format_args!(
         "PF_KEY on {}, control on {}",
         srv.path().display(),
