@@ -4,7 +4,7 @@
 //!
 //! Signals: SIGTERM and SIGINT stop it cleanly (saving the SAs to `--save-file` when one is
 //! given); SIGUSR1 saves the SAs now; SIGHUP reloads the keys file (flush + load; on an error
-//! the current SADB is kept).
+//! the current SADB is kept) and refreshes the policy logger's properties.
 #![forbid(unsafe_code)]
 
 mod algs;
@@ -231,7 +231,15 @@ fn run(args: &Args) -> Result<(), String> {
                 SIGUSR1 => {
                     srv.save_now();
                 }
-                SIGHUP => reload(srv, args),
+                SIGHUP => {
+                    reload(srv, args);
+                    // The policy logger re-reads its properties (SMF refresh; its restart
+                    // applies them).
+                    log::info(format_args!(
+                        "policy logger: {}",
+                        logger::request("refresh").trim_end()
+                    ));
+                }
                 _ => {}
             }
         }

@@ -6,7 +6,8 @@
 //! datagram to an address policy rule 1 forbids (`spd_explicit`, outbound). The log
 //! file must hold both records with reason, rule, addresses, SPI and sequence number,
 //! ports, and the stage list. Then `logger setprop`/`refresh`/`restart` through the control
-//! socket: the restart rotates the log (1-byte threshold) and the next record is minimal.
+//! socket: the restart rotates the log (1-byte threshold) and the next record is minimal;
+//! SIGHUP refreshes the properties as `logger refresh` does.
 //! Last, ipsecd must refuse to start when the enabled logger's file cannot be opened.
 //! Needs root; skipped otherwise.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -197,6 +198,20 @@ fn dropped_packets_reach_the_log_with_every_level() {
         v.get("spi").is_none() && v.get("packet").is_none(),
         "minimal: {l}"
     );
+
+    // SIGHUP refreshes the properties too (they wait for a restart).
+    ok(db.control("logger setprop format=text"));
+    assert!(!db.control("logger status").contains("pending="));
+    signal(db.pid(), "HUP");
+    let t0 = Instant::now();
+    while !db.control("logger status").contains("pending=") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "SIGHUP did not refresh the logger"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(db.control("logger status").contains("format=json\n"));
 
     // Disabled: nothing more is written; the state is stored.
     assert!(ok(db.control("logger disable")).contains("disabled"));
