@@ -15,6 +15,7 @@ pub mod netlink;
 pub mod raw;
 pub mod seqpacket;
 pub mod signal;
+pub mod sockinfo;
 pub mod tun;
 pub mod udp;
 

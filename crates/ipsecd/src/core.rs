@@ -16,6 +16,8 @@ pub struct Shared {
     pub spd: Spd,
     /// The policy entries as the administrator wrote them (ipsecconf), describing `spd`.
     pub policy: crate::policy::Store,
+    /// Sockets with a per-socket policy, for the data plane's packet-to-socket lookup.
+    pub persock: crate::persock::Registry,
 }
 
 /// The shared state, as the threads hold it.
@@ -27,6 +29,7 @@ pub fn new(keys: KeyEngine, spd: Spd) -> Core {
         keys,
         spd,
         policy: crate::policy::Store::default(),
+        persock: crate::persock::Registry::default(),
     }))
 }
 

@@ -376,6 +376,7 @@ impl Plane {
     /// Brings the routes in line with the policy after it changed.
     fn sync_routes(&mut self) {
         let core = Arc::clone(&self.core);
+        let nft_guard = crate::persock::nft_guard();
         let mut g = lock(&core);
         let gen = g.spd.generation();
         if self.spd_gen == Some(gen) {
@@ -398,7 +399,8 @@ impl Plane {
                 mark: self.cfg.mark,
                 log_group: Some(NFLOG_GROUP),
             },
-        );
+        )
+        .map(|t| t + &g.persock.nft_elements());
         drop(g);
         self.spd_gen = Some(gen);
         if let Some(n) = &mut self.net {
@@ -417,6 +419,7 @@ impl Plane {
                 log::error(format_args!("nftables: {e}"));
             }
         }
+        drop(nft_guard);
     }
 
     /// Counts locally; [`flush_counters`](Self::flush_counters) publishes once per batch,
@@ -588,6 +591,7 @@ impl Plane {
                 return Send::Dropped;
             }
         };
+        key.socket = g.persock.lookup(&key);
         // The segments of one TCP super-packet (and most of a batch) share their flow:
         // within a batch (one lock hold, so policy and SAs cannot change) the previous
         // packet's decision is reused.
@@ -821,6 +825,7 @@ impl Plane {
                         }
                         match PacketKey::from_ip_packet(b.data(), Dir::In) {
                             Ok(mut key) => {
+                                key.socket = g.persock.lookup(&key);
                                 let mut d = g.spd.inbound_protected(&key, &ok, g.keys.sadb());
                                 if ok.tunnel && d.verdict != Inbound::Accept {
                                     // A tunnel-mode packet leaves the tunnel whose policy
@@ -1235,13 +1240,22 @@ fn acquire_request(p: &Protection, mode: Mode, key: &PacketKey) -> AcquireReques
     } else {
         Proto::Ah
     };
-    let addr = |a: IpAddr| Address::new(std::net::SocketAddr::new(a, 0));
+    // A unique SA is bound to the packet's 5-tuple: the ACQUIRE names its ports and
+    // protocol (Solaris SA_UNIQUE_ID); a shared one names addresses only.
+    let unique = p.sa == ipsec_core::spd::SaSharing::Unique;
+    let addr = |a: IpAddr, port: Option<u16>| Address {
+        proto: if unique { key.proto } else { 0 },
+        ..Address::new(std::net::SocketAddr::new(
+            a,
+            port.filter(|_| unique).unwrap_or(0),
+        ))
+    };
     let _ = mode;
     AcquireRequest {
         need: AcquireNeed {
             proto,
-            src: addr(key.src),
-            dst: addr(key.dst),
+            src: addr(key.src, key.sport),
+            dst: addr(key.dst, key.dport),
             inner_src: None,
             inner_dst: None,
         },

@@ -1,0 +1,118 @@
+/*
+ * The ipsec(4P) manual page's example (per-socket policy with ipsec_req_t: ESP required)
+ * inside a small client, for the end-to-end tests of libipsec_sock.so. The lines between
+ * "manual page" markers are the example's; its include of <net/pfkeyv2.h> (for the
+ * SADB_*ALG_* numbers) is replaced by <ipsec_sock.h>.
+ *
+ * usage: solaris_example udp|tcp ADDR PORT esp|never|unique|none COUNT [LPORT]
+ *   esp: the manual's request; never: bypass; unique: ESP with a unique SA; none: no option.
+ *   Sends COUNT messages to ADDR:PORT (IPv4) and waits for each echo (unique: sends one
+ *   every 100 ms without waiting). Prints "setsockopt RC ERRNO", "getsockopt ESP_REQ
+ *   ESP_ALG ESP_AUTH_ALG" and "echoed N".
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <sys/time.h>
+
+/* manual page */
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <ipsec_sock.h> /* For SADB_*ALG_* */
+/* manual page end */
+
+int
+main(int argc, char **argv)
+{
+	ipsec_req_t ipsec_req;
+	struct sockaddr_in sin;
+	struct timeval tv = { 1, 0 };
+	int s, rc, tcp, count, i, echoed = 0;
+	const char *mode;
+
+	if (argc < 6) {
+		fprintf(stderr, "usage: %s udp|tcp ADDR PORT esp|never|unique|none COUNT [LPORT]\n",
+		    argv[0]);
+		return 2;
+	}
+	tcp = strcmp(argv[1], "tcp") == 0;
+	mode = argv[4];
+	count = atoi(argv[5]);
+	s = socket(AF_INET, tcp ? SOCK_STREAM : SOCK_DGRAM, 0);
+	if (s < 0) {
+		perror("socket");
+		return 1;
+	}
+	if (argc > 6) {
+		memset(&sin, 0, sizeof (sin));
+		sin.sin_family = AF_INET;
+		sin.sin_port = htons(atoi(argv[6]));
+		if (bind(s, (struct sockaddr *)&sin, sizeof (sin)) != 0) {
+			perror("bind");
+			return 1;
+		}
+	}
+	memset(&ipsec_req, 0, sizeof (ipsec_req));
+	if (strcmp(mode, "esp") == 0) {
+		ipsec_req.ipsr_esp_req = IPSEC_PREF_REQUIRED;
+		ipsec_req.ipsr_esp_alg = SADB_EALG_AES;
+		ipsec_req.ipsr_esp_auth_alg = SADB_AALG_SHA256HMAC;
+	} else if (strcmp(mode, "never") == 0) {
+		ipsec_req.ipsr_ah_req = IPSEC_PREF_NEVER;
+		ipsec_req.ipsr_esp_req = IPSEC_PREF_NEVER;
+	} else if (strcmp(mode, "unique") == 0) {
+		ipsec_req.ipsr_esp_req = IPSEC_PREF_REQUIRED | IPSEC_PREF_UNIQUE;
+	}
+	if (strcmp(mode, "none") != 0) {
+		/* manual page */
+		rc = setsockopt(s, IPPROTO_IP, IP_SEC_OPT,
+		    (const char *)&ipsec_req, sizeof (ipsec_req_t));
+		/* manual page end */
+		printf("setsockopt %d %d\n", rc, rc == 0 ? 0 : errno);
+		fflush(stdout);
+	}
+	memset(&sin, 0, sizeof (sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(atoi(argv[3]));
+	if (inet_pton(AF_INET, argv[2], &sin.sin_addr) != 1) {
+		fprintf(stderr, "bad address %s\n", argv[2]);
+		return 2;
+	}
+	(void) setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof (tv));
+	if (connect(s, (struct sockaddr *)&sin, sizeof (sin)) != 0) {
+		perror("connect");
+		printf("echoed 0\n");
+		return 1;
+	}
+	{
+		ipsec_req_t got;
+		socklen_t len = sizeof (got);
+		memset(&got, 0, sizeof (got));
+		rc = getsockopt(s, IPPROTO_IP, IP_SEC_OPT, &got, &len);
+		printf("getsockopt %u %u %u\n", got.ipsr_esp_req, got.ipsr_esp_alg,
+		    got.ipsr_esp_auth_alg);
+	}
+	for (i = 0; i < count; i++) {
+		char out[64], in[64];
+		ssize_t n;
+		int len = snprintf(out, sizeof (out), "ironswan persock %d", i);
+
+		if (send(s, out, len, 0) != len) {
+			perror("send");
+			continue;
+		}
+		if (strcmp(mode, "unique") == 0) {
+			usleep(100000);
+			continue;
+		}
+		n = recv(s, in, sizeof (in), 0);
+		if (n == len && memcmp(in, out, len) == 0)
+			echoed++;
+	}
+	printf("echoed %d\n", echoed);
+	close(s);
+	return 0;
+}
