@@ -7,7 +7,10 @@
 //! * NEVER from an unprivileged user fails with EPERM and the traffic stays protected;
 //!   from root it passes in clear while global policy protects;
 //! * UNIQUE gives two sockets two SAs (each ACQUIRE names its socket's ports);
-//! * without ipsecd the option fails with EPROTONOSUPPORT.
+//! * without ipsecd the option fails with EPROTONOSUPPORT;
+//! * (Rust API) a connected socket's policy is latched (EINVAL), a listening TCP socket
+//!   refuses the option (EINVAL), an unprivileged socket cannot choose an algorithm system
+//!   policy does not use (persock-require-priv: EPERM) while root can.
 //!
 //! Needs root; skipped otherwise.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -449,8 +452,9 @@ fn run_rust(ns: &Ns, user: Option<&str>, sock: &Path, args: &str) -> Vec<String>
     )
 }
 
-/// The Rust API's client: `udp ADDR PORT esp|never COUNT` from $IRONSWAN_PERSOCK_CHILD;
-/// prints `set ok|E...`, `get ESP_REQ` and `echoed N`. Not a test by itself: the
+/// The Rust API's client: `udp|tcplisten ADDR PORT esp|esp3des|never COUNT` from
+/// $IRONSWAN_PERSOCK_CHILD; prints `set ok|E...`, `get ESP_REQ`, `latched EINVAL` and
+/// `echoed N` (tcplisten: `listen EINVAL`). Not a test by itself: the
 /// namespace tests run it.
 #[test]
 #[ignore]
@@ -462,13 +466,29 @@ fn rust_api_child() {
     // libtest has printed the test's name without a newline.
     println!();
     let w: Vec<&str> = args.split_whitespace().collect();
-    let [_, addr, port, mode, count] = w[..] else {
+    let [kind, addr, port, mode, count] = w[..] else {
         panic!("bad {CHILD_ENV}: {args}");
     };
     let req = match mode {
         "esp" => IpsecReq::esp(12, 5),
+        // 3DES-CBC: not in system policy.
+        "esp3des" => IpsecReq::esp(3, 5),
         _ => IpsecReq::bypass(),
     };
+    if kind == "tcplisten" {
+        // Solaris: IP_SEC_OPT on a listening TCP socket is EINVAL.
+        let l = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+        let e = set_socket_policy(&l, &req).unwrap_err();
+        println!(
+            "listen {}",
+            if e.raw_os_error() == Some(22) {
+                "EINVAL"
+            } else {
+                "other"
+            }
+        );
+        return;
+    }
     let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
     s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
     let mut pol = match set_socket_policy(&s, &req) {
@@ -490,6 +510,16 @@ fn rust_api_child() {
     if let Some(p) = pol.as_mut() {
         p.update(&s).unwrap();
         println!("get {}", p.get().unwrap().esp_req);
+        // Connected: the policy latched.
+        let e = p.set(&s, &IpsecReq::default()).unwrap_err();
+        println!(
+            "latched {}",
+            if e.raw_os_error() == Some(22) {
+                "EINVAL"
+            } else {
+                "other"
+            }
+        );
     }
     let mut echoed = 0;
     for i in 0..count.parse::<u32>().unwrap() {
@@ -531,12 +561,23 @@ fn rust_api_required_and_never() {
         assert!(has(&out, "set ok"), "{user:?}: {out:?}");
         assert!(has(&out, "get 2"), "{user:?}: {out:?}");
         assert!(has(&out, "echoed 4"), "{user:?}: {out:?}");
+        assert!(has(&out, "latched EINVAL"), "{user:?}: {out:?}");
         assert_only_ipsec(&pcap, A4, B4);
         assert!(esp_between(&pcap) >= 8);
-        // An unprivileged bypass is refused.
+        // Unprivileged: a bypass, or an algorithm system policy does not use
+        // (persock-require-priv), is refused; root may choose it.
         if user.is_some() {
             let out = run_rust(&a, user, &sock, &format!("udp {B4} 7000 never 0"));
             assert!(has(&out, "set EPERM"), "{out:?}");
         }
+        let out = run_rust(&a, user, &sock, &format!("udp {B4} 7000 esp3des 0"));
+        let want = if user.is_some() {
+            "set EPERM"
+        } else {
+            "set ok"
+        };
+        assert!(has(&out, want), "{user:?}: {out:?}");
+        let out = run_rust(&a, user, &sock, "tcplisten 0 0 esp 0");
+        assert!(has(&out, "listen EINVAL"), "{out:?}");
     }
 }
