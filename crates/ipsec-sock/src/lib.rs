@@ -122,7 +122,7 @@ fn get_policy(fd: BorrowedFd<'_>) -> Result<[u8; IPSEC_REQ_LEN], c_int> {
     let mut t = table();
     match t.get_mut(&raw(fd)) {
         Some(s) => s
-            .get()
+            .get(fd)
             .map_err(|e| e.raw_os_error().unwrap_or(libc::EPROTONOSUPPORT)),
         None => Ok([0; IPSEC_REQ_LEN]),
     }
@@ -379,8 +379,8 @@ pub unsafe extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
     let r = call_next!(NEXT_LISTEN, ListenFn, -1, fd, backlog);
     if r == 0 {
         if let Some(b) = borrow(fd) {
-            with_tracked(b, |t, _| {
-                let _ = t.listen();
+            with_tracked(b, |t, b| {
+                let _ = t.sync(b);
             });
         }
     }

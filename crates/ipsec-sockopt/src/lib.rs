@@ -62,8 +62,8 @@ pub struct Tracked {
     conn: Conn,
     kind: SockKind,
     req: Option<[u8; REQ_LEN]>,
-    told_listen: bool,
-    told: (Option<SocketAddr>, Option<SocketAddr>),
+    /// (local, peer, listening) as last synchronised.
+    told: (Option<SocketAddr>, Option<SocketAddr>, bool),
 }
 
 impl Tracked {
@@ -76,13 +76,9 @@ impl Tracked {
             conn,
             kind,
             req: None,
-            told_listen: false,
-            told: (None, None),
+            told: (None, None, false),
         };
-        t.call(&Request::Open {
-            v6: kind.v6,
-            proto: kind.proto,
-        })?;
+        t.call(fd, &Request::Open)?;
         Ok(t)
     }
 
@@ -91,13 +87,14 @@ impl Tracked {
         self.kind
     }
 
-    /// The last request ipsecd accepted (`None`: none, or a reset).
+    /// The last request ipsecd accepted (`None`: none yet).
     pub fn request(&self) -> Option<[u8; REQ_LEN]> {
         self.req
     }
 
-    fn call(&mut self, r: &Request) -> io::Result<Reply> {
-        match self.conn.send(r.encode().as_bytes())? {
+    /// One request, with the socket attached, and its answer.
+    fn call(&mut self, fd: BorrowedFd<'_>, r: &Request) -> io::Result<Reply> {
+        match self.conn.send_with_fd(r.encode().as_bytes(), fd)? {
             Sent::Done => {}
             Sent::WouldBlock | Sent::Closed => return Err(os(libc_errno::EPROTONOSUPPORT)),
         }
@@ -114,48 +111,44 @@ impl Tracked {
         }
     }
 
-    /// `setsockopt(IP_SEC_OPT)` with the raw `ipsec_req_t` bytes. A listening socket is
-    /// reported first (so the daemon answers `EINVAL`); on success the socket's addresses
-    /// are reported.
+    /// `setsockopt(IP_SEC_OPT)` with the raw `ipsec_req_t` bytes (ipsecd sees whether the
+    /// socket listens, and where it is bound, from the socket itself).
     pub fn set(&mut self, fd: BorrowedFd<'_>, req: &[u8; REQ_LEN]) -> io::Result<()> {
-        if !self.told_listen && sockinfo::is_listening(fd) {
-            self.listen()?;
-        }
-        self.call(&Request::Set(*req))?;
+        self.call(fd, &Request::Set(*req))?;
         self.req = Some(*req);
-        self.sync(fd)
+        self.told = Self::state(fd)?;
+        Ok(())
     }
 
     /// `getsockopt(IP_SEC_OPT)`: the socket's policy (latched if connected), zeros if none.
-    pub fn get(&mut self) -> io::Result<[u8; REQ_LEN]> {
-        match self.call(&Request::Get)? {
+    pub fn get(&mut self, fd: BorrowedFd<'_>) -> io::Result<[u8; REQ_LEN]> {
+        match self.call(fd, &Request::Get)? {
             Reply::Req(b) => Ok(b),
             _ => Ok([0; REQ_LEN]),
         }
     }
 
-    /// `listen()` succeeded on the socket.
-    pub fn listen(&mut self) -> io::Result<()> {
-        self.told_listen = true;
-        self.call(&Request::Listen).map(|_| ())
+    fn state(fd: BorrowedFd<'_>) -> io::Result<(Option<SocketAddr>, Option<SocketAddr>, bool)> {
+        Ok((
+            sockinfo::local_addr(fd)?,
+            sockinfo::peer_addr(fd)?,
+            sockinfo::is_listening(fd),
+        ))
     }
 
-    /// Reports the socket's local and peer addresses if they changed (after bind, connect,
-    /// accept, or an implicit bind by a send); a peer latches the policy.
+    /// Tells ipsecd when the socket's addresses or listening state changed (after bind,
+    /// connect, listen, accept, or an implicit bind by a send); a peer latches the policy.
     pub fn sync(&mut self, fd: BorrowedFd<'_>) -> io::Result<()> {
-        let now = (sockinfo::local_addr(fd)?, sockinfo::peer_addr(fd)?);
-        if now == self.told {
-            return Ok(());
-        }
-        if let (Some(local), remote) = now {
-            self.call(&Request::Addr { local, remote })?;
+        let now = Self::state(fd)?;
+        if now != self.told {
+            self.call(fd, &Request::Sync)?;
             self.told = now;
         }
         Ok(())
     }
 
     /// Before the socket's first packet: binds an unbound socket to an ephemeral port and
-    /// reports it, so its routing rule is in place before anything leaves.
+    /// tells ipsecd, so its routing rule is in place before anything leaves.
     pub fn before_send(&mut self, fd: BorrowedFd<'_>) -> io::Result<()> {
         if self.told.0.is_none() && sockinfo::local_addr(fd)?.is_none() {
             sockinfo::bind_ephemeral(fd, self.kind.v6)?;
@@ -200,8 +193,8 @@ impl SocketPolicy {
     }
 
     /// `getsockopt(IP_SEC_OPT)`: the request in force (the latched one once connected).
-    pub fn get(&mut self) -> io::Result<IpsecReq> {
-        let b = self.t.get()?;
+    pub fn get(&mut self, sock: &impl AsFd) -> io::Result<IpsecReq> {
+        let b = self.t.get(sock.as_fd())?;
         IpsecReq::from_ne_bytes(&b).map_err(|_| os(libc_errno::EPROTO))
     }
 

@@ -2,16 +2,16 @@
 //! one reply per request.
 //!
 //! ```text
-//!  open 4|6 PROTO           register the socket (family, IP protocol)     -> ok
+//!  open                     register the socket (family and protocol read from it)  -> ok
 //!  set HEX32                IP_SEC_OPT with ipsec_req_t's 16 bytes (hex)   -> ok | err ERRNO WHY
 //!  get                      getsockopt(IP_SEC_OPT)                         -> req HEX32 | none
-//!  listen                   listen() succeeded                             -> ok
-//!  addr LOCAL [REMOTE]      the socket's addresses; REMOTE: connected      -> ok | err ERRNO WHY
+//!  sync                     the socket's addresses or listening state changed -> ok | err ...
 //! ```
 //!
-//! The connection stands for the socket: closing it forgets the socket.
-
-use std::net::SocketAddr;
+//! Every request carries the socket itself (`SCM_RIGHTS`): ipsecd reads the socket's family,
+//! protocol, addresses and listening state from it, never from the client's words, checks
+//! that it is the socket registered by `open` (its inode), and closes its copy at once. The
+//! connection stands for the socket: closing it forgets the socket.
 
 /// The environment variable naming the service socket.
 pub const SOCKET_ENV: &str = "IRONSWAN_SOCKPOLICY_SOCKET";
@@ -24,25 +24,13 @@ pub const REQ_LEN: usize = 16;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Request {
     /// Register the socket.
-    Open {
-        /// `AF_INET6`.
-        v6: bool,
-        /// IP protocol.
-        proto: u8,
-    },
+    Open,
     /// `setsockopt(IP_SEC_OPT)`.
     Set([u8; REQ_LEN]),
     /// `getsockopt(IP_SEC_OPT)`.
     Get,
-    /// `listen()`.
-    Listen,
-    /// The socket's addresses.
-    Addr {
-        /// Local address and port.
-        local: SocketAddr,
-        /// Peer, once connected.
-        remote: Option<SocketAddr>,
-    },
+    /// The socket was bound, connected or put to listen.
+    Sync,
 }
 
 /// A reply.
@@ -79,27 +67,14 @@ fn unhex(s: &str) -> Result<[u8; REQ_LEN], String> {
     Ok(out)
 }
 
-fn addr(s: &str) -> Result<SocketAddr, String> {
-    s.parse()
-        .map_err(|_| format!("expected an address:port, got {s:?}"))
-}
-
 impl Request {
     /// The message text.
     pub fn encode(&self) -> String {
         match self {
-            Request::Open { v6, proto } => format!("open {} {proto}", if *v6 { 6 } else { 4 }),
+            Request::Open => "open".into(),
             Request::Set(b) => format!("set {}", hex(b)),
             Request::Get => "get".into(),
-            Request::Listen => "listen".into(),
-            Request::Addr {
-                local,
-                remote: Some(r),
-            } => format!("addr {local} {r}"),
-            Request::Addr {
-                local,
-                remote: None,
-            } => format!("addr {local}"),
+            Request::Sync => "sync".into(),
         }
     }
 
@@ -107,30 +82,12 @@ impl Request {
     pub fn parse(text: &str) -> Result<Self, String> {
         let w: Vec<&str> = text.split_ascii_whitespace().collect();
         match w.as_slice() {
-            ["open", fam, proto] => {
-                let v6 = match *fam {
-                    "4" => false,
-                    "6" => true,
-                    _ => return Err(format!("open: family must be 4 or 6, got {fam:?}")),
-                };
-                let proto = proto
-                    .parse()
-                    .map_err(|_| format!("open: protocol must be 0-255, got {proto:?}"))?;
-                Ok(Request::Open { v6, proto })
-            }
+            ["open"] => Ok(Request::Open),
             ["set", h] => Ok(Request::Set(unhex(h)?)),
             ["get"] => Ok(Request::Get),
-            ["listen"] => Ok(Request::Listen),
-            ["addr", l] => Ok(Request::Addr {
-                local: addr(l)?,
-                remote: None,
-            }),
-            ["addr", l, r] => Ok(Request::Addr {
-                local: addr(l)?,
-                remote: Some(addr(r)?),
-            }),
+            ["sync"] => Ok(Request::Sync),
             _ => Err(format!(
-                "expected open, set, get, listen or addr, got {:?}",
+                "expected open, set HEX32, get or sync, got {:?}",
                 text.chars().take(40).collect::<String>()
             )),
         }
@@ -171,24 +128,17 @@ mod tests {
     #[test]
     fn requests_round_trip_and_bad_ones_say_what_was_expected() {
         let rs = [
-            Request::Open { v6: true, proto: 6 },
+            Request::Open,
             Request::Set([7; REQ_LEN]),
             Request::Get,
-            Request::Listen,
-            Request::Addr {
-                local: "10.0.0.1:5000".parse().unwrap_or_else(|_| unreachable!()),
-                remote: Some(
-                    "[2001:db8::2]:80"
-                        .parse()
-                        .unwrap_or_else(|_| unreachable!()),
-                ),
-            },
+            Request::Sync,
         ];
         for r in rs {
             assert_eq!(Request::parse(&r.encode()), Ok(r));
         }
         assert!(Request::parse("set 00").is_err_and(|e| e.contains("expected 32 hex digits")));
-        assert!(Request::parse("open 5 6").is_err_and(|e| e.contains("4 or 6")));
+        assert!(Request::parse("set 0g000000000000000000000000000000")
+            .is_err_and(|e| e.contains("bad hex digits")));
         assert!(Request::parse("frob").is_err_and(|e| e.contains("expected open")));
         for r in [
             Reply::Ok,

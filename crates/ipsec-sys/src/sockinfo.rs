@@ -83,3 +83,9 @@ pub fn bind_ephemeral(fd: BorrowedFd<'_>, v6: bool) -> io::Result<()> {
     };
     net::bind(fd, &SocketAddr::new(ip, 0)).map_err(errno)
 }
+
+/// The socket's identity (its inode number in sockfs): the same for every descriptor of one
+/// socket, whichever process holds it.
+pub fn ident(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    Ok(rustix::fs::fstat(fd).map_err(errno)?.st_ino)
+}

@@ -4,7 +4,9 @@
 //!
 //! ```text
 //!  connection accepted ── SO_PEERCRED: root or CAP_NET_ADMIN = privileged
-//!  open / set / listen / addr ──> Spd::socket_open / set_socket_policy / socket_listen /
+//!  open / set / get / sync, each with the socket attached (SCM_RIGHTS): family, protocol,
+//!  listening state and addresses are read from the socket itself, never taken from the client
+//!                             ──> Spd::socket_open / socket_listen / set_socket_policy /
 //!                                 socket_connected (latch), under the core lock
 //!                             ──> Registry: (proto, local port[, peer]) -> SocketId, which the
 //!                                 data plane puts into each packet's PacketKey
@@ -27,6 +29,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -38,6 +41,7 @@ use ipsec_core::spd::{Action, Family, IpsecReq, PacketKey, SockOptError, SocketI
 use ipsec_sockopt::proto::{Reply, Request};
 use ipsec_sys::netlink::{self, Netlink, Route, RouteKind, Rule};
 use ipsec_sys::seqpacket::{Conn, Listener, Recv};
+use ipsec_sys::sockinfo;
 use ipsec_sys::{PollFd, PollFlags};
 
 use crate::core::{lock, Core};
@@ -180,7 +184,10 @@ impl Handle {
 struct Client {
     conn: Conn,
     privileged: bool,
-    id: Option<(SocketId, SocketInfo)>,
+    uid: u32,
+    /// The socket's number, what it is, and its inode (every request must attach it).
+    id: Option<(SocketId, SocketInfo, u64)>,
+    listening: bool,
     local: Option<SocketAddr>,
     remote: Option<SocketAddr>,
     rules: Vec<Rule>,
@@ -195,6 +202,10 @@ struct Service {
     /// listener's port).
     rule_users: HashMap<(u8, u8, u16), usize>,
 }
+
+/// How many sockets one unprivileged user may have registered (each is an SPD entry, maybe
+/// a routing rule and set elements).
+const MAX_SOCKETS_PER_USER: usize = 4096;
 
 /// A closed TCP socket whose connection the kernel still has.
 struct Lingering {
@@ -335,20 +346,21 @@ impl Service {
                 if !ready.get(i + 1).copied().unwrap_or(false) {
                     continue;
                 }
-                let reply = match c.conn.recv(&mut buf) {
-                    Ok(Recv::Msg(n)) => {
+                // The attached socket copy is closed when `fd` drops, right after the request.
+                let reply = match c.conn.recv_with_fd(&mut buf) {
+                    Ok((Recv::Msg(n), fd)) => {
                         let text = String::from_utf8_lossy(buf.get(..n).unwrap_or_default());
                         match Request::parse(&text) {
-                            Ok(r) => self.handle(c, r),
+                            Ok(r) => self.handle(c, r, fd),
                             Err(e) => Reply::Err { errno: 22, why: e },
                         }
                     }
-                    Ok(Recv::WouldBlock) => continue,
-                    Ok(Recv::Truncated(_)) => Reply::Err {
+                    Ok((Recv::WouldBlock, _)) => continue,
+                    Ok((Recv::Truncated(_), _)) => Reply::Err {
                         errno: 22,
                         why: "message too long".into(),
                     },
-                    Ok(Recv::Closed) | Err(_) => {
+                    Ok((Recv::Closed, _)) | Err(_) => {
                         gone.push(i);
                         continue;
                     }
@@ -364,12 +376,22 @@ impl Service {
             self.reap(&mut lingering);
             if ready.first().copied().unwrap_or(false) {
                 while let Ok(Some((conn, cred))) = listener.accept() {
+                    let privileged = cred.is_privileged();
+                    if !privileged
+                        && clients.iter().filter(|c| c.uid == cred.uid).count()
+                            >= MAX_SOCKETS_PER_USER
+                    {
+                        // Refused: the client sees its connection closed (EPROTONOSUPPORT).
+                        continue;
+                    }
                     // Blocking replies: a client waits for each answer.
                     let _ = conn.set_nonblocking(true);
                     clients.push(Client {
                         conn,
-                        privileged: cred.is_privileged(),
+                        privileged,
+                        uid: cred.uid,
                         id: None,
+                        listening: false,
                         local: None,
                         remote: None,
                         rules: Vec::new(),
@@ -378,7 +400,7 @@ impl Service {
             }
         }
         for c in std::mem::take(&mut clients) {
-            if let Some((id, _)) = c.id {
+            if let Some((id, _, _)) = c.id {
                 self.remove(id, c.rules);
             }
         }
@@ -388,58 +410,82 @@ impl Service {
         self.clean();
     }
 
-    fn handle(&mut self, c: &mut Client, r: Request) -> Reply {
+    fn handle(&mut self, c: &mut Client, r: Request, fd: Option<OwnedFd>) -> Reply {
         let err = |e: SockOptError| Reply::Err {
             errno: e.errno(),
             why: e.to_string(),
         };
+        // What the socket itself says (never the client's words).
+        let Some(fd) = fd else {
+            return err(SockOptError::Invalid("the socket is not attached"));
+        };
+        let Ok(ident) = sockinfo::ident(fd.as_fd()) else {
+            return err(SockOptError::Invalid("not a socket"));
+        };
         let _nft = nft_guard();
         let mut g = lock(&self.core);
-        let res = match (r, c.id) {
-            (Request::Open { v6, proto }, None) => {
+        let id = match (r, c.id) {
+            (Request::Open, None) => {
+                let kind = match sockinfo::kind(fd.as_fd()) {
+                    Ok(k) => k,
+                    Err(_) => return err(SockOptError::Invalid("not an IPv4 or IPv6 socket")),
+                };
                 let id = SocketId(self.next_id);
                 self.next_id += 1;
                 let info = SocketInfo {
-                    family: if v6 { Family::V6 } else { Family::V4 },
-                    proto,
+                    family: if kind.v6 { Family::V6 } else { Family::V4 },
+                    proto: kind.proto,
                     privileged: c.privileged,
                 };
-                match g.spd.socket_open(id, info) {
-                    Ok(()) => {
-                        c.id = Some((id, info));
-                        return Reply::Ok;
-                    }
-                    Err(e) => return err(e),
+                if let Err(e) = g.spd.socket_open(id, info) {
+                    return err(e);
                 }
+                c.id = Some((id, info, ident));
+                id
             }
-            (Request::Open { .. }, Some(_)) => return err(SockOptError::Invalid("already open")),
+            (Request::Open, Some(_)) => return err(SockOptError::Invalid("already open")),
             (_, None) => return err(SockOptError::NoSocket),
-            (Request::Set(b), Some((id, _))) => {
+            (_, Some((_, _, known))) if known != ident => {
+                return err(SockOptError::Invalid("another socket than the one opened"))
+            }
+            (_, Some((id, _, _))) => id,
+        };
+        // Listening and local address first (a listening TCP socket refuses a request);
+        // a peer latches the policy, after a request that comes with it (an accepted
+        // socket inherits its listener's).
+        let fd = fd.as_fd();
+        if !c.listening && sockinfo::is_listening(fd) {
+            c.listening = true;
+            if let Err(e) = g.spd.socket_listen(id) {
+                return err(e);
+            }
+        }
+        c.local = sockinfo::local_addr(fd).ok().flatten().map(canon);
+        let res = match r {
+            Request::Open | Request::Sync => Ok(()),
+            Request::Set(b) => {
                 IpsecReq::from_ne_bytes(&b).and_then(|req| g.spd.set_socket_policy(id, &req))
             }
-            (Request::Get, Some((id, _))) => {
+            Request::Get => {
                 return match g.spd.socket_policy(id) {
                     Some(req) => Reply::Req(req.to_ne_bytes()),
                     None => Reply::NoPolicy,
-                }
-            }
-            (Request::Listen, Some((id, _))) => g.spd.socket_listen(id),
-            (Request::Addr { local, remote }, Some((id, _))) => {
-                c.local = Some(canon(local));
-                match remote {
-                    Some(r) if !g.spd.socket_latched(id) => {
-                        c.remote = Some(canon(r));
-                        g.spd.socket_connected(id, canon(local), canon(r))
-                    }
-                    _ => Ok(()),
                 }
             }
         };
         if let Err(e) = res {
             return err(e);
         }
+        if let (Some(local), Some(peer)) = (c.local, sockinfo::peer_addr(fd).ok().flatten()) {
+            if !g.spd.socket_latched(id) {
+                c.remote = Some(canon(peer));
+                if let Err(e) = g.spd.socket_connected(id, local, canon(peer)) {
+                    return err(e);
+                }
+            }
+        }
         // Bring the registry, the routing rule and the nftables sets in line.
-        let Some((id, info)) = c.id else {
+        let Some((id, info, _)) = c.id else {
             return Reply::Ok;
         };
         let verdict = g
@@ -529,7 +575,7 @@ impl Service {
     /// once, or for a connected TCP socket once the kernel's connection is gone (its FIN and
     /// last ACKs are still the socket's traffic). Dropping `c` closes the connection.
     fn forget(&mut self, c: Client, lingering: &mut Vec<Lingering>) {
-        let Some((id, info)) = c.id else {
+        let Some((id, info, _)) = c.id else {
             return;
         };
         if let (ulp::TCP, Some(l), Some(r)) = (info.proto, c.local, c.remote) {

@@ -509,7 +509,7 @@ fn rust_api_child() {
     s.connect(format!("{addr}:{port}")).unwrap();
     if let Some(p) = pol.as_mut() {
         p.update(&s).unwrap();
-        println!("get {}", p.get().unwrap().esp_req);
+        println!("get {}", p.get(&s).unwrap().esp_req);
         // Connected: the policy latched.
         let e = p.set(&s, &IpsecReq::default()).unwrap_err();
         println!(
