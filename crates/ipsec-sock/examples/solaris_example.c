@@ -4,10 +4,10 @@
  * "manual page" markers are the example's; its include of <net/pfkeyv2.h> (for the
  * SADB_*ALG_* numbers) is replaced by <ipsec_sock.h>.
  *
- * usage: solaris_example udp|tcp ADDR PORT esp|never|unique|none COUNT [LPORT]
- *   esp: the manual's request; never: bypass; unique: ESP with a unique SA; none: no option.
- *   Sends COUNT messages to ADDR:PORT (IPv4) and waits for each echo (unique: sends one
- *   every 100 ms without waiting). Prints "setsockopt RC ERRNO", "getsockopt ESP_REQ
+ * usage: solaris_example udp|tcp ADDR PORT esp|never|unique|selfencap|none COUNT [LPORT]
+ *   esp: the manual's request; never: bypass; unique: ESP with a unique SA; selfencap: ESP
+ *   with self-encapsulation; none: no option. Sends COUNT messages to ADDR:PORT (IPv4) and
+ *   waits for each echo (unique, selfencap: sends one every 100 ms without waiting). Prints "setsockopt RC ERRNO", "getsockopt ESP_REQ
  *   ESP_ALG ESP_AUTH_ALG" and "echoed N".
  */
 #include <errno.h>
@@ -34,7 +34,8 @@ main(int argc, char **argv)
 	const char *mode;
 
 	if (argc < 6) {
-		fprintf(stderr, "usage: %s udp|tcp ADDR PORT esp|never|unique|none COUNT [LPORT]\n",
+		fprintf(stderr, "usage: %s udp|tcp ADDR PORT esp|never|unique|selfencap|none "
+		    "COUNT [LPORT]\n",
 		    argv[0]);
 		return 2;
 	}
@@ -65,6 +66,9 @@ main(int argc, char **argv)
 		ipsec_req.ipsr_esp_req = IPSEC_PREF_NEVER;
 	} else if (strcmp(mode, "unique") == 0) {
 		ipsec_req.ipsr_esp_req = IPSEC_PREF_REQUIRED | IPSEC_PREF_UNIQUE;
+	} else if (strcmp(mode, "selfencap") == 0) {
+		ipsec_req.ipsr_esp_req = IPSEC_PREF_REQUIRED;
+		ipsec_req.ipsr_self_encap_req = IPSEC_PREF_REQUIRED;
 	}
 	if (strcmp(mode, "none") != 0) {
 		/* manual page */
@@ -104,7 +108,7 @@ main(int argc, char **argv)
 			perror("send");
 			continue;
 		}
-		if (strcmp(mode, "unique") == 0) {
+		if (strcmp(mode, "unique") == 0 || strcmp(mode, "selfencap") == 0) {
 			usleep(100000);
 			continue;
 		}

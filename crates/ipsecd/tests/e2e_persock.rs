@@ -7,6 +7,8 @@
 //! * NEVER from an unprivileged user fails with EPERM and the traffic stays protected;
 //!   from root it passes in clear while global policy protects;
 //! * UNIQUE gives two sockets two SAs (each ACQUIRE names its socket's ports);
+//! * self-encapsulation sends the socket's packets through a tunnel-mode SA between the two
+//!   hosts (an outer IP header, checked by tshark decrypting the capture);
 //! * without ipsecd the option fails with EPROTONOSUPPORT;
 //! * (Rust API) a connected socket's policy is latched (EINVAL), a listening TCP socket
 //!   refuses the option (EINVAL), an unprivileged socket cannot choose an algorithm system
@@ -392,6 +394,69 @@ fn unique_gives_each_socket_its_own_sa() {
         [0x5001, 0x5002],
         "each socket's datagrams under its own SA"
     );
+    assert_eq!(
+        pcap.count(17, A4.parse().unwrap(), B4.parse().unwrap()),
+        0,
+        "no cleartext"
+    );
+}
+
+#[test]
+fn self_encapsulation_adds_an_outer_header() {
+    let Some(lab) = Lab::new("persock_selfencap") else {
+        return;
+    };
+    let (a, _b) = pair(&lab);
+    compile_example(&lab);
+    // A tunnel-mode SA between the two hosts themselves (inner = outer addresses), and a
+    // transport-mode one: the request must choose the tunnel-mode SA.
+    let keys = format!(
+        "add esp spi 0x300 src {A4} dst {B4} proto 4 isrc {A4}/32 idst {B4}/32 \
+             encr_alg aes-cbc encrkey {CBC_AB} auth_alg sha256 authkey {SHA_AB}\n\
+         add esp spi 0x100 src {A4} dst {B4} encr_alg aes-cbc encrkey {CBC_AB} \
+             auth_alg sha256 authkey {SHA_AB}\n"
+    );
+    let (_da, sock) = daemon(
+        &lab,
+        &a,
+        "a",
+        &keys,
+        &format!("{{raddr {B4} dir both}} bypass {{}}\n{ELSEWHERE}"),
+    );
+    let cap = Capture::start(&lab, &a, "va", "wire");
+    let out = example(
+        &a,
+        &lab,
+        &sock,
+        None,
+        &["udp", B4, "7005", "selfencap", "3"],
+    );
+    let pcap = cap.stop();
+    assert!(has(&out, "setsockopt 0 0"), "{out:?}");
+    let esp_sa = esp_sa_line(
+        A4,
+        B4,
+        0x300,
+        "AES-CBC [RFC3602]",
+        CBC_AB,
+        "HMAC-SHA-256-128 [RFC4868]",
+        SHA_AB,
+    );
+    // Decrypted: an outer IP header (ESP) around the original one (UDP to 7005). (b has no
+    // ipsecd: its ICMP protocol-unreachable quotes are left out.)
+    let rows = tshark(
+        &lab,
+        &lab.dir.join("wire.pcap"),
+        &esp_sa,
+        "esp && !icmp",
+        &["esp.spi", "ip.proto", "udp.dstport"],
+    );
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    for r in &rows {
+        assert_eq!(tshark_num(&r[0]), Some(0x300), "{r:?}");
+        assert_eq!(r[1], "50,17", "outer ESP, inner UDP: {r:?}");
+        assert_eq!(r[2], "7005", "{r:?}");
+    }
     assert_eq!(
         pcap.count(17, A4.parse().unwrap(), B4.parse().unwrap()),
         0,
