@@ -6,7 +6,7 @@
  *
  * usage: solaris_example udp|tcp ADDR PORT esp|never|unique|selfencap|none COUNT [LPORT]
  *   esp: the manual's request; never: bypass; unique: ESP with a unique SA; selfencap: ESP
- *   with self-encapsulation; none: no option. Sends COUNT messages to ADDR:PORT (IPv4) and
+ *   with self-encapsulation; none: no option. Sends COUNT messages to ADDR:PORT and
  *   waits for each echo (unique, selfencap: sends one every 100 ms without waiting). Prints "setsockopt RC ERRNO", "getsockopt ESP_REQ
  *   ESP_ALG ESP_AUTH_ALG" and "echoed N".
  */
@@ -28,9 +28,12 @@ int
 main(int argc, char **argv)
 {
 	ipsec_req_t ipsec_req;
-	struct sockaddr_in sin;
+	struct sockaddr_storage ss;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
 	struct timeval tv = { 1, 0 };
-	int s, rc, tcp, count, i, echoed = 0;
+	int s, rc, tcp, count, i, echoed = 0, v6;
+	socklen_t sslen;
 	const char *mode;
 
 	if (argc < 6) {
@@ -42,16 +45,21 @@ main(int argc, char **argv)
 	tcp = strcmp(argv[1], "tcp") == 0;
 	mode = argv[4];
 	count = atoi(argv[5]);
-	s = socket(AF_INET, tcp ? SOCK_STREAM : SOCK_DGRAM, 0);
+	v6 = strchr(argv[2], ':') != NULL;
+	sslen = v6 ? sizeof (*sin6) : sizeof (*sin);
+	s = socket(v6 ? AF_INET6 : AF_INET, tcp ? SOCK_STREAM : SOCK_DGRAM, 0);
 	if (s < 0) {
 		perror("socket");
 		return 1;
 	}
 	if (argc > 6) {
-		memset(&sin, 0, sizeof (sin));
-		sin.sin_family = AF_INET;
-		sin.sin_port = htons(atoi(argv[6]));
-		if (bind(s, (struct sockaddr *)&sin, sizeof (sin)) != 0) {
+		memset(&ss, 0, sizeof (ss));
+		ss.ss_family = v6 ? AF_INET6 : AF_INET;
+		if (v6)
+			sin6->sin6_port = htons(atoi(argv[6]));
+		else
+			sin->sin_port = htons(atoi(argv[6]));
+		if (bind(s, (struct sockaddr *)&ss, sslen) != 0) {
 			perror("bind");
 			return 1;
 		}
@@ -70,7 +78,12 @@ main(int argc, char **argv)
 		ipsec_req.ipsr_esp_req = IPSEC_PREF_REQUIRED;
 		ipsec_req.ipsr_self_encap_req = IPSEC_PREF_REQUIRED;
 	}
-	if (strcmp(mode, "none") != 0) {
+	if (strcmp(mode, "none") != 0 && v6) {
+		rc = setsockopt(s, IPPROTO_IPV6, IPV6_SEC_OPT,
+		    (const char *)&ipsec_req, sizeof (ipsec_req_t));
+		printf("setsockopt %d %d\n", rc, rc == 0 ? 0 : errno);
+		fflush(stdout);
+	} else if (strcmp(mode, "none") != 0) {
 		/* manual page */
 		rc = setsockopt(s, IPPROTO_IP, IP_SEC_OPT,
 		    (const char *)&ipsec_req, sizeof (ipsec_req_t));
@@ -78,15 +91,21 @@ main(int argc, char **argv)
 		printf("setsockopt %d %d\n", rc, rc == 0 ? 0 : errno);
 		fflush(stdout);
 	}
-	memset(&sin, 0, sizeof (sin));
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons(atoi(argv[3]));
-	if (inet_pton(AF_INET, argv[2], &sin.sin_addr) != 1) {
+	memset(&ss, 0, sizeof (ss));
+	ss.ss_family = v6 ? AF_INET6 : AF_INET;
+	if (v6) {
+		sin6->sin6_port = htons(atoi(argv[3]));
+		rc = inet_pton(AF_INET6, argv[2], &sin6->sin6_addr);
+	} else {
+		sin->sin_port = htons(atoi(argv[3]));
+		rc = inet_pton(AF_INET, argv[2], &sin->sin_addr);
+	}
+	if (rc != 1) {
 		fprintf(stderr, "bad address %s\n", argv[2]);
 		return 2;
 	}
 	(void) setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof (tv));
-	if (connect(s, (struct sockaddr *)&sin, sizeof (sin)) != 0) {
+	if (connect(s, (struct sockaddr *)&ss, sslen) != 0) {
 		perror("connect");
 		printf("echoed 0\n");
 		return 1;
@@ -95,7 +114,8 @@ main(int argc, char **argv)
 		ipsec_req_t got;
 		socklen_t len = sizeof (got);
 		memset(&got, 0, sizeof (got));
-		rc = getsockopt(s, IPPROTO_IP, IP_SEC_OPT, &got, &len);
+		rc = v6 ? getsockopt(s, IPPROTO_IPV6, IPV6_SEC_OPT, &got, &len) :
+		    getsockopt(s, IPPROTO_IP, IP_SEC_OPT, &got, &len);
 		printf("getsockopt %u %u %u\n", got.ipsr_esp_req, got.ipsr_esp_alg,
 		    got.ipsr_esp_auth_alg);
 	}

@@ -32,6 +32,8 @@ use netns::*;
 
 const A4: &str = "10.0.0.1";
 const B4: &str = "10.0.0.2";
+const A6: &str = "2001:db8::1";
+const B6: &str = "2001:db8::2";
 const CBC_AB: &str = "2122232425262728292a2b2c2d2e2f30";
 const CBC_BA: &str = "3132333435363738393a3b3c3d3e3f40";
 const SHA_AB: &str = "4142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f60";
@@ -46,7 +48,8 @@ const NOBODY: &str = "65534";
 const TCP_ECHO: &str = r#"
 import socket, sys
 a, p = sys.argv[1], int(sys.argv[2])
-l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l = socket.socket(socket.AF_INET6 if ':' in a else socket.AF_INET)
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 l.bind((a, p)); l.listen(4); l.settimeout(15)
 print('ready', flush=True)
 while True:
@@ -179,13 +182,45 @@ fn has(lines: &[String], want: &str) -> bool {
     lines.iter().any(|l| l == want)
 }
 
-/// UDP and TCP echo servers in `b` on `port` (UDP) and `port + 1` (TCP).
-fn echo_servers(b: &Ns, port: u16) -> (Proc, Proc) {
-    let u = b.python(UDP_ECHO, &[B4, &port.to_string()]);
+/// UDP and TCP echo servers in `b` on `addr`, `port` (UDP) and `port + 1` (TCP).
+fn echo_servers(b: &Ns, addr: &str, port: u16) -> (Proc, Proc) {
+    let u = b.python(UDP_ECHO, &[addr, &port.to_string()]);
     u.wait_stdout(Duration::from_secs(5), |l| l == "ready");
-    let t = b.python(TCP_ECHO, &[B4, &(port + 1).to_string()]);
+    let t = b.python(TCP_ECHO, &[addr, &(port + 1).to_string()]);
     t.wait_stdout(Duration::from_secs(5), |l| l == "ready");
     (u, t)
+}
+
+/// The example's UDP (to `port`) and TCP (to `port + 1`) echoes from `a` (address `src`)
+/// to `b` (`dst`) with the manual's request, as `user`: all answered, and nothing but ESP
+/// between the hosts on the wire.
+#[allow(clippy::too_many_arguments)]
+fn protected_round(
+    lab: &Lab,
+    a: &Ns,
+    b: &Ns,
+    sock: &Path,
+    user: Option<&str>,
+    src: &str,
+    dst: &str,
+    port: u16,
+) {
+    let (_u, _t) = echo_servers(b, dst, port);
+    let cap = Capture::start(lab, b, "vb", &format!("wire{port}"));
+    let p = port.to_string();
+    let udp = example(a, lab, sock, user, &["udp", dst, &p, "esp", "5"]);
+    let p = (port + 1).to_string();
+    let tcp = example(a, lab, sock, user, &["tcp", dst, &p, "esp", "5"]);
+    let pcap = cap.stop();
+    for out in [&udp, &tcp] {
+        assert!(has(out, "setsockopt 0 0"), "{user:?}: {out:?}");
+        assert!(has(out, "getsockopt 2 12 5"), "{user:?}: {out:?}");
+        assert!(has(out, "echoed 5"), "{user:?}: {out:?}");
+    }
+    assert_only_ipsec(&pcap, src, dst);
+    let (x, y) = (src.parse().unwrap(), dst.parse().unwrap());
+    let esp = pcap.count(50, x, y) + pcap.count(50, y, x);
+    assert!(esp >= 20, "ESP frames: {esp}");
 }
 
 /// Cleartext frames between A and B whose UDP/TCP port is `port`.
@@ -232,24 +267,7 @@ fn required_esp_protects_the_example_while_global_policy_bypasses_the_peer() {
     // Root, then uid 65534 (persock-require-priv: the request's algorithms are system
     // policy's, so no privilege is needed).
     for (user, port) in [(None, 7000u16), (Some(NOBODY), 7002)] {
-        let (_u, _t) = echo_servers(&b, port);
-        let cap = Capture::start(&lab, &b, "vb", &format!("wire{port}"));
-        let p = port.to_string();
-        let udp = example(&a, &lab, &sock, user, &["udp", B4, &p, "esp", "5"]);
-        let p = (port + 1).to_string();
-        let tcp = example(&a, &lab, &sock, user, &["tcp", B4, &p, "esp", "5"]);
-        let pcap = cap.stop();
-        for out in [&udp, &tcp] {
-            assert!(has(out, "setsockopt 0 0"), "{user:?}: {out:?}");
-            assert!(has(out, "getsockopt 2 12 5"), "{user:?}: {out:?}");
-            assert!(has(out, "echoed 5"), "{user:?}: {out:?}\n{}", da.log_text());
-        }
-        assert_only_ipsec(&pcap, A4, B4);
-        assert!(
-            esp_between(&pcap) >= 20,
-            "ESP frames: {}",
-            esp_between(&pcap)
-        );
+        protected_round(&lab, &a, &b, &sock, user, A4, B4, port);
     }
     let c = da.counters();
     assert!(c.get("out_protected") >= 20, "{c:#?}");
@@ -269,6 +287,40 @@ fn required_esp_protects_the_example_while_global_policy_bypasses_the_peer() {
         std::thread::sleep(Duration::from_millis(100));
     }
     da.stop();
+}
+
+#[test]
+fn ipv6_sec_opt_protects_udp_and_tcp() {
+    let Some(lab) = Lab::new("persock_v6") else {
+        return;
+    };
+    let a = lab.ns("a");
+    let b = lab.ns("b");
+    veth(&a, "va", &b, "vb");
+    a.addr("va", &format!("{A6}/64"));
+    b.addr("vb", &format!("{B6}/64"));
+    compile_example(&lab);
+    let keys = format!(
+        "add esp spi 0x600 src {A6} dst {B6} encr_alg aes-cbc encrkey {CBC_AB} \
+             auth_alg sha256 authkey {SHA_AB}\n\
+         add esp spi 0x601 src {B6} dst {A6} encr_alg aes-cbc encrkey {CBC_BA} \
+             auth_alg sha256 authkey {SHA_BA}\n"
+    );
+    // Neighbour discovery passes in clear (ipsecconf(8)).
+    let nd = "{ulp ipv6-icmp type 133-137 dir both} pass {}\n";
+    let (_da, sock) = daemon(
+        &lab,
+        &a,
+        "a",
+        &keys,
+        &format!("{nd}{{raddr {B6} dir both}} bypass {{}}\n{ELSEWHERE}"),
+    );
+    let policy_b = format!(
+        "{nd}{{laddr {B6} ulp udp lport 7000}} ipsec {{{PROPS}}}\n\
+         {{laddr {B6} ulp tcp lport 7001}} ipsec {{{PROPS}}}\n{ELSEWHERE}"
+    );
+    let _db = Daemon::start(&lab, &b, "b", &keys, &policy_b);
+    protected_round(&lab, &a, &b, &sock, None, A6, B6, 7000);
 }
 
 #[test]
