@@ -4,11 +4,14 @@
  * "manual page" markers are the example's; its include of <net/pfkeyv2.h> (for the
  * SADB_*ALG_* numbers) is replaced by <ipsec_sock.h>.
  *
- * usage: solaris_example udp|tcp ADDR PORT esp|never|unique|selfencap|none COUNT [LPORT]
+ * usage: solaris_example udp|tcp|tcp-server ADDR PORT esp|never|unique|selfencap|none COUNT [LPORT]
  *   esp: the manual's request; never: bypass; unique: ESP with a unique SA; selfencap: ESP
  *   with self-encapsulation; none: no option. Sends COUNT messages to ADDR:PORT and
- *   waits for each echo (unique, selfencap: sends one every 100 ms without waiting). Prints "setsockopt RC ERRNO", "getsockopt ESP_REQ
- *   ESP_ALG ESP_AUTH_ALG" and "echoed N".
+ *   waits for each echo (unique, selfencap: sends one every 100 ms without waiting). Prints
+ *   "setsockopt RC ERRNO", "getsockopt ESP_REQ ESP_ALG ESP_AUTH_ALG" and "echoed N".
+ *   tcp-server: sets the option, binds ADDR:PORT, listens (then tries the option again:
+ *   "relisten RC ERRNO"), accepts one connection, prints the accepted socket's
+ *   "getsockopt ..." and echoes COUNT messages ("served N").
  */
 #include <errno.h>
 #include <stdio.h>
@@ -42,7 +45,7 @@ main(int argc, char **argv)
 		    argv[0]);
 		return 2;
 	}
-	tcp = strcmp(argv[1], "tcp") == 0;
+	tcp = strncmp(argv[1], "tcp", 3) == 0;
 	mode = argv[4];
 	count = atoi(argv[5]);
 	v6 = strchr(argv[2], ':') != NULL;
@@ -103,6 +106,42 @@ main(int argc, char **argv)
 	if (rc != 1) {
 		fprintf(stderr, "bad address %s\n", argv[2]);
 		return 2;
+	}
+	if (strcmp(argv[1], "tcp-server") == 0) {
+		ipsec_req_t got;
+		socklen_t len = sizeof (got);
+		char in[64];
+		ssize_t n;
+		int c, one = 1, served = 0;
+
+		(void) setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof (one));
+		if (bind(s, (struct sockaddr *)&ss, sslen) != 0 || listen(s, 4) != 0) {
+			perror("bind/listen");
+			return 1;
+		}
+		rc = setsockopt(s, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_SEC_OPT : IP_SEC_OPT,
+		    (const char *)&ipsec_req, sizeof (ipsec_req_t));
+		printf("relisten %d %d\nlistening\n", rc, rc == 0 ? 0 : errno);
+		fflush(stdout);
+		c = accept(s, NULL, NULL);
+		if (c < 0) {
+			perror("accept");
+			return 1;
+		}
+		memset(&got, 0, sizeof (got));
+		(void) getsockopt(c, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_SEC_OPT : IP_SEC_OPT,
+		    &got, &len);
+		printf("getsockopt %u %u %u\n", got.ipsr_esp_req, got.ipsr_esp_alg,
+		    got.ipsr_esp_auth_alg);
+		(void) setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof (tv));
+		while (served < count && (n = recv(c, in, sizeof (in), 0)) > 0) {
+			if (send(c, in, n, 0) == n)
+				served++;
+		}
+		printf("served %d\n", served);
+		close(c);
+		close(s);
+		return 0;
 	}
 	(void) setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof (tv));
 	if (connect(s, (struct sockaddr *)&ss, sslen) != 0) {

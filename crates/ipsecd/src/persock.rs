@@ -476,7 +476,11 @@ impl Service {
         if let Err(e) = res {
             return err(e);
         }
-        if let (Some(local), Some(peer)) = (c.local, sockinfo::peer_addr(fd).ok().flatten()) {
+        let peer = match r {
+            Request::Open => None,
+            _ => sockinfo::peer_addr(fd).ok().flatten(),
+        };
+        if let (Some(local), Some(peer)) = (c.local, peer) {
             if !g.spd.socket_latched(id) {
                 c.remote = Some(canon(peer));
                 if let Err(e) = g.spd.socket_connected(id, local, canon(peer)) {

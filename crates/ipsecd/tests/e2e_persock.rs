@@ -9,6 +9,8 @@
 //! * UNIQUE gives two sockets two SAs (each ACQUIRE names its socket's ports);
 //! * self-encapsulation sends the socket's packets through a tunnel-mode SA between the two
 //!   hosts (an outer IP header, checked by tshark decrypting the capture);
+//! * a TCP listener's policy goes to the sockets it accepts; the option on the listening
+//!   socket is EINVAL;
 //! * without ipsecd the option fails with EPROTONOSUPPORT;
 //! * (Rust API) a connected socket's policy is latched (EINVAL), a listening TCP socket
 //!   refuses the option (EINVAL), an unprivileged socket cannot choose an algorithm system
@@ -321,6 +323,58 @@ fn ipv6_sec_opt_protects_udp_and_tcp() {
     );
     let _db = Daemon::start(&lab, &b, "b", &keys, &policy_b);
     protected_round(&lab, &a, &b, &sock, None, A6, B6, 7000);
+}
+
+/// TCP client: `ADDR PORT COUNT`; sends COUNT messages, each waiting for its echo; prints
+/// `echoed N`.
+const TCP_CLIENT: &str = r#"
+import socket, sys
+a, p, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+s = socket.create_connection((a, p), timeout=5)
+e = 0
+for i in range(n):
+    m = b'persock server %d' % i
+    s.sendall(m)
+    if s.recv(64) == m:
+        e += 1
+print('echoed', e, flush=True)
+"#;
+
+#[test]
+fn an_accepted_socket_inherits_the_listeners_policy() {
+    let Some(lab) = Lab::new("persock_accept") else {
+        return;
+    };
+    let (a, b) = pair(&lab);
+    compile_example(&lab);
+    let (_da, sock) = daemon(
+        &lab,
+        &a,
+        "a",
+        &keys(),
+        &format!("{{raddr {B4} dir both}} bypass {{}}\n{ELSEWHERE}"),
+    );
+    let policy_b = format!("{{laddr {B4} raddr {A4} ulp tcp rport 7300}} ipsec {{{PROPS}}}\n");
+    let _db = Daemon::start(&lab, &b, "b", &keys(), &policy_b);
+    let cap = Capture::start(&lab, &b, "vb", "wire");
+    let mut c = a.cmd("env");
+    c.arg(format!("LD_PRELOAD={}", preload_lib().display()))
+        .arg(format!("IRONSWAN_SOCKPOLICY_SOCKET={}", sock.display()))
+        .arg(lab.dir.join("solaris_example"))
+        .args(["tcp-server", A4, "7300", "esp", "3"]);
+    let mut server = Proc::spawn(&mut c, "example server");
+    let first = server.wait_stdout(Duration::from_secs(5), |l| l == "listening");
+    let mut client = b.python(TCP_CLIENT, &[A4, "7300", "3"]);
+    let got = client.success(Duration::from_secs(15));
+    let out = server.success(Duration::from_secs(10));
+    let pcap = cap.stop();
+    // Solaris: the option on a listening TCP socket is EINVAL.
+    assert!(has(&out, "relisten -1 22"), "{first} {out:?}");
+    assert!(has(&out, "getsockopt 2 12 5"), "{out:?}");
+    assert!(has(&out, "served 3"), "{out:?}");
+    assert!(has(&got, "echoed 3"), "{got:?}");
+    assert_only_ipsec(&pcap, A4, B4);
+    assert!(esp_between(&pcap) >= 6);
 }
 
 #[test]
