@@ -322,6 +322,9 @@ fn ipv6_sec_opt_protects_udp_and_tcp() {
          {{laddr {B6} ulp tcp lport 7001}} ipsec {{{PROPS}}}\n{ELSEWHERE}"
     );
     let _db = Daemon::start(&lab, &b, "b", &keys, &policy_b);
+    // Resolve the neighbour first (a clear ping: global policy bypasses b), so that the
+    // example's first datagram does not wait for neighbour discovery past its 1 s timeout.
+    a.ping_ok(B6, 1);
     protected_round(&lab, &a, &b, &sock, None, A6, B6, 7000);
 }
 
