@@ -201,6 +201,8 @@ struct Service {
     /// Installed rules and how many sockets use each (accepted sockets share the
     /// listener's port).
     rule_users: HashMap<(u8, u8, u16), usize>,
+    /// The set elements last loaded.
+    loaded: String,
 }
 
 /// How many sockets one unprivileged user may have registered (each is an SPD entry, maybe
@@ -264,6 +266,7 @@ pub fn start(core: Core, cfg: Config) -> io::Result<Handle> {
         nl,
         next_id: 1,
         rule_users: HashMap::new(),
+        loaded: String::new(),
     };
     s.clean();
     for any in [
@@ -544,10 +547,20 @@ impl Service {
             }
             c.rules = want;
         }
-        if let Err(e) = nft::install(&elements) {
-            log::debug(format_args!("per-socket nftables sets: {e}"));
-        }
+        self.load_sets(elements);
         Reply::Ok
+    }
+
+    /// Loads the set elements when they changed (one `nft` run; the caller holds the nft
+    /// lock). The data plane's table reloads carry the registry's elements themselves.
+    fn load_sets(&mut self, elements: String) {
+        if elements == self.loaded {
+            return;
+        }
+        match nft::install(&elements) {
+            Ok(()) => self.loaded = elements,
+            Err(e) => log::debug(format_args!("per-socket nftables sets: {e}")),
+        }
     }
 
     /// Takes (`add`) or releases a reference to a rule, adding or deleting it in the kernel
@@ -620,8 +633,6 @@ impl Service {
         for r in rules {
             self.rule_ref(&r, false);
         }
-        if let Err(e) = nft::install(&elements) {
-            log::debug(format_args!("per-socket nftables sets: {e}"));
-        }
+        self.load_sets(elements);
     }
 }
