@@ -27,10 +27,10 @@
 //! definition through its `dlsym` address, and setting `errno`. Everything else is safe code
 //! in ipsec-sockopt and ipsec-sys.
 //!
-//! Not followed: `dup`/`dup2` copies of a policied socket (the policy ends with the first
-//! `close` of any copy... of the original descriptor number), `send()` on an unbound socket
+//! Not followed: `dup`/`dup2` copies of a policied socket (the policy ends when the original
+//! descriptor number is closed, even if a copy stays open), `send()` on an unbound socket
 //! (impossible: it must be connected, which binds it), and `fork` (the child shares the
-//! parent's connections, so the policy lives until both close).
+//! parent's connections, so the policy lives until both have closed them).
 
 use std::collections::BTreeMap;
 use std::ffi::CStr;

@@ -1250,14 +1250,21 @@ fn acquire_request(p: &Protection, mode: Mode, key: &PacketKey) -> AcquireReques
             port.filter(|_| unique).unwrap_or(0),
         ))
     };
+    // Self-encapsulation asks for a tunnel-mode SA between the hosts themselves: the inner
+    // selectors are the packet's own (host) addresses.
+    let inner = |a: IpAddr| Address {
+        proto: key.proto,
+        prefixlen: if a.is_ipv4() { 32 } else { 128 },
+        ..Address::new(std::net::SocketAddr::new(a, 0))
+    };
     let _ = mode;
     AcquireRequest {
         need: AcquireNeed {
             proto,
             src: addr(key.src, key.sport),
             dst: addr(key.dst, key.dport),
-            inner_src: None,
-            inner_dst: None,
+            inner_src: p.self_encap.then(|| inner(key.src)),
+            inner_dst: p.self_encap.then(|| inner(key.dst)),
         },
         proposal: proposal(p, proto),
         eprop: None,
@@ -1418,6 +1425,38 @@ fn too_big(pkt: &[u8], mtu: usize) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn acquire_of_a_unique_or_self_encapsulated_socket_names_its_binding() {
+        let key = PacketKey::udp(
+            Dir::Out,
+            "10.0.0.1".parse().unwrap(),
+            "10.0.0.2".parse().unwrap(),
+            41001,
+            7000,
+        );
+        let req = |r: ipsec_core::spd::IpsecReq| match r.to_action().unwrap() {
+            Some(ipsec_core::spd::Action::Ipsec(alts)) => alts[0],
+            other => panic!("{other:?}"),
+        };
+        let shared = acquire_request(
+            &req(ipsec_core::spd::IpsecReq::esp(0, 0)),
+            Mode::Transport,
+            &key,
+        );
+        assert_eq!((shared.need.src.port(), shared.need.src.proto), (0, 0));
+        assert_eq!(shared.need.inner_src, None);
+        let mut r = ipsec_core::spd::IpsecReq::esp(0, 0);
+        r.esp_req |= ipsec_core::spd::socket::IPSEC_PREF_UNIQUE;
+        let unique = acquire_request(&req(r), Mode::Transport, &key);
+        assert_eq!((unique.need.src.port(), unique.need.src.proto), (41001, 17));
+        assert_eq!((unique.need.dst.port(), unique.need.dst.proto), (7000, 17));
+        let mut r = ipsec_core::spd::IpsecReq::esp(0, 0);
+        r.self_encap_req = ipsec_core::spd::socket::IPSEC_PREF_REQUIRED;
+        let se = acquire_request(&req(r), Mode::Transport, &key);
+        let (i, o) = (se.need.inner_dst.unwrap(), se.need.dst);
+        assert_eq!((i.ip(), i.prefixlen, i.proto), (o.ip(), 32, 17));
+    }
 
     #[test]
     fn too_big_quotes_the_packet_with_valid_checksums() {
