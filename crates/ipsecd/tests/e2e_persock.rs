@@ -391,7 +391,8 @@ fn never_needs_privilege_and_then_passes_in_clear() {
     let (_da, sock) = daemon(&lab, &a, "a", &keys(), &protect(A4, B4));
     // b lets port 7100 pass in clear, and protects the rest.
     let policy_b = format!(
-        "{{laddr {B4} ulp udp lport 7100 dir both}} bypass {{}}\n{}",
+        "{{laddr {B4} ulp udp lport 7100 dir both}} bypass {{}}\n\
+         {{laddr {B4} ulp udp lport 7101 dir both}} bypass {{}}\n{}",
         protect(B4, A4)
     );
     let _db = Daemon::start(&lab, &b, "b", &keys(), &policy_b);
@@ -423,6 +424,18 @@ fn never_needs_privilege_and_then_passes_in_clear() {
     assert!(has(&out, "getsockopt 1 0 0"), "{out:?}");
     assert!(has(&out, "echoed 3"), "{out:?}");
     assert_eq!(clear_to_port(&pcap, 7100), 3, "clear datagrams to b");
+    assert_eq!(esp_between(&pcap), 0, "nothing of this flow is protected");
+
+    // The same through the Rust API: root in clear.
+    let u = b.python(UDP_ECHO, &[B4, "7101"]);
+    u.wait_stdout(Duration::from_secs(5), |l| l == "ready");
+    let cap = Capture::start(&lab, &b, "vb", "rust");
+    let out = run_rust(&a, None, &sock, &format!("udp {B4} 7101 never 3"));
+    let pcap = cap.stop();
+    assert!(has(&out, "set ok"), "{out:?}");
+    assert!(has(&out, "get 1"), "{out:?}");
+    assert!(has(&out, "echoed 3"), "{out:?}");
+    assert_eq!(clear_to_port(&pcap, 7101), 3, "clear datagrams to b");
     assert_eq!(esp_between(&pcap), 0, "nothing of this flow is protected");
 }
 
