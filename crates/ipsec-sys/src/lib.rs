@@ -16,6 +16,7 @@ pub mod nflog;
 pub mod raw;
 pub mod seqpacket;
 pub mod signal;
+pub mod sockinfo;
 pub mod tun;
 pub mod udp;
 

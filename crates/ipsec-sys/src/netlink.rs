@@ -7,6 +7,8 @@
 //!   ip rule add table main suppress_prefixlength 0     Rule { table: RT_TABLE_MAIN, suppress_prefixlen: Some(0), .. }
 //!   ip rule add not fwmark M table T                   Rule { table: T, fwmark: Some((M, !0)), invert: true, .. }
 //!   ip route add 0.0.0.0/0 dev ipsec0 table T          Route { table: T, oif: Some(index), .. }
+//!   ip rule add fwmark 0/M ipproto udp sport 5000 table T2
+//!                                                      Rule { fwmark: Some((0, M)), ip_proto: Some(17), sport: Some((5000, 5000)), .. }
 //!
 //!   unmarked packet --rule "not fwmark M"--> table T --> ipsec0 (TUN) --> ipsecd
 //!   ipsecd's packet (mark M) --rules fall through--> main --> the real uplink
@@ -116,6 +118,9 @@ mod c {
     pub(super) const FRA_SUPPRESS_PREFIXLEN: u16 = 14;
     pub(super) const FRA_TABLE: u16 = 15;
     pub(super) const FRA_FWMASK: u16 = 16;
+    pub(super) const FRA_IP_PROTO: u16 = 22;
+    pub(super) const FRA_SPORT_RANGE: u16 = 23;
+    pub(super) const FRA_DPORT_RANGE: u16 = 24;
     pub(super) const FR_ACT_TO_TBL: u8 = 1;
     pub(super) const FIB_RULE_INVERT: u32 = 0x2;
 
@@ -283,6 +288,12 @@ pub struct Rule {
     /// Ignore results of this table's lookup whose prefix length is at most this
     /// (`FRA_SUPPRESS_PREFIXLEN`; 0 ignores default routes).
     pub suppress_prefixlen: Option<u32>,
+    /// Match this IP protocol only (`FRA_IP_PROTO`, `ip rule add ipproto P`).
+    pub ip_proto: Option<u8>,
+    /// Match source ports in this inclusive range (`FRA_SPORT_RANGE`, `sport A-B`).
+    pub sport: Option<(u16, u16)>,
+    /// Match destination ports in this inclusive range (`FRA_DPORT_RANGE`, `dport A-B`).
+    pub dport: Option<(u16, u16)>,
 }
 
 impl Rule {
@@ -295,6 +306,9 @@ impl Rule {
             fwmark: None,
             invert: false,
             suppress_prefixlen: None,
+            ip_proto: None,
+            sport: None,
+            dport: None,
         }
     }
 }
@@ -572,6 +586,18 @@ impl Netlink {
         }
         if let Some(len) = r.suppress_prefixlen {
             m.attr(c::FRA_SUPPRESS_PREFIXLEN, &len.to_ne_bytes());
+        }
+        if let Some(p) = r.ip_proto {
+            m.attr(c::FRA_IP_PROTO, &[p]);
+        }
+        // struct fib_rule_port_range { __u16 start, end; }
+        for (ty, range) in [(c::FRA_SPORT_RANGE, r.sport), (c::FRA_DPORT_RANGE, r.dport)] {
+            if let Some((lo, hi)) = range {
+                let mut b = [0u8; 4];
+                b[..2].copy_from_slice(&lo.to_ne_bytes());
+                b[2..].copy_from_slice(&hi.to_ne_bytes());
+                m.attr(ty, &b);
+            }
         }
         self.transact(m, ignore)
     }

@@ -18,6 +18,8 @@ pub struct Shared {
     pub policy: crate::policy::Store,
     /// The last ipsecalgs table synced (file text); `None`: the built-in table.
     pub algs: Option<String>,
+    /// Sockets with a per-socket policy, for the data plane's packet-to-socket lookup.
+    pub persock: crate::persock::Registry,
 }
 
 /// The shared state, as the threads hold it.
@@ -30,6 +32,7 @@ pub fn new(keys: KeyEngine, spd: Spd) -> Core {
         spd,
         policy: crate::policy::Store::default(),
         algs: None,
+        persock: crate::persock::Registry::default(),
     }))
 }
 

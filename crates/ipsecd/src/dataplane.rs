@@ -386,6 +386,7 @@ impl Plane {
     /// Brings the routes in line with the policy after it changed.
     fn sync_routes(&mut self) {
         let core = Arc::clone(&self.core);
+        let nft_guard = crate::persock::nft_guard();
         let mut g = lock(&core);
         let gen = g.spd.generation();
         if self.spd_gen == Some(gen) {
@@ -408,7 +409,8 @@ impl Plane {
                 mark: self.cfg.mark,
                 log_group: Some(NFLOG_GROUP),
             },
-        );
+        )
+        .map(|t| t + &g.persock.nft_elements());
         drop(g);
         self.spd_gen = Some(gen);
         if let Some(n) = &mut self.net {
@@ -427,6 +429,7 @@ impl Plane {
                 log::error(format_args!("nftables: {e}"));
             }
         }
+        drop(nft_guard);
     }
 
     /// Counts locally; [`flush_counters`](Self::flush_counters) publishes once per batch,
@@ -617,6 +620,7 @@ impl Plane {
                 return Send::Dropped;
             }
         };
+        key.socket = g.persock.lookup(&key);
         // The segments of one TCP super-packet (and most of a batch) share their flow:
         // within a batch (one lock hold, so policy and SAs cannot change) the previous
         // packet's decision is reused.
@@ -868,6 +872,7 @@ impl Plane {
                         }
                         match PacketKey::from_ip_packet(b.data(), Dir::In) {
                             Ok(mut key) => {
+                                key.socket = g.persock.lookup(&key);
                                 let mut d = g.spd.inbound_protected(&key, &ok, g.keys.sadb());
                                 if ok.tunnel && d.verdict != Inbound::Accept {
                                     // A tunnel-mode packet leaves the tunnel whose policy
@@ -1312,15 +1317,31 @@ fn acquire_request(p: &Protection, mode: Mode, key: &PacketKey) -> AcquireReques
     } else {
         Proto::Ah
     };
-    let addr = |a: IpAddr| Address::new(std::net::SocketAddr::new(a, 0));
+    // A unique SA is bound to the packet's 5-tuple: the ACQUIRE names its ports and
+    // protocol (Solaris SA_UNIQUE_ID); a shared one names addresses only.
+    let unique = p.sa == ipsec_core::spd::SaSharing::Unique;
+    let addr = |a: IpAddr, port: Option<u16>| Address {
+        proto: if unique { key.proto } else { 0 },
+        ..Address::new(std::net::SocketAddr::new(
+            a,
+            port.filter(|_| unique).unwrap_or(0),
+        ))
+    };
+    // Self-encapsulation asks for a tunnel-mode SA between the hosts themselves: the inner
+    // selectors are the packet's own (host) addresses.
+    let inner = |a: IpAddr| Address {
+        proto: key.proto,
+        prefixlen: if a.is_ipv4() { 32 } else { 128 },
+        ..Address::new(std::net::SocketAddr::new(a, 0))
+    };
     let _ = mode;
     AcquireRequest {
         need: AcquireNeed {
             proto,
-            src: addr(key.src),
-            dst: addr(key.dst),
-            inner_src: None,
-            inner_dst: None,
+            src: addr(key.src, key.sport),
+            dst: addr(key.dst, key.dport),
+            inner_src: p.self_encap.then(|| inner(key.src)),
+            inner_dst: p.self_encap.then(|| inner(key.dst)),
         },
         proposal: proposal(p, proto),
         eprop: None,
@@ -1481,6 +1502,38 @@ fn too_big(pkt: &[u8], mtu: usize) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn acquire_of_a_unique_or_self_encapsulated_socket_names_its_binding() {
+        let key = PacketKey::udp(
+            Dir::Out,
+            "10.0.0.1".parse().unwrap(),
+            "10.0.0.2".parse().unwrap(),
+            41001,
+            7000,
+        );
+        let req = |r: ipsec_core::spd::IpsecReq| match r.to_action().unwrap() {
+            Some(ipsec_core::spd::Action::Ipsec(alts)) => alts[0],
+            other => panic!("{other:?}"),
+        };
+        let shared = acquire_request(
+            &req(ipsec_core::spd::IpsecReq::esp(0, 0)),
+            Mode::Transport,
+            &key,
+        );
+        assert_eq!((shared.need.src.port(), shared.need.src.proto), (0, 0));
+        assert_eq!(shared.need.inner_src, None);
+        let mut r = ipsec_core::spd::IpsecReq::esp(0, 0);
+        r.esp_req |= ipsec_core::spd::socket::IPSEC_PREF_UNIQUE;
+        let unique = acquire_request(&req(r), Mode::Transport, &key);
+        assert_eq!((unique.need.src.port(), unique.need.src.proto), (41001, 17));
+        assert_eq!((unique.need.dst.port(), unique.need.dst.proto), (7000, 17));
+        let mut r = ipsec_core::spd::IpsecReq::esp(0, 0);
+        r.self_encap_req = ipsec_core::spd::socket::IPSEC_PREF_REQUIRED;
+        let se = acquire_request(&req(r), Mode::Transport, &key);
+        let (i, o) = (se.need.inner_dst.unwrap(), se.need.dst);
+        assert_eq!((i.ip(), i.prefixlen, i.proto), (o.ip(), 32, 17));
+    }
 
     #[test]
     fn too_big_quotes_the_packet_with_valid_checksums() {

@@ -18,6 +18,7 @@ mod logger;
 mod metrics;
 mod netsetup;
 mod nft;
+mod persock;
 mod policy;
 mod relay;
 mod server;
@@ -56,6 +57,11 @@ struct Args {
     /// The control socket of the administration tools (privileged peers only).
     #[arg(long, env = "IRONSWAN_CONTROL_SOCKET", default_value = DEFAULT_CONTROL_SOCKET)]
     control_socket: PathBuf,
+    /// The per-socket policy service (IP_SEC_OPT; any user may connect), served with a data
+    /// plane (--tun). Default: /run/ironswan/sockpolicy.sock with the default control
+    /// socket, else the control socket's path with `.sockpolicy` appended.
+    #[arg(long, env = ipsec_sockopt::proto::SOCKET_ENV)]
+    sockpolicy_socket: Option<PathBuf>,
     /// Run the data plane on this TUN device (e.g. `ipsec0`; `%d` lets the kernel number
     /// it). Without it ipsecd serves PF_KEY and the control socket only.
     #[arg(long)]
@@ -206,14 +212,36 @@ fn run(args: &Args) -> Result<(), String> {
             if let Some(p) = h.ike.take() {
                 srv.set_ike_relay(p);
             }
-            Some(h)
+            let path = args.sockpolicy_socket.clone().unwrap_or_else(|| {
+                if args.control_socket.as_os_str() == DEFAULT_CONTROL_SOCKET {
+                    PathBuf::from(ipsec_sockopt::proto::DEFAULT_SOCKET)
+                } else {
+                    let mut p = args.control_socket.clone().into_os_string();
+                    p.push(".sockpolicy");
+                    PathBuf::from(p)
+                }
+            });
+            let cfg = persock::Config {
+                path: path.clone(),
+                tun: h.tun_name.clone(),
+                mark: args.mark,
+                table: args.route_table.wrapping_add(1),
+                priority: args.rule_priority.saturating_sub(1),
+            };
+            // Without it IP_SEC_OPT fails with EPROTONOSUPPORT; global policy still holds.
+            let ps = persock::start(std::sync::Arc::clone(srv.core()), cfg)
+                .map_err(|e| {
+                    log::error(format_args!("per-socket policy on {}: {e}", path.display()))
+                })
+                .ok();
+            Some((h, ps))
         }
         None => None,
     };
     if let Some(addr) = args.metrics_listen {
         let plane = dataplane
             .as_ref()
-            .map(|h| std::sync::Arc::clone(&h.counters));
+            .map(|h| std::sync::Arc::clone(&h.0.counters));
         let bound = metrics::start(addr, std::sync::Arc::clone(srv.core()), plane)
             .map_err(|e| format!("--metrics-listen {addr}: {e}"))?;
         log::info(format_args!("metrics on http://{bound}/metrics"));
@@ -246,7 +274,10 @@ fn run(args: &Args) -> Result<(), String> {
         control
     })
     .map_err(|e| format!("PF_KEY server: {e}"))?;
-    if let Some(h) = dataplane {
+    if let Some((h, ps)) = dataplane {
+        if let Some(ps) = ps {
+            ps.stop();
+        }
         h.stop();
     }
     if args.save_file.is_some() {
