@@ -16,6 +16,10 @@ pub struct Shared {
     pub spd: Spd,
     /// The policy entries as the administrator wrote them (ipsecconf), describing `spd`.
     pub policy: crate::policy::Store,
+    /// The tunable properties (`prop show|set|reset`), applied to `keys` and `spd`.
+    pub props: crate::props::Props,
+    /// What SIGHUP and the `reload` request re-read, and how the last reloads went.
+    pub reload: crate::reload::State,
 }
 
 /// The shared state, as the threads hold it.
@@ -27,6 +31,8 @@ pub fn new(keys: KeyEngine, spd: Spd) -> Core {
         keys,
         spd,
         policy: crate::policy::Store::default(),
+        props: crate::props::Props::default(),
+        reload: crate::reload::State::default(),
     }))
 }
 
