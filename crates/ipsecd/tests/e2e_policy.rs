@@ -58,6 +58,20 @@ fn fail_closed_on_sigkill_and_recovery() {
     let cap = Capture::start(&lab, &a, "va", "wire");
     a.ping_ok(B4, 2);
 
+    // An accept-clear property set at run time reaches the nftables table.
+    let table = || {
+        let o = a.run(&["nft", "list", "table", "inet", "ironswan"]);
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert!(table().contains("l4proto igmp return"), "{}", table());
+    let r = da.control("prop set -t igmp-accept-clear=off");
+    assert!(r.starts_with("ok "), "{r}");
+    let t0 = std::time::Instant::now();
+    while table().contains("l4proto igmp return") {
+        assert!(t0.elapsed() < Duration::from_secs(5), "{}", table());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
     // A datagram every 20 ms from A to B for most of the test (3 s).
     let mut sink = b.python(UDP_COUNT, &[B4, "9000", "5"]);
     sink.wait_stdout(Duration::from_secs(5), |l| l == "ready");
