@@ -6,7 +6,7 @@
 //!
 //! | request | reply |
 //! |---|---|
-//! | `stats` | the PF_KEY server counters, the SADB size and the reload outcomes (`reloads_ok`, `reloads_failed`, `last_reload`), `key=value` per line |
+//! | `stats` | the PF_KEY server counters, the SADB size and the reloads (`reloads_ok`, `reloads_failed`, `last_reload_failed` 0 or 1), `key=value` (numbers) per line |
 //! | `counters` | the data plane's counters by name, then per SA packets, bytes and drops by reason, then the global drop reasons |
 //! | `save` | saves the SAs to the configured save file |
 //! | `acquire ah\|esp SRC DST` | what outbound policy does on an SA miss: asks the registered key managers with an ACQUIRE (default proposal: AES-GCM-16, or AES-CBC with HMAC-SHA-256; AH: HMAC-SHA-256), suppressed while one for the same need is pending; replies `sent seq=N key_managers=K` or `suppressed seq=N` |
@@ -45,7 +45,7 @@ pub fn handle(srv: &mut Server, request: &str, save: &mut dyn FnMut(&Server) -> 
             let s = srv.stats();
             let r = srv.lock().reload.clone();
             format!(
-                "ok\nsas={}\nconnections={}\nclients={}\nmessages_in={}\nmessages_out={}\nrefused_unprivileged={}\noversized={}\ndropped_queue_full={}\nrefused_full={}\nreloads_ok={}\nreloads_failed={}\nlast_reload={}\n",
+                "ok\nsas={}\nconnections={}\nclients={}\nmessages_in={}\nmessages_out={}\nrefused_unprivileged={}\noversized={}\ndropped_queue_full={}\nrefused_full={}\nreloads_ok={}\nreloads_failed={}\nlast_reload_failed={}\n",
                 srv.lock().keys.sadb().len(),
                 s.accepted,
                 srv.client_count(),
@@ -57,7 +57,7 @@ pub fn handle(srv: &mut Server, request: &str, save: &mut dyn FnMut(&Server) -> 
                 s.refused_full,
                 r.ok,
                 r.failed,
-                r.last
+                u8::from(r.last_failed)
             )
         }
         ["reload"] => crate::reload::run(srv),

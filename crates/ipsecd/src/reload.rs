@@ -9,7 +9,8 @@
 //! all`, as `ipsecconf -Fa`), then the properties, then the keys (flush + load, as at
 //! start). A failed reload changes nothing, logs why (`FILE:LINE:COLUMN: ...`; for the keys
 //! file without the offending text, see [`crate::keys`]) and is counted: `stats` shows
-//! `reloads_ok`, `reloads_failed` and `last_reload`. Traffic keeps flowing throughout: the
+//! `reloads_ok`, `reloads_failed` and `last_reload_failed`; the `reload` request's reply
+//! says what was loaded or why nothing was. Traffic keeps flowing throughout: the
 //! data plane sees either the old or the new SPD, never none.
 
 use std::path::PathBuf;
@@ -32,15 +33,16 @@ pub struct State {
     pub ok: u64,
     /// Reloads refused (nothing changed).
     pub failed: u64,
-    /// `ok ...` or `error ...` of the last reload; empty before the first.
-    pub last: String,
+    /// Whether the last reload failed.
+    pub last_failed: bool,
 }
 
 /// Reloads; returns the reply (`ok ...` or `error ...`), which is also logged and kept.
 pub fn run(srv: &mut Server) -> String {
     let r = reload(srv);
     let mut g = srv.lock();
-    let reply = match r {
+    g.reload.last_failed = r.is_err();
+    match r {
         Ok(s) => {
             g.reload.ok += 1;
             log::info(format_args!("reloaded: {s}"));
@@ -51,9 +53,7 @@ pub fn run(srv: &mut Server) -> String {
             log::error(format_args!("reload refused, configuration unchanged: {e}"));
             format!("error reload refused, configuration unchanged: {e}")
         }
-    };
-    g.reload.last = reply.lines().next().unwrap_or_default().to_string();
-    reply
+    }
 }
 
 fn reload(srv: &mut Server) -> Result<String, String> {
