@@ -245,7 +245,10 @@ fn properties_are_shown_validated_persisted_and_reset() {
             "ip persock-require-priv rw on -- on on,off",
         ),
         ("replay-size", "ipsec replay-size rw 64 -- 64 1-255"),
-        ("larval-timeout", "ipsec larval-timeout rw 50 -- 90 1-3600"),
+        (
+            "larval-timeout",
+            "ipsec larval-timeout rw 50 -- 90 1-4294967295",
+        ),
         (
             "default-soft-addtime",
             "ipsec default-soft-addtime rw 24000 -- 24000 0-4294967295",
@@ -337,7 +340,7 @@ fn properties_are_shown_validated_persisted_and_reset() {
     assert!(!o.status.success());
     assert!(
         stderr(&o).contains(&format!(
-            "{pa}:2:19: invalid value \"0\" for acquire-timeout: expected an integer from 1 to 3600"
+            "{pa}:2:19: invalid value \"0\" for acquire-timeout: expected an integer from 1 to 4294967295"
         )),
         "{}",
         stderr(&o)

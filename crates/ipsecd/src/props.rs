@@ -16,8 +16,8 @@
 //! | ip | `pim-accept-clear` | on | on,off | `_pim_accept_clear_messages` | inbound SPD check, nft table |
 //! | ip | `persock-require-priv` | on | on,off | `persock-require-priv` | per-socket policy check |
 //! | ipsec | `replay-size` | 64 | 1-255 | `ipsec{esp,ah}_replay_size` | replay counter of ACQUIRE proposals |
-//! | ipsec | `acquire-timeout` | 15 | 1-3600 | `ipsec{esp,ah}_acquire_timeout` | how long an ACQUIRE suppresses another |
-//! | ipsec | `larval-timeout` | 90 | 1-3600 | `ipsec{esp,ah}_larval_timeout` | how long a GETSPI SA waits for its UPDATE |
+//! | ipsec | `acquire-timeout` | 15 | 1-4294967295 | `ipsec{esp,ah}_acquire_timeout` | how long an ACQUIRE suppresses another |
+//! | ipsec | `larval-timeout` | 90 | 1-4294967295 | `ipsec{esp,ah}_larval_timeout` | how long a GETSPI SA waits for its UPDATE |
 //! | ipsec | `default-soft-addtime` | 24000 | 0-4294967295 | `ipsec{esp,ah}_default_soft_addtime` | soft lifetime of ACQUIRE proposals |
 //! | ipsec | `default-hard-addtime` | 28800 | 0-4294967295 | `ipsec{esp,ah}_default_hard_addtime` | hard lifetime of ACQUIRE proposals |
 //! | esp | `nat-keepalive-interval` | 20 | 0-600 | `ipsecesp_nat_keepalive_interval` | seconds between NAT keepalives (0: none) |
@@ -118,13 +118,13 @@ const DEFS: [Def; N] = [
     Def {
         proto: "ipsec",
         name: "acquire-timeout",
-        kind: Kind::Range(1, 3600),
+        kind: Kind::Range(1, U32),
         default: 15,
     },
     Def {
         proto: "ipsec",
         name: "larval-timeout",
-        kind: Kind::Range(1, 3600),
+        kind: Kind::Range(1, U32),
         default: 90,
     },
     Def {
@@ -548,7 +548,15 @@ mod tests {
         assert!(t.starts_with("PROTO PROPERTY"), "{t}");
         assert!(
             t.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
-                == ["ipsec", "larval-timeout", "rw", "33", "33", "90", "1-3600"]),
+                == [
+                    "ipsec",
+                    "larval-timeout",
+                    "rw",
+                    "33",
+                    "33",
+                    "90",
+                    "1-4294967295"
+                ]),
             "{t}"
         );
         assert_eq!(t.lines().count(), N + 1);
@@ -560,7 +568,7 @@ mod tests {
         for (text, want) in [
             (
                 "larval-timeout=0\n",
-                ":1:16: invalid value \"0\" for larval-timeout: expected an integer from 1 to 3600",
+                ":1:16: invalid value \"0\" for larval-timeout: expected an integer from 1 to 4294967295",
             ),
             ("\n  nosuch=1\n", ":2:3: unknown property \"nosuch\""),
             (
