@@ -513,10 +513,27 @@ fn reload_keeps_the_working_configuration_and_says_why() {
         ],
     );
     assert_eq!(d.stat("reloads_failed"), "2");
+    // An SA added by other means (ipseckey -f) survives a reload that leaves the keys
+    // file as it was: the SADB is not flushed.
+    let extra = d.path("extra.keys");
+    std::fs::write(&extra, keys_line(0x1003, KEY2)).unwrap();
+    std::fs::set_permissions(&extra, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let o = Command::new(IPSECKEY)
+        .env("IRONSWAN_PFKEY_SOCKET", d.path("pfkey.sock"))
+        .arg("-f")
+        .arg(&extra)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(d.stat("sas"), "3");
     std::fs::write(&props, "larval-timeout=42\n").unwrap();
     let out = d.adm_ok(&["reload"]);
-    assert!(out.contains("2 SA(s) from"), "{out}");
+    assert!(
+        out.contains(&format!("{} unchanged, SAs kept", keys.display())),
+        "{out}"
+    );
     assert_eq!(d.prop("larval-timeout").0, "42");
+    assert_eq!(d.stat("sas"), "3");
 
     // A keys file with a syntax error: the SADB stays, and neither the log nor the reply
     // shows the offending text (it may be key material) or any key.
@@ -531,7 +548,7 @@ fn reload_keeps_the_working_configuration_and_says_why() {
     let e = d.adm_err(&["reload"], &[&format!("{}:2:", keys.display())]);
     d.hup();
     d.wait_stat("reloads_failed", "4");
-    assert_eq!(d.stat("sas"), "2");
+    assert_eq!(d.stat("sas"), "3");
     let log = d.log_text();
     assert!(log.contains(&format!("{}:2:", keys.display())), "{log}");
     for text in [&e, &log] {

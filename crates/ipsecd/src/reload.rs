@@ -7,13 +7,17 @@
 //! parsed and compiled, the keys loaded into a scratch key engine); only when all are good
 //! does the daemon swap them in: the policy with one atomic SPD replace (`policy replace
 //! all`, as `ipsecconf -Fa`), then the properties, then the keys (flush + load, as at
-//! start). A failed reload changes nothing, logs why (`FILE:LINE:COLUMN: ...`; for the keys
+//! start) if its content changed since it was last loaded: a reload for a policy or
+//! property change leaves the SAs alone (their sequence numbers and replay windows, and the
+//! SAs key managers added). A failed reload changes nothing, logs why (`FILE:LINE:COLUMN: ...`; for the keys
 //! file without the offending text, see [`crate::keys`]) and is counted: `stats` shows
 //! `reloads_ok`, `reloads_failed` and `last_reload_failed`; the `reload` request's reply
 //! says what was loaded or why nothing was. Traffic keeps flowing throughout: the
 //! data plane sees either the old or the new SPD, never none.
 
-use std::path::PathBuf;
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::path::{Path, PathBuf};
 
 use ipsec_core::Sadb;
 use ipsec_pfkey::engine::{EngineConfig, KeyEngine};
@@ -35,6 +39,28 @@ pub struct State {
     pub failed: u64,
     /// Whether the last reload failed.
     pub last_failed: bool,
+    /// A keyed hash of the keys file as last loaded (the text itself, keys and all, is
+    /// not kept).
+    keys_seen: Option<u64>,
+    hasher: RandomState,
+}
+
+impl State {
+    /// Reads the keys file and returns its keyed hash.
+    fn keys_hash(&self, path: &Path) -> Result<u64, String> {
+        let bytes = zeroize::Zeroizing::new(
+            std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?,
+        );
+        Ok(self.hasher.hash_one(bytes.as_slice()))
+    }
+
+    /// Notes that the keys file was loaded (at start).
+    pub fn keys_loaded(&mut self) {
+        self.keys_seen = self
+            .keys_file
+            .as_deref()
+            .and_then(|p| self.keys_hash(p).ok());
+    }
 }
 
 /// Reloads; returns the reply (`ok ...` or `error ...`), which is also logged and kept.
@@ -71,7 +97,18 @@ fn reload(srv: &mut Server) -> Result<String, String> {
         }
         None => None,
     };
-    if let Some(k) = &state.keys_file {
+    let keys = match &state.keys_file {
+        Some(k) => {
+            let h = state.keys_hash(k)?;
+            if state.keys_seen == Some(h) {
+                None
+            } else {
+                Some((k, h))
+            }
+        }
+        None => None,
+    };
+    if let Some((k, _)) = keys {
         let mut scratch = KeyEngine::new(
             Sadb::new(),
             EngineConfig::default(),
@@ -104,7 +141,10 @@ fn reload(srv: &mut Server) -> Result<String, String> {
     if let Some(f) = srv.lock().props.file() {
         done.push(format!("properties from {}", f.display()));
     }
-    if let Some(k) = &state.keys_file {
+    if let (Some(k), None) = (&state.keys_file, keys) {
+        done.push(format!("{} unchanged, SAs kept", k.display()));
+    }
+    if let Some((k, h)) = keys {
         let mut outs = Vec::new();
         let r = crate::keys::load(&mut srv.lock().keys, k, now().0, &mut |o| outs.push(o));
         for o in outs {
@@ -112,6 +152,7 @@ fn reload(srv: &mut Server) -> Result<String, String> {
         }
         srv.deliver();
         let n = r?;
+        srv.lock().reload.keys_seen = Some(h);
         done.push(format!("{n} SA(s) from {}", k.display()));
     }
     if done.is_empty() {
