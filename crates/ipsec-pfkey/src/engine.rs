@@ -554,6 +554,12 @@ impl<R: SpiRng> KeyEngine<R> {
         }
     }
 
+    /// The configuration, to change at run time (the daemon's `larval-timeout` and
+    /// `acquire-timeout` properties); new larval SAs and ACQUIREs use the new values.
+    pub fn config_mut(&mut self) -> &mut EngineConfig {
+        &mut self.cfg
+    }
+
     /// The SADB.
     pub fn sadb(&self) -> &Sadb {
         &self.sadb

@@ -308,7 +308,7 @@ fn run(a: &Args) -> Result<String, String> {
 
 /// Runs ipsecalgs with these arguments (argv\[0\] first); the process exit status.
 pub fn main_with(args: Vec<OsString>) -> ExitCode {
-    let args: Args = match crate::parse_args(args) {
+    let args: Args = match crate::parse_args(args, 1) {
         Ok(a) => a,
         Err(code) => return code,
     };

@@ -3,20 +3,22 @@
 
 pub mod capture;
 pub mod control;
+pub mod ipsecadm;
 pub mod ipsecalgs;
 pub mod ipsecconf;
 pub mod ipseckey;
 pub mod pcaptool;
 
-/// Parses a tool's arguments (argv\[0\] first) with clap; on `--help`, `--version` or an
-/// error, prints clap's text and gives the exit status to return (0 for help and version).
-pub fn parse_args<T: clap::Parser>(
+/// A tool's arguments parsed by clap, or the exit status to return once clap has printed
+/// its message: `usage_status` for a usage error, success for `--help` and `--version`.
+pub fn parse_args<A: clap::Parser>(
     args: Vec<std::ffi::OsString>,
-) -> Result<T, std::process::ExitCode> {
-    T::try_parse_from(args).map_err(|e| {
+    usage_status: u8,
+) -> Result<A, std::process::ExitCode> {
+    A::try_parse_from(args).map_err(|e| {
         let _ = e.print();
         if e.use_stderr() {
-            std::process::ExitCode::from(1)
+            std::process::ExitCode::from(usage_status)
         } else {
             std::process::ExitCode::SUCCESS
         }

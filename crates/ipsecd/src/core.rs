@@ -20,6 +20,10 @@ pub struct Shared {
     pub algs: Option<String>,
     /// Sockets with a per-socket policy, for the data plane's packet-to-socket lookup.
     pub persock: crate::persock::Registry,
+    /// The tunable properties (`prop show|set|reset`), applied to `keys` and `spd`.
+    pub props: crate::props::Props,
+    /// What SIGHUP and the `reload` request re-read, and how the last reloads went.
+    pub reload: crate::reload::State,
 }
 
 /// The shared state, as the threads hold it.
@@ -33,6 +37,8 @@ pub fn new(keys: KeyEngine, spd: Spd) -> Core {
         policy: crate::policy::Store::default(),
         algs: None,
         persock: crate::persock::Registry::default(),
+        props: crate::props::Props::default(),
+        reload: crate::reload::State::default(),
     }))
 }
 

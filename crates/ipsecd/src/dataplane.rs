@@ -75,9 +75,6 @@ pub struct Config {
     pub path_mtu: usize,
     /// UDP port of NAT-T (RFC 3948; 4500), or 0 for no NAT-T socket.
     pub natt_port: u16,
-    /// Seconds between NAT keepalives on UDP-encapsulated SAs (Solaris
-    /// `nat_keepalive_interval`, 20).
-    pub keepalive_interval: u64,
 }
 
 /// Counters of the data plane, by name (packets).
@@ -159,7 +156,8 @@ struct Plane {
     pending_gen: u64,
     pool: Vec<PacketBuf>,
     net: Option<NetSetup>,
-    spd_gen: Option<u64>,
+    /// The SPD generation and tunables the routes and nft table follow.
+    spd_gen: Option<(u64, ipsec_core::spd::Tunables)>,
     /// The tunnels the policy names (numbered by the SPD), tried for packets no host rule
     /// decides: a packet enters the first tunnel whose policy has a rule for it.
     tunnels: Vec<TunnelId>,
@@ -167,6 +165,7 @@ struct Plane {
     /// Where IKE (non-ESP marker) received on the NAT-T sockets goes.
     ike: Option<crate::relay::Feed>,
     next_keepalive: std::time::Instant,
+    last_keepalive: Option<std::time::Instant>,
     /// The read buffer of offloaded TUN super-packets.
     big: Vec<u8>,
     /// The write buffer of coalesced packets.
@@ -308,6 +307,7 @@ pub fn start(core: Core, cfg: Config, waker: UnixStream) -> io::Result<Handle> {
         natt,
         ike: ike_feed,
         next_keepalive: std::time::Instant::now(),
+        last_keepalive: None,
         big: Vec::new(),
         scratch: Vec::new(),
         seg_buf: Vec::new(),
@@ -388,7 +388,7 @@ impl Plane {
         let core = Arc::clone(&self.core);
         let nft_guard = crate::persock::nft_guard();
         let mut g = lock(&core);
-        let gen = g.spd.generation();
+        let gen = (g.spd.generation(), *g.spd.tunables());
         if self.spd_gen == Some(gen) {
             return;
         }
@@ -684,7 +684,7 @@ impl Plane {
                     },
                     None => {
                         let first = bundles.first().copied().unwrap_or_default();
-                        let req = acquire_request(&first, mode, &key);
+                        let req = acquire_request(&first, mode, &key, &g.props);
                         match g.keys.acquire(now_s, &req) {
                             AcquireOutcome::Sent { .. } => *woke = true,
                             AcquireOutcome::Suppressed { .. } => {}
@@ -1046,15 +1046,26 @@ impl Plane {
     }
 
     /// Sends a NAT keepalive (RFC 3948 §2.3: one 0xFF byte) to the remote end of every
-    /// outbound UDP-encapsulated SA, every keepalive interval.
+    /// outbound UDP-encapsulated SA, every `nat-keepalive-interval` seconds (0: never). The
+    /// property is looked at once a second, so a change takes effect within one.
     fn keepalives(&mut self) {
-        if self.natt.is_empty() || std::time::Instant::now() < self.next_keepalive {
+        let now = std::time::Instant::now();
+        if self.natt.is_empty() || now < self.next_keepalive {
             return;
         }
-        self.next_keepalive =
-            std::time::Instant::now() + Duration::from_secs(self.cfg.keepalive_interval.max(1));
+        self.next_keepalive = now + Duration::from_secs(1);
         let core = Arc::clone(&self.core);
-        let peers: std::collections::BTreeSet<std::net::SocketAddr> = lock(&core)
+        let g = lock(&core);
+        let every = g.props.get(crate::props::NAT_KEEPALIVE_INTERVAL);
+        if every == 0
+            || self
+                .last_keepalive
+                .is_some_and(|t| now < t + Duration::from_secs(every))
+        {
+            return;
+        }
+        self.last_keepalive = Some(now);
+        let peers: std::collections::BTreeSet<std::net::SocketAddr> = g
             .keys
             .sadb()
             .iter()
@@ -1067,6 +1078,7 @@ impl Plane {
                     .map(|n| std::net::SocketAddr::new(c.dst, n.remote_port))
             })
             .collect();
+        drop(g);
         for p in peers {
             // Only peers that are not this host: binding a non-local address fails.
             if std::net::UdpSocket::bind((p.ip(), 0)).is_ok() {
@@ -1311,7 +1323,12 @@ fn link_scope_multicast(pkt: &[u8]) -> bool {
 /// The ACQUIRE for an outbound packet that policy protects with `p` but has no SAs: the
 /// protocol (ESP when the policy has ESP, else AH), the packet's addresses, and a proposal
 /// from the policy's algorithms.
-fn acquire_request(p: &Protection, mode: Mode, key: &PacketKey) -> AcquireRequest {
+fn acquire_request(
+    p: &Protection,
+    mode: Mode,
+    key: &PacketKey,
+    props: &crate::props::Props,
+) -> AcquireRequest {
     let proto = if p.esp.is_some() {
         Proto::Esp
     } else {
@@ -1343,7 +1360,7 @@ fn acquire_request(p: &Protection, mode: Mode, key: &PacketKey) -> AcquireReques
             inner_src: p.self_encap.then(|| inner(key.src)),
             inner_dst: p.self_encap.then(|| inner(key.dst)),
         },
-        proposal: proposal(p, proto),
+        proposal: proposal(p, proto, props),
         eprop: None,
         kmc: None,
         ident_src: None,
@@ -1351,13 +1368,12 @@ fn acquire_request(p: &Protection, mode: Mode, key: &PacketKey) -> AcquireReques
     }
 }
 
-fn proposal(p: &Protection, proto: Proto) -> Proposal {
+/// The proposal: the policy's algorithms, and the replay window and lifetimes of the
+/// `replay-size` and `default-{soft,hard}-addtime` properties.
+fn proposal(p: &Protection, proto: Proto, props: &crate::props::Props) -> Proposal {
     use ipsec_crypto::{auth_info, encr_info, AuthAlg, EncrAlg};
-    let mut c = Comb {
-        hard_addtime: 28_800,
-        soft_addtime: 25_920,
-        ..Comb::default()
-    };
+    let mut c = Comb::default();
+    crate::props::set_lifetimes(&mut c, props);
     let auth = match proto {
         Proto::Ah => p.ah.and_then(|a| a.alg).or(Some(AuthAlg::HmacSha256)),
         Proto::Esp => match p.esp.map(|e| e.auth) {
@@ -1380,7 +1396,7 @@ fn proposal(p: &Protection, proto: Proto) -> Proposal {
         c.encrypt_saltbits = u8::try_from(i.salt_bytes * 8).unwrap_or(0);
     }
     Proposal {
-        replay: 64,
+        replay: crate::props::replay(props),
         combs: vec![c],
     }
 }
@@ -1520,17 +1536,28 @@ mod tests {
             &req(ipsec_core::spd::IpsecReq::esp(0, 0)),
             Mode::Transport,
             &key,
+            &crate::props::Props::default(),
         );
         assert_eq!((shared.need.src.port(), shared.need.src.proto), (0, 0));
         assert_eq!(shared.need.inner_src, None);
         let mut r = ipsec_core::spd::IpsecReq::esp(0, 0);
         r.esp_req |= ipsec_core::spd::socket::IPSEC_PREF_UNIQUE;
-        let unique = acquire_request(&req(r), Mode::Transport, &key);
+        let unique = acquire_request(
+            &req(r),
+            Mode::Transport,
+            &key,
+            &crate::props::Props::default(),
+        );
         assert_eq!((unique.need.src.port(), unique.need.src.proto), (41001, 17));
         assert_eq!((unique.need.dst.port(), unique.need.dst.proto), (7000, 17));
         let mut r = ipsec_core::spd::IpsecReq::esp(0, 0);
         r.self_encap_req = ipsec_core::spd::socket::IPSEC_PREF_REQUIRED;
-        let se = acquire_request(&req(r), Mode::Transport, &key);
+        let se = acquire_request(
+            &req(r),
+            Mode::Transport,
+            &key,
+            &crate::props::Props::default(),
+        );
         let (i, o) = (se.need.inner_dst.unwrap(), se.need.dst);
         assert_eq!((i.ip(), i.prefixlen, i.proto), (o.ip(), 32, 17));
     }

@@ -1,10 +1,13 @@
 //! ipsecd: the Ironswan IPsec daemon. So far it serves PF_KEY v2 on a local socket over the
 //! SADB (the key engine of ipsec-pfkey), loads the keys file at start and saves the SAs
-//! atomically; the data plane joins it in a later step.
+//! atomically; with `--tun` it runs the data plane.
 //!
 //! Signals: SIGTERM and SIGINT stop it cleanly (saving the SAs to `--save-file` when one is
-//! given); SIGUSR1 saves the SAs now; SIGHUP reloads the keys file (flush + load; on an error
-//! the current SADB is kept) and refreshes the policy logger's properties.
+//! given); SIGUSR1 saves the SAs now; SIGHUP reloads the properties, policy and keys files,
+//! all or nothing (see [`reload`]), and refreshes the policy logger's properties.
+//!
+//! Under systemd (`Type=notify`) it tells the service manager it is ready (`READY=1` on
+//! `$NOTIFY_SOCKET`) once its sockets are bound and its files loaded.
 #![forbid(unsafe_code)]
 
 mod algs;
@@ -20,7 +23,9 @@ mod netsetup;
 mod nft;
 mod persock;
 mod policy;
+mod props;
 mod relay;
+mod reload;
 mod server;
 mod stats;
 
@@ -95,22 +100,30 @@ struct Args {
     /// UDP port for NAT-T (ESP in UDP, RFC 3948); 0 disables it.
     #[arg(long, default_value_t = 4500)]
     natt_port: u16,
-    /// Seconds between NAT keepalives (Solaris nat_keepalive_interval).
+    /// Seconds between NAT keepalives, 0 for none (the start value of property
+    /// nat-keepalive-interval; Solaris nat_keepalive_interval).
     #[arg(long, default_value_t = 20)]
     keepalive_interval: u64,
     /// An ipsecalgs(8) table file synced at start (default: the built-in table).
     #[arg(long)]
     algs_file: Option<PathBuf>,
-    /// System-wide policy in ipsecconf(8) syntax, loaded at start.
+    /// System-wide policy in ipsecconf(8) syntax, loaded at start (and again on SIGHUP,
+    /// replacing the whole policy as `ipsecconf -Fa` does).
     #[arg(long)]
     policy_file: Option<PathBuf>,
+    /// The properties file (`NAME=VALUE` lines): read at start and on SIGHUP, written by
+    /// `ipsecadm set-prop` (atomically, mode 0600). Its values override the options.
+    #[arg(long)]
+    props_file: Option<PathBuf>,
     /// Packets queued per destination while an ACQUIRE is pending.
     #[arg(long, default_value_t = 32)]
     acquire_queue: usize,
-    /// Seconds a larval SA (GETSPI) waits for its UPDATE (Solaris larval-timeout).
+    /// Seconds a larval SA (GETSPI) waits for its UPDATE (the start value of property
+    /// larval-timeout).
     #[arg(long, default_value_t = 90)]
     larval_timeout: u64,
-    /// Seconds an ACQUIRE suppresses another for the same need (Solaris acquire-timeout).
+    /// Seconds an ACQUIRE suppresses another for the same need (the start value of property
+    /// acquire-timeout).
     #[arg(long, default_value_t = 15)]
     acquire_timeout: u64,
     /// Most PF_KEY clients at once.
@@ -159,6 +172,14 @@ fn run(args: &Args) -> Result<(), String> {
         acquire_timeout: args.acquire_timeout,
         ..EngineConfig::default()
     };
+    let props = props::Props::new(
+        &[
+            (props::LARVAL_TIMEOUT, args.larval_timeout),
+            (props::ACQUIRE_TIMEOUT, args.acquire_timeout),
+            (props::NAT_KEEPALIVE_INTERVAL, args.keepalive_interval),
+        ],
+        args.props_file.clone(),
+    )?;
     let mut engine = KeyEngine::new(Sadb::new(), cfg, ipsec_pfkey::rng::SeededRng::new(seed));
     if let Some(k) = &args.keys_file {
         let n = keys::load(&mut engine, k, server::now().0, &mut |_| {})?;
@@ -177,6 +198,14 @@ fn run(args: &Args) -> Result<(), String> {
         spd.tunables_mut().natt_port = args.natt_port;
     }
     let core = core::new(engine, spd);
+    {
+        let mut g = core::lock(&core);
+        g.props = props;
+        props::apply(&mut g);
+        g.reload.policy_file = args.policy_file.clone();
+        g.reload.keys_file = args.keys_file.clone();
+        g.reload.keys_loaded();
+    }
     let mut srv = Server::bind(&args.pfkey_socket, core, limits)
         .map_err(|e| format!("{}: {e}", args.pfkey_socket.display()))?;
     srv.bind_control(&args.control_socket)
@@ -202,7 +231,6 @@ fn run(args: &Args) -> Result<(), String> {
                 key_idle: args.key_idle_seconds,
                 offload: !args.no_offload,
                 udp_offload: !args.no_udp_offload,
-                keepalive_interval: args.keepalive_interval,
             };
             let waker = srv.waker().map_err(|e| format!("waker: {e}"))?;
             let mut h = dataplane::start(std::sync::Arc::clone(srv.core()), cfg, waker)
@@ -251,6 +279,7 @@ fn run(args: &Args) -> Result<(), String> {
         srv.path().display(),
         args.control_socket.display()
     ));
+    notify_ready();
     srv.run(&signals, |srv| {
         let mut control = Control::Continue;
         for s in signals.take() {
@@ -260,7 +289,7 @@ fn run(args: &Args) -> Result<(), String> {
                     srv.save_now();
                 }
                 SIGHUP => {
-                    reload(srv, args);
+                    reload::run(srv);
                     // The policy logger re-reads its properties (SMF refresh; its restart
                     // applies them).
                     log::info(format_args!(
@@ -291,31 +320,28 @@ fn run(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
-fn reload(srv: &mut Server, args: &Args) {
-    let Some(k) = &args.keys_file else {
+/// Tells systemd (`Type=notify`) that the daemon is ready: `READY=1` in one datagram to
+/// `$NOTIFY_SOCKET` (a path, or `@name` in the abstract namespace); nothing without it.
+fn notify_ready() {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
         return;
     };
-    // Load into a scratch engine first so that an error keeps the current SADB.
-    let mut scratch = KeyEngine::new(
-        Sadb::new(),
-        EngineConfig::default(),
-        ipsec_pfkey::rng::SeededRng::new(0),
-    );
-    if let Err(e) = keys::load(&mut scratch, k, server::now().0, &mut |_| {}) {
-        log::error(format_args!("reload refused, SADB unchanged: {e}"));
-        return;
-    }
-    let mut outs = Vec::new();
-    let r = keys::load(&mut srv.lock().keys, k, server::now().0, &mut |o| {
-        outs.push(o)
+    let sent = std::os::unix::net::UnixDatagram::unbound().and_then(|s| {
+        let p = std::path::Path::new(&path);
+        match p.to_str().and_then(|t| t.strip_prefix('@')) {
+            Some(name) => {
+                use std::os::linux::net::SocketAddrExt;
+                let a = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+                s.send_to_addr(b"READY=1", &a)
+            }
+            None => s.send_to(b"READY=1", p),
+        }
     });
-    for o in outs {
-        srv.deliver_output(o);
-    }
-    srv.deliver();
-    match r {
-        Ok(n) => log::info(format_args!("reloaded {n} SA(s) from {}", k.display())),
-        Err(e) => log::error(format_args!("reload: {e}")),
+    if let Err(e) = sent {
+        log::error(format_args!(
+            "telling systemd we are ready ({}): {e}",
+            path.to_string_lossy()
+        ));
     }
 }
 

@@ -2,8 +2,12 @@
 //! this process may drive the daemon, and where the ipsecd binary is.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::process::Child;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// A fresh, empty directory under the system temp dir, named after `prefix` and this process.
 pub fn scratch_dir(prefix: &str) -> PathBuf {
@@ -103,4 +107,32 @@ impl Drop for Ipsecd {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Collects a child's standard output on a thread.
+pub fn collect(child: &mut Child) -> Arc<Mutex<String>> {
+    let buf = Arc::new(Mutex::new(String::new()));
+    let b = Arc::clone(&buf);
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            let mut g = b.lock().unwrap();
+            g.push_str(&line);
+            g.push('\n');
+        }
+    });
+    buf
+}
+
+/// Whether `what` appears in `buf` within 10 s.
+pub fn wait_for(buf: &Arc<Mutex<String>>, what: &str) -> bool {
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(10) {
+        if buf.lock().unwrap().contains(what) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
 }
