@@ -22,6 +22,11 @@ use crate::sadb::{SaId, Sadb};
 mod fast;
 #[cfg(test)]
 mod fast_tests;
+mod split;
+#[cfg(test)]
+mod split_tests;
+
+pub use split::{CryptoDone, CryptoJob};
 
 /// UDP port of NAT-T (RFC 3948).
 pub const NATT_PORT: u16 = 4500;
@@ -60,6 +65,10 @@ pub struct Engine {
     /// when the SA behind it, in whatever SADB the call gets, holds exactly the packet's
     /// <ESP, destination, SPI, source>, which no other SA can (see `fast::exact_sa`).
     in_hint: Option<(u32, SaId)>,
+    /// The AEAD seal deferred by [`Engine::outbound_split`].
+    seal_sink: split::SealSink,
+    /// The outcome of the open job of the packet [`Engine::inbound_opened`] is processing.
+    opened: Option<CryptoDone>,
 }
 
 impl Default for Engine {
@@ -85,6 +94,8 @@ impl Engine {
             scratch: vec![0u8; 512],
             ident: 1,
             in_hint: None,
+            seal_sink: split::SealSink::default(),
+            opened: None,
         }
     }
 
@@ -273,6 +284,10 @@ impl Engine {
         if buf.headroom() < front || buf.tailroom() < tail {
             return Err(DropReason::NoBufferSpace);
         }
+        let wire_v6 = match &outer {
+            Some(o) => o.src.is_ipv6(),
+            None => buf.data().first().is_some_and(|b| b >> 4 == 6),
+        };
         let seq = sa.next_seq().ok_or(DropReason::EspSeqExhausted)?;
         match outer {
             Some(_) => buf.push_front(front),
@@ -305,8 +320,16 @@ impl Engine {
         p[ct_end - 1] = nh;
         let (aad, aad_len) = esp_aad(spi, seq, esn);
         if let Some(e) = sa.encr() {
-            e.seal(iv, &aad[..aad_len], &mut p[pt..ct_end + aead_icv])
-                .map_err(|_| DropReason::EspCryptoFailed)?;
+            let data = &mut p[pt..ct_end + aead_icv];
+            // The seal may wait (outbound_split) when nothing after it reads the
+            // ciphertext: no separate ICV over it, no IPv6 UDP checksum.
+            if auth_icv == 0 && !(natt.is_some() && wire_v6) {
+                self.seal_sink
+                    .seal(sa, e, seq, iv, &aad[..aad_len], data, pt)
+            } else {
+                e.seal(iv, &aad[..aad_len], data)
+            }
+            .map_err(|_| DropReason::EspCryptoFailed)?;
         }
         if let Some(integ) = sa.integ() {
             let hi = ((seq >> 32) as u32).to_be_bytes();
@@ -589,12 +612,14 @@ impl Engine {
         iv.copy_from_slice(&p[esp + ESP_HDR..body]);
         let (aad, aad_len) = esp_aad(spi, seq, esn);
         if let Some(e) = sa.encr() {
-            e.open(iv, &aad[..aad_len], &mut p[body..body + ct_len + aead_icv])
-                .map_err(|e| match e {
+            let data = &mut p[body..body + ct_len + aead_icv];
+            split::open_or_done(&mut self.opened, sa, e, seq, iv, &aad[..aad_len], data).map_err(
+                |e| match e {
                     CryptoError::AuthFailed => DropReason::EspBadAuth,
                     CryptoError::BadLength => DropReason::EspBadLength,
                     _ => DropReason::EspCryptoFailed,
-                })?;
+                },
+            )?;
         }
         // Trailer, next header and (tunnel) inner checks come before the window moves and the
         // SA is charged: a packet dropped for any reason leaves both as they were.

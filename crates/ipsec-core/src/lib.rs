@@ -22,6 +22,6 @@ pub use engine::{Engine, InboundOk};
 pub use replay::{ReplayError, ReplayWindow, MAX_REPLAY_WINDOW};
 pub use sa::{
     Direction, Expiry, Identity, IdentityType, InnerSelectors, KeyMaterial, Lifetime, Mode, NatT,
-    Prefix, Proto, Sa, SaConfig, SaError, SaState, SaStats, UniqueBinding,
+    Prefix, Proto, Sa, SaConfig, SaCrypto, SaError, SaState, SaStats, UniqueBinding,
 };
 pub use sadb::{SaEvent, SaEventKind, SaId, SaKey, Sadb};

@@ -3,7 +3,7 @@
 
 use core::fmt;
 use std::net::IpAddr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use ipsec_crypto::{AuthAlg, CryptoError, EncrAlg, EspEncr, Integ};
 use zeroize::Zeroizing;
@@ -446,7 +446,9 @@ pub struct Sa {
     /// The keyed transforms, built on first use: a key schedule (about 600 bytes for
     /// AES-GCM) costs memory only for SAs that carry traffic, so a million idle SAs fit in
     /// well under 1 KiB each. [`Sa::new`] and [`Sa::mature`] key them once to validate.
-    keyed: OnceLock<Transforms>,
+    /// Shared (`Arc`) so that a data plane's worker threads can run the crypto of a batch
+    /// on them without holding the lock around the SADB (see [`SaCrypto`]).
+    keyed: OnceLock<Arc<Transforms>>,
     pub(crate) replay: ReplayWindow,
     /// Last sequence number sent (0 = none yet).
     pub(crate) seq_out: u64,
@@ -478,9 +480,29 @@ impl fmt::Debug for Sa {
 }
 
 /// The keyed transforms of an SA.
-struct Transforms {
-    encr: Option<EspEncr>,
+pub(crate) struct Transforms {
+    pub(crate) encr: Option<EspEncr>,
     integ: Option<Integ>,
+}
+
+/// A shared handle on an SA's keyed transforms, as they were when it was taken: crypto
+/// prepared under the SADB's lock runs on it later on another thread. Its identity tells
+/// whether the SA was keyed again in between ([`SaCrypto::same`]). No `Debug` output of
+/// key material: it prints nothing but its type.
+#[derive(Clone)]
+pub struct SaCrypto(pub(crate) Arc<Transforms>);
+
+impl SaCrypto {
+    /// Whether both handles are the very same key schedule.
+    pub fn same(&self, other: &SaCrypto) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl fmt::Debug for SaCrypto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SaCrypto")
+    }
 }
 
 impl Sa {
@@ -611,7 +633,7 @@ impl Sa {
         if cfg.replay_value != 0 {
             replay.set_top(cfg.replay_value);
         }
-        self.keyed = OnceLock::from(Transforms { encr, integ });
+        self.keyed = OnceLock::from(Arc::new(Transforms { encr, integ }));
         self.replay = replay;
         self.seq_out = cfg.replay_value;
         self.state = if cfg.state == SaState::Larval {
@@ -674,18 +696,28 @@ impl Sa {
     #[inline]
     fn transforms(&self) -> Option<&Transforms> {
         if let Some(t) = self.keyed.get() {
-            return Some(t);
+            return Some(&**t);
         }
-        self.key_now()
+        self.key_now().map(|t| &**t)
     }
 
     #[cold]
-    fn key_now(&self) -> Option<&Transforms> {
+    fn key_now(&self) -> Option<&Arc<Transforms>> {
         if self.cfg.encr_alg.is_none() && self.cfg.auth_alg.is_none() {
             return None;
         }
         let (encr, integ) = Self::build_transforms(&self.cfg).ok()?;
-        Some(self.keyed.get_or_init(|| Transforms { encr, integ }))
+        Some(
+            self.keyed
+                .get_or_init(|| Arc::new(Transforms { encr, integ })),
+        )
+    }
+
+    /// A shared handle on the keyed transforms (keying them on first use), for crypto that
+    /// runs without the SADB; `None` for a larval SA without algorithms.
+    pub fn crypto(&self) -> Option<SaCrypto> {
+        self.transforms()?;
+        self.keyed.get().map(|t| SaCrypto(Arc::clone(t)))
     }
 
     /// Whether the key schedules exist now (they are built on first use).

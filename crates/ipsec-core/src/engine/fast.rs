@@ -9,7 +9,8 @@
 //! arrived and reports the drop with its usual reason. After that point both paths share the
 //! same steps, errors and counters, in the same order.
 
-use super::{commit, count, esp_aad, tunnel_decap, Engine, InboundOk, ESP_HDR};
+use super::split::{open_or_done, SealSink};
+use super::{commit, count, esp_aad, tunnel_decap, CryptoDone, Engine, InboundOk, ESP_HDR};
 use crate::buf::PacketBuf;
 use crate::drop::DropReason;
 use crate::hdr::{self, IPPROTO_ESP, IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_NONE};
@@ -175,7 +176,7 @@ impl Engine {
         let r = if tunnel {
             self.esp_out_tunnel(sa, buf, now, seq, extra, prefix, v6)
         } else {
-            esp_out_transport(sa, buf, now, seq, extra, v6)
+            esp_out_transport(sa, buf, now, seq, extra, v6, &mut self.seal_sink)
         };
         Some(r.map_err(|r| count(sadb, Some(id), r)))
     }
@@ -199,7 +200,7 @@ impl Engine {
         let payload_len = buf.len();
         buf.push_front(prefix + ESP_IV)
             .map_err(|_| DropReason::NoBufferSpace)?;
-        esp_seal(sa, buf, seq, prefix, payload_len, nh)?;
+        esp_seal(sa, buf, seq, prefix, payload_len, nh, &mut self.seal_sink)?;
         hdr::write_outer(buf.data_mut(), &outer)?;
         sa.account(payload_len, now);
         Ok(())
@@ -285,7 +286,8 @@ impl Engine {
         }
         // Point of no return: decryption overwrites the packet.
         let extra = buf.len() - tl;
-        let r = esp_in_lean(sa, buf, now, seq, extra, spi, esp, ct_len, v6);
+        let pre = &mut self.opened;
+        let r = esp_in_lean(sa, buf, now, seq, extra, spi, esp, ct_len, v6, pre);
         match r {
             Ok(Some(tunnel)) => FastIn::Done(Ok(InboundOk {
                 sas: [Some(id), None],
@@ -321,6 +323,7 @@ fn esp_out_transport(
     seq: u64,
     extra: usize,
     v6: bool,
+    sink: &mut SealSink,
 ) -> Result<(), DropReason> {
     buf.trim_back(extra)
         .map_err(|_| DropReason::MalformedPacket)?;
@@ -336,7 +339,7 @@ fn esp_out_transport(
         move_hdr::<20>(p, ESP_IV, 0)?;
         p[9]
     };
-    esp_seal(sa, buf, seq, hl, payload_len, nh)?;
+    esp_seal(sa, buf, seq, hl, payload_len, nh, sink)?;
     let p = buf.data_mut();
     if v6 {
         v6_set_proto_len(p, IPPROTO_ESP)?;
@@ -357,6 +360,7 @@ fn esp_seal(
     esp: usize,
     payload_len: usize,
     nh: u8,
+    sink: &mut SealSink,
 ) -> Result<(), DropReason> {
     let e = sa.encr().ok_or(DropReason::EspCryptoFailed)?;
     let icv = e.icv_len();
@@ -388,7 +392,8 @@ fn esp_seal(
     let data = p
         .get_mut(pt..ct_end + icv)
         .ok_or(DropReason::NoBufferSpace)?;
-    e.seal(&h[ESP_HDR..], &aad[..aad_len], data)
+    // Nothing after the seal reads the ciphertext: it may wait (outbound_split).
+    sink.seal(sa, e, seq, &h[ESP_HDR..], &aad[..aad_len], data, pt)
         .map_err(|_| DropReason::EspCryptoFailed)
 }
 
@@ -406,6 +411,7 @@ fn esp_in_lean(
     esp: usize,
     ct_len: usize,
     v6: bool,
+    pre: &mut Option<CryptoDone>,
 ) -> Result<Option<bool>, DropReason> {
     let e = sa.encr().ok_or(DropReason::EspCryptoFailed)?;
     let icv = e.icv_len();
@@ -417,12 +423,12 @@ fn esp_in_lean(
     let mut iv = [0u8; IV];
     iv.copy_from_slice(&p[esp + ESP_HDR..body]);
     let (aad, aad_len) = esp_aad(spi, seq, esn);
-    e.open(&iv, &aad[..aad_len], &mut p[body..body + ct_len + icv])
-        .map_err(|e| match e {
-            CryptoError::AuthFailed => DropReason::EspBadAuth,
-            CryptoError::BadLength => DropReason::EspBadLength,
-            _ => DropReason::EspCryptoFailed,
-        })?;
+    let data = &mut p[body..body + ct_len + icv];
+    open_or_done(pre, sa, e, seq, &iv, &aad[..aad_len], data).map_err(|e| match e {
+        CryptoError::AuthFailed => DropReason::EspBadAuth,
+        CryptoError::BadLength => DropReason::EspBadLength,
+        _ => DropReason::EspCryptoFailed,
+    })?;
     let pad = usize::from(p[body + ct_len - 2]);
     let nh = p[body + ct_len - 1];
     if pad + 2 > ct_len {

@@ -14,20 +14,20 @@ use crate::buf::PacketBuf;
 use crate::sa::{KeyMaterial, Lifetime, Mode, NatT, Prefix, Proto, SaConfig, SaState};
 use crate::sadb::{SaId, Sadb};
 
-struct Rng(u64);
+pub(super) struct Rng(pub(super) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(super) fn next(&mut self) -> u64 {
         // xorshift64*
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
-    fn below(&mut self, n: usize) -> usize {
+    pub(super) fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
     }
-    fn chance(&mut self, percent: usize) -> bool {
+    pub(super) fn chance(&mut self, percent: usize) -> bool {
         self.below(100) < percent
     }
 }
@@ -48,7 +48,7 @@ const ALGS: [Suite; 10] = [
     (EncrAlg::AesCtr, 20, Some((AuthAlg::HmacSha1, 20))),
 ];
 
-fn addrs(v6: bool) -> (IpAddr, IpAddr) {
+pub(super) fn addrs(v6: bool) -> (IpAddr, IpAddr) {
     if v6 {
         (
             "2001:db8::1".parse().unwrap(),
@@ -59,7 +59,7 @@ fn addrs(v6: bool) -> (IpAddr, IpAddr) {
     }
 }
 
-fn random_cfg(rng: &mut Rng, spi: u32, v6: bool) -> SaConfig {
+pub(super) fn random_cfg(rng: &mut Rng, spi: u32, v6: bool) -> SaConfig {
     // Mostly lean-eligible AEADs, sometimes a cipher+MAC suite.
     let (encr, ek, auth) = ALGS[if rng.chance(80) {
         rng.below(8)
@@ -152,7 +152,7 @@ fn ipv4_checksum(h: &mut [u8]) {
 }
 
 /// A random IP packet from `src` to `dst` (their family decides the version).
-fn random_packet(rng: &mut Rng, src: IpAddr, dst: IpAddr) -> Vec<u8> {
+pub(super) fn random_packet(rng: &mut Rng, src: IpAddr, dst: IpAddr) -> Vec<u8> {
     let proto = [17u8, 17, 17, 6, 1, 59, 50][rng.below(7)];
     let n = if rng.chance(10) {
         rng.below(1500)
@@ -225,7 +225,7 @@ fn random_packet(rng: &mut Rng, src: IpAddr, dst: IpAddr) -> Vec<u8> {
     p
 }
 
-fn buf_for(rng: &mut Rng, pkt: &[u8]) -> PacketBuf {
+pub(super) fn buf_for(rng: &mut Rng, pkt: &[u8]) -> PacketBuf {
     let mut b = if rng.chance(10) {
         // Small buffers: too little head- or tailroom.
         PacketBuf::new(pkt.len() + rng.below(120), 0)
@@ -237,7 +237,14 @@ fn buf_for(rng: &mut Rng, pkt: &[u8]) -> PacketBuf {
 }
 
 /// Everything observable about the two SADBs and engines must agree.
-fn assert_same(what: &str, a: &Sadb, b: &Sadb, ids: &[(SaId, SaId)], ea: &Engine, eb: &Engine) {
+pub(super) fn assert_same(
+    what: &str,
+    a: &Sadb,
+    b: &Sadb,
+    ids: &[(SaId, SaId)],
+    ea: &Engine,
+    eb: &Engine,
+) {
     assert!(
         a.global_drops == b.global_drops,
         "{what}: global drops differ"
