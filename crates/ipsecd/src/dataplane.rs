@@ -11,7 +11,14 @@
 //!                                                                           └─drop──► counted
 //! ```
 //!
-//! One thread; the shared state is locked once per batch. The daemon's own packets carry
+//! One data-plane thread; the shared state is locked once per batch. With `--workers N`
+//! (N > 1) the engine runs split in phases: under the lock policy, SA choice, sequence
+//! numbers and lifetimes outbound, SA lookup and the cheap replay check inbound, in packet
+//! order; the AEAD seals and opens then run on N - 1 crypto threads plus this one without
+//! the lock ([`crate::cryptopool`]); inbound packets go through the engine once more under
+//! the lock in packet order (replay window, counters, policy check). Packets are emitted in
+//! the order they were read, so an SA's packets leave in sequence-number order either way.
+//! The daemon's own packets carry
 //! the firewall mark so that policy routing sends them to the wire, not back into the TUN
 //! device.
 
@@ -23,6 +30,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ipsec_core::engine::{CryptoDone, CryptoJob};
 use ipsec_core::spd::choose_sas;
 use ipsec_core::spd::{Basis, Dir, Inbound, Outbound, PacketKey, Protection, TunnelId};
 use ipsec_core::{Engine, Mode, PacketBuf, Proto, SaId};
@@ -75,6 +83,9 @@ pub struct Config {
     pub path_mtu: usize,
     /// UDP port of NAT-T (RFC 3948; 4500), or 0 for no NAT-T socket.
     pub natt_port: u16,
+    /// Threads running the AEAD crypto of a batch, the data-plane thread included (see
+    /// [`crate::cryptopool`]); 1: all of it on the data-plane thread, in one phase.
+    pub workers: usize,
 }
 
 /// Counters of the data plane, by name (packets).
@@ -186,6 +197,10 @@ struct Plane {
     /// The SA of the last inbound packet (to skip repeated inserts into `keyed_ids`).
     last_in_sa: Option<SaId>,
     next_key_sweep: std::time::Instant,
+    /// Crypto workers (`workers` > 1): the engine runs split in phases around them.
+    crypto: Option<crate::cryptopool::CryptoPool>,
+    /// The seal `protect` deferred for the packet it just handled (split engine only).
+    seal_job: Option<CryptoJob>,
 }
 
 /// The SAs applied to an outbound packet (innermost first), held without allocating.
@@ -288,6 +303,10 @@ pub fn start(core: Core, cfg: Config, waker: UnixStream) -> io::Result<Handle> {
     }
     let tun_name = tun.name().to_string();
     let cfg_key_idle = cfg.key_idle;
+    let crypto = match cfg.workers {
+        0 | 1 => None,
+        n => Some(crate::cryptopool::CryptoPool::new(n - 1)?),
+    };
     let mut plane = Plane {
         core,
         cfg,
@@ -318,6 +337,8 @@ pub fn start(core: Core, cfg: Config, waker: UnixStream) -> io::Result<Handle> {
         keyed_ids: std::collections::HashSet::new(),
         last_in_sa: None,
         next_key_sweep: std::time::Instant::now() + key_sweep(cfg_key_idle),
+        crypto,
+        seal_job: None,
     };
     let stop2 = Arc::clone(&stop);
     let thread = std::thread::Builder::new()
@@ -492,6 +513,7 @@ impl Plane {
         self.count("tun_in", batch.len() as u64);
         let now_s = now().0;
         let mut sends = Vec::with_capacity(batch.len());
+        let mut jobs = Vec::new();
         let mut woke = false;
         {
             let core = Arc::clone(&self.core);
@@ -500,9 +522,13 @@ impl Plane {
             self.flow_memo = None;
             for b in batch {
                 let s = self.outbound(&mut g, b, now_s, &mut woke);
+                if let Some(j) = self.seal_job.take() {
+                    jobs.push((sends.len(), j));
+                }
                 sends.push(s);
             }
         }
+        self.seal_deferred(&mut sends, jobs);
         let queued = sends.iter().filter(|s| matches!(s, Send::Queued)).count();
         if queued > 0 {
             self.count("out_queued_acquire", queued as u64);
@@ -583,7 +609,15 @@ impl Plane {
                 None => Send::Dropped,
             };
         }
-        match self.engine.outbound(g.keys.sadb_mut(), ids, &mut b, now_s) {
+        let r = if self.crypto.is_some() {
+            // Split engine: the seal waits for the crypto workers (see `seal_deferred`).
+            self.engine
+                .outbound_split(g.keys.sadb_mut(), ids, &mut b, now_s)
+                .map(|j| self.seal_job = j)
+        } else {
+            self.engine.outbound(g.keys.sadb_mut(), ids, &mut b, now_s)
+        };
+        match r {
             Ok(()) => {
                 self.count("out_protected", 1);
                 Send::Wire(b)
@@ -852,14 +886,20 @@ impl Plane {
 
     /// Decapsulates, checks and delivers inbound packets; `peer` is the UDP source of a
     /// NAT-T packet, whose port the outbound SAs to that peer follow if a NAT changed it.
-    fn inbound(&mut self, batch: Vec<(PacketBuf, Option<std::net::SocketAddr>)>) {
+    fn inbound(&mut self, mut batch: Vec<(PacketBuf, Option<std::net::SocketAddr>)>) {
         let now_s = now().0;
         let mut sends = Vec::with_capacity(batch.len());
+        let mut opened = self.open_ahead(&mut batch);
         {
             let core = Arc::clone(&self.core);
             let mut g = lock(&core);
-            for (mut b, peer) in batch {
-                let s = match self.engine.inbound(g.keys.sadb_mut(), &mut b, now_s) {
+            for (i, (mut b, peer)) in batch.into_iter().enumerate() {
+                let sadb = g.keys.sadb_mut();
+                let r = match opened.get_mut(i).and_then(Option::take) {
+                    Some(d) => self.engine.inbound_opened(sadb, &mut b, now_s, d),
+                    None => self.engine.inbound(sadb, &mut b, now_s),
+                };
+                let s = match r {
                     Ok(ok) => {
                         for id in ok.sa_ids() {
                             if self.last_in_sa != Some(id) {
@@ -944,6 +984,72 @@ impl Plane {
             self.emit(s);
         }
         self.flush_counters();
+    }
+
+    /// Split engine, inbound: under the lock the cheap checks of every packet in order
+    /// (`inbound_prepare`), then the AEAD opens on the crypto workers without it. Answers
+    /// each packet's outcome by its index (empty with one thread: the one-phase engine).
+    fn open_ahead(
+        &mut self,
+        batch: &mut [(PacketBuf, Option<std::net::SocketAddr>)],
+    ) -> Vec<Option<CryptoDone>> {
+        let Some(pool) = &self.crypto else {
+            return Vec::new();
+        };
+        let jobs: Vec<(usize, CryptoJob)> = {
+            let g = lock(&self.core);
+            batch
+                .iter()
+                .enumerate()
+                .filter_map(|(i, (b, _))| Some((i, self.engine.inbound_prepare(g.keys.sadb(), b)?)))
+                .collect()
+        };
+        let mut opened: Vec<Option<CryptoDone>> = Vec::new();
+        opened.resize_with(batch.len(), || None);
+        let n = jobs.len() as u64;
+        let (done, elsewhere) = pool.run(batch, jobs, |(b, _)| Some(b));
+        self.count_split(n, elsewhere);
+        for (i, d) in done {
+            if let Some(slot) = opened.get_mut(i) {
+                *slot = Some(d);
+            }
+        }
+        opened
+    }
+
+    /// Counts split-engine crypto jobs (`crypto_jobs`) and those the workers ran
+    /// (`crypto_jobs_on_workers`; the rest ran on the data-plane thread).
+    fn count_split(&mut self, jobs: u64, on_workers: usize) {
+        if jobs > 0 {
+            self.count("crypto_jobs", jobs);
+        }
+        if on_workers > 0 {
+            self.count("crypto_jobs_on_workers", on_workers as u64);
+        }
+    }
+
+    /// Split engine, outbound: runs the seals `protect` deferred (by the index of their
+    /// packet in `sends`) on the crypto workers, outside the lock. A seal cannot fail on the
+    /// lengths the engine checked; if one did, its packet is dropped.
+    fn seal_deferred(&mut self, sends: &mut [Send], jobs: Vec<(usize, CryptoJob)>) {
+        let Some(pool) = &self.crypto else { return };
+        if jobs.is_empty() {
+            return;
+        }
+        let n = jobs.len() as u64;
+        let (done, elsewhere) = pool.run(sends, jobs, |s| match s {
+            Send::Wire(b) => Some(b),
+            _ => None,
+        });
+        self.count_split(n, elsewhere);
+        for (i, d) in done {
+            if !d.is_ok() {
+                if let Some(s) = sends.get_mut(i) {
+                    *s = Send::Dropped;
+                }
+                self.count(ipsec_core::DropReason::EspCryptoFailed.name(), 1);
+            }
+        }
     }
 
     /// Writes decrypted packets into the offloading TUN device, merging runs of TCP
@@ -1281,15 +1387,21 @@ impl Plane {
             .collect();
         let now_s = now().0;
         let mut sends = Vec::new();
+        let mut jobs = Vec::new();
         let mut woke = false;
         {
             let mut g = lock(&core);
             // A new lock hold: policy or SAs may have changed since the last batch.
             self.flow_memo = None;
             for b in queued {
-                sends.push(self.outbound(&mut g, b, now_s, &mut woke));
+                let s = self.outbound(&mut g, b, now_s, &mut woke);
+                if let Some(j) = self.seal_job.take() {
+                    jobs.push((sends.len(), j));
+                }
+                sends.push(s);
             }
         }
+        self.seal_deferred(&mut sends, jobs);
         if woke {
             self.wake();
         }

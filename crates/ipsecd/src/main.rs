@@ -13,6 +13,7 @@
 mod algs;
 mod control;
 mod core;
+mod cryptopool;
 mod dataplane;
 mod gso;
 mod keys;
@@ -97,6 +98,12 @@ struct Args {
     /// default runs of equal-sized packets to one peer go out as one UDP GSO send).
     #[arg(long)]
     no_udp_offload: bool,
+    /// Threads running the data plane's crypto (AEAD seal and open), the data-plane thread
+    /// included: 1 runs everything on the data-plane thread; N > 1 adds N - 1 crypto
+    /// workers while policy, sequence numbers and replay windows stay on the data-plane
+    /// thread in packet order.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    workers: u16,
     /// UDP port for NAT-T (ESP in UDP, RFC 3948); 0 disables it.
     #[arg(long, default_value_t = 4500)]
     natt_port: u16,
@@ -231,6 +238,7 @@ fn run(args: &Args) -> Result<(), String> {
                 key_idle: args.key_idle_seconds,
                 offload: !args.no_offload,
                 udp_offload: !args.no_udp_offload,
+                workers: usize::from(args.workers),
             };
             let waker = srv.waker().map_err(|e| format!("waker: {e}"))?;
             let mut h = dataplane::start(std::sync::Arc::clone(srv.core()), cfg, waker)
