@@ -59,6 +59,10 @@
 #                  1000 ms only one record a second would be). The dropped packets come on
 #                  top of the TCP stream (they do not cut its packets). b's logger counters
 #                  (log_written, log_queue_full, log_rate_limited) go to logger-counters.txt.
+#   --ironswan-workers LIST  more ironswan paths, interleaved with the others: `ironswan-wN`
+#                  for each N of the comma-separated LIST runs with both ipsecds' data-plane
+#                  crypto on N threads (control request `workers N` before the run; the plain
+#                  `ironswan` path sets the daemons' start value back before each of its runs)
 #
 # Bars of issue 6: ironswan at least 10x strongSwan and at least 5x wireguard-go. The script
 # exits 0 when a bar is missed (it is a measurement) and says which bars pass.
@@ -76,6 +80,7 @@ PROFILE=0
 ENCAP=udp
 NICE=0
 LOGGER_DROPS=0
+WORKERS_LIST=""
 ARGS=("$@")
 usage() { sed -n '2,/^set -e/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
@@ -89,6 +94,7 @@ while [ $# -gt 0 ]; do
         --nice) NICE="$2"; shift 2 ;;
         --ironswan-encap) ENCAP="$2"; shift 2 ;;
         --logger-drops) LOGGER_DROPS=1; shift ;;
+        --ironswan-workers) WORKERS_LIST="$2"; shift 2 ;;
         -h|--help) usage 0 ;;
         *) echo "unknown argument: $1" >&2; usage 2 ;;
     esac
@@ -121,6 +127,15 @@ want() { local p; for p in "${PATHS[@]}"; do [ "$p" = "$1" ] && return 0; done; 
 if [ "$LOGGER_DROPS" = 1 ]; then
     want ironswan || PATHS+=(ironswan)
     PATHS+=(ironswan-drop ironswan-drop-log)
+fi
+WORKER_PATHS=()
+if [ -n "$WORKERS_LIST" ]; then
+    want ironswan || PATHS+=(ironswan)
+    for n in ${WORKERS_LIST//,/ }; do
+        case "$n" in ''|*[!0-9]*) echo "--ironswan-workers takes numbers (e.g. 1,2)" >&2; exit 2 ;; esac
+        WORKER_PATHS+=("ironswan-w$n")
+    done
+    PATHS+=("${WORKER_PATHS[@]}")
 fi
 
 if [ "$(id -u)" != 0 ]; then
@@ -362,7 +377,7 @@ EOF
         READY[ironswan]=0
     fi
     DAEMONS[ironswan]="$IPSECD_A $IPSECD_B"
-    for p in ironswan-drop ironswan-drop-log; do
+    for p in ironswan-drop ironswan-drop-log "${WORKER_PATHS[@]}"; do
         DST[$p]=10.201.1.2
         DAEMONS[$p]="$IPSECD_A $IPSECD_B"
         READY[$p]=${READY[ironswan]}
@@ -529,6 +544,11 @@ fi
 # ---- measurement ---------------------------------------------------------------------------------
 section "iperf3: $RUNS run(s) of $SECONDS_PER_RUN s per path, single TCP stream, interleaved"
 RESULTS="$OUT/results.tsv"
+START_WORKERS=1
+if [ ${#WORKER_PATHS[@]} -gt 0 ] && [ "${READY[ironswan]:-0}" = 1 ]; then
+    START_WORKERS=$(control "$WORK/control-a.sock" workers | sed -n 's/^ok workers=//p')
+    note "ipsecd started with $START_WORKERS crypto thread(s); worker paths: ${WORKER_PATHS[*]}"
+fi
 printf 'path\trun\tgbps\tdaemon_cpu_pct\tmachine_busy_pct\tretransmits\tiperf3_cpu_pct\n' >"$RESULTS"
 for run in $(seq 1 "$RUNS"); do
     for path in "${PATHS[@]}"; do
@@ -536,6 +556,15 @@ for run in $(seq 1 "$RUNS"); do
         json="$OUT/iperf3-$path-$run.json"
         INJ_PID=
         case "$path" in
+            ironswan|ironswan-w*)
+                if [ ${#WORKER_PATHS[@]} -gt 0 ]; then
+                    n=${path#ironswan-w}
+                    [ "$path" = ironswan ] && n=$START_WORKERS
+                    for side in a b; do
+                        control "$WORK/control-$side.sock" "workers $n" | head -1 | sed "s/^/  $side: workers $n: /"
+                    done
+                fi
+                ;;
             ironswan-drop|ironswan-drop-log)
                 if [ "$path" = ironswan-drop-log ]; then req="logger enable"; else req="logger disable"; fi
                 control "$WORK/control-b.sock" "$req" | head -1 | sed "s/^/  b: $req: /"
@@ -748,7 +777,9 @@ rows = {}
 for line in open(res).read().splitlines()[1:]:
     p, run, g, dcpu, busy, retr, icpu = line.split("\t")
     rows.setdefault(p, []).append((float(g), dcpu, float(busy), int(retr), icpu))
-order = [p for p in ("veth", "ironswan", "ironswan-drop", "ironswan-drop-log", "wireguard-go", "strongswan") if p in rows]
+order = [p for p in ("veth", "ironswan", "ironswan-drop", "ironswan-drop-log") if p in rows]
+order += sorted((p for p in rows if p.startswith("ironswan-w")), key=lambda p: int(p[10:]))
+order += [p for p in ("wireguard-go", "strongswan") if p in rows]
 med = {p: statistics.median(g for g, *_ in rows[p]) for p in order}
 veth = med.get("veth")
 print(f"iperf3 TCP, single stream, {secs} s per run, median of {runs} (interleaved), AES-128-GCM tunnels")

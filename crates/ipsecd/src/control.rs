@@ -16,6 +16,7 @@
 //! | `prop show [NAME[,NAME...]] [PROTO]` | the tunable properties as `ipadm show-prop` shows them: `PROTO PROPERTY PERM CURRENT PERSISTENT DEFAULT POSSIBLE` (see [`crate::props`]) |
 //! | `prop set [-t] NAME=VALUE [PROTO]` | validates and sets a property; without `-t` first writes it to the properties file; `ok NAME=VALUE` |
 //! | `prop reset [-t] NAME [PROTO]` | back to the default (without `-t` also removed from the file) |
+//! | `workers [N]` | the data plane's crypto threads (the data-plane thread included; see [`crate::cryptopool`]): shows them, or sets them to N (1: one phase on the data-plane thread); `ok workers=N` |
 //! | `reload` | what SIGHUP does: re-reads the properties, policy and keys files, all or nothing (see [`crate::reload`]); `ok` + what was loaded, or `error` + why, with nothing changed |
 //! | `natt-relay` | `ok relaying IKE on NAT-T port N`; from then on the connection receives the IKE that peers send to the NAT-T port, as `ike SRC_IP SRC_PORT DST_IP DST_PORT` + newline + message, and may send `send DST_IP DST_PORT [SRC_IP]` + newline + message (no reply unless `error ...`); see [`crate::relay`] |
 //!
@@ -69,6 +70,14 @@ pub fn handle(srv: &mut Server, request: &str, save: &mut dyn FnMut(&Server) -> 
             )
         }
         ["reload"] => crate::reload::run(srv),
+        ["workers"] => format!("ok workers={}", crate::cryptopool::wanted()),
+        ["workers", n] => match n.parse::<usize>().map_err(|e| format!("workers {n:?}: {e}")) {
+            Ok(n) => match crate::cryptopool::request(n) {
+                Ok(()) => format!("ok workers={n}"),
+                Err(e) => format!("error {e}"),
+            },
+            Err(e) => format!("error {e}"),
+        },
         ["save"] => save(srv),
         ["counters"] => counters(srv),
         ["acquire", proto, src, dst] => match acquire(srv, proto, src, dst) {
@@ -76,7 +85,7 @@ pub fn handle(srv: &mut Server, request: &str, save: &mut dyn FnMut(&Server) -> 
             Err(e) => format!("error {e}"),
         },
         _ => format!(
-            "error unknown request {:?} (expected stats, counters, save, reload, policy ..., prop ..., algs show|sync, acquire ah|esp SRC DST, logger ..., or natt-relay)",
+            "error unknown request {:?} (expected stats, counters, save, reload, policy ..., prop ..., algs show|sync, acquire ah|esp SRC DST, logger ..., workers [N], or natt-relay)",
             request.trim()
         ),
     }

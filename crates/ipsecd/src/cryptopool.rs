@@ -9,7 +9,12 @@
 //! committed under the lock again in packet order and everything is emitted in the order it
 //! was read, so the wire order of an SA is the order of its sequence numbers, as with one
 //! thread. The threads are started once (not per batch) and stop when the pool is dropped.
+//!
+//! The number of threads is `--workers` at start; the control request `workers N` changes
+//! it while the daemon runs ([`request`]; the data plane rebuilds its pool between batches),
+//! so that a benchmark can compare settings on the same daemons, run by run.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
@@ -20,6 +25,27 @@ use ipsec_core::PacketBuf;
 type Chunk = Vec<(usize, PacketBuf, CryptoJob)>;
 /// A chunk after its jobs ran.
 type DoneChunk = Vec<(usize, PacketBuf, CryptoDone)>;
+
+/// The number of crypto threads asked for (the data-plane thread included; 1: none).
+static WANTED: AtomicUsize = AtomicUsize::new(1);
+
+/// Asks the data plane for `n` crypto threads (the data-plane thread included), from 1 to
+/// [`MAX_THREADS`].
+pub fn request(n: usize) -> Result<(), String> {
+    if !(1..=MAX_THREADS).contains(&n) {
+        return Err(format!("workers {n}: expected 1 to {MAX_THREADS}"));
+    }
+    WANTED.store(n, Ordering::Relaxed);
+    Ok(())
+}
+
+/// The number of crypto threads asked for.
+pub fn wanted() -> usize {
+    WANTED.load(Ordering::Relaxed)
+}
+
+/// The most crypto threads a data plane runs.
+pub const MAX_THREADS: usize = 64;
 
 /// Below this many jobs in a batch the caller runs them all: waking a thread costs more.
 const MIN_PARALLEL: usize = 4;

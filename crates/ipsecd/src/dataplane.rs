@@ -303,6 +303,7 @@ pub fn start(core: Core, cfg: Config, waker: UnixStream) -> io::Result<Handle> {
     }
     let tun_name = tun.name().to_string();
     let cfg_key_idle = cfg.key_idle;
+    crate::cryptopool::request(cfg.workers.max(1)).map_err(io::Error::other)?;
     let crypto = match cfg.workers {
         0 | 1 => None,
         n => Some(crate::cryptopool::CryptoPool::new(n - 1)?),
@@ -357,6 +358,7 @@ impl Plane {
     fn run(&mut self, stop: &AtomicBool) {
         while !stop.load(Ordering::Relaxed) {
             self.sync_routes();
+            self.sync_workers();
             let mut ready = [false; 8];
             {
                 let mut fds = Vec::with_capacity(8);
@@ -405,6 +407,28 @@ impl Plane {
     }
 
     /// Brings the routes in line with the policy after it changed.
+    /// Follows the number of crypto threads asked for (`workers N` on the control socket).
+    fn sync_workers(&mut self) {
+        let want = crate::cryptopool::wanted();
+        if want == self.crypto.as_ref().map_or(1, |p| p.threads()) {
+            return;
+        }
+        self.crypto = None;
+        if want > 1 {
+            match crate::cryptopool::CryptoPool::new(want - 1) {
+                Ok(p) => self.crypto = Some(p),
+                Err(e) => {
+                    log::error(format_args!("starting {} crypto threads: {e}", want - 1));
+                    let _ = crate::cryptopool::request(1);
+                }
+            }
+        }
+        log::info(format_args!(
+            "data plane crypto on {} thread(s)",
+            self.crypto.as_ref().map_or(1, |p| p.threads())
+        ));
+    }
+
     fn sync_routes(&mut self) {
         let core = Arc::clone(&self.core);
         let nft_guard = crate::persock::nft_guard();

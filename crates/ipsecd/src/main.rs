@@ -101,7 +101,7 @@ struct Args {
     /// Threads running the data plane's crypto (AEAD seal and open), the data-plane thread
     /// included: 1 runs everything on the data-plane thread; N > 1 adds N - 1 crypto
     /// workers while policy, sequence numbers and replay windows stay on the data-plane
-    /// thread in packet order.
+    /// thread in packet order. The control request `workers N` changes it at run time.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     workers: u16,
     /// UDP port for NAT-T (ESP in UDP, RFC 3948); 0 disables it.

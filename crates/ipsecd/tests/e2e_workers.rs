@@ -160,6 +160,9 @@ fn burst_in_order(encap: &str, test: &str) {
         assert!(c.drop_reasons().is_empty(), "{name}: no drops: {c:#?}");
     }
     assert_eq!(cb.get("in_accepted") as usize, seqs.len() + 2, "{cb:#?}");
+    assert_eq!(da.control("workers").trim(), "ok workers=3");
+    assert!(da.control("workers 0").starts_with("error"));
+    assert!(da.control("workers x").starts_with("error"));
     eprintln!(
         "{test}: {} of {COUNT} datagrams in order, {} ESP packets; a: {} crypto jobs, {} on workers; b: {}, {}",
         got.len(),
