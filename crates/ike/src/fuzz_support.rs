@@ -1,0 +1,321 @@
+//! The body of the `ike_message` fuzz target (`fuzz/fuzz_targets/ike_message.rs`) and its
+//! seed messages, kept in the library so that an ordinary test replays the committed fuzz
+//! inputs through the same code.
+//!
+//! [`ike_message`] returns `Err` with a description when an invariant is broken (the fuzz
+//! target then panics); any panic inside is a bug too.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use zeroize::Zeroizing;
+
+use crate::consts::{exchange, flags, notify, payload as pt, protocol, transform};
+use crate::sk::{SkCipher, SkSuite};
+use crate::wire::{
+    parse_chain, Attribute, Auth, CertData, Cp, CpAttribute, Delete, Eap, Encrypted,
+    EncryptedFragment, Header, Id, Message, Notify, Payload, Proposal, TrafficSelector, Transform,
+};
+
+/// The suites the fuzz body tries to open every input with (fixed keys).
+pub const FUZZ_SUITES: [SkSuite; 3] = [
+    SkSuite {
+        encr: 20,
+        key_bits: 128,
+        integ: None,
+    },
+    SkSuite {
+        encr: 12,
+        key_bits: 128,
+        integ: Some(12),
+    },
+    SkSuite {
+        encr: 28,
+        key_bits: 256,
+        integ: None,
+    },
+];
+
+/// The fixed-key cipher the fuzz body and the SK seeds use for `suite`.
+///
+/// # Errors
+/// Only for a suite [`SkCipher`] does not support.
+pub fn fuzz_cipher(suite: SkSuite) -> Result<SkCipher, crate::CryptoError> {
+    let k = suite.key_sizes()?;
+    SkCipher::new(suite, &vec![0x5a; k.encr], &vec![0xa5; k.integ])
+}
+
+/// Parses `data` as an IKE message; a message that parses must emit and re-parse to the
+/// same value. Any SK body is also tried as a plaintext payload chain, and the whole input
+/// is opened with fixed keys for each suite of [`FUZZ_SUITES`] (a successful open must
+/// yield inner payloads that re-emit).
+///
+/// # Errors
+/// A description of the broken invariant.
+pub fn ike_message(data: &[u8]) -> Result<(), String> {
+    if let Ok(m) = Message::parse(data) {
+        let bytes = m
+            .emit()
+            .map_err(|e| format!("parsed message does not emit: {e}"))?;
+        let again =
+            Message::parse(&bytes).map_err(|e| format!("emitted message does not parse: {e}"))?;
+        if again != m {
+            return Err(format!("re-parse differs:\n{m:?}\n{again:?}"));
+        }
+        for p in &m.payloads {
+            if let Payload::Sk(sk) = p {
+                let _ = parse_chain(sk.first, sk.body, 0);
+            }
+        }
+    }
+    for suite in FUZZ_SUITES {
+        let c = fuzz_cipher(suite).map_err(|e| format!("fixed cipher: {e}"))?;
+        let mut plain = Zeroizing::new(Vec::new());
+        if let Ok((_, inner)) = c.open(data, &mut plain) {
+            let mut out = Vec::new();
+            crate::wire::emit_chain(&inner, &mut out)
+                .map_err(|e| format!("decrypted payloads do not emit: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+fn header(exchange: u8, flags: u8, message_id: u32) -> Header {
+    Header {
+        spi_i: *b"\x11\x22\x33\x44\x55\x66\x77\x88",
+        spi_r: if exchange == self::exchange::IKE_SA_INIT && flags & self::flags::RESPONSE == 0 {
+            [0; 8]
+        } else {
+            *b"\x99\xaa\xbb\xcc\xdd\xee\xff\x01"
+        },
+        minor: 0,
+        exchange,
+        flags,
+        message_id,
+    }
+}
+
+const KE_X25519: [u8; 32] = [0x42; 32];
+const NONCE: [u8; 32] = [0x4e; 32];
+
+fn ike_proposal() -> Proposal<'static> {
+    Proposal {
+        num: 1,
+        protocol: protocol::IKE,
+        spi: &[],
+        transforms: vec![
+            Transform {
+                ty: transform::ENCR,
+                id: 20,
+                attributes: vec![Attribute::Tv {
+                    ty: transform::ATTR_KEY_LENGTH,
+                    value: 256,
+                }],
+            },
+            Transform {
+                ty: transform::PRF,
+                id: 5,
+                attributes: vec![],
+            },
+            Transform {
+                ty: transform::DH,
+                id: 31,
+                attributes: vec![],
+            },
+        ],
+    }
+}
+
+/// One payload of every type this codec knows (plus a non-critical unknown one), in an
+/// order that is a valid chain; the SK payload is left out (it must be last).
+#[must_use]
+pub fn every_payload() -> Vec<Payload<'static>> {
+    vec![
+        Payload::Sa(vec![
+            ike_proposal(),
+            Proposal {
+                num: 2,
+                protocol: protocol::ESP,
+                spi: &[1, 2, 3, 4],
+                transforms: vec![
+                    Transform {
+                        ty: transform::ENCR,
+                        id: 12,
+                        attributes: vec![
+                            Attribute::Tv {
+                                ty: transform::ATTR_KEY_LENGTH,
+                                value: 128,
+                            },
+                            Attribute::Tlv {
+                                ty: 99,
+                                value: b"tlv",
+                            },
+                        ],
+                    },
+                    Transform {
+                        ty: transform::INTEG,
+                        id: 12,
+                        attributes: vec![],
+                    },
+                    Transform {
+                        ty: transform::ESN,
+                        id: 0,
+                        attributes: vec![],
+                    },
+                ],
+            },
+        ]),
+        Payload::Ke {
+            group: 31,
+            data: &KE_X25519,
+        },
+        Payload::IdI(Id {
+            id_type: crate::consts::id::FQDN,
+            data: b"alice.example",
+        }),
+        Payload::IdR(Id {
+            id_type: crate::consts::id::IPV4_ADDR,
+            data: &[192, 0, 2, 1],
+        }),
+        Payload::Cert(CertData {
+            encoding: 4,
+            data: b"\x30\x03\x02\x01\x00",
+        }),
+        Payload::CertReq(CertData {
+            encoding: 4,
+            data: &[0xab; 20],
+        }),
+        Payload::Auth(Auth {
+            method: crate::consts::auth::SHARED_KEY_MIC,
+            data: &[0xcd; 32],
+        }),
+        Payload::Nonce(&NONCE),
+        Payload::Notify(Notify {
+            protocol: protocol::ESP,
+            spi: &[9, 9, 9, 9],
+            ty: notify::USE_TRANSPORT_MODE,
+            data: &[],
+        }),
+        Payload::Delete(Delete {
+            protocol: protocol::ESP,
+            spi_size: 4,
+            spis: &[0, 0, 1, 0, 0, 0, 2, 0],
+        }),
+        Payload::Delete(Delete {
+            protocol: protocol::IKE,
+            spi_size: 0,
+            spis: &[],
+        }),
+        Payload::VendorId(b"Ironswan"),
+        Payload::TsI(vec![TrafficSelector {
+            ip_protocol: 0,
+            start_port: 0,
+            end_port: 65535,
+            start: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 0)),
+            end: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 255)),
+        }]),
+        Payload::TsR(vec![
+            TrafficSelector {
+                ip_protocol: 6,
+                start_port: 443,
+                end_port: 443,
+                start: IpAddr::V6(Ipv6Addr::LOCALHOST),
+                end: IpAddr::V6(Ipv6Addr::LOCALHOST),
+            },
+            TrafficSelector {
+                ip_protocol: 17,
+                start_port: 500,
+                end_port: 500,
+                start: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+                end: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+            },
+        ]),
+        Payload::Cp(Cp {
+            cfg_type: 1,
+            attributes: vec![
+                CpAttribute { ty: 1, value: &[] },
+                CpAttribute {
+                    ty: 3,
+                    value: &[192, 0, 2, 53],
+                },
+            ],
+        }),
+        Payload::Eap(Eap {
+            code: 1,
+            identifier: 7,
+            data: &[1],
+        }),
+        Payload::Eap(Eap {
+            code: 3,
+            identifier: 7,
+            data: &[],
+        }),
+        Payload::Unknown {
+            ty: 200,
+            body: b"skip me",
+        },
+    ]
+}
+
+/// The committed seeds of the `ike_message` target: (file stem, bytes).
+///
+/// # Errors
+/// Only if a built-in message cannot be built (a bug).
+pub fn seed_messages() -> Result<Vec<(&'static str, Vec<u8>)>, String> {
+    let e = |x: &dyn std::fmt::Display| x.to_string();
+    let mut v = Vec::new();
+    let init = Message {
+        header: header(exchange::IKE_SA_INIT, flags::INITIATOR, 0),
+        payloads: vec![
+            Payload::Sa(vec![ike_proposal()]),
+            Payload::Ke {
+                group: 31,
+                data: &KE_X25519,
+            },
+            Payload::Nonce(&NONCE),
+            Payload::Notify(Notify {
+                protocol: 0,
+                spi: &[],
+                ty: notify::IKEV2_FRAGMENTATION_SUPPORTED,
+                data: &[],
+            }),
+        ],
+    };
+    v.push(("ike_sa_init_request", init.emit().map_err(|x| e(&x))?));
+    let all = Message {
+        header: header(exchange::INFORMATIONAL, flags::RESPONSE, 1),
+        payloads: every_payload(),
+    };
+    v.push(("every_payload_clear", all.emit().map_err(|x| e(&x))?));
+    for (i, suite) in FUZZ_SUITES.into_iter().enumerate() {
+        let c = fuzz_cipher(suite).map_err(|x| e(&x))?;
+        let iv = vec![0x17; c.iv_len()];
+        let inner = every_payload();
+        let m = c
+            .seal(
+                &header(exchange::IKE_AUTH, flags::INITIATOR, 1),
+                &inner,
+                &iv,
+            )
+            .map_err(|x| e(&x))?;
+        v.push((["sk_gcm", "sk_cbc_sha256", "sk_chacha20"][i], m));
+    }
+    let frag = Message {
+        header: header(exchange::IKE_AUTH, flags::INITIATOR, 1),
+        payloads: vec![Payload::Skf(EncryptedFragment {
+            first: pt::IDI,
+            number: 1,
+            total: 2,
+            body: &[0x33; 48],
+        })],
+    };
+    v.push(("skf_first_of_two", frag.emit().map_err(|x| e(&x))?));
+    let sk_plain = Message {
+        header: header(exchange::INFORMATIONAL, 0, 2),
+        payloads: vec![Payload::Sk(Encrypted {
+            first: pt::NONE,
+            body: &[0; 40],
+        })],
+    };
+    v.push(("sk_empty_inner", sk_plain.emit().map_err(|x| e(&x))?));
+    Ok(v)
+}

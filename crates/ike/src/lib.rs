@@ -1,0 +1,42 @@
+//! Ironswan's sans-IO IKEv2 core (RFC 7296).
+//!
+//! This crate holds what an IKEv2 daemon computes, with no sockets, threads or clock
+//! reads: time and randomness are inputs supplied by the caller.
+//!
+//! ```text
+//!   UDP datagram ──> wire::Message::parse ──> header + payloads (SK still sealed)
+//!                                                 │
+//!                     sk::SkCipher::open  <───────┘   (keys from keys::IkeKeys)
+//!                                                 │
+//!                     wire::parse_chain   ──> inner payloads
+//!
+//!   dh::KeyShare (random in) ──> g^ir ──> keys::IkeKeys::derive (prf, prf+, §2.14)
+//!                                           └─> keys::child_keymat (§2.17)
+//! ```
+//!
+//! * [`wire`]: every RFC 7296 payload and the RFC 7383 fragment payload; zero-copy
+//!   parsing with errors that name the structure and offset, and emission.
+//! * [`prf`]: PRF_HMAC_SHA2_256/384/512 and prf+ (§2.13).
+//! * [`keys`]: SKEYSEED and the seven IKE SA keys (§2.14), rekeyed SKEYSEED (§2.18) and
+//!   Child SA KEYMAT (§2.17).
+//! * [`dh`]: key exchange groups 14 (MODP 2048), 19 and 20 (ECP 256/384) and 31
+//!   (Curve25519) with the RFC 6989 checks of every peer public value.
+//! * [`sk`]: the Encrypted payload (§3.14) with AES-GCM-16 (RFC 5282), AES-CBC with
+//!   HMAC-SHA2 (RFC 4868) and ChaCha20-Poly1305 (RFC 7634).
+//!
+//! Not here (yet): the exchange state machines, cookies, NAT detection, fragmentation and
+//! reassembly of SK payloads, certificate authentication, and the daemon. IKEv1 is never
+//! spoken: [`wire::Header::parse`] reports major version 1 as [`ParseError::IkeV1`].
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod consts;
+pub mod dh;
+mod error;
+pub mod fuzz_support;
+pub mod keys;
+pub mod prf;
+pub mod sk;
+pub mod wire;
+
+pub use error::{CryptoError, EmitError, ParseError};
