@@ -8,7 +8,7 @@
 //!                                                 │
 //!                     sk::SkCipher::open  <───────┘   (keys from keys::IkeKeys)
 //!                                                 │
-//!                     wire::parse_chain   ──> inner payloads
+//!                     wire::parse_chain   ──> inner payloads ──> sa::* state ──> Step
 //!
 //!   dh::KeyShare (random in) ──> g^ir ──> keys::IkeKeys::derive (prf, prf+, §2.14)
 //!                                           └─> keys::child_keymat (§2.17)
@@ -23,10 +23,14 @@
 //!   (Curve25519) with the RFC 6989 checks of every peer public value.
 //! * [`sk`]: the Encrypted payload (§3.14) with AES-GCM-16 (RFC 5282), AES-CBC with
 //!   HMAC-SHA2 (RFC 4868) and ChaCha20-Poly1305 (RFC 7634).
+//! * [`sa`]: the IKE_SA_INIT and IKE_AUTH exchanges with PSK authentication (§2.15), one
+//!   type per state, window size 1, initiator retransmission with exponential back-off,
+//!   responder answers from its cache.
 //!
-//! Not here (yet): the exchange state machines, cookies, NAT detection, fragmentation and
-//! reassembly of SK payloads, certificate authentication, and the daemon. IKEv1 is never
-//! spoken: [`wire::Header::parse`] reports major version 1 as [`ParseError::IkeV1`].
+//! Not here (yet): CREATE_CHILD_SA and INFORMATIONAL, cookies, NAT detection,
+//! fragmentation and reassembly of SK payloads, certificate authentication,
+//! traffic-selector narrowing, and the daemon. IKEv1 is never spoken:
+//! [`wire::Header::parse`] reports major version 1 as [`ParseError::IkeV1`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -36,6 +40,7 @@ mod error;
 pub mod fuzz_support;
 pub mod keys;
 pub mod prf;
+pub mod sa;
 pub mod sk;
 pub mod wire;
 

@@ -62,7 +62,7 @@ impl PrfAlg {
         }
     }
 
-    /// prf(key, parts[0] | parts[1] | ...).
+    /// `prf(key, parts[0] | parts[1] | ...)`.
     #[must_use]
     pub fn prf(self, key: &[u8], parts: &[&[u8]]) -> Zeroizing<Vec<u8>> {
         let k = hmac::Key::new(self.hmac(), key);

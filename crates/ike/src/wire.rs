@@ -14,7 +14,7 @@
 //!  SK plaintext (see crate::sk) --> parse_chain(first, bytes) --> [Payload]
 //! ```
 //!
-//! Parsing never panics: every read goes through a bounded [`Reader`], and each error
+//! Parsing never panics: every read goes through a bounded cursor (`Reader`), and each error
 //! names the structure and byte offset ([`ParseError`]). An unknown payload type is
 //! skipped when its critical bit is clear and fails the whole message when it is set.
 
@@ -168,6 +168,16 @@ impl Header {
                 m => return Err(ParseError::UnsupportedMajorVersion(m)),
             }
         }
+        Self::parse_any_version(buf)
+    }
+
+    /// Reads the header fields whatever the major version (the minor version is kept,
+    /// the major dropped): enough to address an error notification such as
+    /// INVALID_MAJOR_VERSION to the sender. Returns the header, Next Payload and Length.
+    ///
+    /// # Errors
+    /// [`ParseError::Truncated`] for fewer than 28 bytes.
+    pub fn parse_any_version(buf: &[u8]) -> Result<(Self, u8, u32), ParseError> {
         let mut r = Reader::new(buf, 0);
         let mut spi_i = [0u8; 8];
         spi_i.copy_from_slice(r.take(8, "IKE header")?);

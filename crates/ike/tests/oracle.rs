@@ -305,3 +305,52 @@ fn sk_payloads_interoperate_with_the_oracle() {
         }
     }
 }
+
+#[test]
+fn psk_auth_matches_the_oracle() {
+    use ike::sa::verify_psk_auth;
+    use ike::wire::{Auth, Id};
+    let mut o = Oracle::start();
+    let mut rng = Rng(0xa117_0000_0000_0005);
+    for prf in PRFS {
+        for _ in 0..4 {
+            let n = rng.range(100, 600);
+            let msg = rng.bytes(n);
+            let nonce = rng.bytes(32);
+            let sk_p = rng.bytes(prf.output_len());
+            let psk = rng.bytes(20);
+            let id_data = rng.bytes(13);
+            let want = o.call(&json!({
+                "op": "psk_auth", "prf": prf_name(prf), "sk_p": h(&sk_p), "id_type": 2,
+                "id": h(&id_data), "psk": h(&psk), "msg": h(&msg), "nonce": h(&nonce),
+            }));
+            let value = hex::decode(want["auth"].as_str().unwrap()).unwrap();
+            let id = Id {
+                id_type: 2,
+                data: &id_data,
+            };
+            let auth = Auth {
+                method: 2,
+                data: &value,
+            };
+            assert!(verify_psk_auth(prf, &psk, &msg, &nonce, &sk_p, &id, &auth).is_ok());
+            // One bit off anywhere fails.
+            let mut bad = value.clone();
+            bad[0] ^= 1;
+            let auth = Auth {
+                method: 2,
+                data: &bad,
+            };
+            assert!(verify_psk_auth(prf, &psk, &msg, &nonce, &sk_p, &id, &auth).is_err());
+            let other = Id {
+                id_type: 3,
+                data: &id_data,
+            };
+            let auth = Auth {
+                method: 2,
+                data: &value,
+            };
+            assert!(verify_psk_auth(prf, &psk, &msg, &nonce, &sk_p, &other, &auth).is_err());
+        }
+    }
+}

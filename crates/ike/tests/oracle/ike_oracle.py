@@ -65,6 +65,17 @@ def rekey(r):
     return {"skeyseed": prf(alg, bytes.fromhex(r["sk_d"]), data).hex()}
 
 
+def psk_auth(r):
+    """RFC 7296 section 2.15: AUTH = prf(prf(Shared Secret, "Key Pad for IKEv2"),
+    RealMessage | NonceData | prf(SK_p, IDType | RESERVED | IDData))."""
+    alg = r["prf"]
+    maced_id = prf(alg, bytes.fromhex(r["sk_p"]),
+                   bytes([r["id_type"], 0, 0, 0]) + bytes.fromhex(r["id"]))
+    key = prf(alg, bytes.fromhex(r["psk"]), b"Key Pad for IKEv2")
+    octets = bytes.fromhex(r["msg"]) + bytes.fromhex(r["nonce"]) + maced_id
+    return {"auth": prf(alg, key, octets).hex()}
+
+
 def floor_pi_times_2_pow(k):
     """floor(2^k * pi) by Machin's formula in binary fixed point with guard bits."""
     guard = 64
@@ -166,7 +177,7 @@ def info(_r):
     return {"cryptography": have}
 
 
-OPS = {"ike_keys": ike_keys, "child": child, "rekey": rekey, "modp": modp,
+OPS = {"ike_keys": ike_keys, "child": child, "rekey": rekey, "modp": modp, "psk_auth": psk_auth,
        "sk_seal": sk_seal, "sk_open": sk_open, "info": info}
 
 for line in sys.stdin:

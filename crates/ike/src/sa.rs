@@ -1,0 +1,1254 @@
+//! The IKE_SA_INIT and IKE_AUTH exchanges with pre-shared-key authentication
+//! (RFC 7296 §1.2, §2.15), one type per exchange state.
+//!
+//! ```text
+//!  initiator                                         responder
+//!  ExpectSaInitResp::start ── HDR, SAi1, KEi, Ni ──> respond_sa_init
+//!                          <── HDR, SAr1, KEr, Nr ──  -> ExpectAuthReq
+//!  -> ExpectAuthResp       ── HDR, SK{IDi, AUTH, SAi2, TSi, TSr} ──>
+//!                          <── HDR, SK{IDr, AUTH, SAr2, TSi, TSr} ── -> Established
+//!  -> Established
+//! ```
+//!
+//! Each state is a value: `handle` consumes it and returns a [`Step`]: the same state
+//! (a dropped or retransmitted message, possibly with a reply), the next state, or a
+//! failure. [`Established`] can only be built with an [`AuthVerified`] proof, which only
+//! the AUTH check makes, so no Child SA keys leave this module before the peer's
+//! authentication has been verified.
+//!
+//! Reliability (RFC 7296 §2.1–§2.3): window size 1 (one request outstanding; the responder
+//! accepts only the next message ID). Only the initiator retransmits, with exponential
+//! back-off, and each retransmission is the stored request, bit for bit. The responder
+//! keeps its last response and sends it again only when the same request arrives again.
+//!
+//! Time and randomness are inputs (`now`, [`Random`]). Not here yet: cookies, NAT
+//! detection, fragmentation, INITIAL_CONTACT, traffic-selector narrowing (the responder
+//! requires the proposed selectors to equal its configuration), certificates,
+//! CREATE_CHILD_SA and INFORMATIONAL.
+
+use core::fmt;
+use std::time::{Duration, Instant};
+
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::consts::{exchange, flags, notify, payload as pt, protocol, transform};
+use crate::dh::{Group, KeyShare};
+use crate::error::{CryptoError, ParseError};
+use crate::keys::{child_keys, ChildKeys, IkeKeys};
+use crate::prf::PrfAlg;
+use crate::sk::{SkCipher, SkSuite};
+use crate::wire::{
+    Attribute, Auth, Header, Id, Message, Notify, Payload, Proposal, TrafficSelector, Transform,
+};
+
+/// A source of cryptographic randomness supplied by the caller.
+pub trait Random {
+    /// Fills `out` with random bytes.
+    fn fill(&mut self, out: &mut [u8]);
+}
+
+/// Nonce length we send (RFC 7296 §2.10: at least half the PRF key size, 16..=256).
+const NONCE_LEN: usize = 32;
+
+/// The PSK pad string of RFC 7296 §2.15.
+const KEY_PAD: &[u8] = b"Key Pad for IKEv2";
+
+/// Retransmission policy of the initiator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backoff {
+    /// Wait before the first retransmission; each later wait doubles.
+    pub first: Duration,
+    /// Sends of one request in all (the first included) before giving up.
+    pub max_sends: u32,
+}
+
+impl Default for Backoff {
+    /// 0.5 s doubling, 7 sends: the last retransmission goes out after 31.5 s and the
+    /// exchange fails 63.5 s after the first send.
+    fn default() -> Self {
+        Self {
+            first: Duration::from_millis(500),
+            max_sends: 7,
+        }
+    }
+}
+
+/// An identity (RFC 7296 §3.5) owned by the configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Identity {
+    /// ID type (see [`crate::consts::id`]).
+    pub id_type: u8,
+    /// Identification data.
+    pub data: Vec<u8>,
+}
+
+impl Identity {
+    fn as_id(&self) -> Id<'_> {
+        Id {
+            id_type: self.id_type,
+            data: &self.data,
+        }
+    }
+}
+
+/// The ESP transforms of the Child SA made with the IKE SA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ChildSuite {
+    /// ENCR transform ID.
+    pub encr: u16,
+    /// Cipher key length in bits (sent as the Key Length attribute).
+    pub key_bits: u16,
+    /// INTEG transform ID, `None` with an AEAD cipher.
+    pub integ: Option<u16>,
+}
+
+/// One side's configuration of an IKE SA with PSK authentication.
+#[derive(Clone)]
+pub struct IkeConfig {
+    /// SK payload protection.
+    pub suite: SkSuite,
+    /// PRF.
+    pub prf: PrfAlg,
+    /// Key exchange group.
+    pub group: Group,
+    /// Child SA transforms.
+    pub child: ChildSuite,
+    /// Our identity.
+    pub local_id: Identity,
+    /// The identity the peer must show (`None`: any).
+    pub remote_id: Option<Identity>,
+    /// The pre-shared key.
+    pub psk: Zeroizing<Vec<u8>>,
+    /// Our side's traffic selectors.
+    pub ts_local: Vec<TrafficSelector>,
+    /// The peer's side's traffic selectors.
+    pub ts_remote: Vec<TrafficSelector>,
+    /// Initiator retransmission policy.
+    pub backoff: Backoff,
+}
+
+impl fmt::Debug for IkeConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IkeConfig")
+            .field("suite", &self.suite)
+            .field("prf", &self.prf)
+            .field("group", &self.group)
+            .field("child", &self.child)
+            .field("local_id", &self.local_id)
+            .field("remote_id", &self.remote_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why an exchange failed or a message was dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IkeError {
+    /// The message does not parse.
+    Parse(ParseError),
+    /// Decryption, integrity or key exchange failed.
+    Crypto(CryptoError),
+    /// A message of the wrong exchange, direction, SPI or message ID.
+    Unexpected(&'static str),
+    /// A payload the exchange requires is missing (or appears twice).
+    MissingPayload(&'static str),
+    /// No acceptable proposal (NO_PROPOSAL_CHOSEN).
+    NoProposalChosen,
+    /// The KE payload is not of the selected group (INVALID_KE_PAYLOAD); the group wanted.
+    InvalidKePayload(u16),
+    /// The peer's AUTH payload does not verify, or its identity is not the expected one.
+    AuthenticationFailed,
+    /// The proposed traffic selectors are not acceptable (TS_UNACCEPTABLE).
+    TsUnacceptable,
+    /// The peer answered with this error notification.
+    PeerNotify(u16),
+    /// No response after the last retransmission.
+    Timeout,
+}
+
+impl fmt::Display for IkeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Parse(e) => write!(f, "malformed message: {e}"),
+            Self::Crypto(e) => write!(f, "{e}"),
+            Self::Unexpected(w) => write!(f, "unexpected message: {w}"),
+            Self::MissingPayload(w) => write!(f, "missing or duplicated {w} payload"),
+            Self::NoProposalChosen => f.write_str("no proposal chosen"),
+            Self::InvalidKePayload(g) => write!(f, "invalid KE payload: group {g} wanted"),
+            Self::AuthenticationFailed => f.write_str("authentication failed"),
+            Self::TsUnacceptable => f.write_str("traffic selectors unacceptable"),
+            Self::PeerNotify(n) => write!(f, "peer sent error notification {n}"),
+            Self::Timeout => f.write_str("no response after the last retransmission"),
+        }
+    }
+}
+
+impl std::error::Error for IkeError {}
+
+impl From<ParseError> for IkeError {
+    fn from(e: ParseError) -> Self {
+        Self::Parse(e)
+    }
+}
+
+impl From<CryptoError> for IkeError {
+    fn from(e: CryptoError) -> Self {
+        Self::Crypto(e)
+    }
+}
+
+/// The result of handing a datagram to a state.
+#[derive(Debug)]
+#[must_use]
+pub enum Step<S, N> {
+    /// The state is unchanged: the datagram was dropped (`dropped` says why) or was a
+    /// retransmitted request answered from the cache (`reply`).
+    Stay {
+        /// The unchanged state.
+        state: S,
+        /// A cached response to send again.
+        reply: Option<Vec<u8>>,
+        /// Why the datagram was dropped, if it was.
+        dropped: Option<IkeError>,
+    },
+    /// The exchange moved on.
+    Next {
+        /// The new state.
+        state: N,
+        /// The message to send (the next request, or the response).
+        reply: Option<Vec<u8>>,
+    },
+    /// The SA failed; `reply` is an error notification to send, if any.
+    Failed {
+        /// Why.
+        error: IkeError,
+        /// The notification to send.
+        reply: Option<Vec<u8>>,
+    },
+}
+
+fn stay<S, N>(state: S, why: IkeError) -> Step<S, N> {
+    Step::Stay {
+        state,
+        reply: None,
+        dropped: Some(why),
+    }
+}
+
+/// Proof that the peer's AUTH payload verified. Only [`verify_psk_auth`] makes one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthVerified(());
+
+/// A request waiting for its response, with its retransmission schedule.
+#[derive(Debug, Clone)]
+struct Pending {
+    packet: Vec<u8>,
+    sends: u32,
+    interval: Duration,
+    next: Instant,
+}
+
+impl Pending {
+    fn new(packet: Vec<u8>, now: Instant, b: Backoff) -> Self {
+        Self {
+            packet,
+            sends: 1,
+            interval: b.first,
+            next: now + b.first,
+        }
+    }
+
+    /// The retransmission due at `now`, if any (spurious calls are no-ops).
+    fn on_timeout(&mut self, now: Instant, b: Backoff) -> Result<Option<&[u8]>, IkeError> {
+        if now < self.next {
+            return Ok(None);
+        }
+        if self.sends >= b.max_sends {
+            return Err(IkeError::Timeout);
+        }
+        self.sends += 1;
+        self.interval = self.interval.saturating_mul(2);
+        self.next = now + self.interval;
+        Ok(Some(&self.packet))
+    }
+}
+
+fn random_vec(rng: &mut dyn Random, n: usize) -> Zeroizing<Vec<u8>> {
+    let mut v = Zeroizing::new(vec![0u8; n]);
+    rng.fill(&mut v);
+    v
+}
+
+fn key_share(group: Group, rng: &mut dyn Random) -> Result<KeyShare, IkeError> {
+    // A rejected draw (probability below 2^-32) is retried with fresh bytes.
+    for _ in 0..4 {
+        let r = random_vec(rng, group.random_len());
+        match KeyShare::new(group, &r) {
+            Ok(k) => return Ok(k),
+            Err(CryptoError::BadRandom) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(CryptoError::BadRandom.into())
+}
+
+fn spi8(rng: &mut dyn Random) -> [u8; 8] {
+    let mut s = [0u8; 8];
+    while s == [0; 8] {
+        rng.fill(&mut s);
+    }
+    s
+}
+
+fn spi4(rng: &mut dyn Random) -> [u8; 4] {
+    // SPIs 0..=255 are reserved for IANA (RFC 4303 §2.1).
+    let mut s = [0u8; 4];
+    while u32::from_be_bytes(s) < 256 {
+        rng.fill(&mut s);
+    }
+    s
+}
+
+fn key_length(bits: u16) -> Vec<Attribute<'static>> {
+    vec![Attribute::Tv {
+        ty: transform::ATTR_KEY_LENGTH,
+        value: bits,
+    }]
+}
+
+/// The encryption transform with a Key Length attribute, except for ChaCha20-Poly1305,
+/// whose key size is fixed and which takes no attribute (RFC 7634 §3).
+fn encr_transform(id: u16, key_bits: u16) -> Transform<'static> {
+    Transform {
+        ty: transform::ENCR,
+        id,
+        attributes: if id == 28 {
+            vec![]
+        } else {
+            key_length(key_bits)
+        },
+    }
+}
+
+fn plain(ty: u8, id: u16) -> Transform<'static> {
+    Transform {
+        ty,
+        id,
+        attributes: vec![],
+    }
+}
+
+fn ike_proposal(cfg: &IkeConfig, num: u8) -> Proposal<'static> {
+    let mut t = vec![encr_transform(cfg.suite.encr, cfg.suite.key_bits)];
+    t.push(plain(transform::PRF, cfg.prf.id()));
+    if let Some(i) = cfg.suite.integ {
+        t.push(plain(transform::INTEG, i));
+    }
+    t.push(plain(transform::DH, cfg.group.id()));
+    Proposal {
+        num,
+        protocol: protocol::IKE,
+        spi: &[],
+        transforms: t,
+    }
+}
+
+fn esp_proposal<'a>(c: &ChildSuite, spi: &'a [u8], num: u8) -> Proposal<'a> {
+    let mut t = vec![encr_transform(c.encr, c.key_bits)];
+    if let Some(i) = c.integ {
+        t.push(plain(transform::INTEG, i));
+    }
+    t.push(plain(transform::ESN, 0));
+    Proposal {
+        num,
+        protocol: protocol::ESP,
+        spi,
+        transforms: t,
+    }
+}
+
+/// Whether `p` offers exactly one transform of each type we need, with our values among
+/// them: the proposal is acceptable if, for each transform type we use, one of its
+/// transforms of that type is ours, and it offers no transform type we do not use.
+fn offers(p: &Proposal<'_>, wanted: &[Transform<'_>]) -> bool {
+    let types_ok = p
+        .transforms
+        .iter()
+        .all(|t| wanted.iter().any(|w| w.ty == t.ty));
+    let each = wanted.iter().all(|w| {
+        p.transforms
+            .iter()
+            .any(|t| t.ty == w.ty && t.id == w.id && t.key_length() == w.key_length())
+    });
+    types_ok && each
+}
+
+/// Whether `p` (a single-transform-per-type answer) is exactly `wanted`.
+fn chosen_is(p: &Proposal<'_>, wanted: &Proposal<'_>) -> bool {
+    p.protocol == wanted.protocol
+        && p.transforms.len() == wanted.transforms.len()
+        && offers(p, &wanted.transforms)
+}
+
+/// The AUTH payload value for a PSK (RFC 7296 §2.15):
+/// `prf(prf(PSK, "Key Pad for IKEv2"), RealMessage | Nonce | prf(SK_p, ID body))`.
+fn psk_auth(
+    prf: PrfAlg,
+    psk: &[u8],
+    real_message: &[u8],
+    peer_nonce: &[u8],
+    sk_p: &[u8],
+    id: &Id<'_>,
+) -> Zeroizing<Vec<u8>> {
+    let maced_id = prf.prf(sk_p, &[&[id.id_type, 0, 0, 0], id.data]);
+    let key = prf.prf(psk, &[KEY_PAD]);
+    prf.prf(&key, &[real_message, peer_nonce, &maced_id])
+}
+
+/// Checks a peer's PSK AUTH payload in constant time.
+///
+/// # Errors
+/// [`IkeError::AuthenticationFailed`] for another method or a wrong value.
+pub fn verify_psk_auth(
+    prf: PrfAlg,
+    psk: &[u8],
+    real_message: &[u8],
+    peer_nonce: &[u8],
+    sk_p: &[u8],
+    id: &Id<'_>,
+    auth: &Auth<'_>,
+) -> Result<AuthVerified, IkeError> {
+    if auth.method != crate::consts::auth::SHARED_KEY_MIC {
+        return Err(IkeError::AuthenticationFailed);
+    }
+    let want = psk_auth(prf, psk, real_message, peer_nonce, sk_p, id);
+    if want.len() == auth.data.len() && bool::from(want.ct_eq(auth.data)) {
+        Ok(AuthVerified(()))
+    } else {
+        Err(IkeError::AuthenticationFailed)
+    }
+}
+
+/// Finds the peer's ID payload (`id_ty`: IDi or IDr) and AUTH payload, verifies the AUTH
+/// value over `real_message | nonce | prf(sk_p, ID)` and checks the identity against the
+/// configuration.
+fn authenticate_peer(
+    cfg: &IkeConfig,
+    inner: &[Payload<'_>],
+    id_ty: u8,
+    real_message: &[u8],
+    nonce: &[u8],
+    sk_p: &[u8],
+) -> Result<AuthVerified, IkeError> {
+    let id = match one(inner, id_ty, "ID")? {
+        Payload::IdI(id) | Payload::IdR(id) => id,
+        _ => return Err(IkeError::MissingPayload("ID")),
+    };
+    let Payload::Auth(auth) = one(inner, pt::AUTH, "AUTH")? else {
+        return Err(IkeError::MissingPayload("AUTH"));
+    };
+    let proof = verify_psk_auth(cfg.prf, &cfg.psk, real_message, nonce, sk_p, id, auth)?;
+    match &cfg.remote_id {
+        Some(want) if want.as_id() != *id => Err(IkeError::AuthenticationFailed),
+        _ => Ok(proof),
+    }
+}
+
+/// The TSi and TSr payloads (exactly one of each).
+fn selectors<'m>(
+    inner: &'m [Payload<'_>],
+) -> Result<(&'m Vec<TrafficSelector>, &'m Vec<TrafficSelector>), IkeError> {
+    match (one(inner, pt::TSI, "TSi")?, one(inner, pt::TSR, "TSr")?) {
+        (Payload::TsI(i), Payload::TsR(r)) => Ok((i, r)),
+        _ => Err(IkeError::MissingPayload("TS")),
+    }
+}
+
+/// The only payload of type `ty`, if there is exactly one.
+fn one<'m, 'a>(
+    ps: &'m [Payload<'a>],
+    ty: u8,
+    name: &'static str,
+) -> Result<&'m Payload<'a>, IkeError> {
+    let mut it = ps.iter().filter(|p| p.ty() == ty);
+    match (it.next(), it.next()) {
+        (Some(p), None) => Ok(p),
+        _ => Err(IkeError::MissingPayload(name)),
+    }
+}
+
+fn error_notify(ps: &[Payload<'_>]) -> Option<u16> {
+    ps.iter().find_map(|p| match p {
+        Payload::Notify(n) if n.ty < 16384 => Some(n.ty),
+        _ => None,
+    })
+}
+
+fn header(spi_i: [u8; 8], spi_r: [u8; 8], ex: u8, fl: u8, message_id: u32) -> Header {
+    Header {
+        spi_i,
+        spi_r,
+        minor: 0,
+        exchange: ex,
+        flags: fl,
+        message_id,
+    }
+}
+
+fn notify_payload(ty: u16, data: &[u8]) -> Payload<'_> {
+    Payload::Notify(Notify {
+        protocol: 0,
+        spi: &[],
+        ty,
+        data,
+    })
+}
+
+/// Keys of one IKE SA in one role: the ciphers for each direction.
+struct Ciphers {
+    out: SkCipher,
+    inp: SkCipher,
+}
+
+impl Ciphers {
+    fn new(suite: SkSuite, k: &IkeKeys, initiator: bool) -> Result<Self, IkeError> {
+        let i = SkCipher::new(suite, &k.sk_ei, &k.sk_ai)?;
+        let r = SkCipher::new(suite, &k.sk_er, &k.sk_ar)?;
+        Ok(if initiator {
+            Self { out: i, inp: r }
+        } else {
+            Self { out: r, inp: i }
+        })
+    }
+
+    fn seal(
+        &self,
+        h: &Header,
+        inner: &[Payload<'_>],
+        rng: &mut dyn Random,
+    ) -> Result<Vec<u8>, IkeError> {
+        let iv = random_vec(rng, self.out.iv_len());
+        Ok(self.out.seal(h, inner, &iv)?)
+    }
+}
+
+impl fmt::Debug for Ciphers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ciphers").finish_non_exhaustive()
+    }
+}
+
+fn derive(
+    cfg: &IkeConfig,
+    share: &KeyShare,
+    peer_ke: &[u8],
+    ni: &[u8],
+    nr: &[u8],
+    spi_i: &[u8; 8],
+    spi_r: &[u8; 8],
+) -> Result<IkeKeys, IkeError> {
+    let gir = share.agree(peer_ke)?;
+    Ok(IkeKeys::derive(
+        cfg.prf,
+        ni,
+        nr,
+        &gir,
+        spi_i,
+        spi_r,
+        cfg.suite.key_sizes()?,
+    )?)
+}
+
+fn child_sizes(c: &ChildSuite) -> Result<crate::keys::KeySizes, IkeError> {
+    SkSuite {
+        encr: c.encr,
+        key_bits: c.key_bits,
+        integ: c.integ,
+    }
+    .key_sizes()
+    .map_err(IkeError::from)
+}
+
+/// A Child SA pair negotiated by IKE_AUTH.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildSa {
+    /// The SPI the initiator chose: the initiator's inbound ESP SA (responder to initiator).
+    pub spi_i: [u8; 4],
+    /// The SPI the responder chose: the responder's inbound ESP SA (initiator to responder).
+    pub spi_r: [u8; 4],
+    /// The transforms.
+    pub suite: ChildSuite,
+    /// The keys (RFC 7296 §2.17).
+    pub keys: ChildKeys,
+    /// Initiator-side selectors.
+    pub ts_i: Vec<TrafficSelector>,
+    /// Responder-side selectors.
+    pub ts_r: Vec<TrafficSelector>,
+}
+
+// ------------------------------------------------------------------------------------------
+// Initiator
+// ------------------------------------------------------------------------------------------
+
+/// Initiator, IKE_SA_INIT request sent.
+#[derive(Debug)]
+pub struct ExpectSaInitResp {
+    cfg: IkeConfig,
+    spi_i: [u8; 8],
+    share: KeyShare,
+    ni: Zeroizing<Vec<u8>>,
+    pending: Pending,
+}
+
+impl ExpectSaInitResp {
+    /// Builds the IKE_SA_INIT request (take it with [`ExpectSaInitResp::request`] and send it).
+    ///
+    /// # Errors
+    /// Only for a configuration this crate cannot run.
+    pub fn start(cfg: IkeConfig, now: Instant, rng: &mut dyn Random) -> Result<Self, IkeError> {
+        cfg.suite.key_sizes()?;
+        child_sizes(&cfg.child)?;
+        let spi_i = spi8(rng);
+        let share = key_share(cfg.group, rng)?;
+        let ni = random_vec(rng, NONCE_LEN);
+        let msg = Message {
+            header: header(spi_i, [0; 8], exchange::IKE_SA_INIT, flags::INITIATOR, 0),
+            payloads: vec![
+                Payload::Sa(vec![ike_proposal(&cfg, 1)]),
+                Payload::Ke {
+                    group: cfg.group.id(),
+                    data: share.public(),
+                },
+                Payload::Nonce(&ni),
+            ],
+        };
+        let packet = msg
+            .emit()
+            .map_err(|_| IkeError::Unexpected("IKE_SA_INIT request cannot be encoded"))?;
+        let pending = Pending::new(packet, now, cfg.backoff);
+        Ok(Self {
+            cfg,
+            spi_i,
+            share,
+            ni,
+            pending,
+        })
+    }
+
+    /// The request as first sent (RealMessage1).
+    #[must_use]
+    pub fn request(&self) -> &[u8] {
+        &self.pending.packet
+    }
+
+    /// When [`ExpectSaInitResp::handle_timeout`] is next due.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Instant {
+        self.pending.next
+    }
+
+    /// The retransmission due at `now` (the same bytes as the first send), if any.
+    ///
+    /// # Errors
+    /// [`IkeError::Timeout`] after the last retransmission went unanswered.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<Option<&[u8]>, IkeError> {
+        self.pending.on_timeout(now, self.cfg.backoff)
+    }
+
+    /// Handles a datagram that may be the IKE_SA_INIT response.
+    pub fn handle(
+        self,
+        datagram: &[u8],
+        now: Instant,
+        rng: &mut dyn Random,
+    ) -> Step<Self, ExpectAuthResp> {
+        let m = match Message::parse(datagram) {
+            Ok(m) => m,
+            Err(e) => return stay(self, e.into()),
+        };
+        let h = m.header;
+        if h.exchange != exchange::IKE_SA_INIT
+            || !h.is_response()
+            || h.is_initiator()
+            || h.message_id != 0
+            || h.spi_i != self.spi_i
+        {
+            return stay(self, IkeError::Unexpected("not our IKE_SA_INIT response"));
+        }
+        // Unprotected error notifications end the attempt (RFC 7296 §2.21.1).
+        if let Some(n) = error_notify(&m.payloads) {
+            return Step::Failed {
+                error: IkeError::PeerNotify(n),
+                reply: None,
+            };
+        }
+        match self.accept_init_response(&m, datagram, now, rng) {
+            Ok(next) => {
+                let reply = Some(next.pending.packet.clone());
+                Step::Next { state: next, reply }
+            }
+            Err(e) => Step::Failed {
+                error: e,
+                reply: None,
+            },
+        }
+    }
+
+    fn accept_init_response(
+        &self,
+        m: &Message<'_>,
+        datagram: &[u8],
+        now: Instant,
+        rng: &mut dyn Random,
+    ) -> Result<ExpectAuthResp, IkeError> {
+        let cfg = &self.cfg;
+        let spi_r = m.header.spi_r;
+        if spi_r == [0; 8] {
+            return Err(IkeError::Unexpected("responder SPI zero"));
+        }
+        let Payload::Sa(props) = one(&m.payloads, pt::SA, "SA")? else {
+            return Err(IkeError::MissingPayload("SA"));
+        };
+        let ours = ike_proposal(cfg, 1);
+        match props.as_slice() {
+            [p] if p.num == 1 && chosen_is(p, &ours) => {}
+            _ => return Err(IkeError::NoProposalChosen),
+        }
+        let Payload::Ke { group, data } = one(&m.payloads, pt::KE, "KE")? else {
+            return Err(IkeError::MissingPayload("KE"));
+        };
+        if *group != cfg.group.id() {
+            return Err(IkeError::InvalidKePayload(cfg.group.id()));
+        }
+        let Payload::Nonce(nr) = one(&m.payloads, pt::NONCE, "Nonce")? else {
+            return Err(IkeError::MissingPayload("Nonce"));
+        };
+        if !(16..=256).contains(&nr.len()) {
+            return Err(IkeError::Unexpected("nonce length outside 16..=256"));
+        }
+        let keys = derive(cfg, &self.share, data, &self.ni, nr, &self.spi_i, &spi_r)?;
+        let ciphers = Ciphers::new(cfg.suite, &keys, true)?;
+
+        // IKE_AUTH request: SK{IDi, AUTH, SAi2, TSi, TSr}.
+        let idi = cfg.local_id.as_id();
+        let auth = psk_auth(cfg.prf, &cfg.psk, self.request(), nr, &keys.sk_pi, &idi);
+        let child_spi = spi4(rng);
+        let inner = vec![
+            Payload::IdI(idi),
+            Payload::Auth(Auth {
+                method: crate::consts::auth::SHARED_KEY_MIC,
+                data: &auth,
+            }),
+            Payload::Sa(vec![esp_proposal(&cfg.child, &child_spi, 1)]),
+            Payload::TsI(cfg.ts_local.clone()),
+            Payload::TsR(cfg.ts_remote.clone()),
+        ];
+        let h = header(self.spi_i, spi_r, exchange::IKE_AUTH, flags::INITIATOR, 1);
+        let packet = ciphers.seal(&h, &inner, rng)?;
+        Ok(ExpectAuthResp {
+            cfg: cfg.clone(),
+            spi_i: self.spi_i,
+            spi_r,
+            keys,
+            ciphers,
+            ni: self.ni.clone(),
+            nr: Zeroizing::new(nr.to_vec()),
+            init_response: datagram.to_vec(),
+            child_spi,
+            pending: Pending::new(packet, now, cfg.backoff),
+        })
+    }
+}
+
+/// Initiator, IKE_AUTH request sent.
+#[derive(Debug)]
+pub struct ExpectAuthResp {
+    cfg: IkeConfig,
+    spi_i: [u8; 8],
+    spi_r: [u8; 8],
+    keys: IkeKeys,
+    ciphers: Ciphers,
+    ni: Zeroizing<Vec<u8>>,
+    nr: Zeroizing<Vec<u8>>,
+    init_response: Vec<u8>,
+    child_spi: [u8; 4],
+    pending: Pending,
+}
+
+impl ExpectAuthResp {
+    /// The IKE_AUTH request as first sent.
+    #[must_use]
+    pub fn request(&self) -> &[u8] {
+        &self.pending.packet
+    }
+
+    /// The IKE SA keys derived from IKE_SA_INIT (the peer is not authenticated yet: no
+    /// Child SA key is available before [`Established`]).
+    #[must_use]
+    pub fn ike_keys(&self) -> &IkeKeys {
+        &self.keys
+    }
+
+    /// When [`ExpectAuthResp::handle_timeout`] is next due.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Instant {
+        self.pending.next
+    }
+
+    /// The retransmission due at `now` (the same bytes as the first send), if any.
+    ///
+    /// # Errors
+    /// [`IkeError::Timeout`] after the last retransmission went unanswered.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<Option<&[u8]>, IkeError> {
+        self.pending.on_timeout(now, self.cfg.backoff)
+    }
+
+    /// Handles a datagram that may be the IKE_AUTH response.
+    pub fn handle(self, datagram: &[u8]) -> Step<Self, Established> {
+        let mut plain = Zeroizing::new(Vec::new());
+        let (h, inner) = match self.ciphers.inp.open(datagram, &mut plain) {
+            Ok(x) => x,
+            // Bad ICV or garbage: silent drop, keep waiting (RFC 7296 §2.21.1).
+            Err(e) => return stay(self, e.into()),
+        };
+        if h.exchange != exchange::IKE_AUTH
+            || !h.is_response()
+            || h.is_initiator()
+            || h.message_id != 1
+            || h.spi_i != self.spi_i
+            || h.spi_r != self.spi_r
+        {
+            return stay(self, IkeError::Unexpected("not our IKE_AUTH response"));
+        }
+        if let Some(n) = error_notify(&inner) {
+            return Step::Failed {
+                error: IkeError::PeerNotify(n),
+                reply: None,
+            };
+        }
+        match self.accept_auth_response(&inner) {
+            Ok(est) => Step::Next {
+                state: est,
+                reply: None,
+            },
+            Err(e) => Step::Failed {
+                error: e,
+                reply: None,
+            },
+        }
+    }
+
+    fn accept_auth_response(&self, inner: &[Payload<'_>]) -> Result<Established, IkeError> {
+        let cfg = &self.cfg;
+        let proof = authenticate_peer(
+            cfg,
+            inner,
+            pt::IDR,
+            &self.init_response,
+            &self.ni,
+            &self.keys.sk_pr,
+        )?;
+        let Payload::Sa(props) = one(inner, pt::SA, "SA")? else {
+            return Err(IkeError::MissingPayload("SA"));
+        };
+        let spi_r: [u8; 4] = match props.as_slice() {
+            [p] if p.num == 1 && chosen_is(p, &esp_proposal(&cfg.child, &[], 1)) => {
+                p.spi.try_into().map_err(|_| IkeError::NoProposalChosen)?
+            }
+            _ => return Err(IkeError::NoProposalChosen),
+        };
+        let (tsi, tsr) = selectors(inner)?;
+        if *tsi != cfg.ts_local || *tsr != cfg.ts_remote {
+            return Err(IkeError::TsUnacceptable);
+        }
+        let keys = child_keys(
+            cfg.prf,
+            &self.keys.sk_d,
+            None,
+            &self.ni,
+            &self.nr,
+            child_sizes(&cfg.child)?,
+        )?;
+        Ok(Established {
+            initiator: true,
+            spi_i: self.spi_i,
+            spi_r: self.spi_r,
+            keys: self.keys.clone(),
+            child: ChildSa {
+                spi_i: self.child_spi,
+                spi_r,
+                suite: cfg.child,
+                keys,
+                ts_i: tsi.clone(),
+                ts_r: tsr.clone(),
+            },
+            cached: None,
+            _auth: proof,
+        })
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Responder
+// ------------------------------------------------------------------------------------------
+
+/// What the responder does with an IKE_SA_INIT request it does not accept.
+#[derive(Debug)]
+pub enum InitRejected {
+    /// Drop it silently (malformed, not a request, IKEv1...).
+    Drop(IkeError),
+    /// Answer with an unprotected error notification and keep no state.
+    Reply(IkeError, Vec<u8>),
+}
+
+fn init_error_reply(req: &Header, spi_r: [u8; 8], ty: u16, data: &[u8]) -> Option<Vec<u8>> {
+    Message {
+        header: header(req.spi_i, spi_r, exchange::IKE_SA_INIT, flags::RESPONSE, 0),
+        payloads: vec![notify_payload(ty, data)],
+    }
+    .emit()
+    .ok()
+}
+
+/// Handles an IKE_SA_INIT request: on success returns the new half-open SA and the
+/// response to send (also cached in the state for retransmitted requests).
+///
+/// # Errors
+/// [`InitRejected`]: silent drop, or NO_PROPOSAL_CHOSEN / INVALID_KE_PAYLOAD /
+/// INVALID_SYNTAX / INVALID_MAJOR_VERSION / UNSUPPORTED_CRITICAL_PAYLOAD replies.
+pub fn respond_sa_init(
+    cfg: &IkeConfig,
+    datagram: &[u8],
+    rng: &mut dyn Random,
+) -> Result<(ExpectAuthReq, Vec<u8>), InitRejected> {
+    let m = match Message::parse(datagram) {
+        Ok(m) => m,
+        Err(e) => {
+            // Answer only what is recognisably an IKEv2 initial request.
+            let reply = Header::parse_any_version(datagram)
+                .ok()
+                .and_then(|(h, _, _)| {
+                    let initial = h.exchange == exchange::IKE_SA_INIT
+                        && !h.is_response()
+                        && h.spi_r == [0; 8];
+                    let n = e.notify()?;
+                    if initial {
+                        init_error_reply(&h, [0; 8], n, &[])
+                    } else {
+                        None
+                    }
+                });
+            return Err(match reply {
+                Some(r) => InitRejected::Reply(e.into(), r),
+                None => InitRejected::Drop(e.into()),
+            });
+        }
+    };
+    let h = m.header;
+    if h.exchange != exchange::IKE_SA_INIT
+        || h.is_response()
+        || !h.is_initiator()
+        || h.message_id != 0
+        || h.spi_r != [0; 8]
+    {
+        return Err(InitRejected::Drop(IkeError::Unexpected(
+            "not an initial IKE_SA_INIT request",
+        )));
+    }
+    let get = |ty, name| one(&m.payloads, ty, name).map_err(InitRejected::Drop);
+    let Payload::Sa(props) = get(pt::SA, "SA")? else {
+        return Err(InitRejected::Drop(IkeError::MissingPayload("SA")));
+    };
+    let ours = ike_proposal(cfg, 1);
+    let Some(chosen) = props
+        .iter()
+        .find(|p| p.protocol == protocol::IKE && p.spi.is_empty() && offers(p, &ours.transforms))
+    else {
+        let r = init_error_reply(&h, [0; 8], notify::NO_PROPOSAL_CHOSEN, &[]);
+        return Err(match r {
+            Some(r) => InitRejected::Reply(IkeError::NoProposalChosen, r),
+            None => InitRejected::Drop(IkeError::NoProposalChosen),
+        });
+    };
+    let Payload::Ke { group, data: ke } = get(pt::KE, "KE")? else {
+        return Err(InitRejected::Drop(IkeError::MissingPayload("KE")));
+    };
+    if *group != cfg.group.id() {
+        let want = cfg.group.id().to_be_bytes();
+        let e = IkeError::InvalidKePayload(cfg.group.id());
+        return Err(
+            match init_error_reply(&h, [0; 8], notify::INVALID_KE_PAYLOAD, &want) {
+                Some(r) => InitRejected::Reply(e, r),
+                None => InitRejected::Drop(e),
+            },
+        );
+    }
+    let Payload::Nonce(ni) = get(pt::NONCE, "Nonce")? else {
+        return Err(InitRejected::Drop(IkeError::MissingPayload("Nonce")));
+    };
+    if !(16..=256).contains(&ni.len()) {
+        return Err(InitRejected::Drop(IkeError::Unexpected(
+            "nonce length outside 16..=256",
+        )));
+    }
+    let fail = |e: IkeError| InitRejected::Drop(e);
+    let share = key_share(cfg.group, rng).map_err(fail)?;
+    let spi_r = spi8(rng);
+    let nr = random_vec(rng, NONCE_LEN);
+    // The peer's KE value is checked (RFC 6989) before any state is kept.
+    let keys = derive(cfg, &share, ke, ni, &nr, &h.spi_i, &spi_r).map_err(|e| {
+        match init_error_reply(&h, [0; 8], notify::INVALID_SYNTAX, &[]) {
+            Some(r) => InitRejected::Reply(e, r),
+            None => InitRejected::Drop(e),
+        }
+    })?;
+    let ciphers = Ciphers::new(cfg.suite, &keys, false).map_err(fail)?;
+    let resp = Message {
+        header: header(h.spi_i, spi_r, exchange::IKE_SA_INIT, flags::RESPONSE, 0),
+        payloads: vec![
+            Payload::Sa(vec![ike_proposal(cfg, chosen.num)]),
+            Payload::Ke {
+                group: cfg.group.id(),
+                data: share.public(),
+            },
+            Payload::Nonce(&nr),
+        ],
+    }
+    .emit()
+    .map_err(|_| fail(IkeError::Unexpected("response cannot be encoded")))?;
+    let state = ExpectAuthReq {
+        cfg: cfg.clone(),
+        spi_i: h.spi_i,
+        spi_r,
+        keys,
+        ciphers,
+        ni: Zeroizing::new(ni.to_vec()),
+        nr,
+        init_request: datagram.to_vec(),
+        init_response: resp.clone(),
+    };
+    Ok((state, resp))
+}
+
+/// Responder, IKE_SA_INIT answered, waiting for IKE_AUTH.
+#[derive(Debug)]
+pub struct ExpectAuthReq {
+    cfg: IkeConfig,
+    spi_i: [u8; 8],
+    spi_r: [u8; 8],
+    keys: IkeKeys,
+    ciphers: Ciphers,
+    ni: Zeroizing<Vec<u8>>,
+    nr: Zeroizing<Vec<u8>>,
+    init_request: Vec<u8>,
+    init_response: Vec<u8>,
+}
+
+impl ExpectAuthReq {
+    /// The SPIs (initiator's, ours) this half-open SA is found by.
+    #[must_use]
+    pub fn spis(&self) -> ([u8; 8], [u8; 8]) {
+        (self.spi_i, self.spi_r)
+    }
+
+    /// Handles a datagram for this SA: a retransmitted IKE_SA_INIT request (answered from
+    /// the cache) or the IKE_AUTH request.
+    pub fn handle(self, datagram: &[u8], rng: &mut dyn Random) -> Step<Self, Established> {
+        if datagram == self.init_request.as_slice() {
+            let reply = Some(self.init_response.clone());
+            return Step::Stay {
+                state: self,
+                reply,
+                dropped: None,
+            };
+        }
+        let mut plain = Zeroizing::new(Vec::new());
+        let (h, inner) = match self.ciphers.inp.open(datagram, &mut plain) {
+            Ok(x) => x,
+            Err(e) => return stay(self, e.into()),
+        };
+        if h.exchange != exchange::IKE_AUTH
+            || h.is_response()
+            || !h.is_initiator()
+            || h.message_id != 1
+            || h.spi_i != self.spi_i
+            || h.spi_r != self.spi_r
+        {
+            return stay(self, IkeError::Unexpected("not the IKE_AUTH request"));
+        }
+        match self.accept_auth_request(&inner, rng) {
+            Ok(est) => {
+                let reply = est.cached.as_ref().map(|(_, r)| r.clone());
+                let est = Established {
+                    cached: est.cached.map(|(_, r)| (datagram.to_vec(), r)),
+                    ..est
+                };
+                Step::Next { state: est, reply }
+            }
+            Err(e) => {
+                let ty = match e {
+                    IkeError::NoProposalChosen => notify::NO_PROPOSAL_CHOSEN,
+                    IkeError::TsUnacceptable => notify::TS_UNACCEPTABLE,
+                    IkeError::MissingPayload(_) => notify::INVALID_SYNTAX,
+                    _ => notify::AUTHENTICATION_FAILED,
+                };
+                let h = header(
+                    self.spi_i,
+                    self.spi_r,
+                    exchange::IKE_AUTH,
+                    flags::RESPONSE,
+                    1,
+                );
+                let reply = self.ciphers.seal(&h, &[notify_payload(ty, &[])], rng).ok();
+                Step::Failed { error: e, reply }
+            }
+        }
+    }
+
+    fn accept_auth_request(
+        &self,
+        inner: &[Payload<'_>],
+        rng: &mut dyn Random,
+    ) -> Result<Established, IkeError> {
+        let cfg = &self.cfg;
+        let proof = authenticate_peer(
+            cfg,
+            inner,
+            pt::IDI,
+            &self.init_request,
+            &self.nr,
+            &self.keys.sk_pi,
+        )?;
+        let Payload::Sa(props) = one(inner, pt::SA, "SA")? else {
+            return Err(IkeError::MissingPayload("SA"));
+        };
+        let wanted = esp_proposal(&cfg.child, &[], 1);
+        let Some(chosen) = props.iter().find(|p| {
+            p.protocol == protocol::ESP && p.spi.len() == 4 && offers(p, &wanted.transforms)
+        }) else {
+            return Err(IkeError::NoProposalChosen);
+        };
+        let spi_i: [u8; 4] = chosen
+            .spi
+            .try_into()
+            .map_err(|_| IkeError::NoProposalChosen)?;
+        let (tsi, tsr) = selectors(inner)?;
+        // The initiator's TSi is our remote side.
+        if *tsi != cfg.ts_remote || *tsr != cfg.ts_local {
+            return Err(IkeError::TsUnacceptable);
+        }
+        let spi_r = spi4(rng);
+        let idr = cfg.local_id.as_id();
+        let my_auth = psk_auth(
+            cfg.prf,
+            &cfg.psk,
+            &self.init_response,
+            &self.ni,
+            &self.keys.sk_pr,
+            &idr,
+        );
+        let reply_payloads = vec![
+            Payload::IdR(idr),
+            Payload::Auth(Auth {
+                method: crate::consts::auth::SHARED_KEY_MIC,
+                data: &my_auth,
+            }),
+            Payload::Sa(vec![esp_proposal(&cfg.child, &spi_r, chosen.num)]),
+            Payload::TsI(tsi.clone()),
+            Payload::TsR(tsr.clone()),
+        ];
+        let h = header(
+            self.spi_i,
+            self.spi_r,
+            exchange::IKE_AUTH,
+            flags::RESPONSE,
+            1,
+        );
+        let reply = self.ciphers.seal(&h, &reply_payloads, rng)?;
+        let keys = child_keys(
+            cfg.prf,
+            &self.keys.sk_d,
+            None,
+            &self.ni,
+            &self.nr,
+            child_sizes(&cfg.child)?,
+        )?;
+        Ok(Established {
+            initiator: false,
+            spi_i: self.spi_i,
+            spi_r: self.spi_r,
+            keys: self.keys.clone(),
+            child: ChildSa {
+                spi_i,
+                spi_r,
+                suite: cfg.child,
+                keys,
+                ts_i: tsi.clone(),
+                ts_r: tsr.clone(),
+            },
+            cached: Some((Vec::new(), reply)),
+            _auth: proof,
+        })
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Established
+// ------------------------------------------------------------------------------------------
+
+/// An IKE SA whose peer has authenticated, with the Child SA made by IKE_AUTH.
+#[derive(Debug)]
+pub struct Established {
+    initiator: bool,
+    spi_i: [u8; 8],
+    spi_r: [u8; 8],
+    keys: IkeKeys,
+    child: ChildSa,
+    /// Responder: the IKE_AUTH request and our response, for retransmitted requests.
+    cached: Option<(Vec<u8>, Vec<u8>)>,
+    _auth: AuthVerified,
+}
+
+impl Established {
+    /// Whether we initiated the IKE SA.
+    #[must_use]
+    pub fn is_initiator(&self) -> bool {
+        self.initiator
+    }
+
+    /// The IKE SA SPIs (initiator's, responder's).
+    #[must_use]
+    pub fn spis(&self) -> ([u8; 8], [u8; 8]) {
+        (self.spi_i, self.spi_r)
+    }
+
+    /// The IKE SA keys.
+    #[must_use]
+    pub fn ike_keys(&self) -> &IkeKeys {
+        &self.keys
+    }
+
+    /// The Child SA negotiated with the IKE SA.
+    #[must_use]
+    pub fn child(&self) -> &ChildSa {
+        &self.child
+    }
+
+    /// Handles a datagram for this SA. A retransmitted IKE_AUTH request gets the cached
+    /// response again, bit for bit; anything else is dropped (later exchanges are not
+    /// implemented yet).
+    pub fn handle(self, datagram: &[u8]) -> Step<Self, Self> {
+        if let Some((req, resp)) = &self.cached {
+            if datagram == req.as_slice() {
+                let reply = Some(resp.clone());
+                return Step::Stay {
+                    state: self,
+                    reply,
+                    dropped: None,
+                };
+            }
+        }
+        stay(self, IkeError::Unexpected("no exchange after IKE_AUTH yet"))
+    }
+}
