@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use zeroize::Zeroizing;
 
 use crate::consts::{exchange, flags, notify, payload as pt, protocol, transform};
-use crate::sk::{SkCipher, SkSuite};
+use crate::sk::{Reassembly, ReassemblyLimits, SkCipher, SkSuite};
 use crate::wire::{
     parse_chain, Attribute, Auth, CertData, Cp, CpAttribute, Delete, Eap, Encrypted,
     EncryptedFragment, Header, Id, Message, Notify, Payload, Proposal, TrafficSelector, Transform,
@@ -75,8 +75,30 @@ pub fn ike_message(data: &[u8]) -> Result<(), String> {
             crate::wire::emit_chain(&inner, &mut out)
                 .map_err(|e| format!("decrypted payloads do not emit: {e}"))?;
         }
+        if let Ok((h, frag)) = c.open_fragment(data, &mut plain) {
+            let mut r = Reassembly::new(h.message_id, ReassemblyLimits::default());
+            let done = r.add(&h, frag, &plain);
+            if frag.total == 1 && frag.first != pt::NONE {
+                let Ok(Some((first, bytes))) = done else {
+                    return Err(format!("single fragment not reassembled: {done:?}"));
+                };
+                let _ = parse_chain(first, &bytes, 0);
+            }
+        }
     }
     Ok(())
+}
+
+/// Deterministic IVs for the seeds (a counter): seeds must be reproducible.
+struct SeedIvs(u8);
+
+impl crate::Random for SeedIvs {
+    fn fill(&mut self, out: &mut [u8]) {
+        for b in out {
+            self.0 = self.0.wrapping_add(1);
+            *b = self.0;
+        }
+    }
 }
 
 fn header(exchange: u8, flags: u8, message_id: u32) -> Header {
@@ -298,6 +320,27 @@ pub fn seed_messages() -> Result<Vec<(&'static str, Vec<u8>)>, String> {
             )
             .map_err(|x| e(&x))?;
         v.push((["sk_gcm", "sk_cbc_sha256", "sk_chacha20"][i], m));
+    }
+    for (i, suite) in FUZZ_SUITES.into_iter().enumerate() {
+        let c = fuzz_cipher(suite).map_err(|x| e(&x))?;
+        let frags = c
+            .seal_fragments(
+                &header(exchange::IKE_AUTH, flags::INITIATOR, 1),
+                &every_payload(),
+                if i == 0 { 1200 } else { 240 },
+                &mut SeedIvs(0),
+            )
+            .map_err(|x| e(&x))?;
+        let names = [
+            ["skf_gcm_1_of_1", "", ""],
+            ["skf_cbc_1", "skf_cbc_2", "skf_cbc_3"],
+            ["skf_chacha20_1", "skf_chacha20_2", "skf_chacha20_3"],
+        ];
+        for (name, f) in names[i].iter().zip(frags) {
+            if !name.is_empty() {
+                v.push((*name, f));
+            }
+        }
     }
     let frag = Message {
         header: header(exchange::IKE_AUTH, flags::INITIATOR, 1),

@@ -22,13 +22,15 @@
 //! * [`dh`]: key exchange groups 14 (MODP 2048), 19 and 20 (ECP 256/384) and 31
 //!   (Curve25519) with the RFC 6989 checks of every peer public value.
 //! * [`sk`]: the Encrypted payload (§3.14) with AES-GCM-16 (RFC 5282), AES-CBC with
-//!   HMAC-SHA2 (RFC 4868) and ChaCha20-Poly1305 (RFC 7634).
+//!   HMAC-SHA2 (RFC 4868) and ChaCha20-Poly1305 (RFC 7634), and its fragmented form
+//!   (RFC 7383): splitting into Encrypted Fragment messages and bounded reassembly of
+//!   authenticated fragments.
 //! * [`sa`]: the IKE_SA_INIT and IKE_AUTH exchanges with PSK authentication (§2.15), one
 //!   type per state, window size 1, initiator retransmission with exponential back-off,
 //!   responder answers from its cache.
 //!
-//! Not here (yet): CREATE_CHILD_SA and INFORMATIONAL, cookies, NAT detection,
-//! fragmentation and reassembly of SK payloads, certificate authentication,
+//! Not here (yet): CREATE_CHILD_SA and INFORMATIONAL, cookies, NAT detection, the use of
+//! fragmentation by the exchanges (negotiation and sending), certificate authentication,
 //! traffic-selector narrowing, and the daemon. IKEv1 is never spoken:
 //! [`wire::Header::parse`] reports major version 1 as [`ParseError::IkeV1`].
 #![forbid(unsafe_code)]
@@ -45,3 +47,10 @@ pub mod sk;
 pub mod wire;
 
 pub use error::{CryptoError, EmitError, ParseError};
+
+/// A source of cryptographic randomness supplied by the caller (this crate never reads
+/// an RNG itself).
+pub trait Random {
+    /// Fills `out` with random bytes.
+    fn fill(&mut self, out: &mut [u8]);
+}

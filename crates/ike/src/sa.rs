@@ -42,11 +42,7 @@ use crate::wire::{
     Attribute, Auth, Header, Id, Message, Notify, Payload, Proposal, TrafficSelector, Transform,
 };
 
-/// A source of cryptographic randomness supplied by the caller.
-pub trait Random {
-    /// Fills `out` with random bytes.
-    fn fill(&mut self, out: &mut [u8]);
-}
+pub use crate::Random;
 
 /// Nonce length we send (RFC 7296 §2.10: at least half the PRF key size, 16..=256).
 const NONCE_LEN: usize = 32;

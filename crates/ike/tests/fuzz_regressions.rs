@@ -29,7 +29,7 @@ fn inputs(kind: &str) -> Vec<PathBuf> {
 fn ike_fuzz_inputs_replay() {
     let seeds = inputs("seeds");
     let regressions = inputs("regressions");
-    assert!(seeds.len() >= 7, "no ike_message seeds found");
+    assert!(seeds.len() >= 14, "no ike_message seeds found");
     for path in seeds.iter().chain(&regressions) {
         let data = std::fs::read(path).unwrap();
         if let Err(what) = ike_message(&data) {
@@ -40,14 +40,18 @@ fn ike_fuzz_inputs_replay() {
 
 #[test]
 fn seeds_are_current_and_exercise_every_path() {
-    let mut opened = 0;
+    let (mut opened, mut fragments) = (0, 0);
     for (name, bytes) in seed_messages().unwrap() {
         Message::parse(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
         for suite in FUZZ_SUITES {
             let mut plain = Zeroizing::new(Vec::new());
-            if let Ok((_, inner)) = fuzz_cipher(suite).unwrap().open(&bytes, &mut plain) {
+            let c = fuzz_cipher(suite).unwrap();
+            if let Ok((_, inner)) = c.open(&bytes, &mut plain) {
                 assert!(inner.iter().any(|p| matches!(p, Payload::Sa(_))), "{name}");
                 opened += 1;
+            }
+            if c.open_fragment(&bytes, &mut plain).is_ok() {
+                fragments += 1;
             }
         }
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -65,4 +69,5 @@ fn seeds_are_current_and_exercise_every_path() {
         FUZZ_SUITES.len(),
         "each SK seed opens with exactly its suite"
     );
+    assert_eq!(fragments, 7, "each SKF seed opens with exactly its suite");
 }

@@ -273,7 +273,7 @@ proptest! {
     }
 
     #[test]
-    fn corrupted_seeds_never_panic(seed in 0usize..7, edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6), cut in any::<prop::sample::Index>()) {
+    fn corrupted_seeds_never_panic(seed in 0usize..14, edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6), cut in any::<prop::sample::Index>()) {
         let seeds = seed_messages().unwrap();
         let mut b = seeds[seed % seeds.len()].1.clone();
         for (i, v) in edits {

@@ -150,7 +150,10 @@ def sk_open(r):
     suite, msg = r["suite"], bytes.fromhex(r["msg"])
     ek = bytes.fromhex(r["ek"])
     first = msg[28]
-    body = msg[32:]
+    # SKF (RFC 7383 section 2.5): Fragment Number and Total Fragments come before the IV
+    # and belong to the associated data.
+    iv_at = 36 if msg[16] == 53 else 32
+    body = msg[iv_at:]
     if suite == "cbc":
         from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
         icv_len = {"sha256": 16, "sha384": 24, "sha512": 32}[r["integ"]]
@@ -163,7 +166,7 @@ def sk_open(r):
     else:
         cipher, salt = aead(suite, ek)
         iv = body[:8]
-        plain = cipher.decrypt(salt + iv, body[8:], msg[:32])
+        plain = cipher.decrypt(salt + iv, body[8:], msg[:iv_at])
     inner = plain[: len(plain) - plain[-1] - 1]
     return {"first": first, "inner": inner.hex()}
 
