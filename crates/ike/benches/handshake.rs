@@ -13,7 +13,8 @@ use ike::consts::id;
 use ike::dh::{Group, KeyShare};
 use ike::prf::PrfAlg;
 use ike::sa::{
-    respond_sa_init, Backoff, ChildSuite, ExpectSaInitResp, Identity, IkeConfig, Random, Step,
+    respond_sa_init, Backoff, ChildSuite, CookieJar, ExpectSaInitResp, Identity, IkeConfig,
+    InitContext, Random, Step,
 };
 use ike::sk::SkSuite;
 use ike::wire::TrafficSelector;
@@ -30,6 +31,17 @@ impl Random for BenchRng {
             self.0 ^= self.0 >> 27;
             *b = (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8;
         }
+    }
+}
+
+static JAR: std::sync::LazyLock<CookieJar> = std::sync::LazyLock::new(|| CookieJar::new(&[7; 32]));
+
+/// A request from 192.0.2.1 while no cookie is required.
+fn ctx() -> InitContext<'static> {
+    InitContext {
+        peer: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+        cookies: &JAR,
+        require_cookie: false,
     }
 }
 
@@ -87,7 +99,7 @@ fn handshake(ci: &IkeConfig, cr: &IkeConfig, rng: &mut BenchRng) -> bool {
     let Ok(i1) = ExpectSaInitResp::start(ci.clone(), now, rng) else {
         return false;
     };
-    let Ok((r1, resp1)) = respond_sa_init(cr, i1.request(), rng) else {
+    let Ok((r1, resp1)) = respond_sa_init(cr, i1.request(), &ctx(), rng) else {
         return false;
     };
     let Step::Next {

@@ -21,12 +21,17 @@
 //! back-off, and each retransmission is the stored request, bit for bit. The responder
 //! keeps its last response and sends it again only when the same request arrives again.
 //!
-//! Time and randomness are inputs (`now`, [`Random`]). Not here yet: cookies, NAT
+//! Under load the responder answers IKE_SA_INIT requests without a valid cookie with a
+//! COOKIE notification only ([`CookieJar`], [`InitContext`]); the initiator retries once
+//! more with the cookie first.
+//!
+//! Time and randomness are inputs (`now`, [`Random`]). Not here yet: NAT
 //! detection, fragmentation, INITIAL_CONTACT, traffic-selector narrowing (the responder
 //! requires the proposed selectors to equal its configuration), certificates,
 //! CREATE_CHILD_SA and INFORMATIONAL.
 
 use core::fmt;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use subtle::ConstantTimeEq;
@@ -161,6 +166,9 @@ pub enum IkeError {
     PeerNotify(u16),
     /// No response after the last retransmission.
     Timeout,
+    /// The responder is under load and the request carries no valid cookie (a COOKIE
+    /// notification was sent, RFC 7296 §2.6).
+    CookieRequired,
 }
 
 impl fmt::Display for IkeError {
@@ -176,6 +184,7 @@ impl fmt::Display for IkeError {
             Self::TsUnacceptable => f.write_str("traffic selectors unacceptable"),
             Self::PeerNotify(n) => write!(f, "peer sent error notification {n}"),
             Self::Timeout => f.write_str("no response after the last retransmission"),
+            Self::CookieRequired => f.write_str("cookie required"),
         }
     }
 }
@@ -595,6 +604,36 @@ pub struct ExpectSaInitResp {
     share: KeyShare,
     ni: Zeroizing<Vec<u8>>,
     pending: Pending,
+    cookie_retries: u8,
+}
+
+/// How many COOKIE answers the initiator follows before giving up (a responder that
+/// keeps asking is broken or hostile).
+const MAX_COOKIE_RETRIES: u8 = 2;
+
+fn sa_init_request(
+    cfg: &IkeConfig,
+    spi_i: [u8; 8],
+    share: &KeyShare,
+    ni: &[u8],
+    cookie: Option<&[u8]>,
+) -> Result<Vec<u8>, IkeError> {
+    let mut payloads = Vec::with_capacity(4);
+    if let Some(c) = cookie {
+        payloads.push(notify_payload(notify::COOKIE, c));
+    }
+    payloads.push(Payload::Sa(vec![ike_proposal(cfg, 1)]));
+    payloads.push(Payload::Ke {
+        group: cfg.group.id(),
+        data: share.public(),
+    });
+    payloads.push(Payload::Nonce(ni));
+    Message {
+        header: header(spi_i, [0; 8], exchange::IKE_SA_INIT, flags::INITIATOR, 0),
+        payloads,
+    }
+    .emit()
+    .map_err(|_| IkeError::Unexpected("IKE_SA_INIT request cannot be encoded"))
 }
 
 impl ExpectSaInitResp {
@@ -608,20 +647,7 @@ impl ExpectSaInitResp {
         let spi_i = spi8(rng);
         let share = key_share(cfg.group, rng)?;
         let ni = random_vec(rng, NONCE_LEN);
-        let msg = Message {
-            header: header(spi_i, [0; 8], exchange::IKE_SA_INIT, flags::INITIATOR, 0),
-            payloads: vec![
-                Payload::Sa(vec![ike_proposal(&cfg, 1)]),
-                Payload::Ke {
-                    group: cfg.group.id(),
-                    data: share.public(),
-                },
-                Payload::Nonce(&ni),
-            ],
-        };
-        let packet = msg
-            .emit()
-            .map_err(|_| IkeError::Unexpected("IKE_SA_INIT request cannot be encoded"))?;
+        let packet = sa_init_request(&cfg, spi_i, &share, &ni, None)?;
         let pending = Pending::new(packet, now, cfg.backoff);
         Ok(Self {
             cfg,
@@ -629,10 +655,12 @@ impl ExpectSaInitResp {
             share,
             ni,
             pending,
+            cookie_retries: 0,
         })
     }
 
-    /// The request as first sent (RealMessage1).
+    /// The current request (RealMessage1): the first one, or the one carrying the
+    /// responder's cookie after a COOKIE answer.
     #[must_use]
     pub fn request(&self) -> &[u8] {
         &self.pending.packet
@@ -672,6 +700,13 @@ impl ExpectSaInitResp {
         {
             return stay(self, IkeError::Unexpected("not our IKE_SA_INIT response"));
         }
+        // A COOKIE answer (RFC 7296 §2.6): send the request again with the cookie as the
+        // first payload and every other payload unchanged; the schedule starts over.
+        if let [Payload::Notify(n)] = m.payloads.as_slice() {
+            if n.ty == notify::COOKIE {
+                return self.retry_with_cookie(n.data, now);
+            }
+        }
         // Unprotected error notifications end the attempt (RFC 7296 §2.21.1).
         if let Some(n) = error_notify(&m.payloads) {
             return Step::Failed {
@@ -683,6 +718,33 @@ impl ExpectSaInitResp {
             Ok(next) => {
                 let reply = Some(next.pending.packet.clone());
                 Step::Next { state: next, reply }
+            }
+            Err(e) => Step::Failed {
+                error: e,
+                reply: None,
+            },
+        }
+    }
+
+    fn retry_with_cookie(mut self, cookie: &[u8], now: Instant) -> Step<Self, ExpectAuthResp> {
+        if cookie.is_empty() || cookie.len() > 64 {
+            return stay(self, IkeError::Unexpected("COOKIE data not 1 to 64 bytes"));
+        }
+        if self.cookie_retries >= MAX_COOKIE_RETRIES {
+            return Step::Failed {
+                error: IkeError::CookieRequired,
+                reply: None,
+            };
+        }
+        match sa_init_request(&self.cfg, self.spi_i, &self.share, &self.ni, Some(cookie)) {
+            Ok(packet) => {
+                self.cookie_retries += 1;
+                self.pending = Pending::new(packet.clone(), now, self.cfg.backoff);
+                Step::Stay {
+                    state: self,
+                    reply: Some(packet),
+                    dropped: None,
+                }
             }
             Err(e) => Step::Failed {
                 error: e,
@@ -907,15 +969,103 @@ fn init_error_reply(req: &Header, spi_r: [u8; 8], ty: u16, data: &[u8]) -> Optio
     .ok()
 }
 
+/// The stateless cookies of RFC 7296 §2.6.
+///
+/// `Cookie = <VersionIDofSecret> | HMAC-SHA-256(secret, Ni | IPi | SPIi)`: one version
+/// byte and 32 bytes of MAC. The secret is rotated by the caller ([`CookieJar::rotate`]);
+/// cookies made with the current or the previous secret are accepted, so a rotation does
+/// not break exchanges in flight.
+pub struct CookieJar {
+    current: (u8, Zeroizing<Vec<u8>>),
+    previous: Option<(u8, Zeroizing<Vec<u8>>)>,
+}
+
+impl fmt::Debug for CookieJar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CookieJar")
+            .field("version", &self.current.0)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CookieJar {
+    /// A jar with `secret` (random bytes from the caller, at least 32) as version 0.
+    #[must_use]
+    pub fn new(secret: &[u8]) -> Self {
+        Self {
+            current: (0, Zeroizing::new(secret.to_vec())),
+            previous: None,
+        }
+    }
+
+    /// Replaces the secret; the old one is still accepted until the next rotation.
+    pub fn rotate(&mut self, secret: &[u8]) {
+        let version = self.current.0.wrapping_add(1);
+        let old = core::mem::replace(
+            &mut self.current,
+            (version, Zeroizing::new(secret.to_vec())),
+        );
+        self.previous = Some(old);
+    }
+
+    fn mac(secret: &[u8], ni: &[u8], ip: &IpAddr, spi_i: &[u8; 8]) -> Zeroizing<Vec<u8>> {
+        let ip = match ip {
+            IpAddr::V4(a) => a.octets().to_vec(),
+            IpAddr::V6(a) => a.octets().to_vec(),
+        };
+        PrfAlg::HmacSha256.prf(secret, &[ni, &ip, spi_i])
+    }
+
+    /// The cookie for an initiator.
+    #[must_use]
+    pub fn make(&self, ni: &[u8], ip: &IpAddr, spi_i: &[u8; 8]) -> Vec<u8> {
+        let mut c = vec![self.current.0];
+        c.extend_from_slice(&Self::mac(&self.current.1, ni, ip, spi_i));
+        c
+    }
+
+    /// Whether `cookie` is one this jar made (current or previous secret) for these values.
+    #[must_use]
+    pub fn check(&self, cookie: &[u8], ni: &[u8], ip: &IpAddr, spi_i: &[u8; 8]) -> bool {
+        let Some((version, mac)) = cookie.split_first() else {
+            return false;
+        };
+        let secret = if *version == self.current.0 {
+            &self.current.1
+        } else {
+            match &self.previous {
+                Some((v, s)) if v == version => s,
+                _ => return false,
+            }
+        };
+        let want = Self::mac(secret, ni, ip, spi_i);
+        want.len() == mac.len() && bool::from(want.ct_eq(mac))
+    }
+}
+
+/// What the responder knows about an IKE_SA_INIT request besides its bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct InitContext<'a> {
+    /// The source address of the request (IPi of the cookie).
+    pub peer: IpAddr,
+    /// The cookie secrets.
+    pub cookies: &'a CookieJar,
+    /// Whether a valid cookie is required: the caller sets it while the number of
+    /// half-open SAs is above its threshold (RFC 7296 §2.6). Requests without one then
+    /// get only a COOKIE notification and leave no state.
+    pub require_cookie: bool,
+}
+
 /// Handles an IKE_SA_INIT request: on success returns the new half-open SA and the
 /// response to send (also cached in the state for retransmitted requests).
 ///
 /// # Errors
-/// [`InitRejected`]: silent drop, or NO_PROPOSAL_CHOSEN / INVALID_KE_PAYLOAD /
+/// [`InitRejected`]: silent drop, or COOKIE / NO_PROPOSAL_CHOSEN / INVALID_KE_PAYLOAD /
 /// INVALID_SYNTAX / INVALID_MAJOR_VERSION / UNSUPPORTED_CRITICAL_PAYLOAD replies.
 pub fn respond_sa_init(
     cfg: &IkeConfig,
     datagram: &[u8],
+    ctx: &InitContext<'_>,
     rng: &mut dyn Random,
 ) -> Result<(ExpectAuthReq, Vec<u8>), InitRejected> {
     let m = match Message::parse(datagram) {
@@ -953,6 +1103,32 @@ pub fn respond_sa_init(
         )));
     }
     let get = |ty, name| one(&m.payloads, ty, name).map_err(InitRejected::Drop);
+    let Payload::Nonce(ni) = get(pt::NONCE, "Nonce")? else {
+        return Err(InitRejected::Drop(IkeError::MissingPayload("Nonce")));
+    };
+    if !(16..=256).contains(&ni.len()) {
+        return Err(InitRejected::Drop(IkeError::Unexpected(
+            "nonce length outside 16..=256",
+        )));
+    }
+    if ctx.require_cookie {
+        // The cookie must be the first payload (RFC 7296 §2.6); checked before any
+        // other work, and a request without a valid one leaves no state.
+        let valid = matches!(
+            m.payloads.first(),
+            Some(Payload::Notify(n)) if n.ty == notify::COOKIE
+                && ctx.cookies.check(n.data, ni, &ctx.peer, &h.spi_i)
+        );
+        if !valid {
+            let cookie = ctx.cookies.make(ni, &ctx.peer, &h.spi_i);
+            return Err(
+                match init_error_reply(&h, [0; 8], notify::COOKIE, &cookie) {
+                    Some(r) => InitRejected::Reply(IkeError::CookieRequired, r),
+                    None => InitRejected::Drop(IkeError::CookieRequired),
+                },
+            );
+        }
+    }
     let Payload::Sa(props) = get(pt::SA, "SA")? else {
         return Err(InitRejected::Drop(IkeError::MissingPayload("SA")));
     };
@@ -979,14 +1155,6 @@ pub fn respond_sa_init(
                 None => InitRejected::Drop(e),
             },
         );
-    }
-    let Payload::Nonce(ni) = get(pt::NONCE, "Nonce")? else {
-        return Err(InitRejected::Drop(IkeError::MissingPayload("Nonce")));
-    };
-    if !(16..=256).contains(&ni.len()) {
-        return Err(InitRejected::Drop(IkeError::Unexpected(
-            "nonce length outside 16..=256",
-        )));
     }
     let fail = |e: IkeError| InitRejected::Drop(e);
     let share = key_share(cfg.group, rng).map_err(fail)?;

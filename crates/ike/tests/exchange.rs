@@ -12,8 +12,8 @@ use ike::consts::{exchange, flags, id, notify};
 use ike::dh::Group;
 use ike::prf::PrfAlg;
 use ike::sa::{
-    respond_sa_init, Backoff, ChildSuite, Established, ExpectAuthReq, ExpectAuthResp,
-    ExpectSaInitResp, Identity, IkeConfig, IkeError, InitRejected, Random, Step,
+    respond_sa_init, Backoff, ChildSuite, CookieJar, Established, ExpectAuthReq, ExpectAuthResp,
+    ExpectSaInitResp, Identity, IkeConfig, IkeError, InitContext, InitRejected, Random, Step,
 };
 use ike::sk::SkSuite;
 use ike::wire::{Message, Payload, TrafficSelector};
@@ -48,6 +48,17 @@ const GCM: SkSuite = SkSuite {
     key_bits: 256,
     integ: None,
 };
+
+static JAR: std::sync::LazyLock<CookieJar> = std::sync::LazyLock::new(|| CookieJar::new(&[7; 32]));
+
+/// A request from 192.0.2.1 while no cookie is required.
+fn ctx() -> InitContext<'static> {
+    InitContext {
+        peer: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+        cookies: &JAR,
+        require_cookie: false,
+    }
+}
 
 fn configs(suite: SkSuite, group: Group, child: ChildSuite) -> (IkeConfig, IkeConfig) {
     let alice = Identity {
@@ -129,7 +140,7 @@ fn handshake(ci: IkeConfig, cr: IkeConfig, seed: u64) -> Run {
     let mut ri = TestRng(seed);
     let mut rr = TestRng(seed ^ 0xffff_0000_ffff);
     let i1 = ExpectSaInitResp::start(ci, now, &mut ri).unwrap();
-    let (r1, init_resp) = respond_sa_init(&cr, i1.request(), &mut rr).unwrap();
+    let (r1, init_resp) = respond_sa_init(&cr, i1.request(), &ctx(), &mut rr).unwrap();
     let (i2, auth_req) = next(i1.handle(&init_resp, now, &mut ri));
     let auth_req = auth_req.unwrap();
     let (resp, auth_resp) = next(r1.handle(&auth_req, &mut rr));
@@ -247,7 +258,7 @@ fn initiator_retransmits_bit_identical_with_exponential_backoff() {
     assert_eq!(i1.handle_timeout(i1.poll_timeout()), Err(IkeError::Timeout));
 
     // The responder answers the retransmitted request from its cache, bit for bit.
-    let (r1, resp1) = respond_sa_init(&cr, &first, &mut rr).unwrap();
+    let (r1, resp1) = respond_sa_init(&cr, &first, &ctx(), &mut rr).unwrap();
     let (r1, again, dropped) = stayed(r1.handle(&first, &mut rr));
     assert_eq!(again.unwrap(), resp1);
     assert!(dropped.is_none());
@@ -284,7 +295,7 @@ fn window_of_one_and_wrong_messages_are_dropped() {
     assert!(matches!(d, Some(IkeError::Unexpected(_))));
     let (i1, _, d) = stayed(i1.handle(&[0u8; 10], now, &mut ri));
     assert!(matches!(d, Some(IkeError::Parse(_))));
-    let (r1, resp1) = respond_sa_init(&cr, i1.request(), &mut rr).unwrap();
+    let (r1, resp1) = respond_sa_init(&cr, i1.request(), &ctx(), &mut rr).unwrap();
     let (i2, auth_req) = next(i1.handle(&resp1, now, &mut ri));
     let auth_req = auth_req.unwrap();
     // A request with another message ID (the window is 1: only ID 1 is accepted).
@@ -309,7 +320,7 @@ fn auth_fails(ci: IkeConfig, cr: IkeConfig) -> (IkeError, Option<u16>) {
     let now = Instant::now();
     let (mut ri, mut rr) = (TestRng(5), TestRng(6));
     let i1 = ExpectSaInitResp::start(ci, now, &mut ri).unwrap();
-    let (r1, resp1) = respond_sa_init(&cr, i1.request(), &mut rr).unwrap();
+    let (r1, resp1) = respond_sa_init(&cr, i1.request(), &ctx(), &mut rr).unwrap();
     let (i2, req) = next(i1.handle(&resp1, now, &mut ri));
     match r1.handle(&req.unwrap(), &mut rr) {
         Step::Failed { error, reply } => {
@@ -408,7 +419,7 @@ fn responder_rejects_sa_init_with_the_rfc_notify_or_silence() {
         }
     }
     let bytes = m.emit().unwrap();
-    let Err(InitRejected::Reply(e, reply)) = respond_sa_init(&cr19, &bytes, &mut rr) else {
+    let Err(InitRejected::Reply(e, reply)) = respond_sa_init(&cr19, &bytes, &ctx(), &mut rr) else {
         panic!("no INVALID_KE_PAYLOAD")
     };
     assert_eq!(e, IkeError::InvalidKePayload(31));
@@ -420,7 +431,8 @@ fn responder_rejects_sa_init_with_the_rfc_notify_or_silence() {
     let mut other = ci.clone();
     other.suite.key_bits = 128;
     let i = ExpectSaInitResp::start(other, now, &mut ri).unwrap();
-    let Err(InitRejected::Reply(e, reply)) = respond_sa_init(&cr, i.request(), &mut rr) else {
+    let Err(InitRejected::Reply(e, reply)) = respond_sa_init(&cr, i.request(), &ctx(), &mut rr)
+    else {
         panic!("no NO_PROPOSAL_CHOSEN")
     };
     assert_eq!(e, IkeError::NoProposalChosen);
@@ -435,7 +447,7 @@ fn responder_rejects_sa_init_with_the_rfc_notify_or_silence() {
         data: &[0; 32],
     };
     let bytes = m.emit().unwrap();
-    let Err(InitRejected::Reply(e, _)) = respond_sa_init(&cr, &bytes, &mut rr) else {
+    let Err(InitRejected::Reply(e, _)) = respond_sa_init(&cr, &bytes, &ctx(), &mut rr) else {
         panic!("zero X25519 value accepted")
     };
     assert!(matches!(
@@ -449,7 +461,7 @@ fn responder_rejects_sa_init_with_the_rfc_notify_or_silence() {
         m.payloads.remove(drop_at);
         let b = m.emit().unwrap();
         assert!(matches!(
-            respond_sa_init(&cr, &b, &mut rr),
+            respond_sa_init(&cr, &b, &ctx(), &mut rr),
             Err(InitRejected::Drop(IkeError::MissingPayload(_)))
         ));
         let mut m = Message::parse(&good).unwrap();
@@ -457,7 +469,7 @@ fn responder_rejects_sa_init_with_the_rfc_notify_or_silence() {
         m.payloads.insert(drop_at, dup);
         let b = m.emit().unwrap();
         assert!(matches!(
-            respond_sa_init(&cr, &b, &mut rr),
+            respond_sa_init(&cr, &b, &ctx(), &mut rr),
             Err(InitRejected::Drop(IkeError::MissingPayload(_)))
         ));
     }
@@ -466,13 +478,13 @@ fn responder_rejects_sa_init_with_the_rfc_notify_or_silence() {
     let mut v1 = good.clone();
     v1[17] = 0x10;
     assert!(matches!(
-        respond_sa_init(&cr, &v1, &mut rr),
+        respond_sa_init(&cr, &v1, &ctx(), &mut rr),
         Err(InitRejected::Drop(IkeError::Parse(ike::ParseError::IkeV1)))
     ));
     // Major version 3: INVALID_MAJOR_VERSION.
     let mut v3 = good.clone();
     v3[17] = 0x30;
-    let Err(InitRejected::Reply(_, reply)) = respond_sa_init(&cr, &v3, &mut rr) else {
+    let Err(InitRejected::Reply(_, reply)) = respond_sa_init(&cr, &v3, &ctx(), &mut rr) else {
         panic!("no INVALID_MAJOR_VERSION")
     };
     assert_eq!(notify_in(&reply).0, notify::INVALID_MAJOR_VERSION);
@@ -485,17 +497,17 @@ fn responder_rejects_sa_init_with_the_rfc_notify_or_silence() {
     let mut crit = m.emit().unwrap();
     let at = crit.len() - 5;
     crit[at + 1] = 0x80;
-    let Err(InitRejected::Reply(_, reply)) = respond_sa_init(&cr, &crit, &mut rr) else {
+    let Err(InitRejected::Reply(_, reply)) = respond_sa_init(&cr, &crit, &ctx(), &mut rr) else {
         panic!("no UNSUPPORTED_CRITICAL_PAYLOAD")
     };
     assert_eq!(notify_in(&reply).0, notify::UNSUPPORTED_CRITICAL_PAYLOAD);
     // ... and the same payload without the critical bit is skipped.
     crit[at + 1] = 0;
-    assert!(respond_sa_init(&cr, &crit, &mut rr).is_ok());
+    assert!(respond_sa_init(&cr, &crit, &ctx(), &mut rr).is_ok());
     // A response is not a request.
-    let (_, resp) = respond_sa_init(&cr, &good, &mut rr).unwrap();
+    let (_, resp) = respond_sa_init(&cr, &good, &ctx(), &mut rr).unwrap();
     assert!(matches!(
-        respond_sa_init(&cr, &resp, &mut rr),
+        respond_sa_init(&cr, &resp, &ctx(), &mut rr),
         Err(InitRejected::Drop(_))
     ));
 }
@@ -520,7 +532,8 @@ fn ike_auth_with_missing_or_duplicated_payloads_never_establishes() {
         let now = Instant::now();
         let (mut ri, mut rr) = (TestRng(10), TestRng(11));
         let i1 = ExpectSaInitResp::start(ci, now, &mut ri).unwrap();
-        let (r1, resp1): (ExpectAuthReq, _) = respond_sa_init(&cr, i1.request(), &mut rr).unwrap();
+        let (r1, resp1): (ExpectAuthReq, _) =
+            respond_sa_init(&cr, i1.request(), &ctx(), &mut rr).unwrap();
         let (i2, req): (ExpectAuthResp, _) = next(i1.handle(&resp1, now, &mut ri));
         let keys: &IkeKeys = i2.ike_keys();
         let sk_in = SkCipher::new(GCM, &keys.sk_ei, &keys.sk_ai).unwrap();
@@ -561,4 +574,144 @@ fn keys_never_printed() {
     let d = format!("{:?}", r.init);
     let key = format!("{:?}", &r.init.child().keys.encr_i[..]);
     assert!(!d.contains(&key[1..key.len() - 1]), "{d}");
+}
+
+#[test]
+fn cookies_under_load() {
+    let (ci, cr) = configs(GCM, Group::Curve25519, gcm_child());
+    let now = Instant::now();
+    let (mut ri, mut rr) = (TestRng(20), TestRng(21));
+    let mut jar = CookieJar::new(&[0x33; 32]);
+    let peer = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7));
+    let i1 = ExpectSaInitResp::start(ci, now, &mut ri).unwrap();
+    let first = i1.request().to_vec();
+
+    // Under load: only a COOKIE notification, smaller than the request, and no state.
+    let loaded = InitContext {
+        peer,
+        cookies: &jar,
+        require_cookie: true,
+    };
+    let Err(InitRejected::Reply(IkeError::CookieRequired, cookie_reply)) =
+        respond_sa_init(&cr, &first, &loaded, &mut rr)
+    else {
+        panic!("no COOKIE")
+    };
+    assert!(cookie_reply.len() < first.len());
+    let (ty, cookie) = notify_in(&cookie_reply);
+    assert_eq!(ty, notify::COOKIE);
+    assert_eq!(cookie.len(), 33);
+    // The same request again gets the same cookie (stateless).
+    let Err(InitRejected::Reply(_, again)) = respond_sa_init(&cr, &first, &loaded, &mut rr) else {
+        panic!()
+    };
+    assert_eq!(again, cookie_reply);
+
+    // The initiator sends the request again with the cookie first, other payloads
+    // unchanged, and its retransmission schedule starts over.
+    let (i1, retry, dropped) = stayed(i1.handle(&cookie_reply, now, &mut ri));
+    assert!(dropped.is_none());
+    let retry = retry.unwrap();
+    assert_eq!(retry, i1.request());
+    let m = Message::parse(&retry).unwrap();
+    let orig = Message::parse(&first).unwrap();
+    assert!(
+        matches!(&m.payloads[0], Payload::Notify(n) if n.ty == notify::COOKIE && n.data == cookie)
+    );
+    assert_eq!(m.payloads[1..], orig.payloads[..]);
+    assert_eq!(m.header, orig.header);
+
+    // The cookie is bound to the address, the SPI and the nonce.
+    let other_peer = InitContext {
+        peer: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 8)),
+        ..loaded
+    };
+    assert!(matches!(
+        respond_sa_init(&cr, &retry, &other_peer, &mut rr),
+        Err(InitRejected::Reply(IkeError::CookieRequired, _))
+    ));
+    let mut other_spi = retry.clone();
+    other_spi[0] ^= 1;
+    assert!(matches!(
+        respond_sa_init(&cr, &other_spi, &loaded, &mut rr),
+        Err(InitRejected::Reply(IkeError::CookieRequired, _))
+    ));
+    // A cookie that is not the first payload does not count.
+    let mut moved = Message::parse(&retry).unwrap();
+    let c = moved.payloads.remove(0);
+    moved.payloads.push(c);
+    let moved = moved.emit().unwrap();
+    assert!(matches!(
+        respond_sa_init(&cr, &moved, &loaded, &mut rr),
+        Err(InitRejected::Reply(IkeError::CookieRequired, _))
+    ));
+
+    // With the cookie the exchange completes; AUTH covers the request with the cookie.
+    let (r1, resp1) = respond_sa_init(&cr, &retry, &loaded, &mut rr).unwrap();
+    let (i2, req) = next(i1.handle(&resp1, now, &mut ri));
+    let (resp, reply) = next(r1.handle(&req.unwrap(), &mut rr));
+    let (init, _) = next(i2.handle(&reply.unwrap()));
+    assert_match(&Run { init, resp });
+
+    // After one rotation the cookie is still good, after two it is not.
+    jar.rotate(&[0x44; 32]);
+    let rotated = InitContext {
+        peer,
+        cookies: &jar,
+        require_cookie: true,
+    };
+    assert!(respond_sa_init(&cr, &retry, &rotated, &mut rr).is_ok());
+    jar.rotate(&[0x55; 32]);
+    let rotated = InitContext {
+        peer,
+        cookies: &jar,
+        require_cookie: true,
+    };
+    assert!(matches!(
+        respond_sa_init(&cr, &retry, &rotated, &mut rr),
+        Err(InitRejected::Reply(IkeError::CookieRequired, _))
+    ));
+}
+
+#[test]
+fn initiator_follows_at_most_two_cookies() {
+    let (ci, _) = configs(GCM, Group::Curve25519, gcm_child());
+    let now = Instant::now();
+    let mut ri = TestRng(30);
+    let mut i = ExpectSaInitResp::start(ci, now, &mut ri).unwrap();
+    let jar = CookieJar::new(&[1; 32]);
+    for round in 0..3 {
+        let req = Message::parse(i.request()).unwrap();
+        let cookie = jar.make(
+            &[round; 32],
+            &IpAddr::V4(Ipv4Addr::LOCALHOST),
+            &req.header.spi_i,
+        );
+        let reply = Message {
+            header: ike::wire::Header {
+                flags: flags::RESPONSE,
+                ..req.header
+            },
+            payloads: vec![Payload::Notify(ike::wire::Notify {
+                protocol: 0,
+                spi: &[],
+                ty: notify::COOKIE,
+                data: &cookie,
+            })],
+        }
+        .emit()
+        .unwrap();
+        match i.handle(&reply, now, &mut ri) {
+            Step::Stay { state, reply, .. } if round < 2 => {
+                assert!(reply.is_some());
+                i = state;
+            }
+            Step::Failed { error, .. } if round == 2 => {
+                assert_eq!(error, IkeError::CookieRequired);
+                return;
+            }
+            _ => panic!("round {round}"),
+        }
+    }
+    panic!("never gave up");
 }
