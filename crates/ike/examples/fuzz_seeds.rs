@@ -1,4 +1,4 @@
-//! Writes the `ike_message` fuzz seeds to `fuzz/seeds/ike_message/`:
+//! Writes the `ike_message` and `ike_payload` fuzz seeds to `fuzz/seeds/<target>/`:
 //! `cargo run -p ike --example fuzz_seeds`.
 
 use std::path::Path;
@@ -7,6 +7,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/ike_message");
     std::fs::create_dir_all(&dir)?;
     for (name, bytes) in ike::fuzz_support::seed_messages()? {
+        std::fs::write(dir.join(format!("{name}.bin")), bytes)?;
+    }
+    println!("wrote seeds to {}", dir.display());
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/ike_payload");
+    std::fs::create_dir_all(&dir)?;
+    for (name, bytes) in ike::fuzz_support::payload_seeds()? {
         std::fs::write(dir.join(format!("{name}.bin")), bytes)?;
     }
     println!("wrote seeds to {}", dir.display());

@@ -1,8 +1,8 @@
-//! The body of the `ike_message` fuzz target (`fuzz/fuzz_targets/ike_message.rs`) and its
-//! seed messages, kept in the library so that an ordinary test replays the committed fuzz
-//! inputs through the same code.
+//! The bodies of the `ike_message` and `ike_payload` fuzz targets
+//! (`fuzz/fuzz_targets/`) and their seeds, kept in the library so that an ordinary test
+//! replays the committed fuzz inputs through the same code.
 //!
-//! [`ike_message`] returns `Err` with a description when an invariant is broken (the fuzz
+//! [`ike_message`] and [`ike_payload`] return `Err` with a description when an invariant is broken (the fuzz
 //! target then panics); any panic inside is a bug too.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -87,6 +87,63 @@ pub fn ike_message(data: &[u8]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// One payload body: the first input byte is the payload type, the rest its body. The
+/// body goes through the payload parser alone (a one-payload chain); a body that parses
+/// must emit and re-parse to the same value.
+///
+/// # Errors
+/// A description of the broken invariant.
+pub fn ike_payload(data: &[u8]) -> Result<(), String> {
+    let Some((&ty, body)) = data.split_first() else {
+        return Ok(());
+    };
+    let Ok(len) = u16::try_from(body.len() + 4) else {
+        return Ok(());
+    };
+    let mut chain = vec![0, 0];
+    chain.extend_from_slice(&len.to_be_bytes());
+    chain.extend_from_slice(body);
+    if let Ok(payloads) = parse_chain(ty, &chain, 0) {
+        let mut out = Vec::new();
+        let first = crate::wire::emit_chain(&payloads, &mut out)
+            .map_err(|e| format!("parsed payload does not emit: {e}"))?;
+        let again = parse_chain(first, &out, 0)
+            .map_err(|e| format!("emitted payload does not parse: {e}"))?;
+        if again != payloads {
+            return Err(format!("re-parse differs:\n{payloads:?}\n{again:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// The committed seeds of the `ike_payload` target: each payload of [`every_payload`],
+/// an SK and an SKF payload, as its type byte followed by its body.
+///
+/// # Errors
+/// Only if a built-in payload cannot be encoded (a bug).
+pub fn payload_seeds() -> Result<Vec<(String, Vec<u8>)>, String> {
+    let mut v = Vec::new();
+    let mut all = every_payload();
+    all.push(Payload::Sk(Encrypted {
+        first: pt::IDI,
+        body: &[0x2b; 24],
+    }));
+    all.push(Payload::Skf(EncryptedFragment {
+        first: pt::IDI,
+        number: 1,
+        total: 3,
+        body: &[0x2c; 24],
+    }));
+    for (i, p) in all.iter().enumerate() {
+        let mut out = Vec::new();
+        crate::wire::emit_chain(std::slice::from_ref(p), &mut out).map_err(|e| e.to_string())?;
+        let mut seed = vec![p.ty()];
+        seed.extend_from_slice(out.get(4..).unwrap_or(&[]));
+        v.push((format!("{i:02}_type{}", p.ty()), seed));
+    }
+    Ok(v)
 }
 
 /// Deterministic IVs for the seeds (a counter): seeds must be reproducible.

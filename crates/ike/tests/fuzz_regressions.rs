@@ -1,19 +1,21 @@
-//! Replays every committed input of the `ike_message` fuzz target
-//! (`fuzz/seeds/ike_message` and `fuzz/regressions/ike_message`) through the body the
-//! target runs, and checks that the committed seeds are the ones the library generates.
+//! Replays every committed input of the `ike_message` and `ike_payload` fuzz targets
+//! (`fuzz/seeds/<target>` and `fuzz/regressions/<target>`) through the bodies the targets
+//! run, and checks that the committed seeds are the ones the library generates.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
 
-use ike::fuzz_support::{fuzz_cipher, ike_message, seed_messages, FUZZ_SUITES};
+use ike::fuzz_support::{
+    fuzz_cipher, ike_message, ike_payload, payload_seeds, seed_messages, FUZZ_SUITES,
+};
 use ike::wire::{Message, Payload};
 use zeroize::Zeroizing;
 
-fn inputs(kind: &str) -> Vec<PathBuf> {
+fn inputs(kind: &str, target: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../fuzz")
         .join(kind)
-        .join("ike_message");
+        .join(target);
     let Ok(rd) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -27,8 +29,8 @@ fn inputs(kind: &str) -> Vec<PathBuf> {
 
 #[test]
 fn ike_fuzz_inputs_replay() {
-    let seeds = inputs("seeds");
-    let regressions = inputs("regressions");
+    let seeds = inputs("seeds", "ike_message");
+    let regressions = inputs("regressions", "ike_message");
     assert!(seeds.len() >= 14, "no ike_message seeds found");
     for path in seeds.iter().chain(&regressions) {
         let data = std::fs::read(path).unwrap();
@@ -70,4 +72,39 @@ fn seeds_are_current_and_exercise_every_path() {
         "each SK seed opens with exactly its suite"
     );
     assert_eq!(fragments, 7, "each SKF seed opens with exactly its suite");
+}
+
+#[test]
+fn ike_payload_inputs_replay_and_seeds_are_current() {
+    let seeds = inputs("seeds", "ike_payload");
+    let regressions = inputs("regressions", "ike_payload");
+    for path in seeds.iter().chain(&regressions) {
+        let data = std::fs::read(path).unwrap();
+        if let Err(what) = ike_payload(&data) {
+            panic!("{}: {what}", path.display());
+        }
+    }
+    let generated = payload_seeds().unwrap();
+    assert_eq!(
+        seeds.len(),
+        generated.len(),
+        "cargo run -p ike --example fuzz_seeds"
+    );
+    for (name, bytes) in generated {
+        // Each seed is a payload the parser takes.
+        let (ty, body) = bytes.split_first().unwrap();
+        let mut chain = vec![0, 0];
+        chain.extend_from_slice(&((body.len() + 4) as u16).to_be_bytes());
+        chain.extend_from_slice(body);
+        ike::wire::parse_chain(*ty, &chain, 0).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/seeds/ike_payload")
+            .join(format!("{name}.bin"));
+        assert_eq!(
+            std::fs::read(&path).ok(),
+            Some(bytes),
+            "{} is stale",
+            path.display()
+        );
+    }
 }
