@@ -5,7 +5,7 @@
 //!
 //! `cargo bench -p ike --bench handshake`
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
@@ -14,7 +14,7 @@ use ike::dh::{Group, KeyShare};
 use ike::prf::PrfAlg;
 use ike::sa::{
     respond_sa_init, Backoff, ChildSuite, CookieJar, ExpectSaInitResp, Identity, IkeConfig,
-    InitContext, Random, Step,
+    InitContext, Path, Random, Step,
 };
 use ike::sk::SkSuite;
 use ike::wire::TrafficSelector;
@@ -36,10 +36,18 @@ impl Random for BenchRng {
 
 static JAR: std::sync::LazyLock<CookieJar> = std::sync::LazyLock::new(|| CookieJar::new(&[7; 32]));
 
-/// A request from 192.0.2.1 while no cookie is required.
+/// The initiator's path: 192.0.2.1:500 to 192.0.2.2:500 (no NAT).
+fn i_path() -> Path {
+    Path {
+        local: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 500),
+        remote: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)), 500),
+    }
+}
+
+/// The responder's side of [`i_path`], while no cookie is required.
 fn ctx() -> InitContext<'static> {
     InitContext {
-        peer: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+        path: i_path().reversed(),
         cookies: &JAR,
         require_cookie: false,
     }
@@ -96,7 +104,7 @@ fn configs(group: Group) -> (IkeConfig, IkeConfig) {
 /// One handshake; returns whether both ends established.
 fn handshake(ci: &IkeConfig, cr: &IkeConfig, rng: &mut BenchRng) -> bool {
     let now = Instant::now();
-    let Ok(i1) = ExpectSaInitResp::start(ci.clone(), now, rng) else {
+    let Ok(i1) = ExpectSaInitResp::start(ci.clone(), i_path(), now, rng) else {
         return false;
     };
     let Ok((r1, resp1)) = respond_sa_init(cr, i1.request(), &ctx(), rng) else {

@@ -25,13 +25,16 @@
 //! COOKIE notification only ([`CookieJar`], [`InitContext`]); the initiator retries once
 //! more with the cookie first.
 //!
-//! Time and randomness are inputs (`now`, [`Random`]). Not here yet: NAT
-//! detection, fragmentation, INITIAL_CONTACT, traffic-selector narrowing (the responder
+//! IKE_SA_INIT carries the NAT detection notifications of RFC 7296 §2.23 both ways and
+//! each side reports what they show ([`NatStatus`]); moving to port 4500 is the caller's
+//! part.
+//!
+//! Time and randomness are inputs (`now`, [`Random`]). Not here yet: fragmentation, INITIAL_CONTACT, traffic-selector narrowing (the responder
 //! requires the proposed selectors to equal its configuration), certificates,
 //! CREATE_CHILD_SA and INFORMATIONAL.
 
 use core::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use subtle::ConstantTimeEq;
@@ -592,6 +595,96 @@ pub struct ChildSa {
     pub ts_r: Vec<TrafficSelector>,
 }
 
+/// The addresses of a UDP path, as one end sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Path {
+    /// Our address and port.
+    pub local: SocketAddr,
+    /// The peer's address and port.
+    pub remote: SocketAddr,
+}
+
+impl Path {
+    /// The same path seen from the other end (as it is when no NAT is on it).
+    #[must_use]
+    pub fn reversed(self) -> Self {
+        Self {
+            local: self.remote,
+            remote: self.local,
+        }
+    }
+}
+
+/// What NAT detection (RFC 7296 §2.23) found in IKE_SA_INIT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NatStatus {
+    /// Our address is translated: keepalives are ours to send, and IKE moves to port 4500.
+    pub local_behind_nat: bool,
+    /// The peer's address is translated.
+    pub peer_behind_nat: bool,
+}
+
+impl NatStatus {
+    /// Whether any NAT is on the path (ESP then goes inside UDP, RFC 3948, and IKE moves
+    /// to port 4500).
+    #[must_use]
+    pub fn any(&self) -> bool {
+        self.local_behind_nat || self.peer_behind_nat
+    }
+}
+
+/// The NAT detection hash: SHA-1(SPIi | SPIr | IP address | port) (RFC 7296 §2.23).
+#[must_use]
+pub fn nat_hash(spi_i: &[u8; 8], spi_r: &[u8; 8], addr: SocketAddr) -> [u8; 20] {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY);
+    ctx.update(spi_i);
+    ctx.update(spi_r);
+    match addr.ip() {
+        IpAddr::V4(a) => ctx.update(&a.octets()),
+        IpAddr::V6(a) => ctx.update(&a.octets()),
+    }
+    ctx.update(&addr.port().to_be_bytes());
+    let mut out = [0u8; 20];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+/// Our two NAT detection notifications for a message sent on `path`.
+fn nat_notifies(spi_i: &[u8; 8], spi_r: &[u8; 8], path: Path) -> [[u8; 20]; 2] {
+    [
+        nat_hash(spi_i, spi_r, path.local),
+        nat_hash(spi_i, spi_r, path.remote),
+    ]
+}
+
+/// Compares the peer's NAT detection notifications with the path the message arrived on.
+/// `None` when the peer sent none (it does not do NAT traversal).
+fn detect_nat(
+    payloads: &[Payload<'_>],
+    spi_i: &[u8; 8],
+    spi_r: &[u8; 8],
+    path: Path,
+) -> Option<NatStatus> {
+    let of = |ty: u16| {
+        payloads.iter().filter_map(move |p| match p {
+            Payload::Notify(n) if n.ty == ty => Some(n.data),
+            _ => None,
+        })
+    };
+    let sources: Vec<&[u8]> = of(notify::NAT_DETECTION_SOURCE_IP).collect();
+    let dest: Vec<&[u8]> = of(notify::NAT_DETECTION_DESTINATION_IP).collect();
+    if sources.is_empty() || dest.is_empty() {
+        return None;
+    }
+    // The peer's source as we see it, and our address as the peer saw it.
+    let peer = nat_hash(spi_i, spi_r, path.remote);
+    let me = nat_hash(spi_i, spi_r, path.local);
+    Some(NatStatus {
+        peer_behind_nat: !sources.iter().any(|h| *h == peer),
+        local_behind_nat: !dest.iter().any(|h| *h == me),
+    })
+}
+
 // ------------------------------------------------------------------------------------------
 // Initiator
 // ------------------------------------------------------------------------------------------
@@ -605,6 +698,7 @@ pub struct ExpectSaInitResp {
     ni: Zeroizing<Vec<u8>>,
     pending: Pending,
     cookie_retries: u8,
+    path: Path,
 }
 
 /// How many COOKIE answers the initiator follows before giving up (a responder that
@@ -617,8 +711,10 @@ fn sa_init_request(
     share: &KeyShare,
     ni: &[u8],
     cookie: Option<&[u8]>,
+    path: Path,
 ) -> Result<Vec<u8>, IkeError> {
-    let mut payloads = Vec::with_capacity(4);
+    let nat = nat_notifies(&spi_i, &[0; 8], path);
+    let mut payloads = Vec::with_capacity(6);
     if let Some(c) = cookie {
         payloads.push(notify_payload(notify::COOKIE, c));
     }
@@ -628,6 +724,11 @@ fn sa_init_request(
         data: share.public(),
     });
     payloads.push(Payload::Nonce(ni));
+    payloads.push(notify_payload(notify::NAT_DETECTION_SOURCE_IP, &nat[0]));
+    payloads.push(notify_payload(
+        notify::NAT_DETECTION_DESTINATION_IP,
+        &nat[1],
+    ));
     Message {
         header: header(spi_i, [0; 8], exchange::IKE_SA_INIT, flags::INITIATOR, 0),
         payloads,
@@ -637,17 +738,24 @@ fn sa_init_request(
 }
 
 impl ExpectSaInitResp {
-    /// Builds the IKE_SA_INIT request (take it with [`ExpectSaInitResp::request`] and send it).
+    /// Builds the IKE_SA_INIT request (take it with [`ExpectSaInitResp::request`] and send
+    /// it on `path`; the response is expected back on the same path). The request carries
+    /// NAT detection notifications for `path`.
     ///
     /// # Errors
     /// Only for a configuration this crate cannot run.
-    pub fn start(cfg: IkeConfig, now: Instant, rng: &mut dyn Random) -> Result<Self, IkeError> {
+    pub fn start(
+        cfg: IkeConfig,
+        path: Path,
+        now: Instant,
+        rng: &mut dyn Random,
+    ) -> Result<Self, IkeError> {
         cfg.suite.key_sizes()?;
         child_sizes(&cfg.child)?;
         let spi_i = spi8(rng);
         let share = key_share(cfg.group, rng)?;
         let ni = random_vec(rng, NONCE_LEN);
-        let packet = sa_init_request(&cfg, spi_i, &share, &ni, None)?;
+        let packet = sa_init_request(&cfg, spi_i, &share, &ni, None, path)?;
         let pending = Pending::new(packet, now, cfg.backoff);
         Ok(Self {
             cfg,
@@ -656,6 +764,7 @@ impl ExpectSaInitResp {
             ni,
             pending,
             cookie_retries: 0,
+            path,
         })
     }
 
@@ -736,7 +845,14 @@ impl ExpectSaInitResp {
                 reply: None,
             };
         }
-        match sa_init_request(&self.cfg, self.spi_i, &self.share, &self.ni, Some(cookie)) {
+        match sa_init_request(
+            &self.cfg,
+            self.spi_i,
+            &self.share,
+            &self.ni,
+            Some(cookie),
+            self.path,
+        ) {
             Ok(packet) => {
                 self.cookie_retries += 1;
                 self.pending = Pending::new(packet.clone(), now, self.cfg.backoff);
@@ -813,6 +929,7 @@ impl ExpectSaInitResp {
             ni: self.ni.clone(),
             nr: Zeroizing::new(nr.to_vec()),
             init_response: datagram.to_vec(),
+            nat: detect_nat(&m.payloads, &self.spi_i, &spi_r, self.path),
             child_spi,
             pending: Pending::new(packet, now, cfg.backoff),
         })
@@ -822,6 +939,7 @@ impl ExpectSaInitResp {
 /// Initiator, IKE_AUTH request sent.
 #[derive(Debug)]
 pub struct ExpectAuthResp {
+    nat: Option<NatStatus>,
     cfg: IkeConfig,
     spi_i: [u8; 8],
     spi_r: [u8; 8],
@@ -839,6 +957,14 @@ impl ExpectAuthResp {
     #[must_use]
     pub fn request(&self) -> &[u8] {
         &self.pending.packet
+    }
+
+    /// What NAT detection found (`None`: the responder does not do NAT traversal). With
+    /// a NAT the IKE_AUTH request and everything after it go to port 4500 with the
+    /// non-ESP marker (RFC 7296 §2.23): the caller sends them there.
+    #[must_use]
+    pub fn nat(&self) -> Option<NatStatus> {
+        self.nat
     }
 
     /// The IKE SA keys derived from IKE_SA_INIT (the peer is not authenticated yet: no
@@ -929,6 +1055,7 @@ impl ExpectAuthResp {
             child_sizes(&cfg.child)?,
         )?;
         Ok(Established {
+            nat: self.nat,
             initiator: true,
             spi_i: self.spi_i,
             spi_r: self.spi_r,
@@ -1046,8 +1173,9 @@ impl CookieJar {
 /// What the responder knows about an IKE_SA_INIT request besides its bytes.
 #[derive(Debug, Clone, Copy)]
 pub struct InitContext<'a> {
-    /// The source address of the request (IPi of the cookie).
-    pub peer: IpAddr,
+    /// The path the request arrived on: `remote` is its source (IPi of the cookie,
+    /// and the address NAT detection checks), `local` the address it was sent to.
+    pub path: Path,
     /// The cookie secrets.
     pub cookies: &'a CookieJar,
     /// Whether a valid cookie is required: the caller sets it while the number of
@@ -1117,10 +1245,10 @@ pub fn respond_sa_init(
         let valid = matches!(
             m.payloads.first(),
             Some(Payload::Notify(n)) if n.ty == notify::COOKIE
-                && ctx.cookies.check(n.data, ni, &ctx.peer, &h.spi_i)
+                && ctx.cookies.check(n.data, ni, &ctx.path.remote.ip(), &h.spi_i)
         );
         if !valid {
-            let cookie = ctx.cookies.make(ni, &ctx.peer, &h.spi_i);
+            let cookie = ctx.cookies.make(ni, &ctx.path.remote.ip(), &h.spi_i);
             return Err(
                 match init_error_reply(&h, [0; 8], notify::COOKIE, &cookie) {
                     Some(r) => InitRejected::Reply(IkeError::CookieRequired, r),
@@ -1168,6 +1296,9 @@ pub fn respond_sa_init(
         }
     })?;
     let ciphers = Ciphers::new(cfg.suite, &keys, false).map_err(fail)?;
+    // The initiator hashed a zero SPIr into its request's NAT detection data.
+    let nat = detect_nat(&m.payloads, &h.spi_i, &[0; 8], ctx.path);
+    let our_nat = nat_notifies(&h.spi_i, &spi_r, ctx.path);
     let resp = Message {
         header: header(h.spi_i, spi_r, exchange::IKE_SA_INIT, flags::RESPONSE, 0),
         payloads: vec![
@@ -1177,11 +1308,14 @@ pub fn respond_sa_init(
                 data: share.public(),
             },
             Payload::Nonce(&nr),
+            notify_payload(notify::NAT_DETECTION_SOURCE_IP, &our_nat[0]),
+            notify_payload(notify::NAT_DETECTION_DESTINATION_IP, &our_nat[1]),
         ],
     }
     .emit()
     .map_err(|_| fail(IkeError::Unexpected("response cannot be encoded")))?;
     let state = ExpectAuthReq {
+        nat,
         cfg: cfg.clone(),
         spi_i: h.spi_i,
         spi_r,
@@ -1198,6 +1332,7 @@ pub fn respond_sa_init(
 /// Responder, IKE_SA_INIT answered, waiting for IKE_AUTH.
 #[derive(Debug)]
 pub struct ExpectAuthReq {
+    nat: Option<NatStatus>,
     cfg: IkeConfig,
     spi_i: [u8; 8],
     spi_r: [u8; 8],
@@ -1339,6 +1474,7 @@ impl ExpectAuthReq {
             child_sizes(&cfg.child)?,
         )?;
         Ok(Established {
+            nat: self.nat,
             initiator: false,
             spi_i: self.spi_i,
             spi_r: self.spi_r,
@@ -1364,6 +1500,7 @@ impl ExpectAuthReq {
 /// An IKE SA whose peer has authenticated, with the Child SA made by IKE_AUTH.
 #[derive(Debug)]
 pub struct Established {
+    nat: Option<NatStatus>,
     initiator: bool,
     spi_i: [u8; 8],
     spi_r: [u8; 8],
@@ -1379,6 +1516,13 @@ impl Established {
     #[must_use]
     pub fn is_initiator(&self) -> bool {
         self.initiator
+    }
+
+    /// What NAT detection found in IKE_SA_INIT (`None`: the peer does not do NAT
+    /// traversal).
+    #[must_use]
+    pub fn nat(&self) -> Option<NatStatus> {
+        self.nat
     }
 
     /// The IKE SA SPIs (initiator's, responder's).

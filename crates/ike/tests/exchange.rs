@@ -13,7 +13,7 @@ use ike::dh::Group;
 use ike::prf::PrfAlg;
 use ike::sa::{
     respond_sa_init, Backoff, ChildSuite, CookieJar, Established, ExpectAuthReq, ExpectAuthResp,
-    ExpectSaInitResp, Identity, IkeConfig, IkeError, InitContext, InitRejected, Random, Step,
+    ExpectSaInitResp, Identity, IkeConfig, IkeError, InitContext, InitRejected, Path, Random, Step,
 };
 use ike::sk::SkSuite;
 use ike::wire::{Message, Payload, TrafficSelector};
@@ -51,10 +51,18 @@ const GCM: SkSuite = SkSuite {
 
 static JAR: std::sync::LazyLock<CookieJar> = std::sync::LazyLock::new(|| CookieJar::new(&[7; 32]));
 
-/// A request from 192.0.2.1 while no cookie is required.
+/// The initiator's path: 192.0.2.1:500 to 192.0.2.2:500 (no NAT).
+fn i_path() -> Path {
+    Path {
+        local: "192.0.2.1:500".parse().unwrap(),
+        remote: "192.0.2.2:500".parse().unwrap(),
+    }
+}
+
+/// The responder's side of [`i_path`], while no cookie is required.
 fn ctx() -> InitContext<'static> {
     InitContext {
-        peer: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+        path: i_path().reversed(),
         cookies: &JAR,
         require_cookie: false,
     }
@@ -139,7 +147,7 @@ fn handshake(ci: IkeConfig, cr: IkeConfig, seed: u64) -> Run {
     let now = Instant::now();
     let mut ri = TestRng(seed);
     let mut rr = TestRng(seed ^ 0xffff_0000_ffff);
-    let i1 = ExpectSaInitResp::start(ci, now, &mut ri).unwrap();
+    let i1 = ExpectSaInitResp::start(ci, i_path(), now, &mut ri).unwrap();
     let (r1, init_resp) = respond_sa_init(&cr, i1.request(), &ctx(), &mut rr).unwrap();
     let (i2, auth_req) = next(i1.handle(&init_resp, now, &mut ri));
     let auth_req = auth_req.unwrap();
@@ -232,7 +240,7 @@ fn initiator_retransmits_bit_identical_with_exponential_backoff() {
     let t0 = Instant::now();
     let mut ri = TestRng(1);
     let mut rr = TestRng(2);
-    let mut i1 = ExpectSaInitResp::start(ci, t0, &mut ri).unwrap();
+    let mut i1 = ExpectSaInitResp::start(ci, i_path(), t0, &mut ri).unwrap();
     let first = i1.request().to_vec();
     // Spurious or early timeouts send nothing.
     assert_eq!(i1.handle_timeout(t0).unwrap(), None);
@@ -288,7 +296,7 @@ fn window_of_one_and_wrong_messages_are_dropped() {
     let (ci, cr) = configs(GCM, Group::Curve25519, gcm_child());
     let now = Instant::now();
     let (mut ri, mut rr) = (TestRng(3), TestRng(4));
-    let i1 = ExpectSaInitResp::start(ci, now, &mut ri).unwrap();
+    let i1 = ExpectSaInitResp::start(ci, i_path(), now, &mut ri).unwrap();
     // The initiator ignores its own request echoed back and garbage.
     let req = i1.request().to_vec();
     let (i1, _, d) = stayed(i1.handle(&req, now, &mut ri));
@@ -319,7 +327,7 @@ fn window_of_one_and_wrong_messages_are_dropped() {
 fn auth_fails(ci: IkeConfig, cr: IkeConfig) -> (IkeError, Option<u16>) {
     let now = Instant::now();
     let (mut ri, mut rr) = (TestRng(5), TestRng(6));
-    let i1 = ExpectSaInitResp::start(ci, now, &mut ri).unwrap();
+    let i1 = ExpectSaInitResp::start(ci, i_path(), now, &mut ri).unwrap();
     let (r1, resp1) = respond_sa_init(&cr, i1.request(), &ctx(), &mut rr).unwrap();
     let (i2, req) = next(i1.handle(&resp1, now, &mut ri));
     match r1.handle(&req.unwrap(), &mut rr) {
@@ -409,7 +417,7 @@ fn responder_rejects_sa_init_with_the_rfc_notify_or_silence() {
     // that the proposal matches and only the KE payload is of the wrong group.
     let (c19, _) = configs(GCM, Group::Ecp256, gcm_child());
     let cr19 = cr.clone();
-    let i = ExpectSaInitResp::start(c19, now, &mut ri).unwrap();
+    let i = ExpectSaInitResp::start(c19, i_path(), now, &mut ri).unwrap();
     let mut m = Message::parse(i.request()).unwrap();
     if let Payload::Sa(props) = &mut m.payloads[0] {
         for t in &mut props[0].transforms {
@@ -430,7 +438,7 @@ fn responder_rejects_sa_init_with_the_rfc_notify_or_silence() {
     // Nothing acceptable: NO_PROPOSAL_CHOSEN.
     let mut other = ci.clone();
     other.suite.key_bits = 128;
-    let i = ExpectSaInitResp::start(other, now, &mut ri).unwrap();
+    let i = ExpectSaInitResp::start(other, i_path(), now, &mut ri).unwrap();
     let Err(InitRejected::Reply(e, reply)) = respond_sa_init(&cr, i.request(), &ctx(), &mut rr)
     else {
         panic!("no NO_PROPOSAL_CHOSEN")
@@ -438,7 +446,7 @@ fn responder_rejects_sa_init_with_the_rfc_notify_or_silence() {
     assert_eq!(e, IkeError::NoProposalChosen);
     assert_eq!(notify_in(&reply).0, notify::NO_PROPOSAL_CHOSEN);
 
-    let i = ExpectSaInitResp::start(ci, now, &mut ri).unwrap();
+    let i = ExpectSaInitResp::start(ci, i_path(), now, &mut ri).unwrap();
     let good = i.request().to_vec();
     // A degenerate KE value (RFC 6989): refused before any state is kept.
     let mut m = Message::parse(&good).unwrap();
@@ -531,7 +539,7 @@ fn ike_auth_with_missing_or_duplicated_payloads_never_establishes() {
         let (ci, cr) = configs(GCM, Group::Curve25519, gcm_child());
         let now = Instant::now();
         let (mut ri, mut rr) = (TestRng(10), TestRng(11));
-        let i1 = ExpectSaInitResp::start(ci, now, &mut ri).unwrap();
+        let i1 = ExpectSaInitResp::start(ci, i_path(), now, &mut ri).unwrap();
         let (r1, resp1): (ExpectAuthReq, _) =
             respond_sa_init(&cr, i1.request(), &ctx(), &mut rr).unwrap();
         let (i2, req): (ExpectAuthResp, _) = next(i1.handle(&resp1, now, &mut ri));
@@ -582,13 +590,16 @@ fn cookies_under_load() {
     let now = Instant::now();
     let (mut ri, mut rr) = (TestRng(20), TestRng(21));
     let mut jar = CookieJar::new(&[0x33; 32]);
-    let peer = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7));
-    let i1 = ExpectSaInitResp::start(ci, now, &mut ri).unwrap();
+    let path = Path {
+        local: i_path().remote,
+        remote: "198.51.100.7:500".parse().unwrap(),
+    };
+    let i1 = ExpectSaInitResp::start(ci, i_path(), now, &mut ri).unwrap();
     let first = i1.request().to_vec();
 
     // Under load: only a COOKIE notification, smaller than the request, and no state.
     let loaded = InitContext {
-        peer,
+        path,
         cookies: &jar,
         require_cookie: true,
     };
@@ -623,7 +634,10 @@ fn cookies_under_load() {
 
     // The cookie is bound to the address, the SPI and the nonce.
     let other_peer = InitContext {
-        peer: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 8)),
+        path: Path {
+            remote: "198.51.100.8:500".parse().unwrap(),
+            ..path
+        },
         ..loaded
     };
     assert!(matches!(
@@ -656,14 +670,14 @@ fn cookies_under_load() {
     // After one rotation the cookie is still good, after two it is not.
     jar.rotate(&[0x44; 32]);
     let rotated = InitContext {
-        peer,
+        path,
         cookies: &jar,
         require_cookie: true,
     };
     assert!(respond_sa_init(&cr, &retry, &rotated, &mut rr).is_ok());
     jar.rotate(&[0x55; 32]);
     let rotated = InitContext {
-        peer,
+        path,
         cookies: &jar,
         require_cookie: true,
     };
@@ -678,7 +692,7 @@ fn initiator_follows_at_most_two_cookies() {
     let (ci, _) = configs(GCM, Group::Curve25519, gcm_child());
     let now = Instant::now();
     let mut ri = TestRng(30);
-    let mut i = ExpectSaInitResp::start(ci, now, &mut ri).unwrap();
+    let mut i = ExpectSaInitResp::start(ci, i_path(), now, &mut ri).unwrap();
     let jar = CookieJar::new(&[1; 32]);
     for round in 0..3 {
         let req = Message::parse(i.request()).unwrap();
@@ -715,3 +729,92 @@ fn initiator_follows_at_most_two_cookies() {
     }
     panic!("never gave up");
 }
+
+/// Runs the exchanges with the initiator on `ip` and the responder seeing `seen`.
+fn handshake_via(ip: Path, seen: Path) -> Run {
+    let (ci, cr) = configs(GCM, Group::Curve25519, gcm_child());
+    let now = Instant::now();
+    let (mut ri, mut rr) = (TestRng(40), TestRng(41));
+    let jar = CookieJar::new(&[2; 32]);
+    let ctx = InitContext {
+        path: seen,
+        cookies: &jar,
+        require_cookie: false,
+    };
+    let i1 = ExpectSaInitResp::start(ci, ip, now, &mut ri).unwrap();
+    let (r1, resp1) = respond_sa_init(&cr, i1.request(), &ctx, &mut rr).unwrap();
+    let (i2, req) = next(i1.handle(&resp1, now, &mut ri));
+    let i_nat = i2.nat();
+    let (resp, reply) = next(r1.handle(&req.unwrap(), &mut rr));
+    let (init, _) = next(i2.handle(&reply.unwrap()));
+    assert_eq!(init.nat(), i_nat);
+    Run { init, resp }
+}
+
+#[test]
+fn nat_detection() {
+    use ike::sa::NatStatus;
+    let addr = |s: &str| s.parse().unwrap();
+    // No NAT: each side sees the other's addresses as they are.
+    let r = handshake_via(i_path(), i_path().reversed());
+    let clear = NatStatus {
+        local_behind_nat: false,
+        peer_behind_nat: false,
+    };
+    assert_eq!(r.init.nat(), Some(clear));
+    assert_eq!(r.resp.nat(), Some(clear));
+    assert!(!clear.any());
+
+    // The initiator is behind a NAT that maps 10.0.0.2:500 to 198.51.100.1:40001.
+    let ip = Path {
+        local: addr("10.0.0.2:500"),
+        remote: addr("203.0.113.5:500"),
+    };
+    let seen = Path {
+        local: addr("203.0.113.5:500"),
+        remote: addr("198.51.100.1:40001"),
+    };
+    let r = handshake_via(ip, seen);
+    assert_eq!(
+        r.init.nat(),
+        Some(NatStatus {
+            local_behind_nat: true,
+            peer_behind_nat: false
+        })
+    );
+    assert_eq!(
+        r.resp.nat(),
+        Some(NatStatus {
+            local_behind_nat: false,
+            peer_behind_nat: true
+        })
+    );
+    assert_match(&r);
+
+    // A port change alone is a NAT too (the hash covers the port).
+    let seen = Path {
+        remote: addr("192.0.2.1:4500"),
+        ..i_path().reversed()
+    };
+    let r = handshake_via(i_path(), seen);
+    assert_eq!(r.resp.nat().map(|n| n.peer_behind_nat), Some(true));
+    assert_eq!(r.init.nat().map(|n| n.local_behind_nat), Some(true));
+}
+
+#[test]
+fn nat_hash_is_sha1_of_spis_address_and_port() {
+    // SHA-1 over 8 + 8 + 4 + 2 bytes; the value comes from Python's hashlib:
+    // hashlib.sha1(bytes(range(1, 9)) + bytes(8) + bytes([192, 0, 2, 1]) + b"\x01\xf4")
+    let h = ike::sa::nat_hash(
+        &[1, 2, 3, 4, 5, 6, 7, 8],
+        &[0; 8],
+        "192.0.2.1:500".parse().unwrap(),
+    );
+    assert_eq!(hex_of(&h), NAT_HASH_KAT);
+}
+
+fn hex_of(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+const NAT_HASH_KAT: &str = "644b4575455bd6fcc1efe2be8162a9218e448e5f";
