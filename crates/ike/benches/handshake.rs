@@ -83,6 +83,7 @@ fn configs(group: Group) -> (IkeConfig, IkeConfig) {
             encr: 20,
             key_bits: 128,
             integ: None,
+            transport: false,
         },
         local_id: a.clone(),
         remote_id: Some(b.clone()),
@@ -90,6 +91,7 @@ fn configs(group: Group) -> (IkeConfig, IkeConfig) {
         ts_local: sel(1),
         ts_remote: sel(2),
         backoff: Backoff::default(),
+        initial_contact: false,
     };
     let cr = IkeConfig {
         local_id: b,

@@ -44,6 +44,7 @@ pub mod keys;
 pub mod prf;
 pub mod sa;
 pub mod sk;
+pub mod ts;
 pub mod wire;
 
 pub use error::{CryptoError, EmitError, ParseError};

@@ -29,9 +29,12 @@
 //! each side reports what they show ([`NatStatus`]); moving to port 4500 is the caller's
 //! part.
 //!
-//! Time and randomness are inputs (`now`, [`Random`]). Not here yet: fragmentation, INITIAL_CONTACT, traffic-selector narrowing (the responder
-//! requires the proposed selectors to equal its configuration), certificates,
-//! CREATE_CHILD_SA and INFORMATIONAL.
+//! The responder narrows the proposed traffic selectors to its policy (RFC 7296 §2.9,
+//! [`crate::ts`]) and the initiator accepts only answers inside what it proposed.
+//! USE_TRANSPORT_MODE and INITIAL_CONTACT are sent and reported.
+//!
+//! Time and randomness are inputs (`now`, [`Random`]). Not here yet: the use of
+//! fragmentation, certificates, CREATE_CHILD_SA and INFORMATIONAL.
 
 use core::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -46,6 +49,7 @@ use crate::error::{CryptoError, ParseError};
 use crate::keys::{child_keys, ChildKeys, IkeKeys};
 use crate::prf::PrfAlg;
 use crate::sk::{SkCipher, SkSuite};
+use crate::ts;
 use crate::wire::{
     Attribute, Auth, Header, Id, Message, Notify, Payload, Proposal, TrafficSelector, Transform,
 };
@@ -105,6 +109,9 @@ pub struct ChildSuite {
     pub key_bits: u16,
     /// INTEG transform ID, `None` with an AEAD cipher.
     pub integ: Option<u16>,
+    /// Transport mode (asked for with USE_TRANSPORT_MODE, RFC 7296 §1.3.1); tunnel mode
+    /// otherwise.
+    pub transport: bool,
 }
 
 /// One side's configuration of an IKE SA with PSK authentication.
@@ -130,6 +137,9 @@ pub struct IkeConfig {
     pub ts_remote: Vec<TrafficSelector>,
     /// Initiator retransmission policy.
     pub backoff: Backoff,
+    /// Initiator: send INITIAL_CONTACT in IKE_AUTH (RFC 7296 §2.4), telling the peer to
+    /// drop any older IKE SA with us (set for the first SA after a restart).
+    pub initial_contact: bool,
 }
 
 impl fmt::Debug for IkeConfig {
@@ -486,6 +496,11 @@ fn one<'m, 'a>(
     }
 }
 
+fn has_notify(ps: &[Payload<'_>], ty: u16) -> bool {
+    ps.iter()
+        .any(|p| matches!(p, Payload::Notify(n) if n.ty == ty))
+}
+
 fn error_notify(ps: &[Payload<'_>]) -> Option<u16> {
     ps.iter().find_map(|p| match p {
         Payload::Notify(n) if n.ty < 16384 => Some(n.ty),
@@ -593,6 +608,8 @@ pub struct ChildSa {
     pub ts_i: Vec<TrafficSelector>,
     /// Responder-side selectors.
     pub ts_r: Vec<TrafficSelector>,
+    /// Transport mode (both sides agreed on USE_TRANSPORT_MODE); tunnel mode otherwise.
+    pub transport: bool,
 }
 
 /// The addresses of a UDP path, as one end sees it.
@@ -908,16 +925,20 @@ impl ExpectSaInitResp {
         let idi = cfg.local_id.as_id();
         let auth = psk_auth(cfg.prf, &cfg.psk, self.request(), nr, &keys.sk_pi, &idi);
         let child_spi = spi4(rng);
-        let inner = vec![
-            Payload::IdI(idi),
-            Payload::Auth(Auth {
-                method: crate::consts::auth::SHARED_KEY_MIC,
-                data: &auth,
-            }),
-            Payload::Sa(vec![esp_proposal(&cfg.child, &child_spi, 1)]),
-            Payload::TsI(cfg.ts_local.clone()),
-            Payload::TsR(cfg.ts_remote.clone()),
-        ];
+        let mut inner = vec![Payload::IdI(idi)];
+        if cfg.initial_contact {
+            inner.push(notify_payload(notify::INITIAL_CONTACT, &[]));
+        }
+        inner.push(Payload::Auth(Auth {
+            method: crate::consts::auth::SHARED_KEY_MIC,
+            data: &auth,
+        }));
+        if cfg.child.transport {
+            inner.push(notify_payload(notify::USE_TRANSPORT_MODE, &[]));
+        }
+        inner.push(Payload::Sa(vec![esp_proposal(&cfg.child, &child_spi, 1)]));
+        inner.push(Payload::TsI(cfg.ts_local.clone()));
+        inner.push(Payload::TsR(cfg.ts_remote.clone()));
         let h = header(self.spi_i, spi_r, exchange::IKE_AUTH, flags::INITIATOR, 1);
         let packet = ciphers.seal(&h, &inner, rng)?;
         Ok(ExpectAuthResp {
@@ -1043,8 +1064,14 @@ impl ExpectAuthResp {
             _ => return Err(IkeError::NoProposalChosen),
         };
         let (tsi, tsr) = selectors(inner)?;
-        if *tsi != cfg.ts_local || *tsr != cfg.ts_remote {
+        // The responder may narrow, never widen (RFC 7296 §2.9).
+        if !ts::within(tsi, &cfg.ts_local) || !ts::within(tsr, &cfg.ts_remote) {
             return Err(IkeError::TsUnacceptable);
+        }
+        let transport = has_notify(inner, notify::USE_TRANSPORT_MODE);
+        if transport != cfg.child.transport {
+            // Our policy's mode was refused (or one we did not ask for was imposed).
+            return Err(IkeError::NoProposalChosen);
         }
         let keys = child_keys(
             cfg.prf,
@@ -1067,8 +1094,10 @@ impl ExpectAuthResp {
                 keys,
                 ts_i: tsi.clone(),
                 ts_r: tsr.clone(),
+                transport,
             },
             cached: None,
+            peer_initial_contact: false,
             _auth: proof,
         })
     }
@@ -1433,10 +1462,14 @@ impl ExpectAuthReq {
             .try_into()
             .map_err(|_| IkeError::NoProposalChosen)?;
         let (tsi, tsr) = selectors(inner)?;
-        // The initiator's TSi is our remote side.
-        if *tsi != cfg.ts_remote || *tsr != cfg.ts_local {
+        // Narrow to our policy (RFC 7296 §2.9); the initiator's TSi is our remote side.
+        let tsi = ts::narrow(tsi, &cfg.ts_remote);
+        let tsr = ts::narrow(tsr, &cfg.ts_local);
+        if tsi.is_empty() || tsr.is_empty() {
             return Err(IkeError::TsUnacceptable);
         }
+        let transport = cfg.child.transport && has_notify(inner, notify::USE_TRANSPORT_MODE);
+        let initial_contact = has_notify(inner, notify::INITIAL_CONTACT);
         let spi_r = spi4(rng);
         let idr = cfg.local_id.as_id();
         let my_auth = psk_auth(
@@ -1447,16 +1480,21 @@ impl ExpectAuthReq {
             &self.keys.sk_pr,
             &idr,
         );
-        let reply_payloads = vec![
+        let mut reply_payloads = vec![
             Payload::IdR(idr),
             Payload::Auth(Auth {
                 method: crate::consts::auth::SHARED_KEY_MIC,
                 data: &my_auth,
             }),
-            Payload::Sa(vec![esp_proposal(&cfg.child, &spi_r, chosen.num)]),
-            Payload::TsI(tsi.clone()),
-            Payload::TsR(tsr.clone()),
         ];
+        if transport {
+            reply_payloads.push(notify_payload(notify::USE_TRANSPORT_MODE, &[]));
+        }
+        reply_payloads.push(Payload::Sa(vec![esp_proposal(
+            &cfg.child, &spi_r, chosen.num,
+        )]));
+        reply_payloads.push(Payload::TsI(tsi.clone()));
+        reply_payloads.push(Payload::TsR(tsr.clone()));
         let h = header(
             self.spi_i,
             self.spi_r,
@@ -1484,10 +1522,12 @@ impl ExpectAuthReq {
                 spi_r,
                 suite: cfg.child,
                 keys,
-                ts_i: tsi.clone(),
-                ts_r: tsr.clone(),
+                ts_i: tsi,
+                ts_r: tsr,
+                transport,
             },
             cached: Some((Vec::new(), reply)),
+            peer_initial_contact: initial_contact,
             _auth: proof,
         })
     }
@@ -1508,6 +1548,7 @@ pub struct Established {
     child: ChildSa,
     /// Responder: the IKE_AUTH request and our response, for retransmitted requests.
     cached: Option<(Vec<u8>, Vec<u8>)>,
+    peer_initial_contact: bool,
     _auth: AuthVerified,
 }
 
@@ -1523,6 +1564,14 @@ impl Established {
     #[must_use]
     pub fn nat(&self) -> Option<NatStatus> {
         self.nat
+    }
+
+    /// Responder: whether the initiator sent INITIAL_CONTACT (RFC 7296 §2.4): the caller
+    /// then deletes every other IKE SA (and its Child SAs) with the same authenticated
+    /// identity.
+    #[must_use]
+    pub fn peer_initial_contact(&self) -> bool {
+        self.peer_initial_contact
     }
 
     /// The IKE SA SPIs (initiator's, responder's).

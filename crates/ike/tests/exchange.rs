@@ -90,6 +90,7 @@ fn configs(suite: SkSuite, group: Group, child: ChildSuite) -> (IkeConfig, IkeCo
         ts_local: net_a.clone(),
         ts_remote: net_b.clone(),
         backoff: Backoff::default(),
+        initial_contact: false,
     };
     let resp = IkeConfig {
         local_id: bob,
@@ -106,6 +107,7 @@ fn gcm_child() -> ChildSuite {
         encr: 20,
         key_bits: 128,
         integ: None,
+        transport: false,
     }
 }
 
@@ -189,11 +191,13 @@ fn every_group_and_suite_establishes_with_matching_child_keys() {
             encr: 12,
             key_bits: 256,
             integ: Some(12),
+            transport: false,
         },
         ChildSuite {
             encr: 28,
             key_bits: 256,
             integ: None,
+            transport: false,
         },
     ];
     let mut n = 0;
@@ -818,3 +822,54 @@ fn hex_of(b: &[u8]) -> String {
 }
 
 const NAT_HASH_KAT: &str = "644b4575455bd6fcc1efe2be8162a9218e448e5f";
+
+#[test]
+fn responder_narrows_traffic_selectors() {
+    // The initiator asks for everything; the responder's policy covers one subnet pair
+    // and TCP to port 443 of another host: the answer is the intersection.
+    let (mut ci, mut cr) = configs(GCM, Group::Curve25519, gcm_child());
+    ci.ts_local = ts([0, 0, 0, 0], [255, 255, 255, 255]);
+    ci.ts_remote = ts([0, 0, 0, 0], [255, 255, 255, 255]);
+    let web = TrafficSelector {
+        ip_protocol: 6,
+        start_port: 443,
+        end_port: 443,
+        start: IpAddr::V4(Ipv4Addr::new(10, 3, 0, 1)),
+        end: IpAddr::V4(Ipv4Addr::new(10, 3, 0, 1)),
+    };
+    cr.ts_local.push(web);
+    let r = handshake(ci, cr.clone(), 50);
+    let c = r.init.child();
+    assert_eq!(c, r.resp.child());
+    assert_eq!(c.ts_i, cr.ts_remote);
+    assert_eq!(c.ts_r, cr.ts_local);
+    assert_eq!(c.ts_r.len(), 2);
+}
+
+#[test]
+fn transport_mode_and_initial_contact() {
+    let transport = ChildSuite {
+        transport: true,
+        ..gcm_child()
+    };
+    let (mut ci, cr) = configs(GCM, Group::Curve25519, transport);
+    ci.initial_contact = true;
+    let r = handshake(ci, cr, 60);
+    assert!(r.init.child().transport && r.resp.child().transport);
+    assert!(r.resp.peer_initial_contact());
+    assert_match(&r);
+
+    let r = handshake(
+        configs(GCM, Group::Curve25519, gcm_child()).0,
+        configs(GCM, Group::Curve25519, gcm_child()).1,
+        61,
+    );
+    assert!(!r.init.child().transport && !r.resp.child().transport);
+    assert!(!r.resp.peer_initial_contact());
+
+    // The initiator's policy wants transport mode, the responder's only allows tunnel
+    // mode: the responder answers tunnel mode and the initiator refuses it.
+    let (ci, _) = configs(GCM, Group::Curve25519, transport);
+    let (_, cr) = configs(GCM, Group::Curve25519, gcm_child());
+    assert_eq!(auth_fails(ci, cr), (IkeError::NoProposalChosen, None));
+}
