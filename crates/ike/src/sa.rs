@@ -833,7 +833,8 @@ impl ExpectSaInitResp {
                 return self.retry_with_cookie(n.data, now);
             }
         }
-        // Unprotected error notifications end the attempt (RFC 7296 §2.21.1).
+        // Error notifications in the response end the attempt (RFC 7296 §2.21.1): the
+        // responder refused, and waiting would only lead to a timeout.
         if let Some(n) = error_notify(&m.payloads) {
             return Step::Failed {
                 error: IkeError::PeerNotify(n),
@@ -845,10 +846,10 @@ impl ExpectSaInitResp {
                 let reply = Some(next.pending.packet.clone());
                 Step::Next { state: next, reply }
             }
-            Err(e) => Step::Failed {
-                error: e,
-                reply: None,
-            },
+            // The response is not authenticated: one that does not fit (forged, corrupted,
+            // another proposal, a bad KE value) is dropped and the wait goes on, so that
+            // an attacker cannot end the exchange with a single packet (RFC 7296 §2.21).
+            Err(e) => stay(self, e),
         }
     }
 
