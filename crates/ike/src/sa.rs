@@ -33,8 +33,12 @@
 //! [`crate::ts`]) and the initiator accepts only answers inside what it proposed.
 //! USE_TRANSPORT_MODE and INITIAL_CONTACT are sent and reported.
 //!
+//! On the [`Established`] SA, INFORMATIONAL exchanges run both ways: liveness checks
+//! (dead-peer detection is a liveness check that times out), Child SA and IKE SA deletion;
+//! message IDs never wrap ([`IkeError::NeedsRekey`]).
+//!
 //! Time and randomness are inputs (`now`, [`Random`]). Not here yet: the use of
-//! fragmentation, certificates, CREATE_CHILD_SA and INFORMATIONAL.
+//! fragmentation, certificates, CREATE_CHILD_SA (new Child SAs, rekeying, collisions).
 
 use core::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -182,6 +186,10 @@ pub enum IkeError {
     /// The responder is under load and the request carries no valid cookie (a COOKIE
     /// notification was sent, RFC 7296 §2.6).
     CookieRequired,
+    /// A request of ours is still outstanding (window size 1).
+    Busy,
+    /// The message IDs are used up: the IKE SA must be rekeyed (RFC 7296 §2.2).
+    NeedsRekey,
 }
 
 impl fmt::Display for IkeError {
@@ -198,6 +206,8 @@ impl fmt::Display for IkeError {
             Self::PeerNotify(n) => write!(f, "peer sent error notification {n}"),
             Self::Timeout => f.write_str("no response after the last retransmission"),
             Self::CookieRequired => f.write_str("cookie required"),
+            Self::Busy => f.write_str("a request is outstanding"),
+            Self::NeedsRekey => f.write_str("message IDs used up: rekey the IKE SA"),
         }
     }
 }
@@ -1099,6 +1109,12 @@ impl ExpectAuthResp {
             },
             cached: None,
             peer_initial_contact: false,
+            ciphers: Ciphers::new(cfg.suite, &self.keys, true)?,
+            backoff: cfg.backoff,
+            next_request_id: 2,
+            expect_request_id: 0,
+            pending: None,
+            closed: false,
             _auth: proof,
         })
     }
@@ -1529,6 +1545,12 @@ impl ExpectAuthReq {
             },
             cached: Some((Vec::new(), reply)),
             peer_initial_contact: initial_contact,
+            ciphers: Ciphers::new(cfg.suite, &self.keys, false)?,
+            backoff: cfg.backoff,
+            next_request_id: 0,
+            expect_request_id: 2,
+            pending: None,
+            closed: false,
             _auth: proof,
         })
     }
@@ -1539,6 +1561,12 @@ impl ExpectAuthReq {
 // ------------------------------------------------------------------------------------------
 
 /// An IKE SA whose peer has authenticated, with the Child SA made by IKE_AUTH.
+///
+/// INFORMATIONAL exchanges run on it in both directions (RFC 7296 §1.4, §2.3): each side
+/// has at most one request of its own outstanding (window size 1), retransmitted bit for
+/// bit with exponential back-off ([`Established::handle_timeout`]; a request that goes
+/// unanswered means the peer is dead), and answers the peer's requests in message-ID
+/// order, replaying its last response when the last request comes again.
 #[derive(Debug)]
 pub struct Established {
     nat: Option<NatStatus>,
@@ -1547,10 +1575,64 @@ pub struct Established {
     spi_r: [u8; 8],
     keys: IkeKeys,
     child: ChildSa,
-    /// Responder: the IKE_AUTH request and our response, for retransmitted requests.
+    /// The peer's last request and our response to it, for retransmitted requests.
     cached: Option<(Vec<u8>, Vec<u8>)>,
     peer_initial_contact: bool,
+    ciphers: Ciphers,
+    backoff: Backoff,
+    /// Message ID of our next request.
+    next_request_id: u32,
+    /// Message ID of the peer's next request (wider than the field, so that after
+    /// 0xffffffff no ID matches: message IDs never wrap).
+    expect_request_id: u64,
+    /// Our outstanding request.
+    pending: Option<(Pending, Request)>,
+    /// The IKE SA was deleted (by either side).
+    closed: bool,
     _auth: AuthVerified,
+}
+
+/// A Delete payload for one ESP SA.
+fn esp_delete(spi: &[u8; 4]) -> Payload<'_> {
+    Payload::Delete(crate::wire::Delete {
+        protocol: protocol::ESP,
+        spi_size: 4,
+        spis: spi,
+    })
+}
+
+/// What our outstanding INFORMATIONAL request asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Request {
+    Liveness,
+    DeleteChild,
+    DeleteIke,
+}
+
+/// Something an INFORMATIONAL exchange made happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// Our liveness check was answered.
+    Alive,
+    /// The peer checked our liveness (its empty request was answered).
+    PeerChecked,
+    /// The Child SA pair is deleted: by the peer, or our delete was acknowledged.
+    /// Remove both ESP SAs (the SPIs are in [`Established::child`]).
+    ChildDeleted,
+    /// The IKE SA is deleted (with its Child SA): by the peer, or our delete was
+    /// acknowledged. Nothing more is sent or accepted on it.
+    IkeDeleted,
+}
+
+/// The result of a datagram handled by an [`Established`] SA.
+#[derive(Debug, Default, PartialEq, Eq)]
+#[must_use]
+pub struct Output {
+    /// The response to send, if the datagram was a request (or its retransmission).
+    pub reply: Option<Vec<u8>>,
+    /// What happened.
+    pub event: Option<Event>,
 }
 
 impl Established {
@@ -1593,20 +1675,363 @@ impl Established {
         &self.child
     }
 
-    /// Handles a datagram for this SA. A retransmitted IKE_AUTH request gets the cached
-    /// response again, bit for bit; anything else is dropped (later exchanges are not
-    /// implemented yet).
-    pub fn handle(self, datagram: &[u8]) -> Step<Self, Self> {
-        if let Some((req, resp)) = &self.cached {
-            if datagram == req.as_slice() {
-                let reply = Some(resp.clone());
-                return Step::Stay {
-                    state: self,
-                    reply,
-                    dropped: None,
-                };
+    /// Whether the IKE SA has been deleted.
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// The message ID our next request will carry.
+    #[must_use]
+    pub fn next_message_id(&self) -> u32 {
+        self.next_request_id
+    }
+
+    /// The SPI of our inbound ESP SA (the one we chose).
+    fn inbound_spi(&self) -> [u8; 4] {
+        if self.initiator {
+            self.child.spi_i
+        } else {
+            self.child.spi_r
+        }
+    }
+
+    /// The SPI of our outbound ESP SA (the one the peer chose).
+    fn outbound_spi(&self) -> [u8; 4] {
+        if self.initiator {
+            self.child.spi_r
+        } else {
+            self.child.spi_i
+        }
+    }
+
+    /// Seals an INFORMATIONAL request or response with our role's flags.
+    fn informational(
+        &self,
+        response: bool,
+        message_id: u32,
+        payloads: &[Payload<'_>],
+        rng: &mut dyn Random,
+    ) -> Result<Vec<u8>, IkeError> {
+        let mut fl = if self.initiator { flags::INITIATOR } else { 0 };
+        if response {
+            fl |= flags::RESPONSE;
+        }
+        let h = header(
+            self.spi_i,
+            self.spi_r,
+            exchange::INFORMATIONAL,
+            fl,
+            message_id,
+        );
+        self.ciphers.seal(&h, payloads, rng)
+    }
+
+    fn request(
+        &mut self,
+        kind: Request,
+        now: Instant,
+        rng: &mut dyn Random,
+    ) -> Result<Vec<u8>, IkeError> {
+        if self.closed {
+            return Err(IkeError::Unexpected("the IKE SA is deleted"));
+        }
+        if self.pending.is_some() {
+            return Err(IkeError::Busy);
+        }
+        // Message IDs must not wrap (RFC 7296 §2.2): the SA has to be rekeyed first.
+        if self.next_request_id == u32::MAX {
+            return Err(IkeError::NeedsRekey);
+        }
+        let spi = self.inbound_spi();
+        let payloads = match kind {
+            Request::Liveness => vec![],
+            Request::DeleteChild => vec![esp_delete(&spi)],
+            Request::DeleteIke => vec![Payload::Delete(crate::wire::Delete {
+                protocol: protocol::IKE,
+                spi_size: 0,
+                spis: &[],
+            })],
+        };
+        let packet = self.informational(false, self.next_request_id, &payloads, rng)?;
+        self.next_request_id += 1;
+        self.pending = Some((Pending::new(packet.clone(), now, self.backoff), kind));
+        Ok(packet)
+    }
+
+    /// Builds an empty INFORMATIONAL request (a liveness check, RFC 7296 §1.4).
+    ///
+    /// # Errors
+    /// [`IkeError::Busy`] while another request of ours is outstanding,
+    /// [`IkeError::NeedsRekey`] when the message IDs are used up.
+    pub fn check_liveness(
+        &mut self,
+        now: Instant,
+        rng: &mut dyn Random,
+    ) -> Result<Vec<u8>, IkeError> {
+        self.request(Request::Liveness, now, rng)
+    }
+
+    /// Builds a request deleting the Child SA pair (RFC 7296 §1.4.1).
+    ///
+    /// # Errors
+    /// As [`Established::check_liveness`].
+    pub fn delete_child(
+        &mut self,
+        now: Instant,
+        rng: &mut dyn Random,
+    ) -> Result<Vec<u8>, IkeError> {
+        self.request(Request::DeleteChild, now, rng)
+    }
+
+    /// Builds a request deleting the IKE SA and its Child SA.
+    ///
+    /// # Errors
+    /// As [`Established::check_liveness`].
+    pub fn delete_ike(&mut self, now: Instant, rng: &mut dyn Random) -> Result<Vec<u8>, IkeError> {
+        self.request(Request::DeleteIke, now, rng)
+    }
+
+    /// When [`Established::handle_timeout`] is next due, if a request is outstanding.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.pending.as_ref().map(|(p, _)| p.next)
+    }
+
+    /// The retransmission of our outstanding request due at `now`, if any.
+    ///
+    /// # Errors
+    /// [`IkeError::Timeout`] when the last retransmission went unanswered: the peer is
+    /// dead, and the caller deletes the IKE SA and its Child SAs without telling it.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<Option<Vec<u8>>, IkeError> {
+        let Some((p, _)) = &mut self.pending else {
+            return Ok(None);
+        };
+        match p.on_timeout(now, self.backoff) {
+            Ok(r) => Ok(r.map(<[u8]>::to_vec)),
+            Err(e) => {
+                self.pending = None;
+                Err(e)
             }
         }
-        stay(self, IkeError::Unexpected("no exchange after IKE_AUTH yet"))
+    }
+
+    /// Handles a datagram for this SA: a response to our request, a request of the peer,
+    /// or a retransmission of the peer's last request (answered from the cache).
+    ///
+    /// # Errors
+    /// Why the datagram was dropped (nothing changed): integrity failure, a message ID
+    /// outside the window, a response nothing was asked for, an exchange not implemented.
+    pub fn handle(&mut self, datagram: &[u8], rng: &mut dyn Random) -> Result<Output, IkeError> {
+        if self.closed {
+            return Err(IkeError::Unexpected("the IKE SA is deleted"));
+        }
+        if let Some((req, resp)) = &self.cached {
+            if datagram == req.as_slice() {
+                return Ok(Output {
+                    reply: Some(resp.clone()),
+                    event: None,
+                });
+            }
+        }
+        let mut plain = Zeroizing::new(Vec::new());
+        let (h, inner) = self.ciphers.inp.open(datagram, &mut plain)?;
+        if h.spi_i != self.spi_i || h.spi_r != self.spi_r || h.is_initiator() == self.initiator {
+            return Err(IkeError::Unexpected("SPIs or Initiator flag"));
+        }
+        if h.is_response() {
+            let Some((_, kind)) = &self.pending else {
+                return Err(IkeError::Unexpected("response to no request"));
+            };
+            let kind = *kind;
+            if h.message_id.wrapping_add(1) != self.next_request_id
+                || h.exchange != exchange::INFORMATIONAL
+            {
+                return Err(IkeError::Unexpected("response to another request"));
+            }
+            self.pending = None;
+            let event = match kind {
+                Request::Liveness => Event::Alive,
+                Request::DeleteChild => Event::ChildDeleted,
+                Request::DeleteIke => {
+                    self.closed = true;
+                    Event::IkeDeleted
+                }
+            };
+            return Ok(Output {
+                reply: None,
+                event: Some(event),
+            });
+        }
+        if u64::from(h.message_id) != self.expect_request_id {
+            return Err(IkeError::Unexpected("request outside the window"));
+        }
+        if h.exchange != exchange::INFORMATIONAL {
+            return Err(IkeError::Unexpected("exchange not implemented yet"));
+        }
+        let ours = self.outbound_spi();
+        let mut event = Event::PeerChecked;
+        let mut answer_child = false;
+        for p in &inner {
+            if let Payload::Delete(d) = p {
+                if d.protocol == protocol::IKE {
+                    event = Event::IkeDeleted;
+                } else if d.protocol == protocol::ESP && d.iter().any(|s| s == ours) {
+                    answer_child = true;
+                    if event != Event::IkeDeleted {
+                        event = Event::ChildDeleted;
+                    }
+                }
+            }
+        }
+        // Deleting a Child SA is answered with the delete of its other half (§1.4.1);
+        // deleting the IKE SA with an empty response.
+        let spi = self.inbound_spi();
+        let payloads = if answer_child && event == Event::ChildDeleted {
+            vec![esp_delete(&spi)]
+        } else {
+            vec![]
+        };
+        let reply = self.informational(true, h.message_id, &payloads, rng)?;
+        self.expect_request_id += 1;
+        self.cached = Some((datagram.to_vec(), reply.clone()));
+        if event == Event::IkeDeleted {
+            self.closed = true;
+            self.pending = None;
+        }
+        Ok(Output {
+            reply: Some(reply),
+            event: Some(event),
+        })
+    }
+}
+
+#[cfg(test)]
+mod test {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    struct Counter(u64);
+
+    impl Random for Counter {
+        fn fill(&mut self, out: &mut [u8]) {
+            for b in out {
+                self.0 = self
+                    .0
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1);
+                *b = (self.0 >> 56) as u8;
+            }
+        }
+    }
+
+    fn established() -> (Established, Established) {
+        let sel = vec![TrafficSelector {
+            ip_protocol: 0,
+            start_port: 0,
+            end_port: 65535,
+            start: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            end: IpAddr::V4(Ipv4Addr::BROADCAST),
+        }];
+        let id = Identity {
+            id_type: crate::consts::id::FQDN,
+            data: b"peer".to_vec(),
+        };
+        let cfg = IkeConfig {
+            suite: SkSuite {
+                encr: 20,
+                key_bits: 128,
+                integ: None,
+            },
+            prf: PrfAlg::HmacSha256,
+            group: Group::Curve25519,
+            child: ChildSuite {
+                encr: 20,
+                key_bits: 128,
+                integ: None,
+                transport: false,
+            },
+            local_id: id.clone(),
+            remote_id: Some(id),
+            psk: Zeroizing::new(b"k".to_vec()),
+            ts_local: sel.clone(),
+            ts_remote: sel,
+            backoff: Backoff::default(),
+            initial_contact: false,
+        };
+        let path = Path {
+            local: "192.0.2.1:500".parse().unwrap(),
+            remote: "192.0.2.2:500".parse().unwrap(),
+        };
+        let jar = CookieJar::new(&[1; 32]);
+        let ctx = InitContext {
+            path: path.reversed(),
+            cookies: &jar,
+            require_cookie: false,
+        };
+        let (mut ri, mut rr) = (Counter(1), Counter(2));
+        let now = Instant::now();
+        let i1 = ExpectSaInitResp::start(cfg.clone(), path, now, &mut ri).unwrap();
+        let (r1, m2) = respond_sa_init(&cfg, i1.request(), &ctx, &mut rr).unwrap();
+        let Step::Next {
+            state: i2,
+            reply: Some(m3),
+        } = i1.handle(&m2, now, &mut ri)
+        else {
+            panic!()
+        };
+        let Step::Next {
+            state: r2,
+            reply: Some(m4),
+        } = r1.handle(&m3, &mut rr)
+        else {
+            panic!()
+        };
+        let Step::Next { state: i3, .. } = i2.handle(&m4) else {
+            panic!()
+        };
+        (i3, r2)
+    }
+
+    #[test]
+    fn message_id_wrap_forces_rekey() {
+        let (mut i, mut r) = established();
+        let mut rng = Counter(9);
+        let now = Instant::now();
+        // Both sides jump to the last two message IDs.
+        i.next_request_id = u32::MAX - 1;
+        r.expect_request_id = u64::from(u32::MAX - 1);
+        let req = i.check_liveness(now, &mut rng).unwrap();
+        let out = r.handle(&req, &mut rng).unwrap();
+        assert_eq!(
+            i.handle(&out.reply.unwrap(), &mut rng).unwrap().event,
+            Some(Event::Alive)
+        );
+        // u32::MAX is never used: the SA must be rekeyed.
+        assert_eq!(i.next_message_id(), u32::MAX);
+        assert_eq!(i.check_liveness(now, &mut rng), Err(IkeError::NeedsRekey));
+        assert_eq!(i.delete_ike(now, &mut rng), Err(IkeError::NeedsRekey));
+        // A peer that used 0xffffffff cannot go on with 0.
+        r.expect_request_id = u64::from(u32::MAX);
+        let k = i.ike_keys();
+        let suite = SkSuite {
+            encr: 20,
+            key_bits: 128,
+            integ: None,
+        };
+        let to_r = SkCipher::new(suite, &k.sk_ei, &k.sk_ai).unwrap();
+        let forge = |id: u32| {
+            let h = header(
+                i.spi_i,
+                i.spi_r,
+                exchange::INFORMATIONAL,
+                flags::INITIATOR,
+                id,
+            );
+            to_r.seal(&h, &[], &[5; 8]).unwrap()
+        };
+        assert!(r.handle(&forge(u32::MAX), &mut rng).is_ok());
+        assert!(r.handle(&forge(0), &mut rng).is_err(), "message ID wrapped");
     }
 }
