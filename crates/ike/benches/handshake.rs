@@ -84,6 +84,7 @@ fn configs(group: Group) -> (IkeConfig, IkeConfig) {
             key_bits: 128,
             integ: None,
             transport: false,
+            pfs: false,
         },
         local_id: a.clone(),
         remote_id: Some(b.clone()),

@@ -151,6 +151,10 @@ pub mod notify {
     pub const AUTHENTICATION_FAILED: u16 = 24;
     /// A traffic selector is unacceptable.
     pub const TS_UNACCEPTABLE: u16 = 38;
+    /// A transient condition (e.g. a rekey in progress): try again later (§2.25).
+    pub const TEMPORARY_FAILURE: u16 = 43;
+    /// The Child SA to rekey does not exist (§2.25).
+    pub const CHILD_SA_NOT_FOUND: u16 = 44;
     /// First IKE SA with this peer: delete older ones (status).
     pub const INITIAL_CONTACT: u16 = 16384;
     /// Sender's window size (status).
@@ -163,6 +167,8 @@ pub mod notify {
     pub const COOKIE: u16 = 16390;
     /// Ask for a transport-mode Child SA (status).
     pub const USE_TRANSPORT_MODE: u16 = 16391;
+    /// The Child SA this CREATE_CHILD_SA replaces (status).
+    pub const REKEY_SA: u16 = 16393;
     /// The sender supports IKE fragmentation (RFC 7383).
     pub const IKEV2_FRAGMENTATION_SUPPORTED: u16 = 16430;
     /// Hash algorithms the sender supports for RFC 7427 signatures.

@@ -28,12 +28,13 @@
 //! * [`sa`]: the IKE_SA_INIT and IKE_AUTH exchanges with PSK authentication (§2.15), one
 //!   type per state, window size 1, initiator retransmission with exponential back-off,
 //!   responder answers from its cache; cookies (§2.6), NAT detection (§2.23),
-//!   USE_TRANSPORT_MODE, INITIAL_CONTACT; INFORMATIONAL (liveness, delete) on the
-//!   established SA.
+//!   USE_TRANSPORT_MODE, INITIAL_CONTACT; on the established SA, INFORMATIONAL
+//!   (liveness, delete) and CREATE_CHILD_SA (new Child SAs, Child SA rekeying with
+//!   optional PFS).
 //! * [`ts`]: traffic-selector narrowing (§2.9).
 //!
-//! Not here (yet): CREATE_CHILD_SA (new Child SAs, Child and IKE rekeying, collisions),
-//! the use of fragmentation by the exchanges (negotiation and sending), certificate
+//! Not here (yet): IKE SA rekeying, the §2.8.1 nonce rule for rekey collisions, the use
+//! of fragmentation by the exchanges (negotiation and sending), certificate
 //! authentication (RFC 7427), more than one proposal per configuration, and the daemon. IKEv1 is never spoken:
 //! [`wire::Header::parse`] reports major version 1 as [`ParseError::IkeV1`].
 #![forbid(unsafe_code)]

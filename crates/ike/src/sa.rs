@@ -35,10 +35,12 @@
 //!
 //! On the [`Established`] SA, INFORMATIONAL exchanges run both ways: liveness checks
 //! (dead-peer detection is a liveness check that times out), Child SA and IKE SA deletion;
-//! message IDs never wrap ([`IkeError::NeedsRekey`]).
+//! and CREATE_CHILD_SA: new Child SAs and Child SA rekeying, with optional PFS. Message IDs
+//! never wrap ([`IkeError::NeedsRekey`]).
 //!
 //! Time and randomness are inputs (`now`, [`Random`]). Not here yet: the use of
-//! fragmentation, certificates, CREATE_CHILD_SA (new Child SAs, rekeying, collisions).
+//! fragmentation, certificates, IKE SA rekeying, the §2.8.1 nonce rule for rekey
+//! collisions (a colliding rekey is refused with TEMPORARY_FAILURE instead).
 
 use core::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -116,6 +118,9 @@ pub struct ChildSuite {
     /// Transport mode (asked for with USE_TRANSPORT_MODE, RFC 7296 §1.3.1); tunnel mode
     /// otherwise.
     pub transport: bool,
+    /// Perfect forward secrecy: CREATE_CHILD_SA exchanges carry a key exchange in the IKE
+    /// SA's group (RFC 7296 §1.3.1); the Child SA made by IKE_AUTH never has one.
+    pub pfs: bool,
 }
 
 /// One side's configuration of an IKE SA with PSK authentication.
@@ -491,6 +496,50 @@ fn selectors<'m>(
         (Payload::TsI(i), Payload::TsR(r)) => Ok((i, r)),
         _ => Err(IkeError::MissingPayload("TS")),
     }
+}
+
+/// What the responder of a Child SA exchange answered, checked.
+struct ChildAnswer {
+    spi: [u8; 4],
+    ts_i: Vec<TrafficSelector>,
+    ts_r: Vec<TrafficSelector>,
+    transport: bool,
+}
+
+/// Checks the responder's answer to our Child SA proposal `wanted` (RFC 7296 §1.3,
+/// §2.9): one proposal, ours, numbered 1, with a 4-byte SPI; selectors inside the ones
+/// we proposed (narrowed, never widened); the mode our policy asked for.
+fn child_answer(
+    cfg: &IkeConfig,
+    inner: &[Payload<'_>],
+    wanted: &Proposal<'_>,
+    ts_i: &[TrafficSelector],
+    ts_r: &[TrafficSelector],
+) -> Result<ChildAnswer, IkeError> {
+    let Payload::Sa(props) = one(inner, pt::SA, "SA")? else {
+        return Err(IkeError::MissingPayload("SA"));
+    };
+    let spi: [u8; 4] = match props.as_slice() {
+        [p] if p.num == 1 && chosen_is(p, wanted) => {
+            p.spi.try_into().map_err(|_| IkeError::NoProposalChosen)?
+        }
+        _ => return Err(IkeError::NoProposalChosen),
+    };
+    let (tsi, tsr) = selectors(inner)?;
+    if !ts::within(tsi, ts_i) || !ts::within(tsr, ts_r) {
+        return Err(IkeError::TsUnacceptable);
+    }
+    let transport = has_notify(inner, notify::USE_TRANSPORT_MODE);
+    if transport != cfg.child.transport {
+        // Our policy's mode was refused (or one we did not ask for was imposed).
+        return Err(IkeError::NoProposalChosen);
+    }
+    Ok(ChildAnswer {
+        spi,
+        ts_i: tsi.clone(),
+        ts_r: tsr.clone(),
+        transport,
+    })
 }
 
 /// The only payload of type `ty`, if there is exactly one.
@@ -1065,25 +1114,8 @@ impl ExpectAuthResp {
             &self.ni,
             &self.keys.sk_pr,
         )?;
-        let Payload::Sa(props) = one(inner, pt::SA, "SA")? else {
-            return Err(IkeError::MissingPayload("SA"));
-        };
-        let spi_r: [u8; 4] = match props.as_slice() {
-            [p] if p.num == 1 && chosen_is(p, &esp_proposal(&cfg.child, &[], 1)) => {
-                p.spi.try_into().map_err(|_| IkeError::NoProposalChosen)?
-            }
-            _ => return Err(IkeError::NoProposalChosen),
-        };
-        let (tsi, tsr) = selectors(inner)?;
-        // The responder may narrow, never widen (RFC 7296 §2.9).
-        if !ts::within(tsi, &cfg.ts_local) || !ts::within(tsr, &cfg.ts_remote) {
-            return Err(IkeError::TsUnacceptable);
-        }
-        let transport = has_notify(inner, notify::USE_TRANSPORT_MODE);
-        if transport != cfg.child.transport {
-            // Our policy's mode was refused (or one we did not ask for was imposed).
-            return Err(IkeError::NoProposalChosen);
-        }
+        let wanted = esp_proposal(&cfg.child, &[], 1);
+        let answer = child_answer(cfg, inner, &wanted, &cfg.ts_local, &cfg.ts_remote)?;
         let keys = child_keys(
             cfg.prf,
             &self.keys.sk_d,
@@ -1098,15 +1130,19 @@ impl ExpectAuthResp {
             spi_i: self.spi_i,
             spi_r: self.spi_r,
             keys: self.keys.clone(),
-            child: ChildSa {
-                spi_i: self.child_spi,
-                spi_r,
-                suite: cfg.child,
-                keys,
-                ts_i: tsi.clone(),
-                ts_r: tsr.clone(),
-                transport,
-            },
+            cfg: cfg.clone(),
+            children: vec![Child {
+                requested_by_us: true,
+                sa: ChildSa {
+                    spi_i: self.child_spi,
+                    spi_r: answer.spi,
+                    suite: cfg.child,
+                    keys,
+                    ts_i: answer.ts_i,
+                    ts_r: answer.ts_r,
+                    transport: answer.transport,
+                },
+            }],
             cached: None,
             peer_initial_contact: false,
             ciphers: Ciphers::new(cfg.suite, &self.keys, true)?,
@@ -1534,15 +1570,19 @@ impl ExpectAuthReq {
             spi_i: self.spi_i,
             spi_r: self.spi_r,
             keys: self.keys.clone(),
-            child: ChildSa {
-                spi_i,
-                spi_r,
-                suite: cfg.child,
-                keys,
-                ts_i: tsi,
-                ts_r: tsr,
-                transport,
-            },
+            cfg: cfg.clone(),
+            children: vec![Child {
+                requested_by_us: false,
+                sa: ChildSa {
+                    spi_i,
+                    spi_r,
+                    suite: cfg.child,
+                    keys,
+                    ts_i: tsi,
+                    ts_r: tsr,
+                    transport,
+                },
+            }],
             cached: Some((Vec::new(), reply)),
             peer_initial_contact: initial_contact,
             ciphers: Ciphers::new(cfg.suite, &self.keys, false)?,
@@ -1562,19 +1602,27 @@ impl ExpectAuthReq {
 
 /// An IKE SA whose peer has authenticated, with the Child SA made by IKE_AUTH.
 ///
-/// INFORMATIONAL exchanges run on it in both directions (RFC 7296 §1.4, §2.3): each side
-/// has at most one request of its own outstanding (window size 1), retransmitted bit for
-/// bit with exponential back-off ([`Established::handle_timeout`]; a request that goes
-/// unanswered means the peer is dead), and answers the peer's requests in message-ID
-/// order, replaying its last response when the last request comes again.
+/// INFORMATIONAL and CREATE_CHILD_SA exchanges run on it in both directions (RFC 7296
+/// §1.3, §1.4, §2.3): each side has at most one request of its own outstanding (window
+/// size 1), retransmitted bit for bit with exponential back-off
+/// ([`Established::handle_timeout`]; a request that goes unanswered means the peer is
+/// dead), and answers the peer's requests in message-ID order, replaying its last
+/// response when the last request comes again.
+///
+/// Child SAs are created and rekeyed (make before break: the caller installs the new
+/// pair, then deletes the old one with [`Established::delete_child`]), optionally with a
+/// fresh key exchange ([`ChildSuite::pfs`]). A peer's rekey of a Child SA that we are
+/// rekeying ourselves at that moment is refused with TEMPORARY_FAILURE (RFC 7296 §2.25)
+/// rather than resolved by the nonce rule of §2.8.1.
 #[derive(Debug)]
 pub struct Established {
+    cfg: IkeConfig,
     nat: Option<NatStatus>,
     initiator: bool,
     spi_i: [u8; 8],
     spi_r: [u8; 8],
     keys: IkeKeys,
-    child: ChildSa,
+    children: Vec<Child>,
     /// The peer's last request and our response to it, for retransmitted requests.
     cached: Option<(Vec<u8>, Vec<u8>)>,
     peer_initial_contact: bool,
@@ -1592,6 +1640,34 @@ pub struct Established {
     _auth: AuthVerified,
 }
 
+/// A Child SA pair and which side requested it.
+#[derive(Debug)]
+struct Child {
+    sa: ChildSa,
+    /// We sent the request that created it (so `sa.spi_i` is ours).
+    requested_by_us: bool,
+}
+
+impl Child {
+    /// The SPI of our inbound ESP SA (the one we chose).
+    fn inbound(&self) -> [u8; 4] {
+        if self.requested_by_us {
+            self.sa.spi_i
+        } else {
+            self.sa.spi_r
+        }
+    }
+
+    /// The SPI of our outbound ESP SA (the one the peer chose).
+    fn outbound(&self) -> [u8; 4] {
+        if self.requested_by_us {
+            self.sa.spi_r
+        } else {
+            self.sa.spi_i
+        }
+    }
+}
+
 /// A Delete payload for one ESP SA.
 fn esp_delete(spi: &[u8; 4]) -> Payload<'_> {
     Payload::Delete(crate::wire::Delete {
@@ -1601,15 +1677,31 @@ fn esp_delete(spi: &[u8; 4]) -> Payload<'_> {
     })
 }
 
-/// What our outstanding INFORMATIONAL request asks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What our outstanding request asks.
+#[derive(Debug)]
 enum Request {
     Liveness,
-    DeleteChild,
+    /// Delete the child whose inbound SPI this is.
+    DeleteChild([u8; 4]),
     DeleteIke,
+    CreateChild(Box<ChildRequest>),
 }
 
-/// Something an INFORMATIONAL exchange made happen.
+/// Our side of a CREATE_CHILD_SA exchange in flight.
+#[derive(Debug)]
+struct ChildRequest {
+    /// The inbound SPI of the child being rekeyed.
+    rekey: Option<[u8; 4]>,
+    /// Our inbound SPI for the new child.
+    spi: [u8; 4],
+    ni: Zeroizing<Vec<u8>>,
+    share: Option<KeyShare>,
+    ts_i: Vec<TrafficSelector>,
+    ts_r: Vec<TrafficSelector>,
+}
+
+/// Something an exchange on the established SA made happen. Child SAs are named by our
+/// inbound SPI; [`Established::child_by_inbound`] gives the whole pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {
@@ -1617,10 +1709,31 @@ pub enum Event {
     Alive,
     /// The peer checked our liveness (its empty request was answered).
     PeerChecked,
-    /// The Child SA pair is deleted: by the peer, or our delete was acknowledged.
-    /// Remove both ESP SAs (the SPIs are in [`Established::child`]).
-    ChildDeleted,
-    /// The IKE SA is deleted (with its Child SA): by the peer, or our delete was
+    /// A Child SA pair is deleted: by the peer, or our delete was acknowledged. Remove
+    /// both ESP SAs.
+    ChildDeleted {
+        /// Our inbound SPI of the deleted pair.
+        inbound: [u8; 4],
+        /// Our outbound SPI of the deleted pair.
+        outbound: [u8; 4],
+    },
+    /// A new Child SA pair exists (install both ESP SAs).
+    ChildCreated {
+        /// Our inbound SPI of the new pair.
+        inbound: [u8; 4],
+    },
+    /// A Child SA pair was rekeyed: install the new pair; the old one stays until it is
+    /// deleted (by whoever requested the rekey).
+    ChildRekeyed {
+        /// Our inbound SPI of the old pair.
+        old: [u8; 4],
+        /// Our inbound SPI of the new pair.
+        new: [u8; 4],
+    },
+    /// Our CREATE_CHILD_SA request failed (the peer's error notification, or a response
+    /// we could not accept); nothing was created.
+    ChildFailed(IkeError),
+    /// The IKE SA is deleted (with its Child SAs): by the peer, or our delete was
     /// acknowledged. Nothing more is sent or accepted on it.
     IkeDeleted,
 }
@@ -1633,6 +1746,16 @@ pub struct Output {
     pub reply: Option<Vec<u8>>,
     /// What happened.
     pub event: Option<Event>,
+}
+
+/// The ESP proposal of a CREATE_CHILD_SA exchange: with the key exchange group when the
+/// suite asks for perfect forward secrecy.
+fn ccsa_proposal<'a>(cfg: &IkeConfig, spi: &'a [u8], num: u8) -> Proposal<'a> {
+    let mut p = esp_proposal(&cfg.child, spi, num);
+    if cfg.child.pfs {
+        p.transforms.push(plain(transform::DH, cfg.group.id()));
+    }
+    p
 }
 
 impl Established {
@@ -1669,10 +1792,24 @@ impl Established {
         &self.keys
     }
 
-    /// The Child SA negotiated with the IKE SA.
+    /// The first Child SA (the one IKE_AUTH made, until it is deleted).
     #[must_use]
-    pub fn child(&self) -> &ChildSa {
-        &self.child
+    pub fn child(&self) -> Option<&ChildSa> {
+        self.children.first().map(|c| &c.sa)
+    }
+
+    /// Every Child SA pair of this IKE SA, oldest first.
+    pub fn children(&self) -> impl Iterator<Item = &ChildSa> {
+        self.children.iter().map(|c| &c.sa)
+    }
+
+    /// The Child SA pair whose inbound SPI (ours) is `spi`.
+    #[must_use]
+    pub fn child_by_inbound(&self, spi: [u8; 4]) -> Option<&ChildSa> {
+        self.children
+            .iter()
+            .find(|c| c.inbound() == spi)
+            .map(|c| &c.sa)
     }
 
     /// Whether the IKE SA has been deleted.
@@ -1687,27 +1824,10 @@ impl Established {
         self.next_request_id
     }
 
-    /// The SPI of our inbound ESP SA (the one we chose).
-    fn inbound_spi(&self) -> [u8; 4] {
-        if self.initiator {
-            self.child.spi_i
-        } else {
-            self.child.spi_r
-        }
-    }
-
-    /// The SPI of our outbound ESP SA (the one the peer chose).
-    fn outbound_spi(&self) -> [u8; 4] {
-        if self.initiator {
-            self.child.spi_r
-        } else {
-            self.child.spi_i
-        }
-    }
-
-    /// Seals an INFORMATIONAL request or response with our role's flags.
-    fn informational(
+    /// Seals a request or response of exchange `ex` with our role's flags.
+    fn message(
         &self,
+        ex: u8,
         response: bool,
         message_id: u32,
         payloads: &[Payload<'_>],
@@ -1717,13 +1837,7 @@ impl Established {
         if response {
             fl |= flags::RESPONSE;
         }
-        let h = header(
-            self.spi_i,
-            self.spi_r,
-            exchange::INFORMATIONAL,
-            fl,
-            message_id,
-        );
+        let h = header(self.spi_i, self.spi_r, ex, fl, message_id);
         self.ciphers.seal(&h, payloads, rng)
     }
 
@@ -1743,17 +1857,44 @@ impl Established {
         if self.next_request_id == u32::MAX {
             return Err(IkeError::NeedsRekey);
         }
-        let spi = self.inbound_spi();
-        let payloads = match kind {
-            Request::Liveness => vec![],
-            Request::DeleteChild => vec![esp_delete(&spi)],
-            Request::DeleteIke => vec![Payload::Delete(crate::wire::Delete {
-                protocol: protocol::IKE,
-                spi_size: 0,
-                spis: &[],
-            })],
+        let (ex, payloads): (u8, Vec<Payload<'_>>) = match &kind {
+            Request::Liveness => (exchange::INFORMATIONAL, vec![]),
+            Request::DeleteChild(spi) => (exchange::INFORMATIONAL, vec![esp_delete(spi)]),
+            Request::DeleteIke => (
+                exchange::INFORMATIONAL,
+                vec![Payload::Delete(crate::wire::Delete {
+                    protocol: protocol::IKE,
+                    spi_size: 0,
+                    spis: &[],
+                })],
+            ),
+            Request::CreateChild(c) => {
+                let mut v = Vec::with_capacity(7);
+                if let Some(old) = &c.rekey {
+                    v.push(Payload::Notify(Notify {
+                        protocol: protocol::ESP,
+                        spi: old,
+                        ty: notify::REKEY_SA,
+                        data: &[],
+                    }));
+                }
+                if self.cfg.child.transport {
+                    v.push(notify_payload(notify::USE_TRANSPORT_MODE, &[]));
+                }
+                v.push(Payload::Sa(vec![ccsa_proposal(&self.cfg, &c.spi, 1)]));
+                v.push(Payload::Nonce(&c.ni));
+                if let Some(k) = &c.share {
+                    v.push(Payload::Ke {
+                        group: k.group().id(),
+                        data: k.public(),
+                    });
+                }
+                v.push(Payload::TsI(c.ts_i.clone()));
+                v.push(Payload::TsR(c.ts_r.clone()));
+                (exchange::CREATE_CHILD_SA, v)
+            }
         };
-        let packet = self.informational(false, self.next_request_id, &payloads, rng)?;
+        let packet = self.message(ex, false, self.next_request_id, &payloads, rng)?;
         self.next_request_id += 1;
         self.pending = Some((Pending::new(packet.clone(), now, self.backoff), kind));
         Ok(packet)
@@ -1772,24 +1913,90 @@ impl Established {
         self.request(Request::Liveness, now, rng)
     }
 
-    /// Builds a request deleting the Child SA pair (RFC 7296 §1.4.1).
+    /// Builds a request deleting the Child SA pair whose inbound SPI (ours) is `inbound`
+    /// (RFC 7296 §1.4.1).
     ///
     /// # Errors
-    /// As [`Established::check_liveness`].
+    /// As [`Established::check_liveness`]; [`IkeError::Unexpected`] for an unknown SPI.
     pub fn delete_child(
         &mut self,
+        inbound: [u8; 4],
         now: Instant,
         rng: &mut dyn Random,
     ) -> Result<Vec<u8>, IkeError> {
-        self.request(Request::DeleteChild, now, rng)
+        if self.child_by_inbound(inbound).is_none() {
+            return Err(IkeError::Unexpected("no Child SA with that SPI"));
+        }
+        self.request(Request::DeleteChild(inbound), now, rng)
     }
 
-    /// Builds a request deleting the IKE SA and its Child SA.
+    /// Builds a request deleting the IKE SA and its Child SAs.
     ///
     /// # Errors
     /// As [`Established::check_liveness`].
     pub fn delete_ike(&mut self, now: Instant, rng: &mut dyn Random) -> Result<Vec<u8>, IkeError> {
         self.request(Request::DeleteIke, now, rng)
+    }
+
+    /// Builds a CREATE_CHILD_SA request (RFC 7296 §1.3): a new Child SA pair for the
+    /// configured selectors, or with `rekey` (our inbound SPI of an existing pair) its
+    /// replacement with the same selectors (§1.3.3).
+    ///
+    /// # Errors
+    /// As [`Established::check_liveness`]; [`IkeError::Unexpected`] for an unknown SPI.
+    pub fn create_child(
+        &mut self,
+        rekey: Option<[u8; 4]>,
+        now: Instant,
+        rng: &mut dyn Random,
+    ) -> Result<Vec<u8>, IkeError> {
+        let (ts_i, ts_r) = match rekey {
+            None => (self.cfg.ts_local.clone(), self.cfg.ts_remote.clone()),
+            Some(spi) => {
+                let old = self
+                    .children
+                    .iter()
+                    .find(|c| c.inbound() == spi)
+                    .ok_or(IkeError::Unexpected("no Child SA with that SPI"))?;
+                // Our side first: TSi is the requester's.
+                if old.requested_by_us {
+                    (old.sa.ts_i.clone(), old.sa.ts_r.clone())
+                } else {
+                    (old.sa.ts_r.clone(), old.sa.ts_i.clone())
+                }
+            }
+        };
+        if self.closed || self.pending.is_some() {
+            return Err(if self.closed {
+                IkeError::Unexpected("the IKE SA is deleted")
+            } else {
+                IkeError::Busy
+            });
+        }
+        let share = if self.cfg.child.pfs {
+            Some(key_share(self.cfg.group, rng)?)
+        } else {
+            None
+        };
+        let req = ChildRequest {
+            rekey,
+            spi: self.fresh_spi(rng),
+            ni: random_vec(rng, NONCE_LEN),
+            share,
+            ts_i,
+            ts_r,
+        };
+        self.request(Request::CreateChild(Box::new(req)), now, rng)
+    }
+
+    /// A new inbound SPI that no Child SA of ours uses.
+    fn fresh_spi(&self, rng: &mut dyn Random) -> [u8; 4] {
+        loop {
+            let s = spi4(rng);
+            if self.children.iter().all(|c| c.inbound() != s) {
+                return s;
+            }
+        }
     }
 
     /// When [`Established::handle_timeout`] is next due, if a request is outstanding.
@@ -1840,69 +2047,323 @@ impl Established {
             return Err(IkeError::Unexpected("SPIs or Initiator flag"));
         }
         if h.is_response() {
-            let Some((_, kind)) = &self.pending else {
-                return Err(IkeError::Unexpected("response to no request"));
-            };
-            let kind = *kind;
-            if h.message_id.wrapping_add(1) != self.next_request_id
-                || h.exchange != exchange::INFORMATIONAL
-            {
-                return Err(IkeError::Unexpected("response to another request"));
-            }
-            self.pending = None;
-            let event = match kind {
-                Request::Liveness => Event::Alive,
-                Request::DeleteChild => Event::ChildDeleted,
-                Request::DeleteIke => {
-                    self.closed = true;
-                    Event::IkeDeleted
-                }
-            };
-            return Ok(Output {
-                reply: None,
-                event: Some(event),
-            });
+            return self.handle_response(&h, &inner);
         }
         if u64::from(h.message_id) != self.expect_request_id {
             return Err(IkeError::Unexpected("request outside the window"));
         }
-        if h.exchange != exchange::INFORMATIONAL {
-            return Err(IkeError::Unexpected("exchange not implemented yet"));
-        }
-        let ours = self.outbound_spi();
-        let mut event = Event::PeerChecked;
-        let mut answer_child = false;
-        for p in &inner {
-            if let Payload::Delete(d) = p {
-                if d.protocol == protocol::IKE {
-                    event = Event::IkeDeleted;
-                } else if d.protocol == protocol::ESP && d.iter().any(|s| s == ours) {
-                    answer_child = true;
-                    if event != Event::IkeDeleted {
-                        event = Event::ChildDeleted;
-                    }
-                }
-            }
-        }
-        // Deleting a Child SA is answered with the delete of its other half (§1.4.1);
-        // deleting the IKE SA with an empty response.
-        let spi = self.inbound_spi();
-        let payloads = if answer_child && event == Event::ChildDeleted {
-            vec![esp_delete(&spi)]
-        } else {
-            vec![]
+        let (payloads_out, event) = match h.exchange {
+            exchange::INFORMATIONAL => self.answer_informational(&inner),
+            exchange::CREATE_CHILD_SA => self.answer_create_child(&inner, rng),
+            _ => return Err(IkeError::Unexpected("exchange not implemented")),
         };
-        let reply = self.informational(true, h.message_id, &payloads, rng)?;
+        let refs: Vec<Payload<'_>> = payloads_out
+            .iter()
+            .map(|p| p.as_payload(&self.cfg))
+            .collect();
+        let reply = self.message(h.exchange, true, h.message_id, &refs, rng)?;
         self.expect_request_id += 1;
         self.cached = Some((datagram.to_vec(), reply.clone()));
-        if event == Event::IkeDeleted {
+        if event == Some(Event::IkeDeleted) {
             self.closed = true;
             self.pending = None;
         }
         Ok(Output {
             reply: Some(reply),
+            event,
+        })
+    }
+
+    fn handle_response(&mut self, h: &Header, inner: &[Payload<'_>]) -> Result<Output, IkeError> {
+        let Some((_, kind)) = &self.pending else {
+            return Err(IkeError::Unexpected("response to no request"));
+        };
+        let want_ex = match kind {
+            Request::CreateChild(_) => exchange::CREATE_CHILD_SA,
+            _ => exchange::INFORMATIONAL,
+        };
+        if h.message_id.wrapping_add(1) != self.next_request_id || h.exchange != want_ex {
+            return Err(IkeError::Unexpected("response to another request"));
+        }
+        let Some((_, kind)) = self.pending.take() else {
+            return Err(IkeError::Unexpected("response to no request"));
+        };
+        let event = match kind {
+            Request::Liveness => Event::Alive,
+            Request::DeleteChild(inbound) => self.remove_child(inbound),
+            Request::DeleteIke => {
+                self.closed = true;
+                Event::IkeDeleted
+            }
+            Request::CreateChild(req) => match self.accept_child(&req, inner) {
+                Ok(ev) => ev,
+                Err(e) => Event::ChildFailed(e),
+            },
+        };
+        Ok(Output {
+            reply: None,
             event: Some(event),
         })
+    }
+
+    fn remove_child(&mut self, inbound: [u8; 4]) -> Event {
+        let outbound = self
+            .children
+            .iter()
+            .find(|c| c.inbound() == inbound)
+            .map_or([0; 4], Child::outbound);
+        self.children.retain(|c| c.inbound() != inbound);
+        Event::ChildDeleted { inbound, outbound }
+    }
+
+    /// The peer's response to our CREATE_CHILD_SA request.
+    fn accept_child(
+        &mut self,
+        req: &ChildRequest,
+        inner: &[Payload<'_>],
+    ) -> Result<Event, IkeError> {
+        if let Some(n) = error_notify(inner) {
+            return Err(IkeError::PeerNotify(n));
+        }
+        let cfg = &self.cfg;
+        let answer = child_answer(
+            cfg,
+            inner,
+            &ccsa_proposal(cfg, &[], 1),
+            &req.ts_i,
+            &req.ts_r,
+        )?;
+        let Payload::Nonce(nr) = one(inner, pt::NONCE, "Nonce")? else {
+            return Err(IkeError::MissingPayload("Nonce"));
+        };
+        if !(16..=256).contains(&nr.len()) {
+            return Err(IkeError::Unexpected("nonce length outside 16..=256"));
+        }
+        let gir = match &req.share {
+            Some(k) => {
+                let Payload::Ke { group, data } = one(inner, pt::KE, "KE")? else {
+                    return Err(IkeError::MissingPayload("KE"));
+                };
+                if *group != k.group().id() {
+                    return Err(IkeError::InvalidKePayload(k.group().id()));
+                }
+                Some(k.agree(data)?)
+            }
+            None => None,
+        };
+        let keys = child_keys(
+            cfg.prf,
+            &self.keys.sk_d,
+            gir.as_deref().map(|g| &g[..]),
+            &req.ni,
+            nr,
+            child_sizes(&cfg.child)?,
+        )?;
+        self.children.push(Child {
+            requested_by_us: true,
+            sa: ChildSa {
+                spi_i: req.spi,
+                spi_r: answer.spi,
+                suite: cfg.child,
+                keys,
+                ts_i: answer.ts_i,
+                ts_r: answer.ts_r,
+                transport: answer.transport,
+            },
+        });
+        Ok(match req.rekey {
+            Some(old) => Event::ChildRekeyed { old, new: req.spi },
+            None => Event::ChildCreated { inbound: req.spi },
+        })
+    }
+
+    /// Our answer to an INFORMATIONAL request: deletes are answered with the other half
+    /// of each deleted Child SA (§1.4.1), an IKE SA delete with an empty response.
+    fn answer_informational(
+        &mut self,
+        inner: &[Payload<'_>],
+    ) -> (Vec<OwnedPayload>, Option<Event>) {
+        let mut ike = false;
+        let mut gone = Vec::new();
+        for p in inner {
+            if let Payload::Delete(d) = p {
+                if d.protocol == protocol::IKE {
+                    ike = true;
+                } else if d.protocol == protocol::ESP {
+                    for spi in d.iter() {
+                        if let Some(c) = self.children.iter().find(|c| c.outbound() == spi) {
+                            gone.push(c.inbound());
+                        }
+                    }
+                }
+            }
+        }
+        if ike {
+            return (vec![], Some(Event::IkeDeleted));
+        }
+        let mut event = Some(Event::PeerChecked);
+        let mut out = Vec::new();
+        for inbound in gone {
+            event = Some(self.remove_child(inbound));
+            out.push(OwnedPayload::EspDelete(inbound));
+        }
+        (out, event)
+    }
+
+    /// Our answer to a CREATE_CHILD_SA request: the new pair, or an error notification
+    /// (type and data) and no change.
+    fn answer_create_child(
+        &mut self,
+        inner: &[Payload<'_>],
+        rng: &mut dyn Random,
+    ) -> (Vec<OwnedPayload>, Option<Event>) {
+        match self.create_child_for_peer(inner, rng) {
+            Ok(x) => x,
+            Err((ty, data)) => (vec![OwnedPayload::Notify(ty, data)], None),
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn create_child_for_peer(
+        &mut self,
+        inner: &[Payload<'_>],
+        rng: &mut dyn Random,
+    ) -> Result<(Vec<OwnedPayload>, Option<Event>), (u16, Vec<u8>)> {
+        let refuse = |ty: u16| (ty, Vec::new());
+        let syntax = |_| refuse(notify::INVALID_SYNTAX);
+        let cfg = self.cfg.clone();
+        // Which pair is rekeyed: the notify carries the peer's inbound SPI, our outbound.
+        let rekey = inner.iter().find_map(|p| match p {
+            Payload::Notify(n) if n.ty == notify::REKEY_SA => Some(n.spi),
+            _ => None,
+        });
+        let old = match rekey {
+            None => None,
+            Some(spi) => {
+                let c = self
+                    .children
+                    .iter()
+                    .find(|c| c.outbound() == spi)
+                    .ok_or(refuse(notify::CHILD_SA_NOT_FOUND))?;
+                let old = c.inbound();
+                let ours = matches!(
+                    &self.pending,
+                    Some((_, Request::CreateChild(r))) if r.rekey == Some(old)
+                );
+                if ours {
+                    // Both sides rekeying the same pair at once (RFC 7296 §2.25).
+                    return Err(refuse(notify::TEMPORARY_FAILURE));
+                }
+                Some(old)
+            }
+        };
+        let Payload::Sa(props) = one(inner, pt::SA, "SA").map_err(syntax)? else {
+            return Err(refuse(notify::INVALID_SYNTAX));
+        };
+        let wanted = ccsa_proposal(&cfg, &[], 1);
+        let chosen = props
+            .iter()
+            .find(|p| {
+                p.protocol == protocol::ESP && p.spi.len() == 4 && offers(p, &wanted.transforms)
+            })
+            .ok_or(refuse(notify::NO_PROPOSAL_CHOSEN))?;
+        let spi_i: [u8; 4] = chosen
+            .spi
+            .try_into()
+            .map_err(|_| refuse(notify::NO_PROPOSAL_CHOSEN))?;
+        let Payload::Nonce(ni) = one(inner, pt::NONCE, "Nonce").map_err(syntax)? else {
+            return Err(refuse(notify::INVALID_SYNTAX));
+        };
+        if !(16..=256).contains(&ni.len()) {
+            return Err(refuse(notify::INVALID_SYNTAX));
+        }
+        let (share, gir) = if cfg.child.pfs {
+            let Payload::Ke { group, data } = one(inner, pt::KE, "KE").map_err(syntax)? else {
+                return Err(refuse(notify::INVALID_SYNTAX));
+            };
+            if *group != cfg.group.id() {
+                let g = cfg.group.id().to_be_bytes().to_vec();
+                return Err((notify::INVALID_KE_PAYLOAD, g));
+            }
+            let share = key_share(cfg.group, rng).map_err(syntax)?;
+            let gir = share
+                .agree(data)
+                .map_err(|_| refuse(notify::INVALID_SYNTAX))?;
+            (Some(share), Some(gir))
+        } else {
+            (None, None)
+        };
+        let (tsi, tsr) = selectors(inner).map_err(syntax)?;
+        let tsi = ts::narrow(tsi, &cfg.ts_remote);
+        let tsr = ts::narrow(tsr, &cfg.ts_local);
+        if tsi.is_empty() || tsr.is_empty() {
+            return Err(refuse(notify::TS_UNACCEPTABLE));
+        }
+        let transport = cfg.child.transport && has_notify(inner, notify::USE_TRANSPORT_MODE);
+        let spi_r = self.fresh_spi(rng);
+        let nr = random_vec(rng, NONCE_LEN);
+        let sizes = child_sizes(&cfg.child).map_err(syntax)?;
+        let gir_ref = gir.as_deref().map(|g| &g[..]);
+        let keys = child_keys(cfg.prf, &self.keys.sk_d, gir_ref, ni, &nr, sizes)
+            .map_err(|_| refuse(notify::INVALID_SYNTAX))?;
+        let mut out = Vec::with_capacity(6);
+        if transport {
+            out.push(OwnedPayload::Notify(notify::USE_TRANSPORT_MODE, Vec::new()));
+        }
+        out.push(OwnedPayload::ChildSa(spi_r, chosen.num));
+        out.push(OwnedPayload::Nonce(nr));
+        if let Some(k) = &share {
+            out.push(OwnedPayload::Ke(k.group().id(), k.public().to_vec()));
+        }
+        out.push(OwnedPayload::Ts(false, tsi.clone()));
+        out.push(OwnedPayload::Ts(true, tsr.clone()));
+        self.children.push(Child {
+            requested_by_us: false,
+            sa: ChildSa {
+                spi_i,
+                spi_r,
+                suite: cfg.child,
+                keys,
+                ts_i: tsi,
+                ts_r: tsr,
+                transport,
+            },
+        });
+        let event = match old {
+            Some(old) => Event::ChildRekeyed { old, new: spi_r },
+            None => Event::ChildCreated { inbound: spi_r },
+        };
+        Ok((out, Some(event)))
+    }
+}
+
+/// Payloads of a response, owned until they are sealed.
+#[derive(Debug)]
+enum OwnedPayload {
+    EspDelete([u8; 4]),
+    Notify(u16, Vec<u8>),
+    /// Our ESP proposal with this SPI and proposal number.
+    ChildSa([u8; 4], u8),
+    Nonce(Zeroizing<Vec<u8>>),
+    Ke(u16, Vec<u8>),
+    /// TSi (false) or TSr (true).
+    Ts(bool, Vec<TrafficSelector>),
+}
+
+impl OwnedPayload {
+    fn as_payload<'a>(&'a self, cfg: &IkeConfig) -> Payload<'a> {
+        match self {
+            Self::EspDelete(spi) => esp_delete(spi),
+            Self::Notify(ty, data) => notify_payload(*ty, data),
+            Self::ChildSa(spi, num) => Payload::Sa(vec![ccsa_proposal(cfg, spi, *num)]),
+            Self::Nonce(n) => Payload::Nonce(n),
+            Self::Ke(group, data) => Payload::Ke {
+                group: *group,
+                data,
+            },
+            Self::Ts(false, s) => Payload::TsI(s.clone()),
+            Self::Ts(true, s) => Payload::TsR(s.clone()),
+        }
     }
 }
 
@@ -1951,6 +2412,7 @@ mod test {
                 key_bits: 128,
                 integ: None,
                 transport: false,
+                pfs: false,
             },
             local_id: id.clone(),
             remote_id: Some(id),

@@ -44,12 +44,14 @@ fn every_group_and_suite_establishes_with_matching_child_keys() {
             key_bits: 256,
             integ: Some(12),
             transport: false,
+            pfs: false,
         },
         ChildSuite {
             encr: 28,
             key_bits: 256,
             integ: None,
             transport: false,
+            pfs: false,
         },
     ];
     let mut n = 0;
@@ -71,8 +73,8 @@ fn every_group_and_suite_establishes_with_matching_child_keys() {
                 Some(_) => (child.key_bits as usize / 8, 32),
                 None => (child.key_bits as usize / 8 + 4, 0),
             };
-            assert_eq!(r.init.child().keys.encr_i.len(), sizes.0);
-            assert_eq!(r.init.child().keys.integ_r.len(), sizes.1);
+            assert_eq!(r.init.child().unwrap().keys.encr_i.len(), sizes.0);
+            assert_eq!(r.init.child().unwrap().keys.integ_r.len(), sizes.1);
             n += 1;
         }
     }
@@ -436,7 +438,7 @@ fn keys_never_printed() {
         12,
     );
     let d = format!("{:?}", r.init);
-    let key = format!("{:?}", &r.init.child().keys.encr_i[..]);
+    let key = format!("{:?}", &r.init.child().unwrap().keys.encr_i[..]);
     assert!(!d.contains(&key[1..key.len() - 1]), "{d}");
 }
 
@@ -691,8 +693,8 @@ fn responder_narrows_traffic_selectors() {
     };
     cr.ts_local.push(web);
     let r = handshake(ci, cr.clone(), 50);
-    let c = r.init.child();
-    assert_eq!(c, r.resp.child());
+    let c = r.init.child().unwrap();
+    assert_eq!(c, r.resp.child().unwrap());
     assert_eq!(c.ts_i, cr.ts_remote);
     assert_eq!(c.ts_r, cr.ts_local);
     assert_eq!(c.ts_r.len(), 2);
@@ -702,12 +704,13 @@ fn responder_narrows_traffic_selectors() {
 fn transport_mode_and_initial_contact() {
     let transport = ChildSuite {
         transport: true,
+        pfs: false,
         ..gcm_child()
     };
     let (mut ci, cr) = configs(GCM, Group::Curve25519, transport);
     ci.initial_contact = true;
     let r = handshake(ci, cr, 60);
-    assert!(r.init.child().transport && r.resp.child().transport);
+    assert!(r.init.child().unwrap().transport && r.resp.child().unwrap().transport);
     assert!(r.resp.peer_initial_contact());
     assert_match(&r);
 
@@ -716,7 +719,7 @@ fn transport_mode_and_initial_contact() {
         configs(GCM, Group::Curve25519, gcm_child()).1,
         61,
     );
-    assert!(!r.init.child().transport && !r.resp.child().transport);
+    assert!(!r.init.child().unwrap().transport && !r.resp.child().unwrap().transport);
     assert!(!r.resp.peer_initial_contact());
 
     // The initiator's policy wants transport mode, the responder's only allows tunnel

@@ -57,7 +57,8 @@ fn window_of_one_and_message_id_order() {
     let now = Instant::now();
     let first = i.check_liveness(now, &mut ri).unwrap();
     assert_eq!(i.check_liveness(now, &mut ri), Err(IkeError::Busy));
-    assert_eq!(i.delete_child(now, &mut ri), Err(IkeError::Busy));
+    let spi = i.child().unwrap().spi_i;
+    assert_eq!(i.delete_child(spi, now, &mut ri), Err(IkeError::Busy));
     // Requests both ways at once are fine: each side has its own window.
     let theirs = r.check_liveness(now, &mut rr).unwrap();
     let a = i.handle(&theirs, &mut ri).unwrap();
@@ -134,10 +135,22 @@ fn retransmission_and_dead_peer() {
 fn delete_child_then_ike() {
     let (mut i, mut r, mut ri, mut rr) = pair();
     let now = Instant::now();
-    let child = i.child().clone();
-    let req = i.delete_child(now, &mut ri).unwrap();
+    let child = i.child().unwrap().clone();
+    assert!(
+        i.delete_child([9; 4], now, &mut ri).is_err(),
+        "no such Child SA"
+    );
+    let req = i.delete_child(child.spi_i, now, &mut ri).unwrap();
     let out = r.handle(&req, &mut rr).unwrap();
-    assert_eq!(out.event, Some(Event::ChildDeleted));
+    // Each side names the pair by its own inbound SPI.
+    assert_eq!(
+        out.event,
+        Some(Event::ChildDeleted {
+            inbound: child.spi_r,
+            outbound: child.spi_i
+        })
+    );
+    assert!(r.child().is_none());
     // The response deletes the other half: the responder's inbound SPI.
     let resp = out.reply.unwrap();
     let k = r.ike_keys();
@@ -152,8 +165,12 @@ fn delete_child_then_ike() {
     }
     assert_eq!(
         i.handle(&resp, &mut ri).unwrap().event,
-        Some(Event::ChildDeleted)
+        Some(Event::ChildDeleted {
+            inbound: child.spi_i,
+            outbound: child.spi_r
+        })
     );
+    assert!(i.child().is_none());
 
     // The responder deletes the IKE SA.
     let req = r.delete_ike(now, &mut rr).unwrap();

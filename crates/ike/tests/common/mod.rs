@@ -106,6 +106,7 @@ pub fn gcm_child() -> ChildSuite {
         key_bits: 128,
         integ: None,
         transport: false,
+        pfs: false,
     }
 }
 
@@ -161,7 +162,7 @@ pub fn assert_match(r: &Run) {
     assert!(r.init.is_initiator() && !r.resp.is_initiator());
     assert_eq!(r.init.spis(), r.resp.spis());
     assert_eq!(r.init.ike_keys(), r.resp.ike_keys());
-    let (a, b) = (r.init.child(), r.resp.child());
+    let (a, b) = (r.init.child().unwrap(), r.resp.child().unwrap());
     assert_eq!(a, b);
     assert_ne!(a.spi_i, a.spi_r);
     assert_ne!(a.keys.encr_i, a.keys.encr_r);
