@@ -30,10 +30,10 @@
 //!   responder answers from its cache; cookies (§2.6), NAT detection (§2.23),
 //!   USE_TRANSPORT_MODE, INITIAL_CONTACT; on the established SA, INFORMATIONAL
 //!   (liveness, delete) and CREATE_CHILD_SA (new Child SAs, Child SA rekeying with
-//!   optional PFS).
+//!   optional PFS, IKE SA rekeying).
 //! * [`ts`]: traffic-selector narrowing (§2.9).
 //!
-//! Not here (yet): IKE SA rekeying, the §2.8.1 nonce rule for rekey collisions, the use
+//! Not here (yet): the §2.8.1 nonce rule for rekey collisions, the use
 //! of fragmentation by the exchanges (negotiation and sending), certificate
 //! authentication (RFC 7427), more than one proposal per configuration, and the daemon. IKEv1 is never spoken:
 //! [`wire::Header::parse`] reports major version 1 as [`ParseError::IkeV1`].

@@ -35,12 +35,12 @@
 //!
 //! On the [`Established`] SA, INFORMATIONAL exchanges run both ways: liveness checks
 //! (dead-peer detection is a liveness check that times out), Child SA and IKE SA deletion;
-//! and CREATE_CHILD_SA: new Child SAs and Child SA rekeying, with optional PFS. Message IDs
-//! never wrap ([`IkeError::NeedsRekey`]).
+//! and CREATE_CHILD_SA: new Child SAs and Child SA rekeying, with optional PFS, and IKE SA
+//! rekeying. Message IDs never wrap ([`IkeError::NeedsRekey`]).
 //!
 //! Time and randomness are inputs (`now`, [`Random`]). Not here yet: the use of
-//! fragmentation, certificates, IKE SA rekeying, the §2.8.1 nonce rule for rekey
-//! collisions (a colliding rekey is refused with TEMPORARY_FAILURE instead).
+//! fragmentation, certificates, the §2.8.1 nonce rule for rekey collisions (a colliding
+//! rekey is refused with TEMPORARY_FAILURE instead).
 
 use core::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -373,6 +373,11 @@ fn plain(ty: u8, id: u16) -> Transform<'static> {
 }
 
 fn ike_proposal(cfg: &IkeConfig, num: u8) -> Proposal<'static> {
+    ike_proposal_with_spi(cfg, num, &[])
+}
+
+/// The IKE proposal with an SPI (the new SPI of a rekeyed IKE SA, RFC 7296 §1.3.2).
+fn ike_proposal_with_spi<'a>(cfg: &IkeConfig, num: u8, spi: &'a [u8]) -> Proposal<'a> {
     let mut t = vec![encr_transform(cfg.suite.encr, cfg.suite.key_bits)];
     t.push(plain(transform::PRF, cfg.prf.id()));
     if let Some(i) = cfg.suite.integ {
@@ -382,7 +387,7 @@ fn ike_proposal(cfg: &IkeConfig, num: u8) -> Proposal<'static> {
     Proposal {
         num,
         protocol: protocol::IKE,
-        spi: &[],
+        spi,
         transforms: t,
     }
 }
@@ -1685,6 +1690,16 @@ enum Request {
     DeleteChild([u8; 4]),
     DeleteIke,
     CreateChild(Box<ChildRequest>),
+    RekeyIke(Box<IkeRekeyRequest>),
+}
+
+/// Our side of an IKE SA rekey in flight.
+#[derive(Debug)]
+struct IkeRekeyRequest {
+    /// Our SPI of the new IKE SA (we will be its initiator).
+    spi: [u8; 8],
+    ni: Zeroizing<Vec<u8>>,
+    share: KeyShare,
 }
 
 /// Our side of a CREATE_CHILD_SA exchange in flight.
@@ -1736,16 +1751,25 @@ pub enum Event {
     /// The IKE SA is deleted (with its Child SAs): by the peer, or our delete was
     /// acknowledged. Nothing more is sent or accepted on it.
     IkeDeleted,
+    /// The IKE SA was rekeyed (RFC 7296 §1.3.2): the new one is in [`Output::rekeyed`].
+    IkeRekeyed,
+    /// Our IKE SA rekey failed (the peer's error notification, or a response we could
+    /// not accept); nothing changed.
+    IkeRekeyFailed(IkeError),
 }
 
 /// The result of a datagram handled by an [`Established`] SA.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 #[must_use]
 pub struct Output {
     /// The response to send, if the datagram was a request (or its retransmission).
     pub reply: Option<Vec<u8>>,
     /// What happened.
     pub event: Option<Event>,
+    /// With [`Event::IkeRekeyed`]: the new IKE SA, which now holds every Child SA. The old
+    /// one stays until the side that asked for the rekey deletes it
+    /// ([`Established::delete_ike`] on the old SA).
+    pub rekeyed: Option<Box<Established>>,
 }
 
 /// The ESP proposal of a CREATE_CHILD_SA exchange: with the key exchange group when the
@@ -1893,6 +1917,17 @@ impl Established {
                 v.push(Payload::TsR(c.ts_r.clone()));
                 (exchange::CREATE_CHILD_SA, v)
             }
+            Request::RekeyIke(r) => (
+                exchange::CREATE_CHILD_SA,
+                vec![
+                    Payload::Sa(vec![ike_proposal_with_spi(&self.cfg, 1, &r.spi)]),
+                    Payload::Nonce(&r.ni),
+                    Payload::Ke {
+                        group: r.share.group().id(),
+                        data: r.share.public(),
+                    },
+                ],
+            ),
         };
         let packet = self.message(ex, false, self.next_request_id, &payloads, rng)?;
         self.next_request_id += 1;
@@ -1989,6 +2024,65 @@ impl Established {
         self.request(Request::CreateChild(Box::new(req)), now, rng)
     }
 
+    /// Builds a request rekeying the IKE SA (RFC 7296 §1.3.2): a new IKE SA with fresh
+    /// SPIs, nonces and key exchange, keyed from this one's SK_d (§2.18). When it
+    /// completes ([`Event::IkeRekeyed`]), delete this SA with [`Established::delete_ike`].
+    ///
+    /// # Errors
+    /// As [`Established::check_liveness`].
+    pub fn rekey_ike(&mut self, now: Instant, rng: &mut dyn Random) -> Result<Vec<u8>, IkeError> {
+        if self.closed || self.pending.is_some() {
+            return Err(if self.closed {
+                IkeError::Unexpected("the IKE SA is deleted")
+            } else {
+                IkeError::Busy
+            });
+        }
+        let req = IkeRekeyRequest {
+            spi: spi8(rng),
+            ni: random_vec(rng, NONCE_LEN),
+            share: key_share(self.cfg.group, rng)?,
+        };
+        self.request(Request::RekeyIke(Box::new(req)), now, rng)
+    }
+
+    /// The IKE SA that replaces this one: new SPIs and keys (SKEYSEED from our SK_d,
+    /// RFC 7296 §2.18), the Child SAs moved over, message IDs from 0. `initiator`: we
+    /// asked for the rekey.
+    #[allow(clippy::too_many_arguments)]
+    fn successor(
+        &mut self,
+        initiator: bool,
+        spi_i: [u8; 8],
+        spi_r: [u8; 8],
+        gir: &[u8],
+        ni: &[u8],
+        nr: &[u8],
+    ) -> Result<Established, IkeError> {
+        let prf = self.cfg.prf;
+        let seed = crate::keys::skeyseed_rekey(prf, &self.keys.sk_d, gir, ni, nr);
+        let sizes = self.cfg.suite.key_sizes()?;
+        let keys = IkeKeys::from_skeyseed(prf, &seed, ni, nr, &spi_i, &spi_r, sizes)?;
+        Ok(Established {
+            cfg: self.cfg.clone(),
+            nat: self.nat,
+            initiator,
+            spi_i,
+            spi_r,
+            ciphers: Ciphers::new(self.cfg.suite, &keys, initiator)?,
+            keys,
+            children: core::mem::take(&mut self.children),
+            cached: None,
+            peer_initial_contact: false,
+            backoff: self.backoff,
+            next_request_id: 0,
+            expect_request_id: 0,
+            pending: None,
+            closed: false,
+            _auth: self._auth,
+        })
+    }
+
     /// A new inbound SPI that no Child SA of ours uses.
     fn fresh_spi(&self, rng: &mut dyn Random) -> [u8; 4] {
         loop {
@@ -2038,6 +2132,7 @@ impl Established {
                 return Ok(Output {
                     reply: Some(resp.clone()),
                     event: None,
+                    rekeyed: None,
                 });
             }
         }
@@ -2052,8 +2147,19 @@ impl Established {
         if u64::from(h.message_id) != self.expect_request_id {
             return Err(IkeError::Unexpected("request outside the window"));
         }
+        let ike_rekey = h.exchange == exchange::CREATE_CHILD_SA
+            && matches!(inner.iter().find(|p| p.ty() == pt::SA),
+                Some(Payload::Sa(props)) if props.iter().any(|p| p.protocol == protocol::IKE));
+        let mut rekeyed = None;
         let (payloads_out, event) = match h.exchange {
             exchange::INFORMATIONAL => self.answer_informational(&inner),
+            exchange::CREATE_CHILD_SA if ike_rekey => match self.answer_ike_rekey(&inner, rng) {
+                Ok((out, new)) => {
+                    rekeyed = Some(Box::new(new));
+                    (out, Some(Event::IkeRekeyed))
+                }
+                Err((ty, data)) => (vec![OwnedPayload::Notify(ty, data)], None),
+            },
             exchange::CREATE_CHILD_SA => self.answer_create_child(&inner, rng),
             _ => return Err(IkeError::Unexpected("exchange not implemented")),
         };
@@ -2071,6 +2177,7 @@ impl Established {
         Ok(Output {
             reply: Some(reply),
             event,
+            rekeyed,
         })
     }
 
@@ -2079,8 +2186,10 @@ impl Established {
             return Err(IkeError::Unexpected("response to no request"));
         };
         let want_ex = match kind {
-            Request::CreateChild(_) => exchange::CREATE_CHILD_SA,
-            _ => exchange::INFORMATIONAL,
+            Request::CreateChild(_) | Request::RekeyIke(_) => exchange::CREATE_CHILD_SA,
+            Request::Liveness | Request::DeleteChild(_) | Request::DeleteIke => {
+                exchange::INFORMATIONAL
+            }
         };
         if h.message_id.wrapping_add(1) != self.next_request_id || h.exchange != want_ex {
             return Err(IkeError::Unexpected("response to another request"));
@@ -2099,11 +2208,56 @@ impl Established {
                 Ok(ev) => ev,
                 Err(e) => Event::ChildFailed(e),
             },
+            Request::RekeyIke(req) => match self.accept_ike_rekey(&req, inner) {
+                Ok(new) => {
+                    return Ok(Output {
+                        reply: None,
+                        event: Some(Event::IkeRekeyed),
+                        rekeyed: Some(Box::new(new)),
+                    })
+                }
+                Err(e) => Event::IkeRekeyFailed(e),
+            },
         };
         Ok(Output {
             reply: None,
             event: Some(event),
+            rekeyed: None,
         })
+    }
+
+    /// The peer's answer to our IKE SA rekey.
+    fn accept_ike_rekey(
+        &mut self,
+        req: &IkeRekeyRequest,
+        inner: &[Payload<'_>],
+    ) -> Result<Established, IkeError> {
+        if let Some(n) = error_notify(inner) {
+            return Err(IkeError::PeerNotify(n));
+        }
+        let Payload::Sa(props) = one(inner, pt::SA, "SA")? else {
+            return Err(IkeError::MissingPayload("SA"));
+        };
+        let spi_r: [u8; 8] = match props.as_slice() {
+            [p] if p.num == 1 && chosen_is(p, &ike_proposal(&self.cfg, 1)) => {
+                p.spi.try_into().map_err(|_| IkeError::NoProposalChosen)?
+            }
+            _ => return Err(IkeError::NoProposalChosen),
+        };
+        let Payload::Nonce(nr) = one(inner, pt::NONCE, "Nonce")? else {
+            return Err(IkeError::MissingPayload("Nonce"));
+        };
+        if !(16..=256).contains(&nr.len()) {
+            return Err(IkeError::Unexpected("nonce length outside 16..=256"));
+        }
+        let Payload::Ke { group, data } = one(inner, pt::KE, "KE")? else {
+            return Err(IkeError::MissingPayload("KE"));
+        };
+        if *group != req.share.group().id() {
+            return Err(IkeError::InvalidKePayload(req.share.group().id()));
+        }
+        let gir = req.share.agree(data)?;
+        self.successor(true, req.spi, spi_r, &gir, &req.ni, nr)
     }
 
     fn remove_child(&mut self, inbound: [u8; 4]) -> Event {
@@ -2210,6 +2364,39 @@ impl Established {
         (out, event)
     }
 
+    /// Our answer to the peer's IKE SA rekey: the response payloads and the new IKE SA
+    /// (the peer is its initiator), or an error notification and no change.
+    fn answer_ike_rekey(
+        &mut self,
+        inner: &[Payload<'_>],
+        rng: &mut dyn Random,
+    ) -> Result<(Vec<OwnedPayload>, Established), Refusal> {
+        let refuse = |ty: u16| (ty, Vec::new());
+        let syntax = |_| refuse(notify::INVALID_SYNTAX);
+        if self.pending.is_some() {
+            // Our own request (a rekey or a Child SA change) is in flight (§2.25).
+            return Err(refuse(notify::TEMPORARY_FAILURE));
+        }
+        let cfg = self.cfg.clone();
+        let (num, spi_i, ni) = offered::<8>(inner, &ike_proposal(&cfg, 1))?;
+        let data = peer_ke(inner, cfg.group)?;
+        let share = key_share(cfg.group, rng).map_err(syntax)?;
+        let gir = share
+            .agree(data)
+            .map_err(|_| refuse(notify::INVALID_SYNTAX))?;
+        let spi_r = spi8(rng);
+        let nr = random_vec(rng, NONCE_LEN);
+        let new = self
+            .successor(false, spi_i, spi_r, &gir, ni, &nr)
+            .map_err(syntax)?;
+        let out = vec![
+            OwnedPayload::IkeSa(spi_r, num),
+            OwnedPayload::Nonce(nr),
+            OwnedPayload::Ke(share.group().id(), share.public().to_vec()),
+        ];
+        Ok((out, new))
+    }
+
     /// Our answer to a CREATE_CHILD_SA request: the new pair, or an error notification
     /// (type and data) and no change.
     fn answer_create_child(
@@ -2223,12 +2410,11 @@ impl Established {
         }
     }
 
-    #[allow(clippy::type_complexity)]
     fn create_child_for_peer(
         &mut self,
         inner: &[Payload<'_>],
         rng: &mut dyn Random,
-    ) -> Result<(Vec<OwnedPayload>, Option<Event>), (u16, Vec<u8>)> {
+    ) -> Result<(Vec<OwnedPayload>, Option<Event>), Refusal> {
         let refuse = |ty: u16| (ty, Vec::new());
         let syntax = |_| refuse(notify::INVALID_SYNTAX);
         let cfg = self.cfg.clone();
@@ -2257,34 +2443,9 @@ impl Established {
                 Some(old)
             }
         };
-        let Payload::Sa(props) = one(inner, pt::SA, "SA").map_err(syntax)? else {
-            return Err(refuse(notify::INVALID_SYNTAX));
-        };
-        let wanted = ccsa_proposal(&cfg, &[], 1);
-        let chosen = props
-            .iter()
-            .find(|p| {
-                p.protocol == protocol::ESP && p.spi.len() == 4 && offers(p, &wanted.transforms)
-            })
-            .ok_or(refuse(notify::NO_PROPOSAL_CHOSEN))?;
-        let spi_i: [u8; 4] = chosen
-            .spi
-            .try_into()
-            .map_err(|_| refuse(notify::NO_PROPOSAL_CHOSEN))?;
-        let Payload::Nonce(ni) = one(inner, pt::NONCE, "Nonce").map_err(syntax)? else {
-            return Err(refuse(notify::INVALID_SYNTAX));
-        };
-        if !(16..=256).contains(&ni.len()) {
-            return Err(refuse(notify::INVALID_SYNTAX));
-        }
+        let (num, spi_i, ni) = offered::<4>(inner, &ccsa_proposal(&cfg, &[], 1))?;
         let (share, gir) = if cfg.child.pfs {
-            let Payload::Ke { group, data } = one(inner, pt::KE, "KE").map_err(syntax)? else {
-                return Err(refuse(notify::INVALID_SYNTAX));
-            };
-            if *group != cfg.group.id() {
-                let g = cfg.group.id().to_be_bytes().to_vec();
-                return Err((notify::INVALID_KE_PAYLOAD, g));
-            }
+            let data = peer_ke(inner, cfg.group)?;
             let share = key_share(cfg.group, rng).map_err(syntax)?;
             let gir = share
                 .agree(data)
@@ -2310,7 +2471,7 @@ impl Established {
         if transport {
             out.push(OwnedPayload::Notify(notify::USE_TRANSPORT_MODE, Vec::new()));
         }
-        out.push(OwnedPayload::ChildSa(spi_r, chosen.num));
+        out.push(OwnedPayload::ChildSa(spi_r, num));
         out.push(OwnedPayload::Nonce(nr));
         if let Some(k) = &share {
             out.push(OwnedPayload::Ke(k.group().id(), k.public().to_vec()));
@@ -2337,6 +2498,44 @@ impl Established {
     }
 }
 
+/// A refusal: the error notification type and its data.
+type Refusal = (u16, Vec<u8>);
+
+/// In a CREATE_CHILD_SA request: the first proposal of `wanted`'s protocol offering our
+/// transforms with an `N`-byte SPI, and the nonce. Returns the proposal number, the SPI and
+/// the nonce.
+fn offered<'m, const N: usize>(
+    inner: &'m [Payload<'_>],
+    wanted: &Proposal<'_>,
+) -> Result<(u8, [u8; N], &'m [u8]), Refusal> {
+    let syntax = (notify::INVALID_SYNTAX, Vec::new());
+    let Ok(Payload::Sa(props)) = one(inner, pt::SA, "SA") else {
+        return Err(syntax);
+    };
+    let (num, spi) = props
+        .iter()
+        .filter(|p| p.protocol == wanted.protocol && offers(p, &wanted.transforms))
+        .find_map(|p| Some((p.num, <[u8; N]>::try_from(p.spi).ok()?)))
+        .ok_or((notify::NO_PROPOSAL_CHOSEN, Vec::new()))?;
+    match one(inner, pt::NONCE, "Nonce") {
+        Ok(Payload::Nonce(n)) if (16..=256).contains(&n.len()) => Ok((num, spi, n)),
+        _ => Err(syntax),
+    }
+}
+
+/// In a CREATE_CHILD_SA request: the KE payload's public value, which must be of `group`
+/// (else INVALID_KE_PAYLOAD naming it, RFC 7296 §1.3).
+fn peer_ke<'m>(inner: &'m [Payload<'_>], group: Group) -> Result<&'m [u8], Refusal> {
+    match one(inner, pt::KE, "KE") {
+        Ok(Payload::Ke { group: g, data }) if *g == group.id() => Ok(data),
+        Ok(Payload::Ke { .. }) => Err((
+            notify::INVALID_KE_PAYLOAD,
+            group.id().to_be_bytes().to_vec(),
+        )),
+        _ => Err((notify::INVALID_SYNTAX, Vec::new())),
+    }
+}
+
 /// Payloads of a response, owned until they are sealed.
 #[derive(Debug)]
 enum OwnedPayload {
@@ -2344,6 +2543,8 @@ enum OwnedPayload {
     Notify(u16, Vec<u8>),
     /// Our ESP proposal with this SPI and proposal number.
     ChildSa([u8; 4], u8),
+    /// Our IKE proposal with this (new IKE SA) SPI and proposal number.
+    IkeSa([u8; 8], u8),
     Nonce(Zeroizing<Vec<u8>>),
     Ke(u16, Vec<u8>),
     /// TSi (false) or TSr (true).
@@ -2356,6 +2557,7 @@ impl OwnedPayload {
             Self::EspDelete(spi) => esp_delete(spi),
             Self::Notify(ty, data) => notify_payload(*ty, data),
             Self::ChildSa(spi, num) => Payload::Sa(vec![ccsa_proposal(cfg, spi, *num)]),
+            Self::IkeSa(spi, num) => Payload::Sa(vec![ike_proposal_with_spi(cfg, *num, spi)]),
             Self::Nonce(n) => Payload::Nonce(n),
             Self::Ke(group, data) => Payload::Ke {
                 group: *group,

@@ -253,3 +253,86 @@ fn refusals_create_nothing() {
     // Unknown SPIs are refused locally.
     assert!(i.create_child(Some([1, 2, 3, 4]), now, &mut ri).is_err());
 }
+
+#[test]
+fn ike_sa_rekey_from_either_side() {
+    for requester_is_initiator in [true, false] {
+        let (mut i, mut r) = pair_with(Group::Ecp256, true, 20);
+        let (mut ri, mut rr) = (TestRng(21), TestRng(22));
+        let now = Instant::now();
+        // One more Child SA first, so that two move over.
+        let req = i.create_child(None, now, &mut ri).unwrap();
+        exchange(&mut i, &mut r, req, &mut ri, &mut rr);
+        let children: Vec<_> = i.children().cloned().collect();
+        let old_keys = i.ike_keys().clone();
+        let (a, b, ra, rb) = if requester_is_initiator {
+            (&mut i, &mut r, &mut ri, &mut rr)
+        } else {
+            (&mut r, &mut i, &mut rr, &mut ri)
+        };
+        let req = a.rekey_ike(now, ra).unwrap();
+        let out_b = b.handle(&req, rb).unwrap();
+        assert_eq!(out_b.event, Some(Event::IkeRekeyed));
+        let mut new_b = out_b.rekeyed.unwrap();
+        let out_a = a.handle(&out_b.reply.unwrap(), ra).unwrap();
+        assert_eq!(out_a.event, Some(Event::IkeRekeyed));
+        let mut new_a = out_a.rekeyed.unwrap();
+        // Same new SA on both sides, new SPIs and keys, the requester is its initiator.
+        assert_eq!(new_a.spis(), new_b.spis());
+        assert_ne!(new_a.spis(), a.spis());
+        assert_eq!(new_a.ike_keys(), new_b.ike_keys());
+        assert_ne!(new_a.ike_keys().sk_d, old_keys.sk_d);
+        assert!(new_a.is_initiator() && !new_b.is_initiator());
+        // The Child SAs moved over, unchanged.
+        let moved: Vec<_> = new_a.children().cloned().collect();
+        assert_eq!(moved.len(), 2);
+        for c in &children {
+            assert!(moved.contains(c));
+        }
+        assert_eq!(a.children().count() + b.children().count(), 0);
+        // The new SA works (message IDs from 0) ...
+        assert_eq!(new_a.next_message_id(), 0);
+        let req = new_b.check_liveness(now, rb).unwrap();
+        let out = new_a.handle(&req, ra).unwrap();
+        assert_eq!(
+            new_b.handle(&out.reply.unwrap(), rb).unwrap().event,
+            Some(Event::Alive)
+        );
+        let req = new_a.create_child(None, now, ra).unwrap();
+        let (ea, eb) = exchange(&mut new_a, &mut new_b, req, ra, rb);
+        assert!(matches!(ea, Event::ChildCreated { .. }), "{ea:?}");
+        assert!(matches!(eb, Event::ChildCreated { .. }), "{eb:?}");
+        // ... and the requester deletes the old one.
+        let req = a.delete_ike(now, ra).unwrap();
+        let out = b.handle(&req, rb).unwrap();
+        assert_eq!(out.event, Some(Event::IkeDeleted));
+        assert_eq!(
+            a.handle(&out.reply.unwrap(), ra).unwrap().event,
+            Some(Event::IkeDeleted)
+        );
+        assert!(a.is_closed() && b.is_closed());
+        assert!(!new_a.is_closed() && !new_b.is_closed());
+    }
+}
+
+#[test]
+fn ike_rekey_refused_while_busy() {
+    let (mut i, mut r) = pair_with(Group::Curve25519, false, 30);
+    let (mut ri, mut rr) = (TestRng(31), TestRng(32));
+    let now = Instant::now();
+    let qi = i.rekey_ike(now, &mut ri).unwrap();
+    let _qr = r.check_liveness(now, &mut rr).unwrap();
+    // The responder has its own request outstanding: TEMPORARY_FAILURE, nothing moves.
+    let out = r.handle(&qi, &mut rr).unwrap();
+    assert!(out.event.is_none() && out.rekeyed.is_none());
+    let got = i.handle(&out.reply.unwrap(), &mut ri).unwrap();
+    assert_eq!(
+        got.event,
+        Some(Event::IkeRekeyFailed(IkeError::PeerNotify(
+            notify::TEMPORARY_FAILURE
+        )))
+    );
+    assert!(got.rekeyed.is_none());
+    assert_eq!(i.children().count(), 1);
+    assert_eq!(r.children().count(), 1);
+}
