@@ -1,15 +1,21 @@
-//! The bodies of the `ike_message` and `ike_payload` fuzz targets
+//! The bodies of the `ike_message`, `ike_payload` and `ike_responder` fuzz targets
 //! (`fuzz/fuzz_targets/`) and their seeds, kept in the library so that an ordinary test
 //! replays the committed fuzz inputs through the same code.
 //!
-//! [`ike_message`] and [`ike_payload`] return `Err` with a description when an invariant is broken (the fuzz
+//! [`ike_message`], [`ike_payload`] and [`ike_responder`] return `Err` with a description when an invariant is broken (the fuzz
 //! target then panics); any panic inside is a bug too.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use zeroize::Zeroizing;
 
 use crate::consts::{exchange, flags, notify, payload as pt, protocol, transform};
+use crate::dh::Group;
+use crate::prf::PrfAlg;
+use crate::sa::{
+    respond_sa_init, Backoff, ChildSuite, CookieJar, ExpectSaInitResp, Identity, IkeConfig,
+    InitContext, InitRejected, Path, Step,
+};
 use crate::sk::{Reassembly, ReassemblyLimits, SkCipher, SkSuite};
 use crate::wire::{
     parse_chain, Attribute, Auth, CertData, Cp, CpAttribute, Delete, Eap, Encrypted,
@@ -144,6 +150,147 @@ pub fn payload_seeds() -> Result<Vec<(String, Vec<u8>)>, String> {
         v.push((format!("{i:02}_type{}", p.ty()), seed));
     }
     Ok(v)
+}
+
+/// A fixed configuration for the stateful targets: AES-GCM, Curve25519, PSK.
+#[must_use]
+pub fn fuzz_config() -> IkeConfig {
+    let any = vec![TrafficSelector {
+        ip_protocol: 0,
+        start_port: 0,
+        end_port: 65535,
+        start: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        end: IpAddr::V4(Ipv4Addr::BROADCAST),
+    }];
+    let id = Identity {
+        id_type: crate::consts::id::FQDN,
+        data: b"fuzz.example".to_vec(),
+    };
+    IkeConfig {
+        suite: FUZZ_SUITES[0],
+        prf: PrfAlg::HmacSha256,
+        group: Group::Curve25519,
+        child: ChildSuite {
+            encr: 20,
+            key_bits: 128,
+            integ: None,
+            transport: false,
+            pfs: false,
+        },
+        local_id: id.clone(),
+        remote_id: Some(id),
+        psk: Zeroizing::new(b"fuzz".to_vec()),
+        ts_local: any.clone(),
+        ts_remote: any,
+        backoff: Backoff::default(),
+        initial_contact: false,
+    }
+}
+
+/// The path the stateful targets' requests arrive on.
+#[must_use]
+pub fn fuzz_path() -> Path {
+    Path {
+        local: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)), 500),
+        remote: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 500),
+    }
+}
+
+/// Largest reply to an IKE_SA_INIT request that must carry a cookie: header, one Notify
+/// with 33 bytes of cookie. Anything larger would amplify spoofed traffic.
+const MAX_COOKIE_REPLY: usize = 28 + 8 + 33;
+
+/// An IKE_SA_INIT request (or anything else) at our responder. The first byte says
+/// whether a cookie is required (bit 0); the rest is the datagram. Checks: a request that
+/// opens a half-open SA gets an IKE_SA_INIT response for its SPI, and the same datagram
+/// again gets the same bytes from the half-open SA's cache; an error reply is one
+/// unprotected notification; under load no reply exceeds a COOKIE notification and no
+/// request without a valid cookie opens an SA.
+///
+/// # Errors
+/// A description of the broken invariant.
+pub fn ike_responder(data: &[u8]) -> Result<(), String> {
+    let Some((&mode, datagram)) = data.split_first() else {
+        return Ok(());
+    };
+    let cfg = fuzz_config();
+    let jar = CookieJar::new(&[0x2a; 32]);
+    let ctx = InitContext {
+        path: fuzz_path(),
+        cookies: &jar,
+        require_cookie: mode & 1 == 1,
+    };
+    let mut rng = SeedIvs(mode);
+    match respond_sa_init(&cfg, datagram, &ctx, &mut rng) {
+        Ok((half, reply)) => {
+            let m = Message::parse(&reply).map_err(|e| format!("our response: {e}"))?;
+            let req = Message::parse(datagram).map_err(|e| format!("accepted request: {e}"))?;
+            if m.header.spi_i != req.header.spi_i || !m.header.is_response() {
+                return Err("response not addressed to the request".into());
+            }
+            if ctx.require_cookie {
+                let first = req.payloads.first();
+                let ok = matches!(first, Some(Payload::Notify(n)) if n.ty == notify::COOKIE);
+                if !ok {
+                    return Err("an SA opened without a cookie under load".into());
+                }
+            }
+            match half.handle(datagram, &mut rng) {
+                Step::Stay {
+                    reply: Some(again), ..
+                } if again == reply => {}
+                _ => return Err("retransmitted request not answered from the cache".into()),
+            }
+        }
+        Err(InitRejected::Reply(_, reply)) => {
+            let m = Message::parse(&reply).map_err(|e| format!("our error reply: {e}"))?;
+            if !matches!(m.payloads.as_slice(), [Payload::Notify(_)]) {
+                return Err("error reply is not one notification".into());
+            }
+            if ctx.require_cookie && reply.len() > MAX_COOKIE_REPLY {
+                return Err(format!("{}-byte reply under load", reply.len()));
+            }
+        }
+        Err(InitRejected::Drop(_)) => {}
+    }
+    Ok(())
+}
+
+/// The committed seeds of the `ike_responder` target: a genuine IKE_SA_INIT request
+/// without and with a required cookie, and the request carrying its cookie.
+///
+/// # Errors
+/// Only if a built-in exchange fails (a bug).
+pub fn responder_seeds() -> Result<Vec<(&'static str, Vec<u8>)>, String> {
+    let e = |x: &dyn std::fmt::Display| x.to_string();
+    let now = std::time::Instant::now();
+    let start =
+        ExpectSaInitResp::start(fuzz_config(), fuzz_path().reversed(), now, &mut SeedIvs(7))
+            .map_err(|x| e(&x))?;
+    let req = start.request().to_vec();
+    let jar = CookieJar::new(&[0x2a; 32]);
+    let ctx = InitContext {
+        path: fuzz_path(),
+        cookies: &jar,
+        require_cookie: true,
+    };
+    let Err(InitRejected::Reply(_, cookie_reply)) =
+        respond_sa_init(&fuzz_config(), &req, &ctx, &mut SeedIvs(1))
+    else {
+        return Err("no cookie reply".into());
+    };
+    let Step::Stay {
+        reply: Some(with_cookie),
+        ..
+    } = start.handle(&cookie_reply, now, &mut SeedIvs(3))
+    else {
+        return Err("no retry with the cookie".into());
+    };
+    Ok(vec![
+        ("sa_init_plain", [&[0u8][..], &req].concat()),
+        ("sa_init_needs_cookie", [&[1u8][..], &req].concat()),
+        ("sa_init_with_cookie", [&[1u8][..], &with_cookie].concat()),
+    ])
 }
 
 /// Deterministic IVs for the seeds (a counter): seeds must be reproducible.
