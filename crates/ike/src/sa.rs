@@ -2573,7 +2573,6 @@ impl OwnedPayload {
 mod test {
     #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
-    use std::net::Ipv4Addr;
 
     struct Counter(u64);
 
@@ -2590,44 +2589,8 @@ mod test {
     }
 
     fn established() -> (Established, Established) {
-        let sel = vec![TrafficSelector {
-            ip_protocol: 0,
-            start_port: 0,
-            end_port: 65535,
-            start: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            end: IpAddr::V4(Ipv4Addr::BROADCAST),
-        }];
-        let id = Identity {
-            id_type: crate::consts::id::FQDN,
-            data: b"peer".to_vec(),
-        };
-        let cfg = IkeConfig {
-            suite: SkSuite {
-                encr: 20,
-                key_bits: 128,
-                integ: None,
-            },
-            prf: PrfAlg::HmacSha256,
-            group: Group::Curve25519,
-            child: ChildSuite {
-                encr: 20,
-                key_bits: 128,
-                integ: None,
-                transport: false,
-                pfs: false,
-            },
-            local_id: id.clone(),
-            remote_id: Some(id),
-            psk: Zeroizing::new(b"k".to_vec()),
-            ts_local: sel.clone(),
-            ts_remote: sel,
-            backoff: Backoff::default(),
-            initial_contact: false,
-        };
-        let path = Path {
-            local: "192.0.2.1:500".parse().unwrap(),
-            remote: "192.0.2.2:500".parse().unwrap(),
-        };
+        let cfg = crate::fuzz_support::fuzz_config();
+        let path = crate::fuzz_support::fuzz_path().reversed();
         let jar = CookieJar::new(&[1; 32]);
         let ctx = InitContext {
             path: path.reversed(),

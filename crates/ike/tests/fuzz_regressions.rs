@@ -29,23 +29,39 @@ fn inputs(kind: &str, target: &str) -> Vec<PathBuf> {
     v
 }
 
-#[test]
-fn ike_fuzz_inputs_replay() {
-    let seeds = inputs("seeds", "ike_message");
-    let regressions = inputs("regressions", "ike_message");
-    assert!(seeds.len() >= 14, "no ike_message seeds found");
+/// Replays the committed inputs of `target` through its body; returns how many seeds.
+fn replay(target: &str, body: fn(&[u8]) -> Result<(), String>) -> usize {
+    let seeds = inputs("seeds", target);
+    let regressions = inputs("regressions", target);
     for path in seeds.iter().chain(&regressions) {
         let data = std::fs::read(path).unwrap();
-        if let Err(what) = ike_message(&data) {
+        if let Err(what) = body(&data) {
             panic!("{}: {what}", path.display());
         }
     }
+    seeds.len()
+}
+
+/// The committed seed `name` of `target` is `bytes`.
+fn assert_current(target: &str, name: &str, bytes: &[u8]) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/seeds")
+        .join(target)
+        .join(format!("{name}.bin"));
+    assert_eq!(
+        std::fs::read(&path).ok().as_deref(),
+        Some(bytes),
+        "{} is stale: cargo run -p ike --example fuzz_seeds",
+        path.display()
+    );
 }
 
 #[test]
-fn seeds_are_current_and_exercise_every_path() {
+fn ike_message_inputs_replay_and_seeds_are_current() {
+    let generated = seed_messages().unwrap();
+    assert_eq!(replay("ike_message", ike_message), generated.len());
     let (mut opened, mut fragments) = (0, 0);
-    for (name, bytes) in seed_messages().unwrap() {
+    for (name, bytes) in generated {
         Message::parse(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
         for suite in FUZZ_SUITES {
             let mut plain = Zeroizing::new(Vec::new());
@@ -58,15 +74,7 @@ fn seeds_are_current_and_exercise_every_path() {
                 fragments += 1;
             }
         }
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../fuzz/seeds/ike_message")
-            .join(format!("{name}.bin"));
-        assert_eq!(
-            std::fs::read(&path).ok(),
-            Some(bytes),
-            "{} is stale: cargo run -p ike --example fuzz_seeds",
-            path.display()
-        );
+        assert_current("ike_message", name, &bytes);
     }
     assert_eq!(
         opened,
@@ -78,20 +86,8 @@ fn seeds_are_current_and_exercise_every_path() {
 
 #[test]
 fn ike_payload_inputs_replay_and_seeds_are_current() {
-    let seeds = inputs("seeds", "ike_payload");
-    let regressions = inputs("regressions", "ike_payload");
-    for path in seeds.iter().chain(&regressions) {
-        let data = std::fs::read(path).unwrap();
-        if let Err(what) = ike_payload(&data) {
-            panic!("{}: {what}", path.display());
-        }
-    }
     let generated = payload_seeds().unwrap();
-    assert_eq!(
-        seeds.len(),
-        generated.len(),
-        "cargo run -p ike --example fuzz_seeds"
-    );
+    assert_eq!(replay("ike_payload", ike_payload), generated.len());
     for (name, bytes) in generated {
         // Each seed is a payload the parser takes.
         let (ty, body) = bytes.split_first().unwrap();
@@ -99,36 +95,16 @@ fn ike_payload_inputs_replay_and_seeds_are_current() {
         chain.extend_from_slice(&((body.len() + 4) as u16).to_be_bytes());
         chain.extend_from_slice(body);
         ike::wire::parse_chain(*ty, &chain, 0).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../fuzz/seeds/ike_payload")
-            .join(format!("{name}.bin"));
-        assert_eq!(
-            std::fs::read(&path).ok(),
-            Some(bytes),
-            "{} is stale",
-            path.display()
-        );
+        assert_current("ike_payload", &name, &bytes);
     }
 }
 
 #[test]
 fn ike_responder_inputs_replay_and_seeds_are_current() {
-    let seeds = inputs("seeds", "ike_responder");
-    let regressions = inputs("regressions", "ike_responder");
-    for path in seeds.iter().chain(&regressions) {
-        let data = std::fs::read(path).unwrap();
-        if let Err(what) = ike_responder(&data) {
-            panic!("{}: {what}", path.display());
-        }
-    }
     let generated = responder_seeds().unwrap();
-    assert_eq!(
-        seeds.len(),
-        generated.len(),
-        "cargo run -p ike --example fuzz_seeds"
-    );
+    assert_eq!(replay("ike_responder", ike_responder), generated.len());
     let jar = ike::sa::CookieJar::new(&[0x2a; 32]);
-    for (name, bytes) in &generated {
+    for (name, bytes) in generated {
         // The seeds reach both outcomes: an SA, and a COOKIE reply.
         let ctx = ike::sa::InitContext {
             path: ike::fuzz_support::fuzz_path(),
@@ -137,18 +113,8 @@ fn ike_responder_inputs_replay_and_seeds_are_current() {
         };
         let cfg = ike::fuzz_support::fuzz_config();
         let got = ike::sa::respond_sa_init(&cfg, &bytes[1..], &ctx, &mut TestRng(1));
-        assert_eq!(got.is_ok(), *name != "sa_init_needs_cookie", "{name}");
-    }
-    for (name, bytes) in generated {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../fuzz/seeds/ike_responder")
-            .join(format!("{name}.bin"));
-        assert_eq!(
-            std::fs::read(&path).ok(),
-            Some(bytes),
-            "{} is stale",
-            path.display()
-        );
+        assert_eq!(got.is_ok(), name != "sa_init_needs_cookie", "{name}");
+        assert_current("ike_responder", name, &bytes);
     }
 }
 
