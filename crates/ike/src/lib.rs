@@ -33,7 +33,8 @@
 //!   optional PFS, IKE SA rekeying).
 //! * [`ts`]: traffic-selector narrowing (§2.9).
 //!
-//! Not here (yet): the §2.8.1 nonce rule for rekey collisions, the use
+//! Not here (yet): resolution of IKE SA rekey collisions (refused with
+//! TEMPORARY_FAILURE), the use
 //! of fragmentation by the exchanges (negotiation and sending), certificate
 //! authentication (RFC 7427), more than one proposal per configuration, and the daemon. IKEv1 is never spoken:
 //! [`wire::Header::parse`] reports major version 1 as [`ParseError::IkeV1`].

@@ -1,7 +1,7 @@
 //! CREATE_CHILD_SA on an established IKE SA (RFC 7296 §1.3): new Child SAs requested by
 //! either side, rekeying with and without a fresh key exchange (make before break: the old
 //! pair lives until it is deleted), retransmitted requests answered from the cache without
-//! a second SA, simultaneous rekeys of the same pair refused with TEMPORARY_FAILURE, and
+//! a second SA, simultaneous rekeys of the same pair resolved by the lowest nonce, and
 //! refusals (policy, unknown SPI) that create nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -183,29 +183,98 @@ fn retransmitted_request_makes_one_child() {
     assert_eq!(i.children().count(), 2);
 }
 
+/// What a side must delete after the two rekeys of `old` completed.
+fn to_delete(events: &[Event], old: [u8; 4]) -> [u8; 4] {
+    let collision = events
+        .iter()
+        .find_map(|e| match e {
+            Event::ChildRekeyCollision {
+                old: o, redundant, ..
+            } => {
+                assert_eq!(*o, old);
+                Some(*redundant)
+            }
+            _ => None,
+        })
+        .expect("a collision event");
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::ChildRekeyed { old: o, .. } if *o == old))
+            .count(),
+        1,
+        "{events:?}"
+    );
+    collision.unwrap_or(old)
+}
+
 #[test]
-fn simultaneous_rekeys_of_one_pair_are_refused() {
-    let (mut i, mut r) = pair_with(Group::Curve25519, false, 4);
-    let (mut ri, mut rr) = (TestRng(11), TestRng(12));
-    let now = Instant::now();
-    let c = i.child().unwrap().clone();
-    let qi = i.create_child(Some(c.spi_i), now, &mut ri).unwrap();
-    let qr = r.create_child(Some(c.spi_r), now, &mut rr).unwrap();
-    let ai = i.handle(&qr, &mut ri).unwrap();
-    let ar = r.handle(&qi, &mut rr).unwrap();
-    assert!(ai.event.is_none() && ar.event.is_none());
-    let ei = i.handle(&ar.reply.unwrap(), &mut ri).unwrap().event;
-    let er = r.handle(&ai.reply.unwrap(), &mut rr).unwrap().event;
-    let failed = Some(Event::ChildFailed(IkeError::PeerNotify(
-        notify::TEMPORARY_FAILURE,
-    )));
-    assert_eq!((ei, er), (failed, failed));
-    assert_eq!(i.children().count(), 1);
-    assert_eq!(r.children().count(), 1);
-    // Afterwards one side retries and wins.
-    let req = i.create_child(Some(c.spi_i), now, &mut ri).unwrap();
-    let (ea, _) = exchange(&mut i, &mut r, req, &mut ri, &mut rr);
-    assert!(matches!(ea, Event::ChildRekeyed { .. }));
+fn simultaneous_rekeys_follow_the_lowest_nonce_rule() {
+    let mut winners = [0, 0];
+    for (seed, order) in (40..56).zip([false, true].into_iter().cycle()) {
+        let (mut i, mut r) = pair_with(Group::Curve25519, false, seed);
+        let (mut ri, mut rr) = (TestRng(seed + 100), TestRng(seed + 200));
+        let now = Instant::now();
+        let c = i.child().unwrap().clone();
+        let qi = i.create_child(Some(c.spi_i), now, &mut ri).unwrap();
+        let qr = r.create_child(Some(c.spi_r), now, &mut rr).unwrap();
+        let (mut ei, mut er) = (Vec::new(), Vec::new());
+        // Both requests are answered as usual, in two delivery orders.
+        let ar = r.handle(&qi, &mut rr).unwrap();
+        er.push(ar.event.unwrap());
+        if order {
+            ei.push(
+                i.handle(&ar.reply.unwrap(), &mut ri)
+                    .unwrap()
+                    .event
+                    .unwrap(),
+            );
+            let ai = i.handle(&qr, &mut ri).unwrap();
+            ei.push(ai.event.unwrap());
+            er.push(
+                r.handle(&ai.reply.unwrap(), &mut rr)
+                    .unwrap()
+                    .event
+                    .unwrap(),
+            );
+        } else {
+            let ai = i.handle(&qr, &mut ri).unwrap();
+            ei.push(ai.event.unwrap());
+            ei.push(
+                i.handle(&ar.reply.unwrap(), &mut ri)
+                    .unwrap()
+                    .event
+                    .unwrap(),
+            );
+            er.push(
+                r.handle(&ai.reply.unwrap(), &mut rr)
+                    .unwrap()
+                    .event
+                    .unwrap(),
+            );
+        }
+        assert_eq!(i.children().count(), 3);
+        let di = to_delete(&ei, c.spi_i);
+        let dr = to_delete(&er, c.spi_r);
+        // Exactly one side deletes the old pair, the other its redundant new one.
+        assert!((di == c.spi_i) != (dr == c.spi_r), "{ei:?} {er:?}");
+        winners[usize::from(di == c.spi_i)] += 1;
+        let qi = i.delete_child(di, now, &mut ri).unwrap();
+        let qr = r.delete_child(dr, now, &mut rr).unwrap();
+        let ai = i.handle(&qr, &mut ri).unwrap();
+        let ar = r.handle(&qi, &mut rr).unwrap();
+        let _ = i.handle(&ar.reply.unwrap(), &mut ri).unwrap();
+        let _ = r.handle(&ai.reply.unwrap(), &mut rr).unwrap();
+        // One pair is left, the same on both sides, and it is not the old one.
+        assert_eq!(i.children().count(), 1);
+        assert_eq!(r.children().count(), 1);
+        assert_eq!(i.child().unwrap(), r.child().unwrap());
+        assert_ne!(i.child().unwrap().spi_i, c.spi_i);
+    }
+    assert!(
+        winners[0] > 0 && winners[1] > 0,
+        "both sides win sometimes: {winners:?}"
+    );
 }
 
 #[test]

@@ -95,6 +95,19 @@ pub enum Event {
         /// Our inbound SPI of the new pair.
         new: [u8; 4],
     },
+    /// Both sides rekeyed the pair `old` at once, and this exchange, the second to
+    /// complete, made `new` (install it). RFC 7296 §2.8.1: the pair made by the exchange
+    /// with the lowest of the four nonces is redundant and its requester deletes it.
+    /// `redundant` is that pair when it is ours to delete; when it is `None` the peer
+    /// deletes its redundant pair, and we delete `old` as after a normal rekey.
+    ChildRekeyCollision {
+        /// Our inbound SPI of the pair both sides rekeyed.
+        old: [u8; 4],
+        /// Our inbound SPI of the pair this exchange made.
+        new: [u8; 4],
+        /// Our inbound SPI of the pair we must delete, if the redundant one is ours.
+        redundant: Option<[u8; 4]>,
+    },
     /// Our CREATE_CHILD_SA request failed (the peer's error notification, or a response
     /// we could not accept); nothing was created.
     ChildFailed(IkeError),
@@ -422,6 +435,7 @@ impl Established {
             ciphers: Ciphers::new(self.cfg.suite, &keys, initiator)?,
             keys,
             children: core::mem::take(&mut self.children),
+            rekeys: Vec::new(),
             cached: None,
             peer_initial_contact: false,
             backoff: self.backoff,
@@ -617,6 +631,7 @@ impl Established {
             .find(|c| c.inbound() == inbound)
             .map_or([0; 4], Child::outbound);
         self.children.retain(|c| c.inbound() != inbound);
+        self.rekeys.retain(|r| r.old != inbound);
         Event::ChildDeleted { inbound, outbound }
     }
 
@@ -676,9 +691,41 @@ impl Established {
             },
         });
         Ok(match req.rekey {
-            Some(old) => Event::ChildRekeyed { old, new: req.spi },
+            Some(old) => self.rekeyed(old, req.spi, lowest(&req.ni, nr), true),
             None => Event::ChildCreated { inbound: req.spi },
         })
+    }
+
+    /// Records a completed rekey of `old` into `new` and tells whether it collided with
+    /// one the other side requested (RFC 7296 §2.8.1).
+    fn rekeyed(&mut self, old: [u8; 4], new: [u8; 4], nonce: &[u8], by_us: bool) -> Event {
+        let other = self
+            .rekeys
+            .iter()
+            .find(|r| r.old == old && r.by_us != by_us)
+            .map(|r| (r.new, nonce_lt(&r.lowest_nonce, nonce)));
+        self.rekeys.push(RekeyRecord {
+            old,
+            new,
+            lowest_nonce: nonce.to_vec(),
+            by_us,
+        });
+        match other {
+            None => Event::ChildRekeyed { old, new },
+            Some((other_new, other_lowest)) => {
+                // The exchange holding the lowest nonce made the redundant pair.
+                let (redundant, requested_by_us) = if other_lowest {
+                    (other_new, !by_us)
+                } else {
+                    (new, by_us)
+                };
+                Event::ChildRekeyCollision {
+                    old,
+                    new,
+                    redundant: requested_by_us.then_some(redundant),
+                }
+            }
+        }
     }
 
     /// Our answer to an INFORMATIONAL request: deletes are answered with the other half
@@ -781,16 +828,9 @@ impl Established {
                     .iter()
                     .find(|c| c.outbound() == spi)
                     .ok_or(refuse(notify::CHILD_SA_NOT_FOUND))?;
-                let old = c.inbound();
-                let ours = matches!(
-                    &self.pending,
-                    Some((_, Request::CreateChild(r))) if r.rekey == Some(old)
-                );
-                if ours {
-                    // Both sides rekeying the same pair at once (RFC 7296 §2.25).
-                    return Err(refuse(notify::TEMPORARY_FAILURE));
-                }
-                Some(old)
+                // Answered as usual even if we are rekeying the same pair ourselves
+                // (RFC 7296 §2.25.1); the collision is settled when both are done.
+                Some(c.inbound())
             }
         };
         let (num, spi_i, ni) = offered::<4>(inner, &ccsa_proposal(&cfg, &[], 1))?;
@@ -822,6 +862,7 @@ impl Established {
             out.push(OwnedPayload::Notify(notify::USE_TRANSPORT_MODE, Vec::new()));
         }
         out.push(OwnedPayload::ChildSa(spi_r, num));
+        let low = lowest(ni, &nr).to_vec();
         out.push(OwnedPayload::Nonce(nr));
         if let Some(k) = &share {
             out.push(OwnedPayload::Ke(k.group().id(), k.public().to_vec()));
@@ -841,7 +882,7 @@ impl Established {
             },
         });
         let event = match old {
-            Some(old) => Event::ChildRekeyed { old, new: spi_r },
+            Some(old) => self.rekeyed(old, spi_r, &low, false),
             None => Event::ChildCreated { inbound: spi_r },
         };
         Ok((out, Some(event)))

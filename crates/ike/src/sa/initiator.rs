@@ -381,6 +381,7 @@ impl ExpectAuthResp {
                     transport: answer.transport,
                 },
             }],
+            rekeys: Vec::new(),
             cached: None,
             peer_initial_contact: false,
             ciphers: Ciphers::new(cfg.suite, &self.keys, true)?,

@@ -44,8 +44,9 @@
 //! rekeying. Message IDs never wrap ([`IkeError::NeedsRekey`]).
 //!
 //! Time and randomness are inputs (`now`, [`Random`]). Not here yet: the use of
-//! fragmentation, certificates, the §2.8.1 nonce rule for rekey collisions (a colliding
-//! rekey is refused with TEMPORARY_FAILURE instead).
+//! fragmentation, certificates, and collisions of an IKE SA rekey with another request
+//! (refused with TEMPORARY_FAILURE rather than resolved). Simultaneous rekeys of one
+//! Child SA pair are resolved by the lowest-nonce rule of §2.8.1.
 
 use core::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -792,8 +793,8 @@ fn detect_nat(
 /// Child SAs are created and rekeyed (make before break: the caller installs the new
 /// pair, then deletes the old one with [`Established::delete_child`]), optionally with a
 /// fresh key exchange ([`ChildSuite::pfs`]). A peer's rekey of a Child SA that we are
-/// rekeying ourselves at that moment is refused with TEMPORARY_FAILURE (RFC 7296 §2.25)
-/// rather than resolved by the nonce rule of §2.8.1.
+/// rekeying ourselves is answered as usual; when both exchanges are done the nonce rule
+/// of RFC 7296 §2.8.1 names the redundant pair ([`Event::ChildRekeyCollision`]).
 #[derive(Debug)]
 pub struct Established {
     cfg: IkeConfig,
@@ -803,6 +804,9 @@ pub struct Established {
     spi_r: [u8; 8],
     keys: IkeKeys,
     children: Vec<Child>,
+    /// Completed rekeys whose old pair still exists, to resolve simultaneous rekeys of
+    /// one pair (RFC 7296 §2.8.1).
+    rekeys: Vec<RekeyRecord>,
     /// The peer's last request and our response to it, for retransmitted requests.
     cached: Option<(Vec<u8>, Vec<u8>)>,
     peer_initial_contact: bool,
@@ -826,4 +830,50 @@ struct Child {
     sa: ChildSa,
     /// We sent the request that created it (so `sa.spi_i` is ours).
     requested_by_us: bool,
+}
+
+/// One completed Child SA rekey, kept until the old pair is deleted.
+#[derive(Debug)]
+struct RekeyRecord {
+    /// Our inbound SPI of the old pair.
+    old: [u8; 4],
+    /// Our inbound SPI of the new pair.
+    new: [u8; 4],
+    /// The lower of the exchange's two nonces.
+    lowest_nonce: Vec<u8>,
+    /// We requested the exchange.
+    by_us: bool,
+}
+
+/// Nonces compared as unsigned big-endian numbers (RFC 7296 §2.8.1 "lowest nonce").
+fn nonce_lt(a: &[u8], b: &[u8]) -> bool {
+    let strip = |x: &[u8]| -> Vec<u8> { x.iter().copied().skip_while(|&v| v == 0).collect() };
+    let (a, b) = (strip(a), strip(b));
+    (a.len(), &a) < (b.len(), &b)
+}
+
+/// The lower of two nonces.
+fn lowest<'n>(a: &'n [u8], b: &'n [u8]) -> &'n [u8] {
+    if nonce_lt(b, a) {
+        b
+    } else {
+        a
+    }
+}
+
+#[cfg(test)]
+mod nonce_test {
+    use super::{lowest, nonce_lt};
+
+    #[test]
+    fn nonces_compare_as_numbers() {
+        assert!(nonce_lt(&[1, 2], &[1, 3]));
+        assert!(!nonce_lt(&[1, 3], &[1, 2]));
+        assert!(!nonce_lt(&[1, 2], &[1, 2]));
+        // Leading zeros do not count; a longer number is larger.
+        assert!(nonce_lt(&[0, 0, 9], &[1, 0]));
+        assert!(nonce_lt(&[0xff], &[0, 1, 0]));
+        assert_eq!(lowest(&[5, 0], &[4, 9]), &[4, 9]);
+        assert_eq!(lowest(&[4, 9], &[5, 0]), &[4, 9]);
+    }
 }

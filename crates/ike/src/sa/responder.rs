@@ -427,6 +427,7 @@ impl ExpectAuthReq {
                     transport,
                 },
             }],
+            rekeys: Vec::new(),
             cached: Some((Vec::new(), reply)),
             peer_initial_contact: initial_contact,
             ciphers: Ciphers::new(cfg.suite, &self.keys, false)?,
