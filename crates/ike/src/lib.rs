@@ -34,10 +34,10 @@
 //! * [`ts`]: traffic-selector narrowing (§2.9).
 //!
 //! Not here (yet): resolution of IKE SA rekey collisions (refused with
-//! TEMPORARY_FAILURE), the use
-//! of fragmentation by the exchanges (negotiation and sending), certificate
-//! authentication (RFC 7427), more than one proposal per configuration, and the daemon. IKEv1 is never spoken:
-//! [`wire::Header::parse`] reports major version 1 as [`ParseError::IkeV1`].
+//! TEMPORARY_FAILURE), the use of fragmentation by the exchanges (negotiation and
+//! sending), certificate authentication (RFC 7427), more than one proposal per
+//! configuration, and the daemon. IKEv1 is never spoken: [`wire::Header::parse`] reports
+//! major version 1 as [`ParseError::IkeV1`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
