@@ -11,7 +11,7 @@
 //!                     wire::parse_chain   ──> inner payloads ──> sa::* state ──> Step
 //!
 //!   dh::KeyShare (random in) ──> g^ir ──> keys::IkeKeys::derive (prf, prf+, §2.14)
-//!                                           └─> keys::child_keymat (§2.17)
+//!                                           └─> keys::child_keys (§2.17)
 //! ```
 //!
 //! * [`wire`]: every RFC 7296 payload and the RFC 7383 fragment payload; zero-copy
