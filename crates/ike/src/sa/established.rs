@@ -436,6 +436,7 @@ impl Established {
             keys,
             children: core::mem::take(&mut self.children),
             rekeys: Vec::new(),
+            orphan_deletes: Vec::new(),
             cached: None,
             peer_initial_contact: false,
             backoff: self.backoff,
@@ -561,6 +562,7 @@ impl Established {
         let Some((_, kind)) = self.pending.take() else {
             return Err(IkeError::Unexpected("response to no request"));
         };
+        let orphans = core::mem::take(&mut self.orphan_deletes);
         let event = match kind {
             Request::Liveness => Event::Alive,
             Request::DeleteChild(inbound) => self.remove_child(inbound),
@@ -568,7 +570,7 @@ impl Established {
                 self.closed = true;
                 Event::IkeDeleted
             }
-            Request::CreateChild(req) => match self.accept_child(&req, inner) {
+            Request::CreateChild(req) => match self.accept_child(&req, inner, &orphans) {
                 Ok(ev) => ev,
                 Err(e) => Event::ChildFailed(e),
             },
@@ -640,6 +642,7 @@ impl Established {
         &mut self,
         req: &ChildRequest,
         inner: &[Payload<'_>],
+        orphans: &[[u8; 4]],
     ) -> Result<Event, IkeError> {
         if let Some(n) = error_notify(inner) {
             return Err(IkeError::PeerNotify(n));
@@ -670,6 +673,10 @@ impl Established {
             }
             None => None,
         };
+        if orphans.contains(&answer.spi) {
+            // The peer already deleted the pair this response makes.
+            return Err(IkeError::Unexpected("the new pair was deleted by the peer"));
+        }
         let keys = child_keys(
             cfg.prf,
             &self.keys.sk_d,
@@ -741,9 +748,16 @@ impl Established {
                 if d.protocol == protocol::IKE {
                     ike = true;
                 } else if d.protocol == protocol::ESP {
+                    let creating = matches!(&self.pending, Some((_, Request::CreateChild(_))));
                     for spi in d.iter() {
                         if let Some(c) = self.children.iter().find(|c| c.outbound() == spi) {
                             gone.push(c.inbound());
+                        } else if creating {
+                            // Perhaps the pair our request in flight is making: the peer
+                            // made it, then deleted it before our response came back.
+                            if let Ok(spi) = <[u8; 4]>::try_from(spi) {
+                                self.orphan_deletes.push(spi);
+                            }
                         }
                     }
                 }

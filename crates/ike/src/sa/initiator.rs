@@ -382,6 +382,7 @@ impl ExpectAuthResp {
                 },
             }],
             rekeys: Vec::new(),
+            orphan_deletes: Vec::new(),
             cached: None,
             peer_initial_contact: false,
             ciphers: Ciphers::new(cfg.suite, &self.keys, true)?,

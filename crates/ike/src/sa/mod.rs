@@ -807,6 +807,9 @@ pub struct Established {
     /// Completed rekeys whose old pair still exists, to resolve simultaneous rekeys of
     /// one pair (RFC 7296 §2.8.1).
     rekeys: Vec<RekeyRecord>,
+    /// ESP SPIs the peer deleted while our CREATE_CHILD_SA was in flight and that we did
+    /// not know yet: the pair our request makes, if it has one of them, is born deleted.
+    orphan_deletes: Vec<[u8; 4]>,
     /// The peer's last request and our response to it, for retransmitted requests.
     cached: Option<(Vec<u8>, Vec<u8>)>,
     peer_initial_contact: bool,

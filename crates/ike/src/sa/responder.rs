@@ -428,6 +428,7 @@ impl ExpectAuthReq {
                 },
             }],
             rekeys: Vec::new(),
+            orphan_deletes: Vec::new(),
             cached: Some((Vec::new(), reply)),
             peer_initial_contact: initial_contact,
             ciphers: Ciphers::new(cfg.suite, &self.keys, false)?,

@@ -21,6 +21,10 @@ pub struct TestRng(pub u64);
 
 impl Random for TestRng {
     fn fill(&mut self, out: &mut [u8]) {
+        if self.0 == 0 {
+            // xorshift stays at zero forever: start from another state.
+            self.0 = 0x9e37_79b9_7f4a_7c15;
+        }
         for b in out {
             self.0 ^= self.0 >> 12;
             self.0 ^= self.0 << 25;
