@@ -48,6 +48,17 @@
 #
 #   --ironswan-encap udp|esp  ironswan's SAs carry ESP in UDP (default: sent with UDP GSO,
 #                  received with GRO) or plain ESP (raw sockets, packet by packet)
+#   --logger-drops two more ironswan paths, interleaved with the others: during each run a side
+#                  sender in namespace a injects ESP with an unknown SPI toward b's first
+#                  address 10.201.0.2 (outside the policy, so a's ipsecd does not protect it; in
+#                  the tunnel's own encapsulation, so b's data plane receives it on the tunnel's
+#                  socket and drops it as esp_no_sa) at 1% of the
+#                  packet rate of the preceding plain ironswan run; `ironswan-drop` runs with
+#                  b's policy logger disabled, `ironswan-drop-log` with it enabled at
+#                  message+packet (log_interval_ms 0: every drop is logged; with the default
+#                  1000 ms only one record a second would be). The dropped packets come on
+#                  top of the TCP stream (they do not cut its packets). b's logger counters
+#                  (log_written, log_queue_full, log_rate_limited) go to logger-counters.txt.
 #
 # Bars of issue 6: ironswan at least 10x strongSwan and at least 5x wireguard-go. The script
 # exits 0 when a bar is missed (it is a measurement) and says which bars pass.
@@ -64,6 +75,7 @@ MEMORY=1
 PROFILE=0
 ENCAP=udp
 NICE=0
+LOGGER_DROPS=0
 ARGS=("$@")
 usage() { sed -n '2,/^set -e/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
@@ -76,6 +88,7 @@ while [ $# -gt 0 ]; do
         --profile) PROFILE=1; shift ;;
         --nice) NICE="$2"; shift 2 ;;
         --ironswan-encap) ENCAP="$2"; shift 2 ;;
+        --logger-drops) LOGGER_DROPS=1; shift ;;
         -h|--help) usage 0 ;;
         *) echo "unknown argument: $1" >&2; usage 2 ;;
     esac
@@ -105,6 +118,10 @@ else
     [ "$WITH_PEERS" = 1 ] && PATHS+=(wireguard-go strongswan)
 fi
 want() { local p; for p in "${PATHS[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
+if [ "$LOGGER_DROPS" = 1 ]; then
+    want ironswan || PATHS+=(ironswan)
+    PATHS+=(ironswan-drop ironswan-drop-log)
+fi
 
 if [ "$(id -u)" != 0 ]; then
     echo "bench-tunnel.sh needs root (network namespaces, TUN devices, raw sockets)" >&2
@@ -318,11 +335,15 @@ EOF
     chmod 600 "$WORK/ironswan.keys"
     echo "{laddr 10.201.1.1 raddr 10.201.1.2} ipsec {encr_algs aes-gcm sa shared}" >"$WORK/ironswan-a.conf"
     echo "{laddr 10.201.1.2 raddr 10.201.1.1} ipsec {encr_algs aes-gcm sa shared}" >"$WORK/ironswan-b.conf"
+    # b's policy logger (disabled at start; the --logger-drops paths switch it).
+    printf 'log_file=%s\nlog_level=message+packet\nlog_interval_ms=0\n' "$WORK/policy-b.log" >"$WORK/logger-b.conf"
     for side in a b; do
+        LOGGER_OPT=()
+        [ "$side" = b ] && LOGGER_OPT=(--logger-config "$WORK/logger-b.conf")
         start_bg "$P-$side" "$WORK/ipsecd-$side.log" "$IPSECD" \
             --pfkey-socket "$WORK/pfkey-$side.sock" --control-socket "$WORK/control-$side.sock" \
             --keys-file "$WORK/ironswan.keys" --policy-file "$WORK/ironswan-$side.conf" \
-            --tun "${P}i$side" --natt-port "$NATT_PORT"
+            --tun "${P}i$side" --natt-port "$NATT_PORT" "${LOGGER_OPT[@]}"
         if [ "$side" = a ]; then IPSECD_A=$BG_PID; else IPSECD_B=$BG_PID; fi
     done
     ok=1
@@ -341,7 +362,48 @@ EOF
         READY[ironswan]=0
     fi
     DAEMONS[ironswan]="$IPSECD_A $IPSECD_B"
+    for p in ironswan-drop ironswan-drop-log; do
+        DST[$p]=10.201.1.2
+        DAEMONS[$p]="$IPSECD_A $IPSECD_B"
+        READY[$p]=${READY[ironswan]}
+    done
 fi
+
+# control SOCKET REQUEST: one request on an ipsecd control socket (a path: no namespace
+# needed); prints the reply.
+control() {
+    python3 - "$1" "$2" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.connect(sys.argv[1])
+s.send(sys.argv[2].encode())
+print(s.recv(1 << 20).decode(), end="")
+PY
+}
+# The side sender of --logger-drops: ESP with the unknown SPI 0xdead0000 toward DST at PPS
+# packets per second for SECS seconds (ESP in UDP to PORT, or raw ESP when PORT is 0);
+# prints how many it sent.
+INJECT='
+import socket, struct, sys, time
+dst, pps, secs, port = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+if port:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    to = (dst, port)
+else:
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 50)
+    to = (dst, 0)
+n, t0 = 0, time.monotonic()
+while True:
+    now = time.monotonic() - t0
+    if now >= secs:
+        break
+    while n < int(now * pps):
+        n += 1
+        s.sendto(struct.pack("!II", 0xdead0000, n) + bytes(100), to)
+    time.sleep(0.002)
+print(n)
+'
+DROP_PPS=1000
 
 # ---- wireguard-go -------------------------------------------------------------------------------
 if want wireguard-go; then
@@ -472,6 +534,16 @@ for run in $(seq 1 "$RUNS"); do
     for path in "${PATHS[@]}"; do
         [ "${READY[$path]:-0}" = 1 ] || continue
         json="$OUT/iperf3-$path-$run.json"
+        INJ_PID=
+        case "$path" in
+            ironswan-drop|ironswan-drop-log)
+                if [ "$path" = ironswan-drop-log ]; then req="logger enable"; else req="logger disable"; fi
+                control "$WORK/control-b.sock" "$req" | head -1 | sed "s/^/  b: $req: /"
+                ina nice -n "$NICE" python3 -c "$INJECT" 10.201.0.2 "$DROP_PPS" "$(( SECONDS_PER_RUN + 1 ))" \
+                    "$NATT_PORT" >"$WORK/inject-$path-$run.txt" 2>&1 &
+                INJ_PID=$!
+                ;;
+        esac
         # shellcheck disable=SC2086
         c0=$(cpu_ticks ${DAEMONS[$path]})
         read -r mb0 mt0 < <(machine_ticks)
@@ -485,6 +557,10 @@ for run in $(seq 1 "$RUNS"); do
         c1=$(cpu_ticks ${DAEMONS[$path]})
         read -r mb1 mt1 < <(machine_ticks)
         w1=$EPOCHREALTIME
+        if [ -n "$INJ_PID" ]; then
+            wait "$INJ_PID" || true
+            note "  $path run $run: $(cat "$WORK/inject-$path-$run.txt") unknown-SPI packets injected at $DROP_PPS/s"
+        fi
         python3 - "$json" "$path" "$run" "$c0" "$c1" "$HZ" "$w0" "$w1" \
             "$(( mb1 - mb0 ))" "$(( mt1 - mt0 ))" >>"$RESULTS" <<'PY'
 import json, sys
@@ -505,6 +581,10 @@ u = end.get("cpu_utilization_percent", {})
 icpu = f"{u.get('host_total', 0):.0f}/{u.get('remote_total', 0):.0f}"
 print(f"{path}\t{run}\t{gbps:.3f}\t{dcpu}\t{busy:.0f}\t{retr}\t{icpu}")
 PY
+        if [ "$path" = ironswan ]; then
+            # 1% of this run's packet rate (full-size TCP segments of 1448 payload bytes).
+            DROP_PPS=$(tail -1 "$RESULTS" | awk -F'\t' '{r = $3 * 1e9 / 8 / 1448 / 100; printf "%d", (r < 1 ? 1 : r)}')
+        fi
         tail -1 "$RESULTS" | awk -F'\t' '{printf "  %-13s run %s: %7.3f Gbit/s  (daemons a/b %s%% of a core, iperf3 snd/rcv %s%%, machine %s%% busy, %s retransmits)\n", $1, $2, $3, $4, $7, $5, $6}'
     done
 done
@@ -517,6 +597,12 @@ if [ "${READY[ironswan]:-0}" = 1 ]; then
         ip netns exec "$P-$side" "$WORK/ipsecstat" --socket "$WORK/control-$side.sock" \
             >"$OUT/ipsecstat-$side.txt" 2>&1 || true
     done
+    if [ "$LOGGER_DROPS" = 1 ]; then
+        control "$WORK/control-b.sock" counters | grep -E "^(log_|esp_no_sa|nflog_)" >"$OUT/logger-counters.txt" || true
+        note "b's logger counters: $(tr '\n' ' ' <"$OUT/logger-counters.txt")"
+        cp "$WORK/policy-b.log" "$OUT/" 2>/dev/null || true
+        note "policy log: $(wc -l <"$WORK/policy-b.log" 2>/dev/null || echo 0) records, first: $(head -1 "$WORK/policy-b.log" 2>/dev/null)"
+    fi
 fi
 
 # ---- profile (optional) -------------------------------------------------------------------------
@@ -662,7 +748,7 @@ rows = {}
 for line in open(res).read().splitlines()[1:]:
     p, run, g, dcpu, busy, retr, icpu = line.split("\t")
     rows.setdefault(p, []).append((float(g), dcpu, float(busy), int(retr), icpu))
-order = [p for p in ("veth", "ironswan", "wireguard-go", "strongswan") if p in rows]
+order = [p for p in ("veth", "ironswan", "ironswan-drop", "ironswan-drop-log", "wireguard-go", "strongswan") if p in rows]
 med = {p: statistics.median(g for g, *_ in rows[p]) for p in order}
 veth = med.get("veth")
 print(f"iperf3 TCP, single stream, {secs} s per run, median of {runs} (interleaved), AES-128-GCM tunnels")
@@ -713,6 +799,12 @@ if loaded:
     ready = f", routes in after {loaded_secs} s" if loaded_secs else ""
     print(f"ipsecd with 10,000 SAs and 10,000 rules loaded: VmRSS {mib(loaded)} (peak {mib(loaded_hwm)}{ready}) "
           f"(bar: under 100 MiB) -> {'PASS' if ok else 'MISSED'}")
+if "ironswan-drop" in med and "ironswan-drop-log" in med and med["ironswan-drop"] > 0:
+    r = med["ironswan-drop-log"] / med["ironswan-drop"]
+    ok = r >= 0.95
+    bars.append(ok)
+    print(f"1% of packets dropped: with the policy logger at message+packet {med['ironswan-drop-log']:.2f} Gbit/s, "
+          f"without {med['ironswan-drop']:.2f} Gbit/s: {r:.3f} (bar: within 5%) -> {'PASS' if ok else 'MISSED'}")
 print()
 print(f"bars: {sum(bars)} of {len(bars)} pass")
 PY

@@ -22,9 +22,10 @@ export IRONSWAN_PYTHON
 section "scapy oracle self-check"
 "$IRONSWAN_PYTHON" interop/test_oracle.py
 
-section "cargo build --workspace --bins"
-# End-to-end tests run other packages' binaries (ipseckey's tests start target/*/ipsecd).
-cargo build --workspace --bins
+section "cargo build --workspace --bins --lib"
+# End-to-end tests run other packages' binaries (ipseckey's tests start target/*/ipsecd) and
+# preload libipsec_sock.so (a cdylib, which cargo test does not build).
+cargo build --workspace --bins --lib
 
 section "cargo test --workspace --all-targets"
 cargo test --workspace --all-targets

@@ -27,6 +27,9 @@
 //!   legacy-algorithm opt-in). Errors carry the file, the 1-based line and column of the
 //!   offending token, the token and what was expected. A text with any error yields no
 //!   commands at all.
+//! * [`ipsecalgs`]: Solaris's `/etc/inet/ipsecalgs` table of protocols and algorithms
+//!   (PROTO and ALG lines), its edits (`ipsecalgs -a/-r/-R/-e`) and the check ipsecd makes
+//!   on a sync against what ipsec-crypto implements.
 //! * [`esp_sa`]: Wireshark's `esp_sa` user-access table, for the offline pcap tool and for
 //!   writing tshark profiles in tests.
 //! * [`fuzz_support`]: the body of the `ipseckey_parse` fuzz target, shared with the test
@@ -41,6 +44,7 @@
 
 pub mod esp_sa;
 pub mod fuzz_support;
+pub mod ipsecalgs;
 pub mod ipsecconf;
 pub mod ipseckey;
 mod text;

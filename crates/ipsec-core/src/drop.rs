@@ -110,6 +110,20 @@ drop_reasons! {
     NotIpsec => "ip_not_ipsec",
 }
 
+/// Every drop-reason name the data path counts: the engine's [`DropReason`]s and the policy
+/// engine's [`PolicyDrop`](crate::spd::PolicyDrop)s (some names are shared, e.g.
+/// `spd_malformed_packet`), sorted and without duplicates.
+pub fn all_reason_names() -> Vec<&'static str> {
+    let mut v: Vec<&'static str> = DropReason::ALL
+        .iter()
+        .map(|r| r.name())
+        .chain(crate::spd::PolicyDrop::ALL.iter().map(|r| r.name()))
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
 impl fmt::Display for DropReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod buf;
+pub mod civil;
 pub mod drop;
 pub mod engine;
 pub mod frag;

@@ -71,7 +71,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 
 use ipsec_core::{Direction, Expiry, Proto, Sa, SaEventKind, SaId, SaKey, SaState, Sadb};
-use ipsec_crypto::{auth_table, encr_table, AuthAlg};
+use ipsec_crypto::{auth_info, auth_table, encr_info, encr_table, AuthAlg};
 
 use crate::consts::*;
 use crate::convert::{
@@ -303,6 +303,79 @@ pub struct KeyEngine<R: SpiRng = SeededRng> {
     next_age: u64,
     generation: u64,
     policy: Option<Box<dyn PolicyQuery + Send>>,
+    /// The algorithms an administrator synced (ipsecalgs -s); `None`: the whole built-in table.
+    alg_filter: Option<AlgFilter>,
+}
+
+/// The algorithms (PF_KEY numbers) and key sizes an ADD or UPDATE may use, from a synced
+/// ipsecalgs(8) table: an algorithm absent from it, or a key size it does not list, is
+/// refused with `SADB_X_DIAGNOSTIC_BAD_AALG`/`BAD_EALG` (or `BAD_AKEYBITS`/`BAD_EKEYBITS`),
+/// and REGISTER replies list only its algorithms and sizes.
+/// It narrows the built-in table; it cannot add what ipsec-crypto does not implement.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AlgFilter {
+    /// Authentication algorithms by `sadb_sa_auth` number: the accepted key sizes in bits.
+    pub auth: BTreeMap<u8, Vec<u16>>,
+    /// Encryption algorithms by `sadb_sa_encrypt` number: the accepted key sizes in bits
+    /// (salt excluded).
+    pub encr: BTreeMap<u8, Vec<u16>>,
+}
+
+impl AlgFilter {
+    /// Keeps the algorithms of `list` that `allowed` has, with their key-size range narrowed
+    /// to the allowed sizes (a PF_KEY `sadb_alg` holds a range: the smallest and largest
+    /// allowed size, with the built-in increment, or none when only one size is left).
+    fn narrow(list: &mut Supported, allowed: &BTreeMap<u8, Vec<u16>>) {
+        list.algs.retain_mut(|a| {
+            let Some(sizes) = allowed.get(&a.id) else {
+                return false;
+            };
+            if let (Some(min), Some(max)) = (sizes.iter().min(), sizes.iter().max()) {
+                a.minbits = *min;
+                a.maxbits = *max;
+                if min == max {
+                    a.increment = 0;
+                }
+            }
+            true
+        });
+    }
+
+    /// Whether an SA's algorithms and key sizes are in the table.
+    pub fn check(&self, cfg: &ipsec_core::SaConfig) -> Result<(), PfkeyError> {
+        if let Some(a) = cfg.auth_alg.filter(|a| *a != AuthAlg::None) {
+            let sizes = self
+                .auth
+                .get(&auth_info(a).pfkey)
+                .ok_or(PfkeyError::invalid(
+                    D::BadAalg,
+                    "authentication algorithm removed from the ipsecalgs table",
+                ))?;
+            if !cfg.auth_key.is_empty()
+                && !sizes.iter().any(|b| usize::from(*b) == cfg.auth_key.bits())
+            {
+                return Err(PfkeyError::invalid(
+                    D::BadAkeybits,
+                    "authentication key size not in the ipsecalgs table",
+                ));
+            }
+        }
+        if let Some(e) = cfg.encr_alg {
+            let info = encr_info(e);
+            let sizes = self.encr.get(&info.pfkey).ok_or(PfkeyError::invalid(
+                D::BadEalg,
+                "encryption algorithm removed from the ipsecalgs table",
+            ))?;
+            let bits = cfg.encr_key.bits().saturating_sub(info.salt_bytes * 8);
+            if !cfg.encr_key.is_empty() && !sizes.iter().any(|b| usize::from(*b) == bits) {
+                return Err(PfkeyError::invalid(
+                    D::BadEkeybits,
+                    "encryption key size not in the ipsecalgs table",
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl<R: SpiRng> core::fmt::Debug for KeyEngine<R> {
@@ -477,7 +550,14 @@ impl<R: SpiRng> KeyEngine<R> {
             next_age: 0,
             generation: 0,
             policy: None,
+            alg_filter: None,
         }
+    }
+
+    /// The configuration, to change at run time (the daemon's `larval-timeout` and
+    /// `acquire-timeout` properties); new larval SAs and ACQUIREs use the new values.
+    pub fn config_mut(&mut self) -> &mut EngineConfig {
+        &mut self.cfg
     }
 
     /// The SADB.
@@ -496,6 +576,17 @@ impl<R: SpiRng> KeyEngine<R> {
     /// snapshot refreshes).
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// Installs the algorithms a synced ipsecalgs table allows (`None`: the built-in table).
+    /// SAs already in the SADB are kept; later ADDs and UPDATEs are checked.
+    pub fn set_alg_filter(&mut self, filter: Option<AlgFilter>) {
+        self.alg_filter = filter;
+    }
+
+    /// The synced algorithm filter, if any.
+    pub fn alg_filter(&self) -> Option<&AlgFilter> {
+        self.alg_filter.as_ref()
     }
 
     /// Installs the SPD's answer to X_INVERSE_ACQUIRE (without one, such requests get
@@ -1143,6 +1234,7 @@ impl<R: SpiRng> KeyEngine<R> {
 
     fn add(&mut self, now: u64, m: &Message) -> Result<(), PfkeyError> {
         let cfg = message_to_config(m, true, now)?;
+        self.check_algs(&cfg)?;
         if self
             .sadb
             .lookup(cfg.proto, cfg.dst, cfg.spi, cfg.src)
@@ -1174,6 +1266,22 @@ impl<R: SpiRng> KeyEngine<R> {
         Ok(())
     }
 
+    /// [`supported_algs`] narrowed to the synced algorithm table, if any.
+    fn supported(&self, proto: Proto) -> (Supported, Option<Supported>) {
+        let (mut auth, mut encr) = supported_algs(proto);
+        if let Some(f) = &self.alg_filter {
+            AlgFilter::narrow(&mut auth, &f.auth);
+            if let Some(e) = encr.as_mut() {
+                AlgFilter::narrow(e, &f.encr);
+            }
+        }
+        (auth, encr)
+    }
+
+    fn check_algs(&self, cfg: &ipsec_core::SaConfig) -> Result<(), PfkeyError> {
+        self.alg_filter.as_ref().map_or(Ok(()), |f| f.check(cfg))
+    }
+
     fn update(&mut self, now: u64, m: &Message, both: bool) -> Result<(), PfkeyError> {
         let id = self.find_msg(m)?;
         let sa_ext = m.sa.ok_or_else(|| missing(D::MissingSa))?;
@@ -1190,6 +1298,7 @@ impl<R: SpiRng> KeyEngine<R> {
                 ));
             }
             let cfg = message_to_config(m, false, now)?;
+            self.check_algs(&cfg)?;
             let partner = m
                 .pair
                 .map(|p| self.check_pair(&cfg, Some(id), p.spi))
@@ -1427,7 +1536,7 @@ impl<R: SpiRng> KeyEngine<R> {
                 c.regs |= satype_bit(m.satype);
             }
             let mut r = Message::reply_to(m);
-            let (auth, encr) = supported_algs(proto);
+            let (auth, encr) = self.supported(proto);
             r.supported_auth = Some(auth);
             r.supported_encrypt = encr;
             self.queue(Destination::Registered(m.satype), &r);
@@ -1461,7 +1570,7 @@ impl<R: SpiRng> KeyEngine<R> {
         for (t, p) in protos {
             let mut r = Message::reply_to(m);
             r.satype = t;
-            let (auth, encr) = supported_algs(p);
+            let (auth, encr) = self.supported(p);
             r.supported_auth = Some(auth);
             r.supported_encrypt = encr;
             self.queue(Destination::ExtendedRegistered, &r);

@@ -12,9 +12,11 @@
 mod cmsg;
 pub mod file;
 pub mod netlink;
+pub mod nflog;
 pub mod raw;
 pub mod seqpacket;
 pub mod signal;
+pub mod sockinfo;
 pub mod tun;
 pub mod udp;
 

@@ -7,6 +7,8 @@
 //!   ip rule add table main suppress_prefixlength 0     Rule { table: RT_TABLE_MAIN, suppress_prefixlen: Some(0), .. }
 //!   ip rule add not fwmark M table T                   Rule { table: T, fwmark: Some((M, !0)), invert: true, .. }
 //!   ip route add 0.0.0.0/0 dev ipsec0 table T          Route { table: T, oif: Some(index), .. }
+//!   ip rule add fwmark 0/M ipproto udp sport 5000 table T2
+//!                                                      Rule { fwmark: Some((0, M)), ip_proto: Some(17), sport: Some((5000, 5000)), .. }
 //!
 //!   unmarked packet --rule "not fwmark M"--> table T --> ipsec0 (TUN) --> ipsecd
 //!   ipsecd's packet (mark M) --rules fall through--> main --> the real uplink
@@ -116,6 +118,9 @@ mod c {
     pub(super) const FRA_SUPPRESS_PREFIXLEN: u16 = 14;
     pub(super) const FRA_TABLE: u16 = 15;
     pub(super) const FRA_FWMASK: u16 = 16;
+    pub(super) const FRA_IP_PROTO: u16 = 22;
+    pub(super) const FRA_SPORT_RANGE: u16 = 23;
+    pub(super) const FRA_DPORT_RANGE: u16 = 24;
     pub(super) const FR_ACT_TO_TBL: u8 = 1;
     pub(super) const FIB_RULE_INVERT: u32 = 0x2;
 
@@ -283,6 +288,12 @@ pub struct Rule {
     /// Ignore results of this table's lookup whose prefix length is at most this
     /// (`FRA_SUPPRESS_PREFIXLEN`; 0 ignores default routes).
     pub suppress_prefixlen: Option<u32>,
+    /// Match this IP protocol only (`FRA_IP_PROTO`, `ip rule add ipproto P`).
+    pub ip_proto: Option<u8>,
+    /// Match source ports in this inclusive range (`FRA_SPORT_RANGE`, `sport A-B`).
+    pub sport: Option<(u16, u16)>,
+    /// Match destination ports in this inclusive range (`FRA_DPORT_RANGE`, `dport A-B`).
+    pub dport: Option<(u16, u16)>,
 }
 
 impl Rule {
@@ -295,6 +306,9 @@ impl Rule {
             fwmark: None,
             invert: false,
             suppress_prefixlen: None,
+            ip_proto: None,
+            sport: None,
+            dport: None,
         }
     }
 }
@@ -573,6 +587,18 @@ impl Netlink {
         if let Some(len) = r.suppress_prefixlen {
             m.attr(c::FRA_SUPPRESS_PREFIXLEN, &len.to_ne_bytes());
         }
+        if let Some(p) = r.ip_proto {
+            m.attr(c::FRA_IP_PROTO, &[p]);
+        }
+        // struct fib_rule_port_range { __u16 start, end; }
+        for (ty, range) in [(c::FRA_SPORT_RANGE, r.sport), (c::FRA_DPORT_RANGE, r.dport)] {
+            if let Some((lo, hi)) = range {
+                let mut b = [0u8; 4];
+                b[..2].copy_from_slice(&lo.to_ne_bytes());
+                b[2..].copy_from_slice(&hi.to_ne_bytes());
+                m.attr(ty, &b);
+            }
+        }
         self.transact(m, ignore)
     }
 
@@ -666,7 +692,9 @@ impl Netlink {
     }
 }
 
-fn retry_eintr<T>(mut f: impl FnMut() -> rustix::io::Result<T>) -> Result<T, rustix::io::Errno> {
+pub(crate) fn retry_eintr<T>(
+    mut f: impl FnMut() -> rustix::io::Result<T>,
+) -> Result<T, rustix::io::Errno> {
     loop {
         match f() {
             Err(rustix::io::Errno::INTR) => {}
@@ -683,7 +711,7 @@ fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg)
 }
 
-fn malformed(msg: &str) -> io::Error {
+pub(crate) fn malformed(msg: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg.to_owned())
 }
 
@@ -766,7 +794,7 @@ fn u32_at(b: &[u8], at: usize) -> io::Result<u32> {
         .ok_or_else(|| malformed("netlink message too short"))
 }
 
-fn i32_at(b: &[u8], at: usize) -> io::Result<i32> {
+pub(crate) fn i32_at(b: &[u8], at: usize) -> io::Result<i32> {
     u32_at(b, at).map(|v| i32::from_ne_bytes(v.to_ne_bytes()))
 }
 
@@ -781,12 +809,12 @@ const fn align4(n: usize) -> usize {
 }
 
 /// A request being built: `nlmsghdr`, a fixed header, then `rtattr`s, each 4-byte aligned.
-struct Msg {
+pub(crate) struct Msg {
     buf: Vec<u8>,
 }
 
 impl Msg {
-    fn new(ty: u16, flags: u16) -> Self {
+    pub(crate) fn new(ty: u16, flags: u16) -> Self {
         let mut buf = Vec::with_capacity(128);
         // struct nlmsghdr { len: u32, type: u16, flags: u16, seq: u32, pid: u32 }
         buf.extend_from_slice(&[0; 4]);
@@ -800,14 +828,14 @@ impl Msg {
         u16_at(&self.buf, 6).unwrap_or(0)
     }
 
-    fn push(&mut self, bytes: &[u8]) {
+    pub(crate) fn push(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
         self.buf.resize(align4(self.buf.len()), 0);
     }
 
     /// Appends attribute `ty` holding `data`. Every attribute sent here is a few bytes
     /// long, far below the 64 KiB an `rtattr` length can express.
-    fn attr(&mut self, ty: u16, data: &[u8]) {
+    pub(crate) fn attr(&mut self, ty: u16, data: &[u8]) {
         let len = u16::try_from(4 + data.len()).unwrap_or(u16::MAX);
         self.buf.extend_from_slice(&len.to_ne_bytes());
         self.buf.extend_from_slice(&ty.to_ne_bytes());
@@ -829,7 +857,7 @@ impl Msg {
     }
 
     /// Sets the length and sequence number; the bytes to send.
-    fn finish(&mut self, seq: u32) -> &[u8] {
+    pub(crate) fn finish(&mut self, seq: u32) -> &[u8] {
         let len = u32::try_from(self.buf.len()).unwrap_or(u32::MAX);
         if let Some(h) = self.buf.get_mut(..c::NLMSG_HDRLEN) {
             h[0..4].copy_from_slice(&len.to_ne_bytes());
@@ -840,16 +868,16 @@ impl Msg {
 }
 
 /// One received netlink message.
-struct NlMsg<'a> {
-    ty: u16,
-    flags: u16,
-    seq: u32,
-    port: u32,
-    payload: &'a [u8],
+pub(crate) struct NlMsg<'a> {
+    pub(crate) ty: u16,
+    pub(crate) flags: u16,
+    pub(crate) seq: u32,
+    pub(crate) port: u32,
+    pub(crate) payload: &'a [u8],
 }
 
 /// Takes the next message off `rest`; `None` at the end of the datagram.
-fn next_msg<'a>(rest: &mut &'a [u8]) -> io::Result<Option<NlMsg<'a>>> {
+pub(crate) fn next_msg<'a>(rest: &mut &'a [u8]) -> io::Result<Option<NlMsg<'a>>> {
     if rest.len() < c::NLMSG_HDRLEN {
         return Ok(None);
     }
@@ -874,7 +902,7 @@ fn next_msg<'a>(rest: &mut &'a [u8]) -> io::Result<Option<NlMsg<'a>>> {
 }
 
 /// The `rtattr`s in `b`: (type, payload). Stops at the first malformed one.
-struct Attrs<'a>(&'a [u8]);
+pub(crate) struct Attrs<'a>(pub(crate) &'a [u8]);
 
 impl<'a> Iterator for Attrs<'a> {
     type Item = (u16, &'a [u8]);

@@ -211,6 +211,65 @@ impl Conn {
         }
     }
 
+    /// Sends one message with a descriptor attached (`SCM_RIGHTS`): the receiver gets its
+    /// own copy of `fd`.
+    pub fn send_with_fd(&self, msg: &[u8], fd: BorrowedFd<'_>) -> io::Result<Sent> {
+        let fds = [fd];
+        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = net::SendAncillaryBuffer::new(&mut space);
+        if !control.push(net::SendAncillaryMessage::ScmRights(&fds)) {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        }
+        loop {
+            let iov = [std::io::IoSlice::new(msg)];
+            return match net::sendmsg(&self.fd, &iov, &mut control, SendFlags::NOSIGNAL) {
+                Ok(_) => Ok(Sent::Done),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::AGAIN) => Ok(Sent::WouldBlock),
+                Err(rustix::io::Errno::PIPE)
+                | Err(rustix::io::Errno::CONNRESET)
+                | Err(rustix::io::Errno::NOTCONN) => Ok(Sent::Closed),
+                Err(e) => Err(errno(e)),
+            };
+        }
+    }
+
+    /// Receives one message into `buf`, with the first descriptor attached to it if any
+    /// (received close-on-exec; further descriptors are closed).
+    pub fn recv_with_fd(&self, buf: &mut [u8]) -> io::Result<(Recv, Option<OwnedFd>)> {
+        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        loop {
+            let mut control = net::RecvAncillaryBuffer::new(&mut space);
+            let mut iov = [std::io::IoSliceMut::new(&mut *buf)];
+            let r = net::recvmsg(
+                &self.fd,
+                &mut iov,
+                &mut control,
+                RecvFlags::TRUNC | RecvFlags::CMSG_CLOEXEC,
+            );
+            let mut fd = None;
+            for m in control.drain() {
+                if let net::RecvAncillaryMessage::ScmRights(fds) = m {
+                    for f in fds {
+                        if fd.is_none() {
+                            fd = Some(f);
+                        }
+                    }
+                }
+            }
+            let len = buf.len();
+            return match r {
+                Ok(m) if m.bytes == 0 => Ok((Recv::Closed, fd)),
+                Ok(m) if m.bytes > len => Ok((Recv::Truncated(m.bytes), fd)),
+                Ok(m) => Ok((Recv::Msg(m.bytes), fd)),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::AGAIN) => Ok((Recv::WouldBlock, None)),
+                Err(rustix::io::Errno::CONNRESET) => Ok((Recv::Closed, None)),
+                Err(e) => Err(errno(e)),
+            };
+        }
+    }
+
     /// Receives one message into `buf`.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<Recv> {
         loop {

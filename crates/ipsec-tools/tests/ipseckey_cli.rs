@@ -9,13 +9,12 @@
 
 #[path = "common/daemon.rs"]
 mod daemon;
-use daemon::privileged;
+use daemon::{collect, privileged, wait_for};
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const IPSECKEY: &str = env!("CARGO_BIN_EXE_ipseckey");
@@ -480,33 +479,6 @@ fn daemon_not_running_is_a_clear_error() {
         "{}",
         stderr(&o)
     );
-}
-
-/// Collects a child's standard output on a thread.
-fn collect(child: &mut Child) -> Arc<Mutex<String>> {
-    let buf = Arc::new(Mutex::new(String::new()));
-    let b = Arc::clone(&buf);
-    let out = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines() {
-            let Ok(line) = line else { break };
-            let mut g = b.lock().unwrap();
-            g.push_str(&line);
-            g.push('\n');
-        }
-    });
-    buf
-}
-
-fn wait_for(buf: &Arc<Mutex<String>>, what: &str) -> bool {
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(10) {
-        if buf.lock().unwrap().contains(what) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
 }
 
 #[test]

@@ -6,11 +6,17 @@
 //!
 //! | request | reply |
 //! |---|---|
-//! | `stats` | the PF_KEY server counters and the SADB size, `key=value` per line |
+//! | `stats` | the PF_KEY server counters, the SADB size and the reloads (`reloads_ok`, `reloads_failed`, `last_reload_failed` 0 or 1), `key=value` (numbers) per line |
 //! | `counters` | the data plane's counters by name, then per SA packets, bytes and drops by reason, then the global drop reasons |
 //! | `save` | saves the SAs to the configured save file |
 //! | `acquire ah\|esp SRC DST` | what outbound policy does on an SA miss: asks the registered key managers with an ACQUIRE (default proposal: AES-GCM-16, or AES-CBC with HMAC-SHA-256; AH: HMAC-SHA-256), suppressed while one for the same need is pending; replies `sent seq=N key_managers=K` or `suppressed seq=N` |
 //! | `policy VERB ...` (a policy text may follow on the next lines) | ipsecconf(8)'s requests: add, replace, remove, check, delete, flush, list, explain (see [`crate::policy`]) |
+//! | `algs show`, `algs sync NAME` (the table text follows) | the ipsecalgs(8) table (see [`crate::algs`]) |
+//! | `logger status\|getprop [NAME]\|setprop NAME=VALUE\|enable\|disable\|refresh\|restart` | the policy logger's service actions and properties (see [`crate::logger`]); what `ipsecadm logger ARGS` forwards |
+//! | `prop show [NAME[,NAME...]] [PROTO]` | the tunable properties as `ipadm show-prop` shows them: `PROTO PROPERTY PERM CURRENT PERSISTENT DEFAULT POSSIBLE` (see [`crate::props`]) |
+//! | `prop set [-t] NAME=VALUE [PROTO]` | validates and sets a property; without `-t` first writes it to the properties file; `ok NAME=VALUE` |
+//! | `prop reset [-t] NAME [PROTO]` | back to the default (without `-t` also removed from the file) |
+//! | `reload` | what SIGHUP does: re-reads the properties, policy and keys files, all or nothing (see [`crate::reload`]); `ok` + what was loaded, or `error` + why, with nothing changed |
 //! | `natt-relay` | `ok relaying IKE on NAT-T port N`; from then on the connection receives the IKE that peers send to the NAT-T port, as `ike SRC_IP SRC_PORT DST_IP DST_PORT` + newline + message, and may send `send DST_IP DST_PORT [SRC_IP]` + newline + message (no reply unless `error ...`); see [`crate::relay`] |
 //!
 //! The data plane calls the same ACQUIRE path when a packet needs an SA that does not
@@ -24,6 +30,7 @@ use ipsec_crypto::{auth_info, encr_info, AuthAlg, EncrAlg};
 use ipsec_pfkey::engine::{AcquireNeed, AcquireOutcome, AcquireRequest};
 use ipsec_pfkey::wire::{Address, Comb, Proposal};
 
+use crate::props::Props;
 use crate::server::{now, Server};
 
 /// Handles one request; returns the reply text. `save` is the daemon's save action.
@@ -31,12 +38,22 @@ pub fn handle(srv: &mut Server, request: &str, save: &mut dyn FnMut(&Server) -> 
     if let Some(rest) = crate::policy::request(request) {
         return crate::policy::handle(srv, rest);
     }
+    if let Some(rest) = crate::algs::request(request) {
+        return crate::algs::handle(srv, rest);
+    }
+    if let Some(rest) = crate::props::request(request) {
+        return crate::props::handle(srv, rest);
+    }
     let words: Vec<&str> = request.split_whitespace().collect();
+    if words.first() == Some(&"logger") {
+        return crate::logger::request(request.trim_start().get(6..).unwrap_or_default());
+    }
     match words.as_slice() {
         ["stats"] => {
             let s = srv.stats();
+            let r = srv.lock().reload.clone();
             format!(
-                "ok\nsas={}\nconnections={}\nclients={}\nmessages_in={}\nmessages_out={}\nrefused_unprivileged={}\noversized={}\ndropped_queue_full={}\nrefused_full={}\n",
+                "ok\nsas={}\nconnections={}\nclients={}\nmessages_in={}\nmessages_out={}\nrefused_unprivileged={}\noversized={}\ndropped_queue_full={}\nrefused_full={}\nreloads_ok={}\nreloads_failed={}\nlast_reload_failed={}\n",
                 srv.lock().keys.sadb().len(),
                 s.accepted,
                 srv.client_count(),
@@ -45,9 +62,13 @@ pub fn handle(srv: &mut Server, request: &str, save: &mut dyn FnMut(&Server) -> 
                 s.refused_unprivileged,
                 s.oversized,
                 s.dropped_queue_full,
-                s.refused_full
+                s.refused_full,
+                r.ok,
+                r.failed,
+                u8::from(r.last_failed)
             )
         }
+        ["reload"] => crate::reload::run(srv),
         ["save"] => save(srv),
         ["counters"] => counters(srv),
         ["acquire", proto, src, dst] => match acquire(srv, proto, src, dst) {
@@ -55,7 +76,7 @@ pub fn handle(srv: &mut Server, request: &str, save: &mut dyn FnMut(&Server) -> 
             Err(e) => format!("error {e}"),
         },
         _ => format!(
-            "error unknown request {:?} (expected stats, counters, save, policy ..., acquire ah|esp SRC DST, or natt-relay)",
+            "error unknown request {:?} (expected stats, counters, save, reload, policy ..., prop ..., algs show|sync, acquire ah|esp SRC DST, logger ..., or natt-relay)",
             request.trim()
         ),
     }
@@ -63,36 +84,7 @@ pub fn handle(srv: &mut Server, request: &str, save: &mut dyn FnMut(&Server) -> 
 
 /// The data plane's counters and, per SA, packets, bytes and drops by reason.
 fn counters(srv: &Server) -> String {
-    let mut o = String::from("ok\n");
-    if let Some(c) = srv.counters() {
-        for (k, v) in c.snapshot() {
-            o.push_str(&format!("{k}={v}\n"));
-        }
-    }
-    let g = srv.lock();
-    for (_, sa) in g.keys.sadb().iter() {
-        let c = sa.config();
-        o.push_str(&format!(
-            "sa {} spi=0x{:08x} {} -> {} packets={} bytes={}",
-            match c.proto {
-                Proto::Esp => "esp",
-                Proto::Ah => "ah",
-            },
-            c.spi,
-            c.src.map_or_else(|| "*".to_string(), |a| a.to_string()),
-            c.dst,
-            sa.stats.packets,
-            sa.stats.bytes
-        ));
-        for (r, n) in sa.stats.drops.nonzero() {
-            o.push_str(&format!(" {}={n}", r.name()));
-        }
-        o.push('\n');
-    }
-    for (r, n) in g.keys.sadb().global_drops.nonzero() {
-        o.push_str(&format!("drop {}={n}\n", r.name()));
-    }
-    o
+    crate::stats::Snapshot::take(srv.counters(), srv.core()).control_text()
 }
 
 fn acquire(srv: &mut Server, proto: &str, src: &str, dst: &str) -> Result<String, String> {
@@ -118,7 +110,7 @@ fn acquire(srv: &mut Server, proto: &str, src: &str, dst: &str) -> Result<String
             inner_src: None,
             inner_dst: None,
         },
-        proposal: default_proposal(proto),
+        proposal: default_proposal(proto, &srv.lock().props),
         eprop: None,
         kmc: None,
         ident_src: None,
@@ -134,16 +126,15 @@ fn acquire(srv: &mut Server, proto: &str, src: &str, dst: &str) -> Result<String
     })
 }
 
-fn comb(auth: AuthAlg, encr: Option<EncrAlg>) -> Comb {
+fn comb(auth: AuthAlg, encr: Option<EncrAlg>, props: &Props) -> Comb {
     let a = auth_info(auth);
     let mut c = Comb {
         auth: a.pfkey,
         auth_minbits: a.key_bits.min,
         auth_maxbits: a.key_bits.max,
-        hard_addtime: 28_800,
-        soft_addtime: 25_920,
         ..Comb::default()
     };
+    crate::props::set_lifetimes(&mut c, props);
     if let Some(e) = encr {
         let e = encr_info(e);
         c.encrypt = e.pfkey;
@@ -154,14 +145,18 @@ fn comb(auth: AuthAlg, encr: Option<EncrAlg>) -> Comb {
     c
 }
 
-/// The proposal used when no policy names algorithms.
-pub fn default_proposal(proto: Proto) -> Proposal {
+/// The proposal used when no policy names algorithms (replay window and lifetimes from
+/// the properties).
+pub fn default_proposal(proto: Proto, props: &Props) -> Proposal {
     let combs = match proto {
         Proto::Esp => vec![
-            comb(AuthAlg::None, Some(EncrAlg::AesGcm16)),
-            comb(AuthAlg::HmacSha256, Some(EncrAlg::AesCbc)),
+            comb(AuthAlg::None, Some(EncrAlg::AesGcm16), props),
+            comb(AuthAlg::HmacSha256, Some(EncrAlg::AesCbc), props),
         ],
-        Proto::Ah => vec![comb(AuthAlg::HmacSha256, None)],
+        Proto::Ah => vec![comb(AuthAlg::HmacSha256, None, props)],
     };
-    Proposal { replay: 64, combs }
+    Proposal {
+        replay: crate::props::replay(props),
+        combs,
+    }
 }

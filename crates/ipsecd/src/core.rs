@@ -16,6 +16,14 @@ pub struct Shared {
     pub spd: Spd,
     /// The policy entries as the administrator wrote them (ipsecconf), describing `spd`.
     pub policy: crate::policy::Store,
+    /// The last ipsecalgs table synced (file text); `None`: the built-in table.
+    pub algs: Option<String>,
+    /// Sockets with a per-socket policy, for the data plane's packet-to-socket lookup.
+    pub persock: crate::persock::Registry,
+    /// The tunable properties (`prop show|set|reset`), applied to `keys` and `spd`.
+    pub props: crate::props::Props,
+    /// What SIGHUP and the `reload` request re-read, and how the last reloads went.
+    pub reload: crate::reload::State,
 }
 
 /// The shared state, as the threads hold it.
@@ -27,6 +35,10 @@ pub fn new(keys: KeyEngine, spd: Spd) -> Core {
         keys,
         spd,
         policy: crate::policy::Store::default(),
+        algs: None,
+        persock: crate::persock::Registry::default(),
+        props: crate::props::Props::default(),
+        reload: crate::reload::State::default(),
     }))
 }
 

@@ -36,6 +36,7 @@ use ipsec_sys::{PollFd, PollFlags};
 use crate::core::{lock, Core, Shared};
 use crate::gso;
 use crate::log;
+use crate::logger::{self, record::stage, record::Dir as LogDir};
 use crate::netsetup::{self, NetSetup};
 use crate::nft;
 use crate::server::now;
@@ -74,9 +75,6 @@ pub struct Config {
     pub path_mtu: usize,
     /// UDP port of NAT-T (RFC 3948; 4500), or 0 for no NAT-T socket.
     pub natt_port: u16,
-    /// Seconds between NAT keepalives on UDP-encapsulated SAs (Solaris
-    /// `nat_keepalive_interval`, 20).
-    pub keepalive_interval: u64,
 }
 
 /// Counters of the data plane, by name (packets).
@@ -96,8 +94,8 @@ impl Counters {
             .or_insert(0) += n;
     }
 
-    /// A copy of every counter, with the nftables table's drops of cleartext (by
-    /// direction, reason and rule) when the table is loaded.
+    /// A copy of every counter, with the policy logger's (`log_*`) and the nftables
+    /// table's drops of cleartext (by direction, reason and rule) when the table is loaded.
     pub fn snapshot(&self) -> BTreeMap<String, u64> {
         let mut m: BTreeMap<String, u64> = self
             .inner
@@ -106,6 +104,9 @@ impl Counters {
             .iter()
             .map(|(k, v)| (k.to_string(), *v))
             .collect();
+        for (k, v) in logger::counters() {
+            m.insert(k.to_string(), v);
+        }
         if let Ok(drops) = nft::counters() {
             for d in drops {
                 m.insert(
@@ -155,7 +156,8 @@ struct Plane {
     pending_gen: u64,
     pool: Vec<PacketBuf>,
     net: Option<NetSetup>,
-    spd_gen: Option<u64>,
+    /// The SPD generation and tunables the routes and nft table follow.
+    spd_gen: Option<(u64, ipsec_core::spd::Tunables)>,
     /// The tunnels the policy names (numbered by the SPD), tried for packets no host rule
     /// decides: a packet enters the first tunnel whose policy has a rule for it.
     tunnels: Vec<TunnelId>,
@@ -163,6 +165,7 @@ struct Plane {
     /// Where IKE (non-ESP marker) received on the NAT-T sockets goes.
     ike: Option<crate::relay::Feed>,
     next_keepalive: std::time::Instant,
+    last_keepalive: Option<std::time::Instant>,
     /// The read buffer of offloaded TUN super-packets.
     big: Vec<u8>,
     /// The write buffer of coalesced packets.
@@ -277,6 +280,12 @@ pub fn start(core: Core, cfg: Config, waker: UnixStream) -> io::Result<Handle> {
     })?;
     let counters = Arc::new(Counters::default());
     let stop = Arc::new(AtomicBool::new(false));
+    // The nftables table's drops of cleartext reach the policy logger through NFLOG.
+    if let Err(e) = logger::nflog::spawn(NFLOG_GROUP, Arc::clone(&counters), Arc::clone(&stop)) {
+        log::error(format_args!(
+            "NFLOG group {NFLOG_GROUP}: {e}; the nftables table's drops are counted, not logged"
+        ));
+    }
     let tun_name = tun.name().to_string();
     let cfg_key_idle = cfg.key_idle;
     let mut plane = Plane {
@@ -298,6 +307,7 @@ pub fn start(core: Core, cfg: Config, waker: UnixStream) -> io::Result<Handle> {
         natt,
         ike: ike_feed,
         next_keepalive: std::time::Instant::now(),
+        last_keepalive: None,
         big: Vec::new(),
         scratch: Vec::new(),
         seg_buf: Vec::new(),
@@ -376,8 +386,9 @@ impl Plane {
     /// Brings the routes in line with the policy after it changed.
     fn sync_routes(&mut self) {
         let core = Arc::clone(&self.core);
+        let nft_guard = crate::persock::nft_guard();
         let mut g = lock(&core);
-        let gen = g.spd.generation();
+        let gen = (g.spd.generation(), *g.spd.tunables());
         if self.spd_gen == Some(gen) {
             return;
         }
@@ -398,7 +409,8 @@ impl Plane {
                 mark: self.cfg.mark,
                 log_group: Some(NFLOG_GROUP),
             },
-        );
+        )
+        .map(|t| t + &g.persock.nft_elements());
         drop(g);
         self.spd_gen = Some(gen);
         if let Some(n) = &mut self.net {
@@ -417,6 +429,7 @@ impl Plane {
                 log::error(format_args!("nftables: {e}"));
             }
         }
+        drop(nft_guard);
     }
 
     /// Counts locally; [`flush_counters`](Self::flush_counters) publishes once per batch,
@@ -553,6 +566,15 @@ impl Plane {
             // fragment before the TUN device.
             let fits = self.cfg.path_mtu.saturating_sub(overhead);
             self.count("out_too_big", 1);
+            let spi = spi_of(g, ids.first().copied());
+            logger::drop_event(
+                LogDir::Out,
+                ipsec_core::DropReason::TooBig.name(),
+                None,
+                spi,
+                stage::OUT_ENGINE,
+                b.data(),
+            );
             return match too_big(b.data(), fits) {
                 Some(icmp) => {
                     let _ = b.set_packet(&icmp);
@@ -568,6 +590,15 @@ impl Plane {
             }
             Err(r) => {
                 self.count(r.name(), 1);
+                let spi = spi_of(g, ids.first().copied());
+                logger::drop_event(
+                    LogDir::Out,
+                    r.name(),
+                    None,
+                    spi,
+                    stage::OUT_ENGINE,
+                    b.data(),
+                );
                 Send::Dropped
             }
         }
@@ -585,9 +616,11 @@ impl Plane {
             Ok(k) => k,
             Err(pd) => {
                 self.count(pd.name(), 1);
+                logger::drop_event(LogDir::Out, pd.name(), None, None, stage::OUT_KEY, b.data());
                 return Send::Dropped;
             }
         };
+        key.socket = g.persock.lookup(&key);
         // The segments of one TCP super-packet (and most of a batch) share their flow:
         // within a batch (one lock hold, so policy and SAs cannot change) the previous
         // packet's decision is reused.
@@ -610,6 +643,7 @@ impl Plane {
                 }
             }
         }
+        let rule = d.policy.and_then(|p| p.source.rule_index());
         match d.verdict {
             Outbound::Bypass => {
                 self.count("out_bypass", 1);
@@ -617,6 +651,7 @@ impl Plane {
             }
             Outbound::Drop(pd) => {
                 self.count(pd.name(), 1);
+                logger::drop_event(LogDir::Out, pd.name(), rule, None, stage::OUT_SPD, b.data());
                 log::debug(format_args!(
                     "outbound {} -> {} proto {} dropped: {}",
                     key.src,
@@ -636,12 +671,20 @@ impl Plane {
                         }
                         None => {
                             self.count("sadb_empty_bundle", 1);
+                            logger::drop_event(
+                                LogDir::Out,
+                                "sadb_empty_bundle",
+                                rule,
+                                None,
+                                stage::OUT_SA,
+                                b.data(),
+                            );
                             Send::Dropped
                         }
                     },
                     None => {
                         let first = bundles.first().copied().unwrap_or_default();
-                        let req = acquire_request(&first, mode, &key);
+                        let req = acquire_request(&first, mode, &key, &g.props);
                         match g.keys.acquire(now_s, &req) {
                             AcquireOutcome::Sent { .. } => *woke = true,
                             AcquireOutcome::Suppressed { .. } => {}
@@ -649,6 +692,14 @@ impl Plane {
                         let q = self.pending.entry(key.dst).or_default();
                         if q.len() >= self.cfg.acquire_queue {
                             self.count("sadb_acquire_queue_full", 1);
+                            logger::drop_event(
+                                LogDir::Out,
+                                "sadb_acquire_queue_full",
+                                rule,
+                                None,
+                                stage::OUT_SA,
+                                b.data(),
+                            );
                             Send::Dropped
                         } else {
                             // Counted by read_tun: a retried packet that waits again is
@@ -821,6 +872,7 @@ impl Plane {
                         }
                         match PacketKey::from_ip_packet(b.data(), Dir::In) {
                             Ok(mut key) => {
+                                key.socket = g.persock.lookup(&key);
                                 let mut d = g.spd.inbound_protected(&key, &ok, g.keys.sadb());
                                 if ok.tunnel && d.verdict != Inbound::Accept {
                                     // A tunnel-mode packet leaves the tunnel whose policy
@@ -841,18 +893,43 @@ impl Plane {
                                     }
                                     Inbound::Drop(pd) => {
                                         self.count(pd.name(), 1);
+                                        let rule = d.policy.and_then(|p| p.source.rule_index());
+                                        let spi = spi_of(&g, ok.sa_ids().next());
+                                        logger::drop_event(
+                                            LogDir::In,
+                                            pd.name(),
+                                            rule,
+                                            spi,
+                                            stage::IN_SPD,
+                                            b.data(),
+                                        );
                                         Send::Dropped
                                     }
                                 }
                             }
                             Err(pd) => {
                                 self.count(pd.name(), 1);
+                                let spi = spi_of(&g, ok.sa_ids().next());
+                                logger::drop_event(
+                                    LogDir::In,
+                                    pd.name(),
+                                    None,
+                                    spi,
+                                    stage::IN_KEY,
+                                    b.data(),
+                                );
                                 Send::Dropped
                             }
                         }
                     }
                     Err(r) => {
                         self.count(r.name(), 1);
+                        let st = if peer.is_some() {
+                            stage::IN_NATT
+                        } else {
+                            stage::IN_ENGINE
+                        };
+                        logger::drop_event(LogDir::In, r.name(), None, None, st, b.data());
                         Send::Dropped
                     }
                 };
@@ -969,15 +1046,26 @@ impl Plane {
     }
 
     /// Sends a NAT keepalive (RFC 3948 §2.3: one 0xFF byte) to the remote end of every
-    /// outbound UDP-encapsulated SA, every keepalive interval.
+    /// outbound UDP-encapsulated SA, every `nat-keepalive-interval` seconds (0: never). The
+    /// property is looked at once a second, so a change takes effect within one.
     fn keepalives(&mut self) {
-        if self.natt.is_empty() || std::time::Instant::now() < self.next_keepalive {
+        let now = std::time::Instant::now();
+        if self.natt.is_empty() || now < self.next_keepalive {
             return;
         }
-        self.next_keepalive =
-            std::time::Instant::now() + Duration::from_secs(self.cfg.keepalive_interval.max(1));
+        self.next_keepalive = now + Duration::from_secs(1);
         let core = Arc::clone(&self.core);
-        let peers: std::collections::BTreeSet<std::net::SocketAddr> = lock(&core)
+        let g = lock(&core);
+        let every = g.props.get(crate::props::NAT_KEEPALIVE_INTERVAL);
+        if every == 0
+            || self
+                .last_keepalive
+                .is_some_and(|t| now < t + Duration::from_secs(every))
+        {
+            return;
+        }
+        self.last_keepalive = Some(now);
+        let peers: std::collections::BTreeSet<std::net::SocketAddr> = g
             .keys
             .sadb()
             .iter()
@@ -990,6 +1078,7 @@ impl Plane {
                     .map(|n| std::net::SocketAddr::new(c.dst, n.remote_port))
             })
             .collect();
+        drop(g);
         for p in peers {
             // Only peers that are not this host: binding a non-local address fails.
             if std::net::UdpSocket::bind((p.ip(), 0)).is_ok() {
@@ -1216,6 +1305,11 @@ impl Plane {
     }
 }
 
+/// The SPI of SA `id` (for the policy logger's records).
+fn spi_of(g: &Shared, id: Option<SaId>) -> Option<u32> {
+    id.and_then(|id| g.keys.sadb().get(id)).map(|sa| sa.spi())
+}
+
 /// Whether an IP packet goes to a link-scope multicast group (IPv4 224.0.0.0/24, IPv6
 /// interface- or link-local scope): such packets never leave the link they were sent on.
 fn link_scope_multicast(pkt: &[u8]) -> bool {
@@ -1229,23 +1323,44 @@ fn link_scope_multicast(pkt: &[u8]) -> bool {
 /// The ACQUIRE for an outbound packet that policy protects with `p` but has no SAs: the
 /// protocol (ESP when the policy has ESP, else AH), the packet's addresses, and a proposal
 /// from the policy's algorithms.
-fn acquire_request(p: &Protection, mode: Mode, key: &PacketKey) -> AcquireRequest {
+fn acquire_request(
+    p: &Protection,
+    mode: Mode,
+    key: &PacketKey,
+    props: &crate::props::Props,
+) -> AcquireRequest {
     let proto = if p.esp.is_some() {
         Proto::Esp
     } else {
         Proto::Ah
     };
-    let addr = |a: IpAddr| Address::new(std::net::SocketAddr::new(a, 0));
+    // A unique SA is bound to the packet's 5-tuple: the ACQUIRE names its ports and
+    // protocol (Solaris SA_UNIQUE_ID); a shared one names addresses only.
+    let unique = p.sa == ipsec_core::spd::SaSharing::Unique;
+    let addr = |a: IpAddr, port: Option<u16>| Address {
+        proto: if unique { key.proto } else { 0 },
+        ..Address::new(std::net::SocketAddr::new(
+            a,
+            port.filter(|_| unique).unwrap_or(0),
+        ))
+    };
+    // Self-encapsulation asks for a tunnel-mode SA between the hosts themselves: the inner
+    // selectors are the packet's own (host) addresses.
+    let inner = |a: IpAddr| Address {
+        proto: key.proto,
+        prefixlen: if a.is_ipv4() { 32 } else { 128 },
+        ..Address::new(std::net::SocketAddr::new(a, 0))
+    };
     let _ = mode;
     AcquireRequest {
         need: AcquireNeed {
             proto,
-            src: addr(key.src),
-            dst: addr(key.dst),
-            inner_src: None,
-            inner_dst: None,
+            src: addr(key.src, key.sport),
+            dst: addr(key.dst, key.dport),
+            inner_src: p.self_encap.then(|| inner(key.src)),
+            inner_dst: p.self_encap.then(|| inner(key.dst)),
         },
-        proposal: proposal(p, proto),
+        proposal: proposal(p, proto, props),
         eprop: None,
         kmc: None,
         ident_src: None,
@@ -1253,13 +1368,12 @@ fn acquire_request(p: &Protection, mode: Mode, key: &PacketKey) -> AcquireReques
     }
 }
 
-fn proposal(p: &Protection, proto: Proto) -> Proposal {
+/// The proposal: the policy's algorithms, and the replay window and lifetimes of the
+/// `replay-size` and `default-{soft,hard}-addtime` properties.
+fn proposal(p: &Protection, proto: Proto, props: &crate::props::Props) -> Proposal {
     use ipsec_crypto::{auth_info, encr_info, AuthAlg, EncrAlg};
-    let mut c = Comb {
-        hard_addtime: 28_800,
-        soft_addtime: 25_920,
-        ..Comb::default()
-    };
+    let mut c = Comb::default();
+    crate::props::set_lifetimes(&mut c, props);
     let auth = match proto {
         Proto::Ah => p.ah.and_then(|a| a.alg).or(Some(AuthAlg::HmacSha256)),
         Proto::Esp => match p.esp.map(|e| e.auth) {
@@ -1282,7 +1396,7 @@ fn proposal(p: &Protection, proto: Proto) -> Proposal {
         c.encrypt_saltbits = u8::try_from(i.salt_bytes * 8).unwrap_or(0);
     }
     Proposal {
-        replay: 64,
+        replay: crate::props::replay(props),
         combs: vec![c],
     }
 }
@@ -1404,6 +1518,49 @@ fn too_big(pkt: &[u8], mtu: usize) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn acquire_of_a_unique_or_self_encapsulated_socket_names_its_binding() {
+        let key = PacketKey::udp(
+            Dir::Out,
+            "10.0.0.1".parse().unwrap(),
+            "10.0.0.2".parse().unwrap(),
+            41001,
+            7000,
+        );
+        let req = |r: ipsec_core::spd::IpsecReq| match r.to_action().unwrap() {
+            Some(ipsec_core::spd::Action::Ipsec(alts)) => alts[0],
+            other => panic!("{other:?}"),
+        };
+        let shared = acquire_request(
+            &req(ipsec_core::spd::IpsecReq::esp(0, 0)),
+            Mode::Transport,
+            &key,
+            &crate::props::Props::default(),
+        );
+        assert_eq!((shared.need.src.port(), shared.need.src.proto), (0, 0));
+        assert_eq!(shared.need.inner_src, None);
+        let mut r = ipsec_core::spd::IpsecReq::esp(0, 0);
+        r.esp_req |= ipsec_core::spd::socket::IPSEC_PREF_UNIQUE;
+        let unique = acquire_request(
+            &req(r),
+            Mode::Transport,
+            &key,
+            &crate::props::Props::default(),
+        );
+        assert_eq!((unique.need.src.port(), unique.need.src.proto), (41001, 17));
+        assert_eq!((unique.need.dst.port(), unique.need.dst.proto), (7000, 17));
+        let mut r = ipsec_core::spd::IpsecReq::esp(0, 0);
+        r.self_encap_req = ipsec_core::spd::socket::IPSEC_PREF_REQUIRED;
+        let se = acquire_request(
+            &req(r),
+            Mode::Transport,
+            &key,
+            &crate::props::Props::default(),
+        );
+        let (i, o) = (se.need.inner_dst.unwrap(), se.need.dst);
+        assert_eq!((i.ip(), i.prefixlen, i.proto), (o.ip(), 32, 17));
+    }
 
     #[test]
     fn too_big_quotes_the_packet_with_valid_checksums() {

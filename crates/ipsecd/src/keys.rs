@@ -25,7 +25,7 @@ pub fn load(
     now: u64,
     sink: &mut dyn FnMut(Output),
 ) -> Result<usize, String> {
-    let cmds = ipseckey::parse_file(path).map_err(|e| e.to_string())?;
+    let cmds = ipseckey::parse_file(path).map_err(|e| redacted(&e))?;
     let file = path.display();
     let pid = std::process::id();
     engine.open(SELF);
@@ -51,7 +51,7 @@ pub fn load(
                     ))
                 }
             };
-            let Some(msg) = request(cmd, seq, pid).map_err(|e| e.to_string())? else {
+            let Some(msg) = request(cmd, seq, pid).map_err(|e| redacted(&e))? else {
                 continue;
             };
             run(engine, now, &msg, sink).map_err(|e| format!("{file}:{line}: {e}"))?;
@@ -63,6 +63,20 @@ pub fn load(
     })();
     engine.close(SELF);
     result
+}
+
+/// A keys-file error as the daemon reports it (to its log and the control socket): the
+/// place and what was expected, never the offending text, which may be key material (as
+/// Solaris keeps ipseckey syntax errors out of the world-readable log).
+fn redacted(e: &ipseckey::ParseError) -> String {
+    if e.line == 0 {
+        format!("{}: {}", e.file, e.expected)
+    } else {
+        format!(
+            "{}:{}:{}: syntax error (text not shown: it may be key material), expected {}",
+            e.file, e.line, e.column, e.expected
+        )
+    }
 }
 
 fn command_name(c: &Command) -> &'static str {

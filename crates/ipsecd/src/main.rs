@@ -1,23 +1,33 @@
 //! ipsecd: the Ironswan IPsec daemon. So far it serves PF_KEY v2 on a local socket over the
 //! SADB (the key engine of ipsec-pfkey), loads the keys file at start and saves the SAs
-//! atomically; the data plane joins it in a later step.
+//! atomically; with `--tun` it runs the data plane.
 //!
 //! Signals: SIGTERM and SIGINT stop it cleanly (saving the SAs to `--save-file` when one is
-//! given); SIGUSR1 saves the SAs now; SIGHUP reloads the keys file (flush + load; on an error
-//! the current SADB is kept).
+//! given); SIGUSR1 saves the SAs now; SIGHUP reloads the properties, policy and keys files,
+//! all or nothing (see [`reload`]), and refreshes the policy logger's properties.
+//!
+//! Under systemd (`Type=notify`) it tells the service manager it is ready (`READY=1` on
+//! `$NOTIFY_SOCKET`) once its sockets are bound and its files loaded.
 #![forbid(unsafe_code)]
 
+mod algs;
 mod control;
 mod core;
 mod dataplane;
 mod gso;
 mod keys;
 mod log;
+mod logger;
+mod metrics;
 mod netsetup;
 mod nft;
+mod persock;
 mod policy;
+mod props;
 mod relay;
+mod reload;
 mod server;
+mod stats;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,6 +62,11 @@ struct Args {
     /// The control socket of the administration tools (privileged peers only).
     #[arg(long, env = "IRONSWAN_CONTROL_SOCKET", default_value = DEFAULT_CONTROL_SOCKET)]
     control_socket: PathBuf,
+    /// The per-socket policy service (IP_SEC_OPT; any user may connect), served with a data
+    /// plane (--tun). Default: /run/ironswan/sockpolicy.sock with the default control
+    /// socket, else the control socket's path with `.sockpolicy` appended.
+    #[arg(long, env = ipsec_sockopt::proto::SOCKET_ENV)]
+    sockpolicy_socket: Option<PathBuf>,
     /// Run the data plane on this TUN device (e.g. `ipsec0`; `%d` lets the kernel number
     /// it). Without it ipsecd serves PF_KEY and the control socket only.
     #[arg(long)]
@@ -85,19 +100,30 @@ struct Args {
     /// UDP port for NAT-T (ESP in UDP, RFC 3948); 0 disables it.
     #[arg(long, default_value_t = 4500)]
     natt_port: u16,
-    /// Seconds between NAT keepalives (Solaris nat_keepalive_interval).
+    /// Seconds between NAT keepalives, 0 for none (the start value of property
+    /// nat-keepalive-interval; Solaris nat_keepalive_interval).
     #[arg(long, default_value_t = 20)]
     keepalive_interval: u64,
-    /// System-wide policy in ipsecconf(8) syntax, loaded at start.
+    /// An ipsecalgs(8) table file synced at start (default: the built-in table).
+    #[arg(long)]
+    algs_file: Option<PathBuf>,
+    /// System-wide policy in ipsecconf(8) syntax, loaded at start (and again on SIGHUP,
+    /// replacing the whole policy as `ipsecconf -Fa` does).
     #[arg(long)]
     policy_file: Option<PathBuf>,
+    /// The properties file (`NAME=VALUE` lines): read at start and on SIGHUP, written by
+    /// `ipsecadm set-prop` (atomically, mode 0600). Its values override the options.
+    #[arg(long)]
+    props_file: Option<PathBuf>,
     /// Packets queued per destination while an ACQUIRE is pending.
     #[arg(long, default_value_t = 32)]
     acquire_queue: usize,
-    /// Seconds a larval SA (GETSPI) waits for its UPDATE (Solaris larval-timeout).
+    /// Seconds a larval SA (GETSPI) waits for its UPDATE (the start value of property
+    /// larval-timeout).
     #[arg(long, default_value_t = 90)]
     larval_timeout: u64,
-    /// Seconds an ACQUIRE suppresses another for the same need (Solaris acquire-timeout).
+    /// Seconds an ACQUIRE suppresses another for the same need (the start value of property
+    /// acquire-timeout).
     #[arg(long, default_value_t = 15)]
     acquire_timeout: u64,
     /// Most PF_KEY clients at once.
@@ -106,6 +132,18 @@ struct Args {
     /// Messages queued per client before further ones are dropped and counted.
     #[arg(long, default_value_t = 65536)]
     client_queue: usize,
+    /// The policy logger's properties file (`logger setprop` writes it; created when
+    /// missing). Without it the logger runs with the default properties.
+    #[arg(long)]
+    logger_config: Option<PathBuf>,
+    /// Enable the policy logger at start (also when the properties file says
+    /// `enabled=true`); ipsecd exits with an error if its log file cannot be opened.
+    #[arg(long)]
+    logger_enable: bool,
+    /// Serve the counters in the Prometheus text format at http://ADDR:PORT/metrics
+    /// (e.g. 127.0.0.1:9515); off by default.
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics_listen: Option<std::net::SocketAddr>,
     /// More log output (-v: debug).
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -127,12 +165,21 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), String> {
+    logger::init(args.logger_config.clone(), args.logger_enable)?;
     let seed = ipsec_sys::random_u64().map_err(|e| format!("getrandom: {e}"))?;
     let cfg = EngineConfig {
         larval_timeout: args.larval_timeout,
         acquire_timeout: args.acquire_timeout,
         ..EngineConfig::default()
     };
+    let props = props::Props::new(
+        &[
+            (props::LARVAL_TIMEOUT, args.larval_timeout),
+            (props::ACQUIRE_TIMEOUT, args.acquire_timeout),
+            (props::NAT_KEEPALIVE_INTERVAL, args.keepalive_interval),
+        ],
+        args.props_file.clone(),
+    )?;
     let mut engine = KeyEngine::new(Sadb::new(), cfg, ipsec_pfkey::rng::SeededRng::new(seed));
     if let Some(k) = &args.keys_file {
         let n = keys::load(&mut engine, k, server::now().0, &mut |_| {})?;
@@ -151,11 +198,22 @@ fn run(args: &Args) -> Result<(), String> {
         spd.tunables_mut().natt_port = args.natt_port;
     }
     let core = core::new(engine, spd);
+    {
+        let mut g = core::lock(&core);
+        g.props = props;
+        props::apply(&mut g);
+        g.reload.policy_file = args.policy_file.clone();
+        g.reload.keys_file = args.keys_file.clone();
+        g.reload.keys_loaded();
+    }
     let mut srv = Server::bind(&args.pfkey_socket, core, limits)
         .map_err(|e| format!("{}: {e}", args.pfkey_socket.display()))?;
     srv.bind_control(&args.control_socket)
         .map_err(|e| format!("{}: {e}", args.control_socket.display()))?;
     srv.set_save_file(args.save_file.clone());
+    if let Some(p) = &args.algs_file {
+        algs::load(&srv, p)?;
+    }
     if let Some(p) = &args.policy_file {
         load_policy(&srv, p)?;
     }
@@ -173,7 +231,6 @@ fn run(args: &Args) -> Result<(), String> {
                 key_idle: args.key_idle_seconds,
                 offload: !args.no_offload,
                 udp_offload: !args.no_udp_offload,
-                keepalive_interval: args.keepalive_interval,
             };
             let waker = srv.waker().map_err(|e| format!("waker: {e}"))?;
             let mut h = dataplane::start(std::sync::Arc::clone(srv.core()), cfg, waker)
@@ -183,15 +240,46 @@ fn run(args: &Args) -> Result<(), String> {
             if let Some(p) = h.ike.take() {
                 srv.set_ike_relay(p);
             }
-            Some(h)
+            let path = args.sockpolicy_socket.clone().unwrap_or_else(|| {
+                if args.control_socket.as_os_str() == DEFAULT_CONTROL_SOCKET {
+                    PathBuf::from(ipsec_sockopt::proto::DEFAULT_SOCKET)
+                } else {
+                    let mut p = args.control_socket.clone().into_os_string();
+                    p.push(".sockpolicy");
+                    PathBuf::from(p)
+                }
+            });
+            let cfg = persock::Config {
+                path: path.clone(),
+                tun: h.tun_name.clone(),
+                mark: args.mark,
+                table: args.route_table.wrapping_add(1),
+                priority: args.rule_priority.saturating_sub(1),
+            };
+            // Without it IP_SEC_OPT fails with EPROTONOSUPPORT; global policy still holds.
+            let ps = persock::start(std::sync::Arc::clone(srv.core()), cfg)
+                .map_err(|e| {
+                    log::error(format_args!("per-socket policy on {}: {e}", path.display()))
+                })
+                .ok();
+            Some((h, ps))
         }
         None => None,
     };
+    if let Some(addr) = args.metrics_listen {
+        let plane = dataplane
+            .as_ref()
+            .map(|h| std::sync::Arc::clone(&h.0.counters));
+        let bound = metrics::start(addr, std::sync::Arc::clone(srv.core()), plane)
+            .map_err(|e| format!("--metrics-listen {addr}: {e}"))?;
+        log::info(format_args!("metrics on http://{bound}/metrics"));
+    }
     log::info(format_args!(
         "PF_KEY on {}, control on {}",
         srv.path().display(),
         args.control_socket.display()
     ));
+    notify_ready();
     srv.run(&signals, |srv| {
         let mut control = Control::Continue;
         for s in signals.take() {
@@ -200,14 +288,25 @@ fn run(args: &Args) -> Result<(), String> {
                 SIGUSR1 => {
                     srv.save_now();
                 }
-                SIGHUP => reload(srv, args),
+                SIGHUP => {
+                    reload::run(srv);
+                    // The policy logger re-reads its properties (SMF refresh; its restart
+                    // applies them).
+                    log::info(format_args!(
+                        "policy logger: {}",
+                        logger::request("refresh").trim_end()
+                    ));
+                }
                 _ => {}
             }
         }
         control
     })
     .map_err(|e| format!("PF_KEY server: {e}"))?;
-    if let Some(h) = dataplane {
+    if let Some((h, ps)) = dataplane {
+        if let Some(ps) = ps {
+            ps.stop();
+        }
         h.stop();
     }
     if args.save_file.is_some() {
@@ -221,31 +320,28 @@ fn run(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
-fn reload(srv: &mut Server, args: &Args) {
-    let Some(k) = &args.keys_file else {
+/// Tells systemd (`Type=notify`) that the daemon is ready: `READY=1` in one datagram to
+/// `$NOTIFY_SOCKET` (a path, or `@name` in the abstract namespace); nothing without it.
+fn notify_ready() {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
         return;
     };
-    // Load into a scratch engine first so that an error keeps the current SADB.
-    let mut scratch = KeyEngine::new(
-        Sadb::new(),
-        EngineConfig::default(),
-        ipsec_pfkey::rng::SeededRng::new(0),
-    );
-    if let Err(e) = keys::load(&mut scratch, k, server::now().0, &mut |_| {}) {
-        log::error(format_args!("reload refused, SADB unchanged: {e}"));
-        return;
-    }
-    let mut outs = Vec::new();
-    let r = keys::load(&mut srv.lock().keys, k, server::now().0, &mut |o| {
-        outs.push(o)
+    let sent = std::os::unix::net::UnixDatagram::unbound().and_then(|s| {
+        let p = std::path::Path::new(&path);
+        match p.to_str().and_then(|t| t.strip_prefix('@')) {
+            Some(name) => {
+                use std::os::linux::net::SocketAddrExt;
+                let a = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+                s.send_to_addr(b"READY=1", &a)
+            }
+            None => s.send_to(b"READY=1", p),
+        }
     });
-    for o in outs {
-        srv.deliver_output(o);
-    }
-    srv.deliver();
-    match r {
-        Ok(n) => log::info(format_args!("reloaded {n} SA(s) from {}", k.display())),
-        Err(e) => log::error(format_args!("reload: {e}")),
+    if let Err(e) = sent {
+        log::error(format_args!(
+            "telling systemd we are ready ({}): {e}",
+            path.to_string_lossy()
+        ));
     }
 }
 

@@ -68,8 +68,11 @@
 //! * IPv6 non-first fragments carry no ports or ICMP type, so rules with a protocol, ports or
 //!   ICMP selectors do not match them; the first fragment is dropped and the datagram never
 //!   reassembles. (IPv4 is reassembled before the input hook; output sees whole packets.)
-//! * Per-socket policy and latched connections are not in the table: a socket's own bypass
-//!   cannot open a hole for cleartext that global policy protects.
+//! * Per-socket policy (issue 8) is in two sets ipsecd fills as sockets come and go
+//!   ([`crate::persock`]), keyed by protocol and local port: `persock_protect` (cleartext to
+//!   or from the port is dropped, whatever global policy says) and `persock_clear` (a
+//!   privileged socket's bypass lets cleartext to its port in). Latched connections are not
+//!   in the table.
 
 use std::fmt::Write as _;
 use std::io::{self, Write as _};
@@ -205,6 +208,9 @@ pub fn ruleset(policy: &PolicySet, tunables: &Tunables, cfg: &Config) -> io::Res
     }
 
     let key_ports = port_set(&[tunables.ike_port, tunables.natt_port]);
+    for set in ["persock_protect", "persock_clear"] {
+        let _ = writeln!(out, "\tset {set} {{ type inet_proto . inet_service; }}");
+    }
     let _ = writeln!(out, "\tchain input {{");
     let _ = writeln!(
         out,
@@ -214,6 +220,11 @@ pub fn ruleset(policy: &PolicySet, tunables: &Tunables, cfg: &Config) -> io::Res
     let _ = writeln!(out, "\t\tiifname \"lo\" accept");
     let _ = writeln!(out, "\t\tmeta l4proto {{ esp, ah }} accept");
     let _ = writeln!(out, "\t\tudp dport {key_ports} accept");
+    let _ = writeln!(out, "\t\tmeta l4proto . th dport @persock_clear accept");
+    let _ = writeln!(
+        out,
+        "\t\tmeta l4proto . th dport @persock_protect counter drop"
+    );
     for j in &jumps_in {
         let _ = writeln!(out, "\t\tjump {j}");
     }
@@ -227,6 +238,10 @@ pub fn ruleset(policy: &PolicySet, tunables: &Tunables, cfg: &Config) -> io::Res
     let _ = writeln!(out, "\t\tmeta mark {:#010x} accept", cfg.mark);
     let _ = writeln!(out, "\t\toifname \"{tun}\" accept");
     let _ = writeln!(out, "\t\toifname \"lo\" accept");
+    let _ = writeln!(
+        out,
+        "\t\tmeta l4proto . th sport @persock_protect counter drop"
+    );
     let _ = writeln!(out, "\t\tudp sport {key_ports} accept");
     // Neighbour discovery goes out without IPsec, as the illumos stack sends it
     // (IXAF_NO_IPSEC): without it a protected on-link IPv6 peer cannot resolve us.
@@ -717,6 +732,8 @@ mod tests {
                 "iifname \"lo\" accept",
                 "meta l4proto { esp, ah } accept",
                 "udp dport { 500, 4500 } accept",
+                "meta l4proto . th dport @persock_clear accept",
+                "meta l4proto . th dport @persock_protect counter drop",
                 "jump host_in",
             ]
         );
@@ -728,6 +745,7 @@ mod tests {
                 "meta mark 0x00001500 accept",
                 "oifname \"ipsec0\" accept",
                 "oifname \"lo\" accept",
+                "meta l4proto . th sport @persock_protect counter drop",
                 "udp sport { 500, 4500 } accept",
                 "icmpv6 type { 133-137 } accept",
                 "jump host_out",

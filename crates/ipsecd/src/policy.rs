@@ -216,6 +216,12 @@ pub fn handle(srv: &Server, rest: &str) -> String {
     }
 }
 
+/// Parses and compiles a policy text as `replace` would, changing nothing (a reload's
+/// check before it swaps anything in); the error names the file, line and column.
+pub fn validate(name: &str, text: &str) -> Result<(), String> {
+    parse(name, text).map(|_| ())
+}
+
 /// Parses a policy text into its entries and each entry's SPD rules.
 fn parse(name: &str, text: &str) -> Result<(PolicyFile, Vec<Vec<Rule>>), String> {
     let name = if name.is_empty() { "<policy>" } else { name };

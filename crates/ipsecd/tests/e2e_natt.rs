@@ -496,6 +496,28 @@ fn natt_through_masquerading_nat() {
         ka_ab.len() + ka_ba.len(),
         "tshark: NAT-keepalive frames: {ka_rows:?}"
     );
+
+    // The nat-keepalive-interval property at run time: 0 stops A's keepalives, 1 brings
+    // them back (the property is looked at once a second).
+    let r = da.control("prop set -t nat-keepalive-interval=0");
+    assert!(r.starts_with("ok "), "{r}");
+    std::thread::sleep(Duration::from_millis(1200));
+    let before = da.counters().get("natt_keepalive_out");
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        da.counters().get("natt_keepalive_out"),
+        before,
+        "keepalives with nat-keepalive-interval=0"
+    );
+    let r = da.control("prop set -t nat-keepalive-interval=1");
+    assert!(r.starts_with("ok "), "{r}");
+    wait_counters(
+        &da,
+        &db,
+        Duration::from_secs(5),
+        "keepalives again at nat-keepalive-interval=1",
+        |ca, _| ca.get("natt_keepalive_out") >= before + 2,
+    );
 }
 
 /// A's link holds only NAT-T (ESP in UDP, keepalives) between `a` and `b`, and ICMP

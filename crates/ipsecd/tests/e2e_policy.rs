@@ -7,7 +7,9 @@
 //!   ACQUIRE for the first ping, adds the SAs, and the queued packet goes out (its reply
 //!   comes back);
 //! * `drop` and `bypass` rules: the dropped flow never reaches the wire and is counted by
-//!   name, the bypassed flow crosses in clear.
+//!   name, the bypassed flow crosses in clear;
+//! * reload under traffic: SIGHUP and the `reload` request with a changed policy file drop
+//!   no datagram of a running stream.
 //!
 //! Needs root; skipped otherwise.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -57,6 +59,20 @@ fn fail_closed_on_sigkill_and_recovery() {
     let _db = Daemon::start(&lab, &b, "b", &gcm_keys(), &esp_policy(B4, A4));
     let cap = Capture::start(&lab, &a, "va", "wire");
     a.ping_ok(B4, 2);
+
+    // An accept-clear property set at run time reaches the nftables table.
+    let table = || {
+        let o = a.run(&["nft", "list", "table", "inet", "ironswan"]);
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert!(table().contains("l4proto igmp return"), "{}", table());
+    let r = da.control("prop set -t igmp-accept-clear=off");
+    assert!(r.starts_with("ok "), "{r}");
+    let t0 = std::time::Instant::now();
+    while table().contains("l4proto igmp return") {
+        assert!(t0.elapsed() < Duration::from_secs(5), "{}", table());
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     // A datagram every 20 ms from A to B for most of the test (3 s).
     let mut sink = b.python(UDP_COUNT, &[B4, "9000", "5"]);
@@ -263,4 +279,54 @@ fn drop_and_bypass_rules_on_the_wire() {
     let cb = db.counters();
     assert_eq!(cb.get("in_accepted"), 3, "{cb:#?}");
     assert_eq!(cb.get("out_protected"), 3, "{cb:#?}");
+}
+
+/// Reloads (SIGHUP, and the `reload` request) while a UDP stream runs: with the policy file
+/// changed (an unrelated bypass entry added, then removed) and the keys file as it was,
+/// every datagram arrives, protected; the SAs are not flushed.
+#[test]
+fn reload_under_traffic_drops_nothing() {
+    let Some(lab) = Lab::new("reload_under_traffic_drops_nothing") else {
+        return;
+    };
+    let (a, b) = pair(&lab);
+    let da = Daemon::start(&lab, &a, "a", &gcm_keys(), &esp_policy(A4, B4));
+    let _db = Daemon::start(&lab, &b, "b", &gcm_keys(), &esp_policy(B4, A4));
+    a.ping_ok(B4, 1);
+    let cap = Capture::start(&lab, &a, "va", "wire");
+    let mut sink = b.python(UDP_COUNT, &[B4, "9000", "4"]);
+    sink.wait_stdout(Duration::from_secs(5), |l| l == "ready");
+    let mut source = a.python(UDP_SEND, &[B4, "9000", "100", "0.02"]);
+    let extra = "{raddr 10.9.9.9 dir both} bypass {}\n";
+    for i in 0..4 {
+        std::thread::sleep(Duration::from_millis(300));
+        let text = if i % 2 == 0 {
+            format!("{}{extra}", esp_policy(A4, B4))
+        } else {
+            esp_policy(A4, B4)
+        };
+        lab.file("a.policy", &text);
+        if i < 2 {
+            signal(da.pid(), "HUP");
+        } else {
+            let r = da.control("reload");
+            assert!(r.starts_with("ok policy from"), "{r}");
+            assert!(r.contains("unchanged, SAs kept"), "{r}");
+        }
+    }
+    let (_, out) = source.finish(Duration::from_secs(10));
+    assert_eq!(
+        out.last().map(String::as_str),
+        Some("100 0"),
+        "sent, failed"
+    );
+    let received = sink.success(Duration::from_secs(10));
+    assert_eq!(received.last().map(String::as_str), Some("100"));
+    let pcap = cap.stop();
+    assert_only_ipsec(&pcap, A4, B4);
+    let s = da.control("stats");
+    assert!(s.contains("\nreloads_ok=4\n"), "{s}");
+    assert!(s.contains("\nreloads_failed=0\n"), "{s}");
+    let c = da.counters();
+    assert_eq!(c.drop_reasons(), Default::default(), "{c:#?}");
 }

@@ -253,9 +253,9 @@ fn read_policy(path: &str) -> Result<(String, String), Fatal> {
 }
 
 /// A reply: the `ok` line's words after `ok`, and the lines after it.
-struct Reply {
-    head: String,
-    body: String,
+pub(crate) struct Reply {
+    pub(crate) head: String,
+    pub(crate) body: String,
 }
 
 impl Reply {
@@ -266,15 +266,15 @@ impl Reply {
     }
 }
 
-/// A connection to ipsecd's control socket.
-struct Client {
+/// A connection to ipsecd's control socket (ipsecadm uses it too).
+pub(crate) struct Client {
     socket: PathBuf,
     conn: Option<Conn>,
     buf: Vec<u8>,
 }
 
 impl Client {
-    fn new(socket: PathBuf) -> Self {
+    pub(crate) fn new(socket: PathBuf) -> Self {
         Self {
             socket,
             conn: None,
@@ -286,7 +286,7 @@ impl Client {
         if self.conn.is_none() {
             let c = Conn::connect(&self.socket).map_err(|e| {
                 let hint = match e.kind() {
-                    io::ErrorKind::PermissionDenied => "ipsecconf needs root or CAP_NET_ADMIN",
+                    io::ErrorKind::PermissionDenied => "needs root or CAP_NET_ADMIN",
                     _ => "is ipsecd running? see --socket",
                 };
                 Fatal(format!(
@@ -302,7 +302,7 @@ impl Client {
     }
 
     /// Sends one request and waits for its reply; an `error` reply is `Err(Ok(message))`.
-    fn request(&mut self, msg: &str) -> Result<Result<Reply, String>, Fatal> {
+    pub(crate) fn request(&mut self, msg: &str) -> Result<Result<Reply, String>, Fatal> {
         if msg.len() > MAX_REQUEST {
             return Err(Fatal(format!(
                 "the policy text is too large ({} bytes; ipsecd reads requests of at most {MAX_REQUEST} bytes)",
@@ -383,18 +383,18 @@ fn out(text: &str) -> Result<(), Fatal> {
         .map_err(|e| Fatal(format!("writing standard output: {e}")))
 }
 
+/// The control socket: `--socket`, else `$IRONSWAN_CONTROL_SOCKET`, else [`DEFAULT_SOCKET`].
+pub(crate) fn socket_path(given: Option<PathBuf>) -> PathBuf {
+    given
+        .or_else(|| std::env::var_os("IRONSWAN_CONTROL_SOCKET").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET))
+}
+
 /// Runs ipsecconf with these arguments (argv\[0\] first); the process exit status.
 pub fn main_with(args: Vec<OsString>) -> ExitCode {
-    let args = match Args::try_parse_from(args) {
+    let args: Args = match crate::parse_args(args, 1) {
         Ok(a) => a,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
+        Err(code) => return code,
     };
     match run(&args) {
         Ok(true) => ExitCode::SUCCESS,
@@ -422,11 +422,7 @@ fn run(a: &Args) -> Result<bool, Fatal> {
     if let Cmd::Check(path) = &cmd {
         return check(path, a.quiet);
     }
-    let socket = a
-        .socket
-        .clone()
-        .or_else(|| std::env::var_os("IRONSWAN_CONTROL_SOCKET").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET));
+    let socket = socket_path(a.socket.clone());
     // Read the file before contacting the daemon, so that a missing file is reported as such.
     let text = match &cmd {
         Cmd::Add(f) | Cmd::Replace(f, _) | Cmd::Remove(f) => Some(read_policy(f)?),

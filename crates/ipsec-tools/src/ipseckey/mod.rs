@@ -675,16 +675,9 @@ fn quote_word(w: &str) -> String {
 
 /// The whole program; `args` as from `std::env::args_os`.
 pub fn main_with(args: Vec<OsString>) -> ExitCode {
-    let args = match Args::try_parse_from(args) {
+    let args: Args = match crate::parse_args(args, 1) {
         Ok(a) => a,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
+        Err(code) => return code,
     };
     let mut s = Session::new(&args);
     match run(&args, &mut s) {

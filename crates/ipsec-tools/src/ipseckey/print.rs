@@ -177,7 +177,7 @@ pub fn time_text(secs: u64) -> String {
     ];
     let days = secs / 86_400;
     let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
+    let (y, m, d) = ipsec_core::civil::civil_from_days(days);
     let wday = DAYS.get((days % 7) as usize).copied().unwrap_or("?");
     let mon = MONTHS.get((m - 1) as usize).copied().unwrap_or("?");
     format!(
@@ -186,21 +186,6 @@ pub fn time_text(secs: u64) -> String {
         rem / 60 % 60,
         rem % 60
     )
-}
-
-/// Days since 1970-01-01 to (year, month 1..=12, day 1..=31), proleptic Gregorian.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    // Shift the epoch to 0000-03-01 so that leap days end each 4/100/400-year cycle.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (y, m, d)
 }
 
 /// Appends key hex (or `XX` per byte when paranoid) and `/bits` to `o` (written in place, so
