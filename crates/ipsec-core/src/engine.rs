@@ -60,6 +60,10 @@ pub struct Engine {
     /// when the SA behind it, in whatever SADB the call gets, holds exactly the packet's
     /// <ESP, destination, SPI, source>, which no other SA can (see `fast::exact_sa`).
     in_hint: Option<(u32, SaId)>,
+    /// Whether inbound ESP checks the padding bytes of SAs that ask for it (the host-wide
+    /// switch, Solaris `ipsecesp_padding_check`; default on). Each SA's own
+    /// [`SaConfig::padding_check`](crate::sa::SaConfig) can only turn the check off.
+    pub padding_check: bool,
 }
 
 impl Default for Engine {
@@ -85,6 +89,7 @@ impl Engine {
             scratch: vec![0u8; 512],
             ident: 1,
             in_hint: None,
+            padding_check: true,
         }
     }
 
@@ -604,7 +609,8 @@ impl Engine {
             return Err(DropReason::EspBadPadlen);
         }
         let payload_len = ct_len - 2 - pad;
-        if sa.config().padding_check
+        if self.padding_check
+            && sa.config().padding_check
             && !p[body + payload_len..body + payload_len + pad]
                 .iter()
                 .enumerate()

@@ -858,6 +858,7 @@ impl Plane {
         {
             let core = Arc::clone(&self.core);
             let mut g = lock(&core);
+            self.engine.padding_check = g.props.get(crate::props::PADDING_CHECK) != 0;
             for (mut b, peer) in batch {
                 let s = match self.engine.inbound(g.keys.sadb_mut(), &mut b, now_s) {
                     Ok(ok) => {
