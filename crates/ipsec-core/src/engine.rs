@@ -65,6 +65,10 @@ pub struct Engine {
     /// when the SA behind it, in whatever SADB the call gets, holds exactly the packet's
     /// <ESP, destination, SPI, source>, which no other SA can (see `fast::exact_sa`).
     in_hint: Option<(u32, SaId)>,
+    /// Whether inbound ESP checks the padding bytes of SAs that ask for it (the host-wide
+    /// switch, Solaris `ipsecesp_padding_check`; default on). Each SA's own
+    /// [`SaConfig::padding_check`](crate::sa::SaConfig) can only turn the check off.
+    pub padding_check: bool,
     /// The AEAD seal deferred by [`Engine::outbound_split`].
     seal_sink: split::SealSink,
     /// The outcome of the open job of the packet [`Engine::inbound_opened`] is processing.
@@ -94,6 +98,7 @@ impl Engine {
             scratch: vec![0u8; 512],
             ident: 1,
             in_hint: None,
+            padding_check: true,
             seal_sink: split::SealSink::default(),
             opened: None,
         }
@@ -629,7 +634,8 @@ impl Engine {
             return Err(DropReason::EspBadPadlen);
         }
         let payload_len = ct_len - 2 - pad;
-        if sa.config().padding_check
+        if self.padding_check
+            && sa.config().padding_check
             && !p[body + payload_len..body + payload_len + pad]
                 .iter()
                 .enumerate()

@@ -234,7 +234,7 @@ fn properties_are_shown_validated_persisted_and_reset() {
             "POSSIBLE"
         ]
     );
-    assert_eq!(lines.len(), 11, "{t}");
+    assert_eq!(lines.len(), 12, "{t}");
     for (row, want) in [
         (
             "icmp-accept-clear",
@@ -257,13 +257,14 @@ fn properties_are_shown_validated_persisted_and_reset() {
             "nat-keepalive-interval",
             "esp nat-keepalive-interval rw 20 -- 20 0-600",
         ),
+        ("padding-check", "esp padding-check rw on -- on on,off"),
     ] {
         let l = lines.iter().find(|l| l.contains(row)).unwrap();
         assert_eq!(l.split_whitespace().collect::<Vec<_>>().join(" "), want);
     }
     // By protocol; by name.
     let t = d.adm_ok(&["show-prop", "esp"]);
-    assert_eq!(t.lines().count(), 2, "{t}");
+    assert_eq!(t.lines().count(), 3, "{t}");
     let t = d.adm_ok(&["show-prop", "-p", "replay-size,pim-accept-clear"]);
     assert_eq!(t.lines().count(), 3, "{t}");
 

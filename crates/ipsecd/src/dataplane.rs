@@ -917,6 +917,7 @@ impl Plane {
         {
             let core = Arc::clone(&self.core);
             let mut g = lock(&core);
+            self.engine.padding_check = g.props.get(crate::props::PADDING_CHECK) != 0;
             for (i, (mut b, peer)) in batch.into_iter().enumerate() {
                 let sadb = g.keys.sadb_mut();
                 let r = match opened.get_mut(i).and_then(Option::take) {

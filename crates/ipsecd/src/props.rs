@@ -6,7 +6,7 @@
 //!     persistent? write --props-file atomically (0600) ──► current value ──apply──►
 //!        ip:    Spd tunables (checked per packet; the nft table follows at the next turn)
 //!        ipsec: KeyEngine config (new larval SAs and ACQUIREs), ACQUIRE proposals
-//!        esp:   the data plane's NAT keepalive timer
+//!        esp:   the data plane's NAT keepalive timer and inbound padding check
 //! ```
 //!
 //! | PROTO | property | default | possible | Solaris | used by |
@@ -21,12 +21,13 @@
 //! | ipsec | `default-soft-addtime` | 24000 | 0-4294967295 | `ipsec{esp,ah}_default_soft_addtime` | soft lifetime of ACQUIRE proposals |
 //! | ipsec | `default-hard-addtime` | 28800 | 0-4294967295 | `ipsec{esp,ah}_default_hard_addtime` | hard lifetime of ACQUIRE proposals |
 //! | esp | `nat-keepalive-interval` | 20 | 0-600 | `ipsecesp_nat_keepalive_interval` | seconds between NAT keepalives (0: none) |
+//! | esp | `padding-check` | on | on,off | `ipsecesp_padding_check` | inbound ESP checks the padding bytes (1, 2, 3, ...) of SAs that do not opt out |
 //!
 //! Solaris keeps separate `ipsecesp_*` and `ipsecah_*` sets; this daemon has one key engine
 //! for both protocols, so the shared ones are listed once under protocol `ipsec`.
 //! `replay-size` stops at 255 because the proposal's replay field is 8 bits. A soft
-//! lifetime may not exceed a non-zero hard one. `ipsecesp_padding_check` is not offered:
-//! padding checks are per SA (`SaConfig::padding_check`) and not yet switchable globally.
+//! lifetime may not exceed a non-zero hard one. `padding-check` is the host-wide switch; an
+//! SA can still opt out on its own (`SaConfig::padding_check`).
 //!
 //! Values: the start value of each property is its default, or the ipsecd option that
 //! names it (`--larval-timeout`, `--acquire-timeout`, `--keepalive-interval`); the
@@ -79,8 +80,10 @@ pub const SOFT_ADDTIME: usize = 7;
 pub const HARD_ADDTIME: usize = 8;
 /// `nat-keepalive-interval`.
 pub const NAT_KEEPALIVE_INTERVAL: usize = 9;
+/// `padding-check`.
+pub const PADDING_CHECK: usize = 10;
 
-const N: usize = 10;
+const N: usize = 11;
 
 const U32: u64 = u32::MAX as u64;
 
@@ -144,6 +147,12 @@ const DEFS: [Def; N] = [
         name: "nat-keepalive-interval",
         kind: Kind::Range(0, 600),
         default: 20,
+    },
+    Def {
+        proto: "esp",
+        name: "padding-check",
+        kind: Kind::Bool,
+        default: 1,
     },
 ];
 

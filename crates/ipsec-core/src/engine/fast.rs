@@ -286,8 +286,11 @@ impl Engine {
         }
         // Point of no return: decryption overwrites the packet.
         let extra = buf.len() - tl;
+        let check_pad = self.padding_check && sa.config().padding_check;
         let pre = &mut self.opened;
-        let r = esp_in_lean(sa, buf, now, seq, extra, spi, esp, ct_len, v6, pre);
+        let r = esp_in_lean(
+            sa, buf, now, seq, extra, spi, esp, ct_len, v6, check_pad, pre,
+        );
         match r {
             Ok(Some(tunnel)) => FastIn::Done(Ok(InboundOk {
                 sas: [Some(id), None],
@@ -411,6 +414,7 @@ fn esp_in_lean(
     esp: usize,
     ct_len: usize,
     v6: bool,
+    check_pad: bool,
     pre: &mut Option<CryptoDone>,
 ) -> Result<Option<bool>, DropReason> {
     let e = sa.encr().ok_or(DropReason::EspCryptoFailed)?;
@@ -435,7 +439,7 @@ fn esp_in_lean(
         return Err(DropReason::EspBadPadlen);
     }
     let payload_len = ct_len - 2 - pad;
-    if sa.config().padding_check
+    if check_pad
         && !p[body + payload_len..body + payload_len + pad]
             .iter()
             .enumerate()

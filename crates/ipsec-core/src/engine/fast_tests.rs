@@ -11,6 +11,7 @@ use ipsec_crypto::{AuthAlg, EncrAlg};
 
 use super::Engine;
 use crate::buf::PacketBuf;
+use crate::drop::DropReason;
 use crate::sa::{KeyMaterial, Lifetime, Mode, NatT, Prefix, Proto, SaConfig, SaState};
 use crate::sadb::{SaId, Sadb};
 
@@ -434,7 +435,7 @@ fn odd_trailers_match_general_path() {
     let mut rng = Rng(77);
     for v6 in [false, true] {
         for mode in [Mode::Transport, Mode::Tunnel] {
-            for padding_check in [true, false] {
+            for (padding_check, host_check) in [(true, true), (false, true), (true, false)] {
                 for case in 0..8u8 {
                     let (src, dst) = addrs(v6);
                     let mut c = SaConfig::new(Proto::Esp, 0x5151, Some(src), dst);
@@ -511,12 +512,24 @@ fn odd_trailers_match_general_path() {
                         ipv4_checksum(&mut p[..20]);
                     }
                     let (mut ea, mut eb) = (Engine::new(), Engine::new());
+                    ea.padding_check = host_check;
+                    eb.padding_check = host_check;
                     let mut ba = PacketBuf::from_packet(&p);
                     let mut bb = ba.clone();
                     let ra = ea.inbound(&mut a, &mut ba, 3);
                     let rb = eb.inbound_general(&mut b, &mut bb, 3, None);
-                    let what = format!("v6 {v6} {mode:?} check {padding_check} case {case}");
+                    let what = format!(
+                        "v6 {v6} {mode:?} check {padding_check} host {host_check} case {case}"
+                    );
                     assert_eq!(ra, rb, "{what}");
+                    if case == 1 {
+                        // Padding 1, 2, 9: refused only when both the SA and the host check.
+                        assert_eq!(
+                            ra == Err(DropReason::EspBadPadding),
+                            padding_check && host_check,
+                            "{what}"
+                        );
+                    }
                     if ra.is_ok() {
                         assert_eq!(ba.data(), bb.data(), "{what}");
                     }

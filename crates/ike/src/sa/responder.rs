@@ -1,0 +1,443 @@
+//! The responder: IKE_SA_INIT answered statelessly or into a half-open SA
+//! ([`respond_sa_init`], with [`CookieJar`] under load), then IKE_AUTH
+//! ([`ExpectAuthReq`]).
+
+use super::*;
+
+/// What the responder does with an IKE_SA_INIT request it does not accept.
+#[derive(Debug)]
+pub enum InitRejected {
+    /// Drop it silently (malformed, not a request, IKEv1...).
+    Drop(IkeError),
+    /// Answer with an unprotected error notification and keep no state.
+    Reply(IkeError, Vec<u8>),
+}
+
+fn init_error_reply(req: &Header, spi_r: [u8; 8], ty: u16, data: &[u8]) -> Option<Vec<u8>> {
+    Message {
+        header: header(req.spi_i, spi_r, exchange::IKE_SA_INIT, flags::RESPONSE, 0),
+        payloads: vec![notify_payload(ty, data)],
+    }
+    .emit()
+    .ok()
+}
+
+/// The stateless cookies of RFC 7296 §2.6.
+///
+/// `Cookie = <VersionIDofSecret> | HMAC-SHA-256(secret, Ni | IPi | SPIi)`: one version
+/// byte and 32 bytes of MAC. The secret is rotated by the caller ([`CookieJar::rotate`]);
+/// cookies made with the current or the previous secret are accepted, so a rotation does
+/// not break exchanges in flight.
+pub struct CookieJar {
+    current: (u8, Zeroizing<Vec<u8>>),
+    previous: Option<(u8, Zeroizing<Vec<u8>>)>,
+}
+
+impl fmt::Debug for CookieJar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CookieJar")
+            .field("version", &self.current.0)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CookieJar {
+    /// A jar with `secret` (random bytes from the caller, at least 32) as version 0.
+    #[must_use]
+    pub fn new(secret: &[u8]) -> Self {
+        Self {
+            current: (0, Zeroizing::new(secret.to_vec())),
+            previous: None,
+        }
+    }
+
+    /// Replaces the secret; the old one is still accepted until the next rotation.
+    pub fn rotate(&mut self, secret: &[u8]) {
+        let version = self.current.0.wrapping_add(1);
+        let old = core::mem::replace(
+            &mut self.current,
+            (version, Zeroizing::new(secret.to_vec())),
+        );
+        self.previous = Some(old);
+    }
+
+    fn mac(secret: &[u8], ni: &[u8], ip: &IpAddr, spi_i: &[u8; 8]) -> Zeroizing<Vec<u8>> {
+        let ip = match ip {
+            IpAddr::V4(a) => a.octets().to_vec(),
+            IpAddr::V6(a) => a.octets().to_vec(),
+        };
+        PrfAlg::HmacSha256.prf(secret, &[ni, &ip, spi_i])
+    }
+
+    /// The cookie for an initiator.
+    #[must_use]
+    pub fn make(&self, ni: &[u8], ip: &IpAddr, spi_i: &[u8; 8]) -> Vec<u8> {
+        let mut c = vec![self.current.0];
+        c.extend_from_slice(&Self::mac(&self.current.1, ni, ip, spi_i));
+        c
+    }
+
+    /// Whether `cookie` is one this jar made (current or previous secret) for these values.
+    #[must_use]
+    pub fn check(&self, cookie: &[u8], ni: &[u8], ip: &IpAddr, spi_i: &[u8; 8]) -> bool {
+        let Some((version, mac)) = cookie.split_first() else {
+            return false;
+        };
+        let secret = if *version == self.current.0 {
+            &self.current.1
+        } else {
+            match &self.previous {
+                Some((v, s)) if v == version => s,
+                _ => return false,
+            }
+        };
+        let want = Self::mac(secret, ni, ip, spi_i);
+        want.len() == mac.len() && bool::from(want.ct_eq(mac))
+    }
+}
+
+/// What the responder knows about an IKE_SA_INIT request besides its bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct InitContext<'a> {
+    /// The path the request arrived on: `remote` is its source (IPi of the cookie,
+    /// and the address NAT detection checks), `local` the address it was sent to.
+    pub path: Path,
+    /// The cookie secrets.
+    pub cookies: &'a CookieJar,
+    /// Whether a valid cookie is required: the caller sets it while the number of
+    /// half-open SAs is above its threshold (RFC 7296 §2.6). Requests without one then
+    /// get only a COOKIE notification and leave no state.
+    pub require_cookie: bool,
+}
+
+/// Handles an IKE_SA_INIT request: on success returns the new half-open SA and the
+/// response to send (also cached in the state for retransmitted requests).
+///
+/// # Errors
+/// [`InitRejected`]: silent drop, or COOKIE / NO_PROPOSAL_CHOSEN / INVALID_KE_PAYLOAD /
+/// INVALID_SYNTAX / INVALID_MAJOR_VERSION / UNSUPPORTED_CRITICAL_PAYLOAD replies.
+pub fn respond_sa_init(
+    cfg: &IkeConfig,
+    datagram: &[u8],
+    ctx: &InitContext<'_>,
+    rng: &mut dyn Random,
+) -> Result<(ExpectAuthReq, Vec<u8>), InitRejected> {
+    let m = match Message::parse(datagram) {
+        Ok(m) => m,
+        Err(e) => {
+            // Answer only what is recognisably an IKEv2 initial request.
+            let reply = Header::parse_any_version(datagram)
+                .ok()
+                .and_then(|(h, _, _)| {
+                    let initial = h.exchange == exchange::IKE_SA_INIT
+                        && !h.is_response()
+                        && h.spi_r == [0; 8];
+                    let n = e.notify()?;
+                    if initial {
+                        init_error_reply(&h, [0; 8], n, &[])
+                    } else {
+                        None
+                    }
+                });
+            return Err(match reply {
+                Some(r) => InitRejected::Reply(e.into(), r),
+                None => InitRejected::Drop(e.into()),
+            });
+        }
+    };
+    let h = m.header;
+    if h.exchange != exchange::IKE_SA_INIT
+        || h.is_response()
+        || !h.is_initiator()
+        || h.message_id != 0
+        || h.spi_r != [0; 8]
+    {
+        return Err(InitRejected::Drop(IkeError::Unexpected(
+            "not an initial IKE_SA_INIT request",
+        )));
+    }
+    let get = |ty, name| one(&m.payloads, ty, name).map_err(InitRejected::Drop);
+    let Payload::Nonce(ni) = get(pt::NONCE, "Nonce")? else {
+        return Err(InitRejected::Drop(IkeError::MissingPayload("Nonce")));
+    };
+    if !(16..=256).contains(&ni.len()) {
+        return Err(InitRejected::Drop(IkeError::Unexpected(
+            "nonce length outside 16..=256",
+        )));
+    }
+    if ctx.require_cookie {
+        // The cookie must be the first payload (RFC 7296 §2.6); checked before any
+        // other work, and a request without a valid one leaves no state.
+        let valid = matches!(
+            m.payloads.first(),
+            Some(Payload::Notify(n)) if n.ty == notify::COOKIE
+                && ctx.cookies.check(n.data, ni, &ctx.path.remote.ip(), &h.spi_i)
+        );
+        if !valid {
+            let cookie = ctx.cookies.make(ni, &ctx.path.remote.ip(), &h.spi_i);
+            return Err(
+                match init_error_reply(&h, [0; 8], notify::COOKIE, &cookie) {
+                    Some(r) => InitRejected::Reply(IkeError::CookieRequired, r),
+                    None => InitRejected::Drop(IkeError::CookieRequired),
+                },
+            );
+        }
+    }
+    let Payload::Sa(props) = get(pt::SA, "SA")? else {
+        return Err(InitRejected::Drop(IkeError::MissingPayload("SA")));
+    };
+    let ours = ike_proposal(cfg, 1);
+    let Some(chosen) = props
+        .iter()
+        .find(|p| p.protocol == protocol::IKE && p.spi.is_empty() && offers(p, &ours.transforms))
+    else {
+        let r = init_error_reply(&h, [0; 8], notify::NO_PROPOSAL_CHOSEN, &[]);
+        return Err(match r {
+            Some(r) => InitRejected::Reply(IkeError::NoProposalChosen, r),
+            None => InitRejected::Drop(IkeError::NoProposalChosen),
+        });
+    };
+    let Payload::Ke { group, data: ke } = get(pt::KE, "KE")? else {
+        return Err(InitRejected::Drop(IkeError::MissingPayload("KE")));
+    };
+    if *group != cfg.group.id() {
+        let want = cfg.group.id().to_be_bytes();
+        let e = IkeError::InvalidKePayload(cfg.group.id());
+        return Err(
+            match init_error_reply(&h, [0; 8], notify::INVALID_KE_PAYLOAD, &want) {
+                Some(r) => InitRejected::Reply(e, r),
+                None => InitRejected::Drop(e),
+            },
+        );
+    }
+    let fail = |e: IkeError| InitRejected::Drop(e);
+    let share = key_share(cfg.group, rng).map_err(fail)?;
+    let spi_r = spi8(rng);
+    let nr = random_vec(rng, NONCE_LEN);
+    // The peer's KE value is checked (RFC 6989) before any state is kept.
+    let keys = derive(cfg, &share, ke, ni, &nr, &h.spi_i, &spi_r).map_err(|e| {
+        match init_error_reply(&h, [0; 8], notify::INVALID_SYNTAX, &[]) {
+            Some(r) => InitRejected::Reply(e, r),
+            None => InitRejected::Drop(e),
+        }
+    })?;
+    let ciphers = Ciphers::new(cfg.suite, &keys, false).map_err(fail)?;
+    // The initiator hashed a zero SPIr into its request's NAT detection data.
+    let nat = detect_nat(&m.payloads, &h.spi_i, &[0; 8], ctx.path);
+    let our_nat = nat_notifies(&h.spi_i, &spi_r, ctx.path);
+    let resp = Message {
+        header: header(h.spi_i, spi_r, exchange::IKE_SA_INIT, flags::RESPONSE, 0),
+        payloads: vec![
+            Payload::Sa(vec![ike_proposal(cfg, chosen.num)]),
+            Payload::Ke {
+                group: cfg.group.id(),
+                data: share.public(),
+            },
+            Payload::Nonce(&nr),
+            notify_payload(notify::NAT_DETECTION_SOURCE_IP, &our_nat[0]),
+            notify_payload(notify::NAT_DETECTION_DESTINATION_IP, &our_nat[1]),
+        ],
+    }
+    .emit()
+    .map_err(|_| fail(IkeError::Unexpected("response cannot be encoded")))?;
+    let state = ExpectAuthReq {
+        nat,
+        cfg: cfg.clone(),
+        spi_i: h.spi_i,
+        spi_r,
+        keys,
+        ciphers,
+        ni: Zeroizing::new(ni.to_vec()),
+        nr,
+        init_request: datagram.to_vec(),
+        init_response: resp.clone(),
+    };
+    Ok((state, resp))
+}
+
+/// Responder, IKE_SA_INIT answered, waiting for IKE_AUTH.
+#[derive(Debug)]
+pub struct ExpectAuthReq {
+    nat: Option<NatStatus>,
+    cfg: IkeConfig,
+    spi_i: [u8; 8],
+    spi_r: [u8; 8],
+    keys: IkeKeys,
+    ciphers: Ciphers,
+    ni: Zeroizing<Vec<u8>>,
+    nr: Zeroizing<Vec<u8>>,
+    init_request: Vec<u8>,
+    init_response: Vec<u8>,
+}
+
+impl ExpectAuthReq {
+    /// The SPIs (initiator's, ours) this half-open SA is found by.
+    #[must_use]
+    pub fn spis(&self) -> ([u8; 8], [u8; 8]) {
+        (self.spi_i, self.spi_r)
+    }
+
+    /// Handles a datagram for this SA: a retransmitted IKE_SA_INIT request (answered from
+    /// the cache) or the IKE_AUTH request.
+    pub fn handle(self, datagram: &[u8], rng: &mut dyn Random) -> Step<Self, Established> {
+        if datagram == self.init_request.as_slice() {
+            let reply = Some(self.init_response.clone());
+            return Step::Stay {
+                state: self,
+                reply,
+                dropped: None,
+            };
+        }
+        let mut plain = Zeroizing::new(Vec::new());
+        let (h, inner) = match self.ciphers.inp.open(datagram, &mut plain) {
+            Ok(x) => x,
+            Err(e) => return stay(self, e.into()),
+        };
+        if h.exchange != exchange::IKE_AUTH
+            || h.is_response()
+            || !h.is_initiator()
+            || h.message_id != 1
+            || h.spi_i != self.spi_i
+            || h.spi_r != self.spi_r
+        {
+            return stay(self, IkeError::Unexpected("not the IKE_AUTH request"));
+        }
+        match self.accept_auth_request(&inner, rng) {
+            Ok(est) => {
+                let reply = est.cached.as_ref().map(|(_, r)| r.clone());
+                let est = Established {
+                    cached: est.cached.map(|(_, r)| (datagram.to_vec(), r)),
+                    ..est
+                };
+                Step::Next { state: est, reply }
+            }
+            Err(e) => {
+                let ty = match e {
+                    IkeError::NoProposalChosen => notify::NO_PROPOSAL_CHOSEN,
+                    IkeError::TsUnacceptable => notify::TS_UNACCEPTABLE,
+                    IkeError::MissingPayload(_) => notify::INVALID_SYNTAX,
+                    _ => notify::AUTHENTICATION_FAILED,
+                };
+                let h = header(
+                    self.spi_i,
+                    self.spi_r,
+                    exchange::IKE_AUTH,
+                    flags::RESPONSE,
+                    1,
+                );
+                let reply = self.ciphers.seal(&h, &[notify_payload(ty, &[])], rng).ok();
+                Step::Failed { error: e, reply }
+            }
+        }
+    }
+
+    fn accept_auth_request(
+        &self,
+        inner: &[Payload<'_>],
+        rng: &mut dyn Random,
+    ) -> Result<Established, IkeError> {
+        let cfg = &self.cfg;
+        let proof = authenticate_peer(
+            cfg,
+            inner,
+            pt::IDI,
+            &self.init_request,
+            &self.nr,
+            &self.keys.sk_pi,
+        )?;
+        let Payload::Sa(props) = one(inner, pt::SA, "SA")? else {
+            return Err(IkeError::MissingPayload("SA"));
+        };
+        let wanted = esp_proposal(&cfg.child, &[], 1);
+        let Some(chosen) = props.iter().find(|p| {
+            p.protocol == protocol::ESP && p.spi.len() == 4 && offers(p, &wanted.transforms)
+        }) else {
+            return Err(IkeError::NoProposalChosen);
+        };
+        let spi_i: [u8; 4] = chosen
+            .spi
+            .try_into()
+            .map_err(|_| IkeError::NoProposalChosen)?;
+        let (tsi, tsr) = selectors(inner)?;
+        // Narrow to our policy (RFC 7296 §2.9); the initiator's TSi is our remote side.
+        let tsi = ts::narrow(tsi, &cfg.ts_remote);
+        let tsr = ts::narrow(tsr, &cfg.ts_local);
+        if tsi.is_empty() || tsr.is_empty() {
+            return Err(IkeError::TsUnacceptable);
+        }
+        let transport = cfg.child.transport && has_notify(inner, notify::USE_TRANSPORT_MODE);
+        let initial_contact = has_notify(inner, notify::INITIAL_CONTACT);
+        let spi_r = spi4(rng);
+        let idr = cfg.local_id.as_id();
+        let my_auth = psk_auth(
+            cfg.prf,
+            &cfg.psk,
+            &self.init_response,
+            &self.ni,
+            &self.keys.sk_pr,
+            &idr,
+        );
+        let mut reply_payloads = vec![
+            Payload::IdR(idr),
+            Payload::Auth(Auth {
+                method: crate::consts::auth::SHARED_KEY_MIC,
+                data: &my_auth,
+            }),
+        ];
+        if transport {
+            reply_payloads.push(notify_payload(notify::USE_TRANSPORT_MODE, &[]));
+        }
+        reply_payloads.push(Payload::Sa(vec![esp_proposal(
+            &cfg.child, &spi_r, chosen.num,
+        )]));
+        reply_payloads.push(Payload::TsI(tsi.clone()));
+        reply_payloads.push(Payload::TsR(tsr.clone()));
+        let h = header(
+            self.spi_i,
+            self.spi_r,
+            exchange::IKE_AUTH,
+            flags::RESPONSE,
+            1,
+        );
+        let reply = self.ciphers.seal(&h, &reply_payloads, rng)?;
+        let keys = child_keys(
+            cfg.prf,
+            &self.keys.sk_d,
+            None,
+            &self.ni,
+            &self.nr,
+            child_sizes(&cfg.child)?,
+        )?;
+        Ok(Established {
+            nat: self.nat,
+            initiator: false,
+            spi_i: self.spi_i,
+            spi_r: self.spi_r,
+            keys: self.keys.clone(),
+            cfg: cfg.clone(),
+            children: vec![Child {
+                requested_by_us: false,
+                sa: ChildSa {
+                    spi_i,
+                    spi_r,
+                    suite: cfg.child,
+                    keys,
+                    ts_i: tsi,
+                    ts_r: tsr,
+                    transport,
+                },
+            }],
+            rekeys: Vec::new(),
+            orphan_deletes: Vec::new(),
+            cached: Some((Vec::new(), reply)),
+            peer_initial_contact: initial_contact,
+            ciphers: Ciphers::new(cfg.suite, &self.keys, false)?,
+            backoff: cfg.backoff,
+            next_request_id: 0,
+            expect_request_id: 2,
+            pending: None,
+            closed: false,
+            _auth: proof,
+        })
+    }
+}
