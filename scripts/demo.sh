@@ -5,7 +5,7 @@
 # ipsecd in each; SAs loaded with `ipseckey -f` (fresh random AES-128-GCM keys) and policy
 # with `ipsecconf -a`; then a ping and a TCP transfer across, the per-SA counters, a
 # cleartext packet that B sends around its ipsecd being dropped by A's policy (with its
-# reason), and the capture of the wire, in which only ESP carries the hosts' traffic.
+# reason, and the policy logger's record of it), and the capture of the wire, in which only ESP carries the hosts' traffic.
 # Everything it creates is removed at the end, also on failure or Ctrl-C.
 #
 # Needs root (network namespaces, TUN, nftables). Installs iproute2, iputils-ping,
@@ -71,8 +71,11 @@ say "an ipsecd in each (TUN ipsec0, PF_KEY and control sockets under $WORK)"
 for h in a b; do
     ns=$A
     [ "$h" = b ] && ns=$B
+    # The policy logger (Solaris svc:/network/ipsec/policy:logger) records every drop.
+    printf 'log_file=%s\nlog_level=message+packet+stack\n' "$WORK/policy-$h.log" >"$WORK/logger-$h.conf"
     ip netns exec "$ns" "$BIN/ipsecd" --tun ipsec0 \
         --pfkey-socket "$WORK/$h.pfkey" --control-socket "$WORK/$h.control" \
+        --logger-config "$WORK/logger-$h.conf" --logger-enable \
         >"$WORK/ipsecd-$h.log" 2>&1 &
     PIDS+=($!)
 done
@@ -155,6 +158,10 @@ say "host A: counters (ipsecstat), per SA and per drop reason"
 IRONSWAN_CONTROL_SOCKET="$WORK/a.control" "$BIN/ipsecstat" | sed 's/^/    /'
 drops=$(IRONSWAN_CONTROL_SOCKET="$WORK/a.control" "$BIN/ipsecstat" | awk '/clear_drop_in_spd_got_clear/ {s += $2} END {print s + 0}')
 echo "    -> cleartext dropped by policy on A (reason spd_got_clear): $drops packet(s)"
+
+say "host A: the policy logger's record of that drop ($WORK/policy-a.log)"
+sed 's/^/    /' "$WORK/policy-a.log"
+grep -q spd_got_clear "$WORK/policy-a.log" || { echo "    (no record of the drop)"; exit 1; }
 
 # Give the capture time to write out what the transfer queued before stopping it.
 sleep 1
