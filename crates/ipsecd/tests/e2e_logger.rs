@@ -21,11 +21,6 @@ use std::time::{Duration, Instant};
 
 use netns::*;
 
-const A4: &str = "10.0.0.1";
-const B4: &str = "10.0.0.2";
-const GCM_AB: &str = "0102030405060708090a0b0c0d0e0f1011121314";
-const GCM_BA: &str = "1112131415161718191a1b1c1d1e1f2021222324";
-
 /// Sends one ESP packet (SPI, sequence number, 32 bytes of junk) to `dst`.
 const SEND_ESP: &str = r#"
 import socket, struct, sys
@@ -75,15 +70,8 @@ fn dropped_packets_reach_the_log_with_every_level() {
     let Some(lab) = Lab::new("logger_e2e") else {
         return;
     };
-    let a = lab.ns("a");
-    let b = lab.ns("b");
-    veth(&a, "va", &b, "vb");
-    a.addr("va", "10.0.0.1/24");
-    b.addr("vb", "10.0.0.2/24");
-    let keys = format!(
-        "add esp spi 0x1000 src {A4} dst {B4} encr_alg aes-gcm encrkey {GCM_AB}\n\
-         add esp spi 0x1001 src {B4} dst {A4} encr_alg aes-gcm encrkey {GCM_BA}\n"
-    );
+    let (a, b) = two_hosts(&lab);
+    let keys = gcm_keys(0x1000, "");
     // Rule 0 protects a; rule 1 forbids traffic to 10.0.0.3.
     let policy = format!(
         "{{laddr {B4} raddr {A4}}} ipsec {{encr_algs aes-gcm sa shared}}\n\
@@ -233,6 +221,24 @@ fn dropped_packets_reach_the_log_with_every_level() {
         .starts_with("error unknown logger request"));
 }
 
+/// Runs ipsecd outside the namespaces with its sockets in the lab and `args`, until it
+/// exits: its status and stderr.
+fn ipsecd_exit(lab: &Lab, args: &[&str]) -> (std::process::ExitStatus, String) {
+    let o = std::process::Command::new(IPSECD)
+        .args([
+            "--pfkey-socket",
+            &lab.dir.join("pfkey").display().to_string(),
+        ])
+        .args([
+            "--control-socket",
+            &lab.dir.join("control").display().to_string(),
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    (o.status, String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
 #[test]
 fn ipsecd_refuses_to_start_when_the_log_file_cannot_be_opened() {
     let Some(lab) = Lab::new("logger_start_fails") else {
@@ -242,44 +248,18 @@ fn ipsecd_refuses_to_start_when_the_log_file_cannot_be_opened() {
     let bad = lab.dir.join("not-a-file");
     fs::create_dir(&bad).unwrap();
     let cfg = lab.file("logger.conf", &format!("log_file={}\n", bad.display()));
-    let o = std::process::Command::new(IPSECD)
-        .args([
-            "--pfkey-socket",
-            &lab.dir.join("pfkey").display().to_string(),
-        ])
-        .args([
-            "--control-socket",
-            &lab.dir.join("control").display().to_string(),
-        ])
-        .args([
-            "--logger-config",
-            &cfg.display().to_string(),
-            "--logger-enable",
-        ])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success(), "ipsecd started: {err}");
+    let cfg_s = cfg.display().to_string();
+    let (status, err) = ipsecd_exit(&lab, &["--logger-config", &cfg_s, "--logger-enable"]);
+    assert!(!status.success(), "ipsecd started: {err}");
     assert!(
         err.contains("policy logger: log_file") && err.contains("not-a-file"),
         "{err}"
     );
     // A properties file with an error names the file, line and column.
     let cfg = lab.file("bad.conf", "log_level=message\nlog_size_units=q\n");
-    let o = std::process::Command::new(IPSECD)
-        .args([
-            "--pfkey-socket",
-            &lab.dir.join("pfkey").display().to_string(),
-        ])
-        .args([
-            "--control-socket",
-            &lab.dir.join("control").display().to_string(),
-        ])
-        .args(["--logger-config", &cfg.display().to_string()])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success());
+    let cfg_s = cfg.display().to_string();
+    let (status, err) = ipsecd_exit(&lab, &["--logger-config", &cfg_s]);
+    assert!(!status.success());
     assert!(
         err.contains(&format!("{}:2:16: log_size_units", cfg.display())),
         "{err}"

@@ -14,10 +14,6 @@ use std::path::Path;
 
 use netns::*;
 
-const A4: &str = "10.0.0.1";
-const B4: &str = "10.0.0.2";
-const GCM_AB: &str = "0102030405060708090a0b0c0d0e0f1011121314";
-const GCM_BA: &str = "1112131415161718191a1b1c1d1e1f2021222324";
 const GCM_WRONG: &str = "9999999999999999999999999999999999999999";
 const PINGS: u64 = 4;
 
@@ -182,20 +178,14 @@ fn metrics_endpoint_and_ipsecstat_json_show_traffic_and_drops() {
     let Some(lab) = Lab::new("metrics_endpoint_and_ipsecstat_json_show_traffic_and_drops") else {
         return;
     };
-    let a = lab.ns("a");
-    let b = lab.ns("b");
-    veth(&a, "va", &b, "vb");
-    a.addr("va", "10.0.0.1/24");
-    b.addr("vb", "10.0.0.2/24");
+    let (a, b) = two_hosts(&lab);
     let keys = |ba: &str| {
         format!(
             "add esp spi 0x1000 src {A4} dst {B4} encr_alg aes-gcm encrkey {GCM_AB}\n\
              add esp spi 0x1001 src {B4} dst {A4} encr_alg aes-gcm encrkey {ba}\n"
         )
     };
-    let pol = |l: &str, r: &str| {
-        format!("{{laddr {l} raddr {r}}} ipsec {{encr_algs aes-gcm sa shared}}\n")
-    };
+    let pol = |l: &str, r: &str| transport_policy(l, r, "encr_algs aes-gcm");
     let port = 9515;
     let listen = format!("127.0.0.1:{port}");
     let da = Daemon::start_with(

@@ -9,30 +9,14 @@ mod netns;
 
 use netns::*;
 
-const A4: &str = "10.0.0.1";
-const B4: &str = "10.0.0.2";
-const GCM_AB: &str = "0102030405060708090a0b0c0d0e0f1011121314";
-const GCM_BA: &str = "1112131415161718191a1b1c1d1e1f2021222324";
-
 #[test]
 fn esp_in_udp_with_gso_and_gro() {
     let Some(lab) = Lab::new("esp_in_udp_with_gso_and_gro") else {
         return;
     };
-    let a = lab.ns("a");
-    let b = lab.ns("b");
-    veth(&a, "va", &b, "vb");
-    a.addr("va", "10.0.0.1/24");
-    b.addr("vb", "10.0.0.2/24");
-    let keys = format!(
-        "add esp spi 0x5000 src {A4} dst {B4} encap udp nat_rport 4500 \
-             encr_alg aes-gcm encrkey {GCM_AB}\n\
-         add esp spi 0x5001 src {B4} dst {A4} encap udp nat_rport 4500 \
-             encr_alg aes-gcm encrkey {GCM_BA}\n"
-    );
-    let pol = |l: &str, r: &str| {
-        format!("{{laddr {l} raddr {r}}} ipsec {{encr_algs aes-gcm sa shared}}\n")
-    };
+    let (a, b) = two_hosts(&lab);
+    let keys = gcm_keys(0x5000, "encap udp nat_rport 4500");
+    let pol = |l: &str, r: &str| transport_policy(l, r, "encr_algs aes-gcm");
     let da = Daemon::start(&lab, &a, "a", &keys, &pol(A4, B4));
     let db = Daemon::start(&lab, &b, "b", &keys, &pol(B4, A4));
     let cap = Capture::start(&lab, &a, "va", "wire");

@@ -32,14 +32,6 @@ use ipsec_pfkey::consts::{SADB_ACQUIRE, SADB_REGISTER, SADB_SATYPE_ESP, SADB_X_S
 use ipsec_pfkey::wire::{Address, Message};
 use netns::*;
 
-const A4: &str = "10.0.0.1";
-const B4: &str = "10.0.0.2";
-const A6: &str = "2001:db8::1";
-const B6: &str = "2001:db8::2";
-const CBC_AB: &str = "2122232425262728292a2b2c2d2e2f30";
-const CBC_BA: &str = "3132333435363738393a3b3c3d3e3f40";
-const SHA_AB: &str = "4142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f60";
-const SHA_BA: &str = "6162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f80";
 /// The manual's request: ESP, AES-CBC with HMAC-SHA-256.
 const PROPS: &str = "encr_algs aes encr_auth_algs sha256 sa shared";
 /// A protected destination nobody uses: system policy then uses the request's algorithms
@@ -72,21 +64,7 @@ while True:
 "#;
 
 fn keys() -> String {
-    format!(
-        "add esp spi 0x100 src {A4} dst {B4} encr_alg aes-cbc encrkey {CBC_AB} \
-             auth_alg sha256 authkey {SHA_AB}\n\
-         add esp spi 0x101 src {B4} dst {A4} encr_alg aes-cbc encrkey {CBC_BA} \
-             auth_alg sha256 authkey {SHA_BA}\n"
-    )
-}
-
-fn pair(lab: &Lab) -> (Ns, Ns) {
-    let a = lab.ns("a");
-    let b = lab.ns("b");
-    veth(&a, "va", &b, "vb");
-    a.addr("va", &format!("{A4}/24"));
-    b.addr("vb", &format!("{B4}/24"));
-    (a, b)
+    cbc_sha256_keys(0x100, A4, B4)
 }
 
 /// ipsecd in `ns` with its per-socket policy service in the lab.
@@ -95,6 +73,12 @@ fn daemon(lab: &Lab, ns: &Ns, name: &str, keys: &str, policy: &str) -> (Daemon, 
     let s = sock.display().to_string();
     let d = Daemon::start_with(lab, ns, name, keys, policy, &["--sockpolicy-socket", &s]);
     (d, sock)
+}
+
+/// [`daemon`] for host `a` whose global policy bypasses [`B4`] and protects [`ELSEWHERE`].
+fn daemon_a_bypassing_b(lab: &Lab, a: &Ns, keys: &str) -> (Daemon, PathBuf) {
+    let policy = format!("{{raddr {B4} dir both}} bypass {{}}\n{ELSEWHERE}");
+    daemon(lab, a, "a", keys, &policy)
 }
 
 /// libipsec_sock.so next to this test's binary's directory (cargo builds it with the
@@ -172,6 +156,17 @@ fn run_in(
     text.lines().map(str::to_string).collect()
 }
 
+/// The example with `args` in `ns` as root, libipsec_sock.so preloaded and talking to the
+/// per-socket policy service at `sock`, to spawn.
+fn example_cmd(ns: &Ns, lab: &Lab, sock: &Path, args: &[&str]) -> Command {
+    let mut c = ns.cmd("env");
+    c.arg(format!("LD_PRELOAD={}", preload_lib().display()))
+        .arg(format!("IRONSWAN_SOCKPOLICY_SOCKET={}", sock.display()))
+        .arg(lab.dir.join("solaris_example"))
+        .args(args);
+    c
+}
+
 fn example(ns: &Ns, lab: &Lab, sock: &Path, user: Option<&str>, args: &[&str]) -> Vec<String> {
     let env = [
         ("LD_PRELOAD", preload_lib().display().to_string()),
@@ -184,10 +179,16 @@ fn has(lines: &[String], want: &str) -> bool {
     lines.iter().any(|l| l == want)
 }
 
-/// UDP and TCP echo servers in `b` on `addr`, `port` (UDP) and `port + 1` (TCP).
-fn echo_servers(b: &Ns, addr: &str, port: u16) -> (Proc, Proc) {
+/// A UDP echo server in `b` on `addr`, `port`, ready.
+fn udp_echo_server(b: &Ns, addr: &str, port: u16) -> Proc {
     let u = b.python(UDP_ECHO, &[addr, &port.to_string()]);
     u.wait_stdout(Duration::from_secs(5), |l| l == "ready");
+    u
+}
+
+/// UDP and TCP echo servers in `b` on `addr`, `port` (UDP) and `port + 1` (TCP).
+fn echo_servers(b: &Ns, addr: &str, port: u16) -> (Proc, Proc) {
+    let u = udp_echo_server(b, addr, port);
     let t = b.python(TCP_ECHO, &[addr, &(port + 1).to_string()]);
     t.wait_stdout(Duration::from_secs(5), |l| l == "ready");
     (u, t)
@@ -232,6 +233,12 @@ fn clear_to_port(pcap: &Pcap, port: u16) -> usize {
         .count()
 }
 
+/// No cleartext UDP from A to B in `pcap`.
+fn assert_no_clear_udp(pcap: &Pcap) {
+    let (a, b) = (A4.parse().unwrap(), B4.parse().unwrap());
+    assert_eq!(pcap.count(17, a, b), 0, "no cleartext");
+}
+
 fn esp_between(pcap: &Pcap) -> usize {
     let (a, b) = (A4.parse().unwrap(), B4.parse().unwrap());
     pcap.count(50, a, b) + pcap.count(50, b, a)
@@ -242,15 +249,9 @@ fn required_esp_protects_the_example_while_global_policy_bypasses_the_peer() {
     let Some(lab) = Lab::new("persock_required") else {
         return;
     };
-    let (a, b) = pair(&lab);
+    let (a, b) = two_hosts(&lab);
     compile_example(&lab);
-    let (mut da, sock) = daemon(
-        &lab,
-        &a,
-        "a",
-        &keys(),
-        &format!("{{raddr {B4} dir both}} bypass {{}}\n{ELSEWHERE}"),
-    );
+    let (mut da, sock) = daemon_a_bypassing_b(&lab, &a, &keys());
     let policy_b = format!(
         "{{laddr {B4} ulp udp lport 7000}} ipsec {{{PROPS}}}\n\
          {{laddr {B4} ulp tcp lport 7001}} ipsec {{{PROPS}}}\n\
@@ -261,8 +262,7 @@ fn required_esp_protects_the_example_while_global_policy_bypasses_the_peer() {
     let _db = Daemon::start(&lab, &b, "b", &keys(), &policy_b);
 
     // Without the option the traffic goes clear (global bypass) and b drops it.
-    let u = b.python(UDP_ECHO, &[B4, "7004"]);
-    u.wait_stdout(Duration::from_secs(5), |l| l == "ready");
+    let _u = udp_echo_server(&b, B4, 7004);
     let out = example(&a, &lab, &sock, None, &["udp", B4, "7004", "none", "2"]);
     assert!(has(&out, "echoed 0"), "{out:?}");
 
@@ -296,18 +296,9 @@ fn ipv6_sec_opt_protects_udp_and_tcp() {
     let Some(lab) = Lab::new("persock_v6") else {
         return;
     };
-    let a = lab.ns("a");
-    let b = lab.ns("b");
-    veth(&a, "va", &b, "vb");
-    a.addr("va", &format!("{A6}/64"));
-    b.addr("vb", &format!("{B6}/64"));
+    let (a, b) = veth_pair(&lab, &format!("{A6}/64"), &format!("{B6}/64"));
     compile_example(&lab);
-    let keys = format!(
-        "add esp spi 0x600 src {A6} dst {B6} encr_alg aes-cbc encrkey {CBC_AB} \
-             auth_alg sha256 authkey {SHA_AB}\n\
-         add esp spi 0x601 src {B6} dst {A6} encr_alg aes-cbc encrkey {CBC_BA} \
-             auth_alg sha256 authkey {SHA_BA}\n"
-    );
+    let keys = cbc_sha256_keys(0x600, A6, B6);
     // Neighbour discovery passes in clear (ipsecconf(8)).
     let nd = "{ulp ipv6-icmp type 133-137 dir both} pass {}\n";
     let (_da, sock) = daemon(
@@ -348,23 +339,13 @@ fn an_accepted_socket_inherits_the_listeners_policy() {
     let Some(lab) = Lab::new("persock_accept") else {
         return;
     };
-    let (a, b) = pair(&lab);
+    let (a, b) = two_hosts(&lab);
     compile_example(&lab);
-    let (_da, sock) = daemon(
-        &lab,
-        &a,
-        "a",
-        &keys(),
-        &format!("{{raddr {B4} dir both}} bypass {{}}\n{ELSEWHERE}"),
-    );
+    let (_da, sock) = daemon_a_bypassing_b(&lab, &a, &keys());
     let policy_b = format!("{{laddr {B4} raddr {A4} ulp tcp rport 7300}} ipsec {{{PROPS}}}\n");
     let _db = Daemon::start(&lab, &b, "b", &keys(), &policy_b);
     let cap = Capture::start(&lab, &b, "vb", "wire");
-    let mut c = a.cmd("env");
-    c.arg(format!("LD_PRELOAD={}", preload_lib().display()))
-        .arg(format!("IRONSWAN_SOCKPOLICY_SOCKET={}", sock.display()))
-        .arg(lab.dir.join("solaris_example"))
-        .args(["tcp-server", A4, "7300", "esp", "3"]);
+    let mut c = example_cmd(&a, &lab, &sock, &["tcp-server", A4, "7300", "esp", "3"]);
     let mut server = Proc::spawn(&mut c, "example server");
     let first = server.wait_stdout(Duration::from_secs(5), |l| l == "listening");
     let mut client = b.python(TCP_CLIENT, &[A4, "7300", "3"]);
@@ -385,7 +366,7 @@ fn never_needs_privilege_and_then_passes_in_clear() {
     let Some(lab) = Lab::new("persock_never") else {
         return;
     };
-    let (a, b) = pair(&lab);
+    let (a, b) = two_hosts(&lab);
     compile_example(&lab);
     let protect = |l: &str, r: &str| format!("{{laddr {l} raddr {r}}} ipsec {{{PROPS}}}\n");
     let (_da, sock) = daemon(&lab, &a, "a", &keys(), &protect(A4, B4));
@@ -398,8 +379,7 @@ fn never_needs_privilege_and_then_passes_in_clear() {
     let _db = Daemon::start(&lab, &b, "b", &keys(), &policy_b);
 
     // Unprivileged: EPERM, and the traffic stays protected.
-    let u = b.python(UDP_ECHO, &[B4, "7000"]);
-    u.wait_stdout(Duration::from_secs(5), |l| l == "ready");
+    let _u = udp_echo_server(&b, B4, 7000);
     let cap = Capture::start(&lab, &b, "vb", "unpriv");
     let out = example(
         &a,
@@ -415,8 +395,7 @@ fn never_needs_privilege_and_then_passes_in_clear() {
     assert!(esp_between(&pcap) >= 6);
 
     // Root: the socket bypasses global policy; its datagrams go clear both ways.
-    let u = b.python(UDP_ECHO, &[B4, "7100"]);
-    u.wait_stdout(Duration::from_secs(5), |l| l == "ready");
+    let _u = udp_echo_server(&b, B4, 7100);
     let cap = Capture::start(&lab, &b, "vb", "priv");
     let out = example(&a, &lab, &sock, None, &["udp", B4, "7100", "never", "3"]);
     let pcap = cap.stop();
@@ -427,8 +406,7 @@ fn never_needs_privilege_and_then_passes_in_clear() {
     assert_eq!(esp_between(&pcap), 0, "nothing of this flow is protected");
 
     // The same through the Rust API: root in clear.
-    let u = b.python(UDP_ECHO, &[B4, "7101"]);
-    u.wait_stdout(Duration::from_secs(5), |l| l == "ready");
+    let _u = udp_echo_server(&b, B4, 7101);
     let cap = Capture::start(&lab, &b, "vb", "rust");
     let out = run_rust(&a, None, &sock, &format!("udp {B4} 7101 never 3"));
     let pcap = cap.stop();
@@ -444,15 +422,9 @@ fn unique_gives_each_socket_its_own_sa() {
     let Some(lab) = Lab::new("persock_unique") else {
         return;
     };
-    let (a, _b) = pair(&lab);
+    let (a, _b) = two_hosts(&lab);
     compile_example(&lab);
-    let (da, sock) = daemon(
-        &lab,
-        &a,
-        "a",
-        "",
-        &format!("{{raddr {B4} dir both}} bypass {{}}\n{ELSEWHERE}"),
-    );
+    let (da, sock) = daemon_a_bypassing_b(&lab, &a, "");
     let mut km = common::Client::connect(&da.pfkey);
     km.ok(Message::new(SADB_REGISTER, SADB_SATYPE_ESP));
 
@@ -460,12 +432,9 @@ fn unique_gives_each_socket_its_own_sa() {
     let runs: Vec<Proc> = [41001u16, 41002]
         .iter()
         .map(|lport| {
-            let mut c = a.cmd("env");
-            c.arg(format!("LD_PRELOAD={}", preload_lib().display()))
-                .arg(format!("IRONSWAN_SOCKPOLICY_SOCKET={}", sock.display()))
-                .arg(lab.dir.join("solaris_example"))
-                .args(["udp", B4, "7000", "unique", "30", &lport.to_string()]);
-            Proc::spawn(&mut c, "unique client")
+            let lport = lport.to_string();
+            let args = ["udp", B4, "7000", "unique", "30", &lport];
+            Proc::spawn(&mut example_cmd(&a, &lab, &sock, &args), "unique client")
         })
         .collect();
     // One ACQUIRE per socket, each bound to the socket's ports and protocol.
@@ -516,11 +485,7 @@ fn unique_gives_each_socket_its_own_sa() {
         [0x5001, 0x5002],
         "each socket's datagrams under its own SA"
     );
-    assert_eq!(
-        pcap.count(17, A4.parse().unwrap(), B4.parse().unwrap()),
-        0,
-        "no cleartext"
-    );
+    assert_no_clear_udp(&pcap);
 }
 
 #[test]
@@ -528,7 +493,7 @@ fn self_encapsulation_adds_an_outer_header() {
     let Some(lab) = Lab::new("persock_selfencap") else {
         return;
     };
-    let (a, _b) = pair(&lab);
+    let (a, _b) = two_hosts(&lab);
     compile_example(&lab);
     // A tunnel-mode SA between the two hosts themselves (inner = outer addresses), and a
     // transport-mode one: the request must choose the tunnel-mode SA.
@@ -538,13 +503,7 @@ fn self_encapsulation_adds_an_outer_header() {
          add esp spi 0x100 src {A4} dst {B4} encr_alg aes-cbc encrkey {CBC_AB} \
              auth_alg sha256 authkey {SHA_AB}\n"
     );
-    let (_da, sock) = daemon(
-        &lab,
-        &a,
-        "a",
-        &keys,
-        &format!("{{raddr {B4} dir both}} bypass {{}}\n{ELSEWHERE}"),
-    );
+    let (_da, sock) = daemon_a_bypassing_b(&lab, &a, &keys);
     let cap = Capture::start(&lab, &a, "va", "wire");
     let out = example(
         &a,
@@ -579,11 +538,7 @@ fn self_encapsulation_adds_an_outer_header() {
         assert_eq!(r[1], "50,17", "outer ESP, inner UDP: {r:?}");
         assert_eq!(r[2], "7005", "{r:?}");
     }
-    assert_eq!(
-        pcap.count(17, A4.parse().unwrap(), B4.parse().unwrap()),
-        0,
-        "no cleartext"
-    );
+    assert_no_clear_udp(&pcap);
 }
 
 #[test]
@@ -729,19 +684,12 @@ fn rust_api_required_and_never() {
     let Some(lab) = Lab::new("persock_rust") else {
         return;
     };
-    let (a, b) = pair(&lab);
-    let (_da, sock) = daemon(
-        &lab,
-        &a,
-        "a",
-        &keys(),
-        &format!("{{raddr {B4} dir both}} bypass {{}}\n{ELSEWHERE}"),
-    );
+    let (a, b) = two_hosts(&lab);
+    let (_da, sock) = daemon_a_bypassing_b(&lab, &a, &keys());
     let policy_b = format!("{{laddr {B4} ulp udp lport 7000}} ipsec {{{PROPS}}}\n");
     let _db = Daemon::start(&lab, &b, "b", &keys(), &policy_b);
     for user in [None, Some(NOBODY)] {
-        let u = b.python(UDP_ECHO, &[B4, "7000"]);
-        u.wait_stdout(Duration::from_secs(5), |l| l == "ready");
+        let _u = udp_echo_server(&b, B4, 7000);
         let cap = Capture::start(&lab, &b, "vb", &format!("rust{}", user.is_some()));
         let out = run_rust(&a, user, &sock, &format!("udp {B4} 7000 esp 4"));
         let pcap = cap.stop();

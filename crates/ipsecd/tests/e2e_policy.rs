@@ -24,29 +24,8 @@ use ipsec_pfkey::consts::{SADB_ACQUIRE, SADB_ADD, SADB_REGISTER, SADB_SATYPE_ESP
 use ipsec_pfkey::wire::Message;
 use netns::*;
 
-const A4: &str = "10.0.0.1";
-const B4: &str = "10.0.0.2";
-const GCM_AB: &str = "0102030405060708090a0b0c0d0e0f1011121314";
-const GCM_BA: &str = "1112131415161718191a1b1c1d1e1f2021222324";
-
-fn pair(lab: &Lab) -> (Ns, Ns) {
-    let a = lab.ns("a");
-    let b = lab.ns("b");
-    veth(&a, "va", &b, "vb");
-    a.addr("va", &format!("{A4}/24"));
-    b.addr("vb", &format!("{B4}/24"));
-    (a, b)
-}
-
-fn gcm_keys() -> String {
-    format!(
-        "add esp spi 0x1000 src {A4} dst {B4} encr_alg aes-gcm encrkey {GCM_AB}\n\
-         add esp spi 0x1001 src {B4} dst {A4} encr_alg aes-gcm encrkey {GCM_BA}\n"
-    )
-}
-
 fn esp_policy(local: &str, remote: &str) -> String {
-    format!("{{laddr {local} raddr {remote}}} ipsec {{encr_algs aes-gcm sa shared}}\n")
+    transport_policy(local, remote, "encr_algs aes-gcm")
 }
 
 #[test]
@@ -54,9 +33,9 @@ fn fail_closed_on_sigkill_and_recovery() {
     let Some(lab) = Lab::new("fail_closed_on_sigkill_and_recovery") else {
         return;
     };
-    let (a, b) = pair(&lab);
-    let mut da = Daemon::start(&lab, &a, "a", &gcm_keys(), &esp_policy(A4, B4));
-    let _db = Daemon::start(&lab, &b, "b", &gcm_keys(), &esp_policy(B4, A4));
+    let (a, b) = two_hosts(&lab);
+    let mut da = Daemon::start(&lab, &a, "a", &gcm_keys(0x1000, ""), &esp_policy(A4, B4));
+    let _db = Daemon::start(&lab, &b, "b", &gcm_keys(0x1000, ""), &esp_policy(B4, A4));
     let cap = Capture::start(&lab, &a, "va", "wire");
     a.ping_ok(B4, 2);
 
@@ -144,7 +123,7 @@ fn acquire_on_sa_miss_then_queued_packet_sent() {
     let Some(lab) = Lab::new("acquire_on_sa_miss_then_queued_packet_sent") else {
         return;
     };
-    let (a, b) = pair(&lab);
+    let (a, b) = two_hosts(&lab);
     // A has policy but no SAs; B has both SAs (keys of common::esp_add: 0x5a * 20).
     let key = "5a".repeat(20);
     let b_keys = format!(
@@ -213,7 +192,7 @@ fn drop_and_bypass_rules_on_the_wire() {
     let Some(lab) = Lab::new("drop_and_bypass_rules_on_the_wire") else {
         return;
     };
-    let (a, b) = pair(&lab);
+    let (a, b) = two_hosts(&lab);
     let pol = |l: &str, r: &str, port: &str| {
         format!(
             "{{laddr {l} raddr {r} ulp icmp}} ipsec {{encr_algs aes-gcm sa shared}}\n\
@@ -221,8 +200,8 @@ fn drop_and_bypass_rules_on_the_wire() {
              {{laddr {l} raddr {r} ulp udp {port} 9002 dir both}} bypass {{}}\n"
         )
     };
-    let da = Daemon::start(&lab, &a, "a", &gcm_keys(), &pol(A4, B4, "rport"));
-    let db = Daemon::start(&lab, &b, "b", &gcm_keys(), &pol(B4, A4, "lport"));
+    let da = Daemon::start(&lab, &a, "a", &gcm_keys(0x1000, ""), &pol(A4, B4, "rport"));
+    let db = Daemon::start(&lab, &b, "b", &gcm_keys(0x1000, ""), &pol(B4, A4, "lport"));
     let cap = Capture::start(&lab, &a, "va", "wire");
 
     a.ping_ok(B4, 3);
@@ -289,9 +268,9 @@ fn reload_under_traffic_drops_nothing() {
     let Some(lab) = Lab::new("reload_under_traffic_drops_nothing") else {
         return;
     };
-    let (a, b) = pair(&lab);
-    let da = Daemon::start(&lab, &a, "a", &gcm_keys(), &esp_policy(A4, B4));
-    let _db = Daemon::start(&lab, &b, "b", &gcm_keys(), &esp_policy(B4, A4));
+    let (a, b) = two_hosts(&lab);
+    let da = Daemon::start(&lab, &a, "a", &gcm_keys(0x1000, ""), &esp_policy(A4, B4));
+    let _db = Daemon::start(&lab, &b, "b", &gcm_keys(0x1000, ""), &esp_policy(B4, A4));
     a.ping_ok(B4, 1);
     let cap = Capture::start(&lab, &a, "va", "wire");
     let mut sink = b.python(UDP_COUNT, &[B4, "9000", "4"]);

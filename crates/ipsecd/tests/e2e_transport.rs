@@ -10,37 +10,7 @@ mod netns;
 
 use netns::*;
 
-const A4: &str = "10.0.0.1";
-const B4: &str = "10.0.0.2";
-const A6: &str = "2001:db8::1";
-const B6: &str = "2001:db8::2";
-
-/// AES-128-GCM keys (16 bytes + 4-byte salt).
-const GCM_AB: &str = "0102030405060708090a0b0c0d0e0f1011121314";
-const GCM_BA: &str = "1112131415161718191a1b1c1d1e1f2021222324";
-/// AES-128-CBC keys.
-const CBC_AB: &str = "2122232425262728292a2b2c2d2e2f30";
-const CBC_BA: &str = "3132333435363738393a3b3c3d3e3f40";
-/// HMAC-SHA-256 keys.
-const SHA_AB: &str = "4142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f60";
-const SHA_BA: &str = "6162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f80";
-
 const TCP_BYTES: usize = 5 << 20;
-
-/// Two namespaces `a` and `b` joined by veth `va`—`vb` with the given addresses.
-fn pair(lab: &Lab, a_cidr: &str, b_cidr: &str) -> (Ns, Ns) {
-    let a = lab.ns("a");
-    let b = lab.ns("b");
-    veth(&a, "va", &b, "vb");
-    a.addr("va", a_cidr);
-    b.addr("vb", b_cidr);
-    (a, b)
-}
-
-/// Transport-mode policy of a host towards its peer.
-fn policy(local: &str, remote: &str, props: &str) -> String {
-    format!("{{laddr {local} raddr {remote}}} ipsec {{{props} sa shared}}\n")
-}
 
 /// Decrypted view of the capture: every ESP frame's ICV is good, the pings, the TCP bytes
 /// from `a` and the UDP datagrams (port 9000) are inside.
@@ -96,14 +66,11 @@ fn transport_v4_esp_aes_gcm() {
     let Some(lab) = Lab::new("transport_v4_esp_aes_gcm") else {
         return;
     };
-    let (a, b) = pair(&lab, "10.0.0.1/24", "10.0.0.2/24");
-    let keys = format!(
-        "add esp spi 0x1000 src {A4} dst {B4} encr_alg aes-gcm encrkey {GCM_AB}\n\
-         add esp spi 0x1001 src {B4} dst {A4} encr_alg aes-gcm encrkey {GCM_BA}\n"
-    );
+    let (a, b) = two_hosts(&lab);
+    let keys = gcm_keys(0x1000, "");
     let props = "encr_algs aes-gcm";
-    let da = Daemon::start(&lab, &a, "a", &keys, &policy(A4, B4, props));
-    let db = Daemon::start(&lab, &b, "b", &keys, &policy(B4, A4, props));
+    let da = Daemon::start(&lab, &a, "a", &keys, &transport_policy(A4, B4, props));
+    let db = Daemon::start(&lab, &b, "b", &keys, &transport_policy(B4, A4, props));
     let cap = Capture::start(&lab, &a, "va", "wire");
 
     a.ping_ok(B4, 3);
@@ -129,20 +96,16 @@ fn transport_v6_esp_aes_cbc_hmac_sha256() {
     let Some(lab) = Lab::new("transport_v6_esp_aes_cbc_hmac_sha256") else {
         return;
     };
-    let (a, b) = pair(&lab, "2001:db8::1/64", "2001:db8::2/64");
-    let keys = format!(
-        "add esp spi 0x2000 src {A6} dst {B6} encr_alg aes-cbc encrkey {CBC_AB} \
-             auth_alg sha256 authkey {SHA_AB}\n\
-         add esp spi 0x2001 src {B6} dst {A6} encr_alg aes-cbc encrkey {CBC_BA} \
-             auth_alg sha256 authkey {SHA_BA}\n"
-    );
+    let (a, b) = veth_pair(&lab, &format!("{A6}/64"), &format!("{B6}/64"));
+    let keys = cbc_sha256_keys(0x2000, A6, B6);
     let props = "encr_algs aes encr_auth_algs sha256";
     // Neighbour discovery in clear, as the Solaris sample policy has it: ipsecd's
     // nftables table drops cleartext that policy protects, and the kernel sends ND
     // straight out of the device.
     let nd = "{ulp ipv6-icmp type 133-137 dir both} pass {}\n";
-    let da = Daemon::start(&lab, &a, "a", &keys, &(policy(A6, B6, props) + nd));
-    let db = Daemon::start(&lab, &b, "b", &keys, &(policy(B6, A6, props) + nd));
+    let pol = |l: &str, r: &str| transport_policy(l, r, props) + nd;
+    let da = Daemon::start(&lab, &a, "a", &keys, &pol(A6, B6));
+    let db = Daemon::start(&lab, &b, "b", &keys, &pol(B6, A6));
     let cap = Capture::start(&lab, &a, "va", "wire");
 
     a.ping_ok(B6, 3);
@@ -168,14 +131,14 @@ fn transport_v4_ah_hmac_sha256() {
     let Some(lab) = Lab::new("transport_v4_ah_hmac_sha256") else {
         return;
     };
-    let (a, b) = pair(&lab, "10.0.0.1/24", "10.0.0.2/24");
+    let (a, b) = two_hosts(&lab);
     let keys = format!(
         "add ah spi 0x3000 src {A4} dst {B4} auth_alg sha256 authkey {SHA_AB}\n\
          add ah spi 0x3001 src {B4} dst {A4} auth_alg sha256 authkey {SHA_BA}\n"
     );
     let props = "auth_algs sha256";
-    let da = Daemon::start(&lab, &a, "a", &keys, &policy(A4, B4, props));
-    let db = Daemon::start(&lab, &b, "b", &keys, &policy(B4, A4, props));
+    let da = Daemon::start(&lab, &a, "a", &keys, &transport_policy(A4, B4, props));
+    let db = Daemon::start(&lab, &b, "b", &keys, &transport_policy(B4, A4, props));
     let cap = Capture::start(&lab, &a, "va", "wire");
 
     a.ping_ok(B4, 3);
@@ -216,7 +179,7 @@ fn transport_v4_ah_esp_bundle() {
     let Some(lab) = Lab::new("transport_v4_ah_esp_bundle") else {
         return;
     };
-    let (a, b) = pair(&lab, "10.0.0.1/24", "10.0.0.2/24");
+    let (a, b) = two_hosts(&lab);
     let keys = format!(
         "add ah spi 0x4000 src {A4} dst {B4} auth_alg sha256 authkey {SHA_AB}\n\
          add ah spi 0x4001 src {B4} dst {A4} auth_alg sha256 authkey {SHA_BA}\n\
@@ -224,8 +187,8 @@ fn transport_v4_ah_esp_bundle() {
          add esp spi 0x4101 src {B4} dst {A4} encr_alg aes-gcm encrkey {GCM_BA}\n"
     );
     let props = "auth_algs sha256 encr_algs aes-gcm";
-    let da = Daemon::start(&lab, &a, "a", &keys, &policy(A4, B4, props));
-    let db = Daemon::start(&lab, &b, "b", &keys, &policy(B4, A4, props));
+    let da = Daemon::start(&lab, &a, "a", &keys, &transport_policy(A4, B4, props));
+    let db = Daemon::start(&lab, &b, "b", &keys, &transport_policy(B4, A4, props));
     let cap = Capture::start(&lab, &a, "va", "wire");
 
     a.ping_ok(B4, 3);
@@ -282,15 +245,13 @@ fn idle_sas_release_their_key_schedules_and_rebuild_them_on_use() {
     let Some(lab) = Lab::new("idle_sas_release_their_key_schedules") else {
         return;
     };
-    let (a, b) = pair(&lab, "10.0.0.1/24", "10.0.0.2/24");
-    let keys = format!(
-        "add esp spi 0x1000 src {A4} dst {B4} encr_alg aes-gcm encrkey {GCM_AB}\n\
-         add esp spi 0x1001 src {B4} dst {A4} encr_alg aes-gcm encrkey {GCM_BA}\n"
-    );
+    let (a, b) = two_hosts(&lab);
+    let keys = gcm_keys(0x1000, "");
     let props = "encr_algs aes-gcm";
     let idle = ["--key-idle-seconds", "2"];
-    let da = Daemon::start_with(&lab, &a, "a", &keys, &policy(A4, B4, props), &idle);
-    let _db = Daemon::start_with(&lab, &b, "b", &keys, &policy(B4, A4, props), &idle);
+    let pol = |l: &str, r: &str| transport_policy(l, r, props);
+    let da = Daemon::start_with(&lab, &a, "a", &keys, &pol(A4, B4), &idle);
+    let _db = Daemon::start_with(&lab, &b, "b", &keys, &pol(B4, A4), &idle);
     a.ping_ok(B4, 1);
     // Both of A's SAs were used (keyed); after 2 s idle, swept within a second or so.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

@@ -11,10 +11,6 @@ mod netns;
 use netns::*;
 use std::time::Duration;
 
-const A4: &str = "10.0.0.1";
-const B4: &str = "10.0.0.2";
-const GCM_AB: &str = "0102030405060708090a0b0c0d0e0f1011121314";
-const GCM_BA: &str = "1112131415161718191a1b1c1d1e1f2021222324";
 const COUNT: u32 = 4000;
 
 /// Sender: `ADDR PORT COUNT`; datagrams numbered 0.. (4 bytes, repeated to 1,000 bytes),
@@ -85,18 +81,9 @@ fn burst_in_order(encap: &str, test: &str) {
     let Some(lab) = Lab::new(test) else {
         return;
     };
-    let a = lab.ns("a");
-    let b = lab.ns("b");
-    veth(&a, "va", &b, "vb");
-    a.addr("va", "10.0.0.1/24");
-    b.addr("vb", "10.0.0.2/24");
-    let keys = format!(
-        "add esp spi 0x6000 src {A4} dst {B4} {encap} encr_alg aes-gcm encrkey {GCM_AB}\n\
-         add esp spi 0x6001 src {B4} dst {A4} {encap} encr_alg aes-gcm encrkey {GCM_BA}\n"
-    );
-    let pol = |l: &str, r: &str| {
-        format!("{{laddr {l} raddr {r}}} ipsec {{encr_algs aes-gcm sa shared}}\n")
-    };
+    let (a, b) = two_hosts(&lab);
+    let keys = gcm_keys(0x6000, encap);
+    let pol = |l: &str, r: &str| transport_policy(l, r, "encr_algs aes-gcm");
     let workers = ["--workers", "3"];
     let da = Daemon::start_with(&lab, &a, "a", &keys, &pol(A4, B4), &workers);
     let db = Daemon::start_with(&lab, &b, "b", &keys, &pol(B4, A4), &workers);

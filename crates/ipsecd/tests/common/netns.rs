@@ -268,6 +268,71 @@ pub fn veth(a: &Ns, a_if: &str, b: &Ns, b_if: &str) {
     ]));
 }
 
+/// Addresses of the two hosts of [`two_hosts`] and [`veth_pair`] (IPv4 and IPv6).
+pub const A4: &str = "10.0.0.1";
+pub const B4: &str = "10.0.0.2";
+pub const A6: &str = "2001:db8::1";
+pub const B6: &str = "2001:db8::2";
+/// AES-128-GCM keys (16 bytes + 4-byte salt) of the SAs from A to B and from B to A.
+pub const GCM_AB: &str = "0102030405060708090a0b0c0d0e0f1011121314";
+pub const GCM_BA: &str = "1112131415161718191a1b1c1d1e1f2021222324";
+
+/// AES-128-CBC keys and HMAC-SHA-256 keys of the SAs from A to B and from B to A.
+pub const CBC_AB: &str = "2122232425262728292a2b2c2d2e2f30";
+pub const CBC_BA: &str = "3132333435363738393a3b3c3d3e3f40";
+pub const SHA_AB: &str = "4142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f60";
+pub const SHA_BA: &str = "6162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f80";
+
+/// Two namespaces `a` and `b` joined by veth `va`—`vb` with the given addresses.
+pub fn veth_pair(lab: &Lab, a_cidr: &str, b_cidr: &str) -> (Ns, Ns) {
+    let a = lab.ns("a");
+    let b = lab.ns("b");
+    veth(&a, "va", &b, "vb");
+    a.addr("va", a_cidr);
+    b.addr("vb", b_cidr);
+    (a, b)
+}
+
+/// [`veth_pair`] with [`A4`]/24 and [`B4`]/24.
+pub fn two_hosts(lab: &Lab) -> (Ns, Ns) {
+    veth_pair(lab, &format!("{A4}/24"), &format!("{B4}/24"))
+}
+
+/// ipseckey lines of an AES-GCM ESP SA pair between [`A4`] and [`B4`]: SPI `spi` from A to
+/// B with [`GCM_AB`], `spi + 1` back with [`GCM_BA`]; `extra` (e.g. `encap udp`), if not
+/// empty, goes after the addresses of both.
+pub fn gcm_keys(spi: u32, extra: &str) -> String {
+    let x = if extra.is_empty() {
+        String::new()
+    } else {
+        format!(" {extra}")
+    };
+    format!(
+        "add esp spi {spi:#x} src {A4} dst {B4}{x} encr_alg aes-gcm encrkey {GCM_AB}\n\
+         add esp spi {:#x} src {B4} dst {A4}{x} encr_alg aes-gcm encrkey {GCM_BA}\n",
+        spi + 1
+    )
+}
+
+/// ipseckey lines of an ESP SA pair with AES-CBC and HMAC-SHA-256 between `a` and `b`: SPI
+/// `spi` from `a` to `b` with [`CBC_AB`] and [`SHA_AB`], `spi + 1` back with [`CBC_BA`] and
+/// [`SHA_BA`].
+pub fn cbc_sha256_keys(spi: u32, a: &str, b: &str) -> String {
+    format!(
+        "add esp spi {spi:#x} src {a} dst {b} encr_alg aes-cbc encrkey {CBC_AB} \
+             auth_alg sha256 authkey {SHA_AB}\n\
+         add esp spi {:#x} src {b} dst {a} encr_alg aes-cbc encrkey {CBC_BA} \
+             auth_alg sha256 authkey {SHA_BA}\n",
+        spi + 1
+    )
+}
+
+/// ipsecconf line of a transport-mode policy of host `local` towards `remote`, protected
+/// with `props` (e.g. `encr_algs aes-gcm`) and shared SAs.
+pub fn transport_policy(local: &str, remote: &str, props: &str) -> String {
+    format!("{{laddr {local} raddr {remote}}} ipsec {{{props} sa shared}}\n")
+}
+
 /// Sends `sig` (TERM, INT, KILL ...) to process `pid`.
 pub fn signal(pid: u32, sig: &str) {
     let _ = Command::new("kill")
