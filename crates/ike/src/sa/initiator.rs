@@ -38,6 +38,13 @@ fn sa_init_request(
         data: share.public(),
     });
     payloads.push(Payload::Nonce(ni));
+    let hashes = cfg
+        .cert
+        .as_ref()
+        .map(|c| crate::cert::hash_notify_data(&c.hashes));
+    if let Some(h) = &hashes {
+        payloads.push(notify_payload(notify::SIGNATURE_HASH_ALGORITHMS, h));
+    }
     payloads.push(notify_payload(notify::NAT_DETECTION_SOURCE_IP, &nat[0]));
     payloads.push(notify_payload(
         notify::NAT_DETECTION_DESTINATION_IP,
@@ -221,14 +228,23 @@ impl ExpectSaInitResp {
 
         // IKE_AUTH request: SK{IDi, AUTH, SAi2, TSi, TSr}.
         let idi = cfg.local_id.as_id();
-        let auth = psk_auth(cfg.prf, &cfg.psk, self.request(), nr, &keys.sk_pi, &idi);
+        let peer_hashes = peer_sig_hashes(&m.payloads);
+        let (method, auth) = own_auth(cfg, &peer_hashes, self.request(), nr, &keys.sk_pi, &idi)?;
+        let certreq = cfg.cert.as_ref().map(CertAuth::certreq_data);
         let child_spi = spi4(rng);
         let mut inner = vec![Payload::IdI(idi)];
+        inner.extend(cert_payloads(cfg));
         if cfg.initial_contact {
             inner.push(notify_payload(notify::INITIAL_CONTACT, &[]));
         }
+        if let Some(data) = &certreq {
+            inner.push(Payload::CertReq(CertData {
+                encoding: crate::cert::ENCODING_X509_SIGNATURE,
+                data,
+            }));
+        }
         inner.push(Payload::Auth(Auth {
-            method: crate::consts::auth::SHARED_KEY_MIC,
+            method,
             data: &auth,
         }));
         if cfg.child.transport {
