@@ -33,6 +33,7 @@ use crate::consts::id;
 use crate::wire::Id;
 
 mod der;
+pub mod store;
 mod x509;
 
 pub use x509::{key_usage, AltName, Certificate};
