@@ -93,6 +93,7 @@ fn configs(group: Group) -> (IkeConfig, IkeConfig) {
         ts_remote: sel(2),
         backoff: Backoff::default(),
         initial_contact: false,
+        more_proposals: Vec::new(),
         cert: None,
     };
     let cr = IkeConfig {

@@ -184,6 +184,7 @@ pub fn fuzz_config() -> IkeConfig {
         ts_remote: any,
         backoff: Backoff::default(),
         initial_contact: false,
+        more_proposals: Vec::new(),
         cert: None,
     }
 }

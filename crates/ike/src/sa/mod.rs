@@ -43,6 +43,11 @@
 //! and CREATE_CHILD_SA: new Child SAs and Child SA rekeying, with optional PFS, and IKE SA
 //! rekeying. Message IDs never wrap ([`IkeError::NeedsRekey`]).
 //!
+//! A configuration may hold several IKE proposals ([`IkeConfig::more_proposals`]): the
+//! responder takes the first acceptable one in the initiator's order and answers a KE
+//! payload of another group with INVALID_KE_PAYLOAD, which the initiator follows once
+//! (`proposals`).
+//!
 //! With [`IkeConfig::cert`] both sides authenticate with certificates instead of the
 //! PSK ([`crate::cert`]): SIGNATURE_HASH_ALGORITHMS both ways and CERTREQ in
 //! IKE_SA_INIT, CERT payloads and an RFC 7427 signature in IKE_AUTH; the peer's chain,
@@ -77,11 +82,13 @@ pub use crate::Random;
 
 mod established;
 mod initiator;
+mod proposals;
 mod responder;
 
 use established::Request;
 pub use established::{Event, Output};
 pub use initiator::{ExpectAuthResp, ExpectSaInitResp};
+pub use proposals::IkeProposal;
 pub use responder::{respond_sa_init, CookieJar, ExpectAuthReq, InitContext, InitRejected};
 
 /// Nonce length we send (RFC 7296 §2.10: at least half the PRF key size, 16..=256).
@@ -171,6 +178,9 @@ pub struct IkeConfig {
     /// Initiator: send INITIAL_CONTACT in IKE_AUTH (RFC 7296 §2.4), telling the peer to
     /// drop any older IKE SA with us (set for the first SA after a restart).
     pub initial_contact: bool,
+    /// IKE proposals offered or accepted after the one made of `suite`, `prf` and
+    /// `group`, in order of preference ([`IkeProposal`]).
+    pub more_proposals: Vec<IkeProposal>,
     /// Certificate authentication (RFC 7427) both ways instead of the PSK: our key and
     /// certificates, the trust anchors for the peer's ([`crate::cert`]).
     pub cert: Option<CertAuth>,
@@ -415,18 +425,12 @@ fn ike_proposal(cfg: &IkeConfig, num: u8) -> Proposal<'static> {
 
 /// The IKE proposal with an SPI (the new SPI of a rekeyed IKE SA, RFC 7296 §1.3.2).
 fn ike_proposal_with_spi<'a>(cfg: &IkeConfig, num: u8, spi: &'a [u8]) -> Proposal<'a> {
-    let mut t = vec![encr_transform(cfg.suite.encr, cfg.suite.key_bits)];
-    t.push(plain(transform::PRF, cfg.prf.id()));
-    if let Some(i) = cfg.suite.integ {
-        t.push(plain(transform::INTEG, i));
-    }
-    t.push(plain(transform::DH, cfg.group.id()));
-    Proposal {
-        num,
-        protocol: protocol::IKE,
-        spi,
-        transforms: t,
-    }
+    let p = IkeProposal {
+        suite: cfg.suite,
+        prf: cfg.prf,
+        group: cfg.group,
+    };
+    proposals::proposal_of(&p, num, spi)
 }
 
 fn esp_proposal<'a>(c: &ChildSuite, spi: &'a [u8], num: u8) -> Proposal<'a> {

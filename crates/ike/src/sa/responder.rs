@@ -186,23 +186,20 @@ pub fn respond_sa_init(
     let Payload::Sa(props) = get(pt::SA, "SA")? else {
         return Err(InitRejected::Drop(IkeError::MissingPayload("SA")));
     };
-    let ours = ike_proposal(cfg, 1);
-    let Some(chosen) = props
-        .iter()
-        .find(|p| p.protocol == protocol::IKE && p.spi.is_empty() && offers(p, &ours.transforms))
-    else {
+    let Payload::Ke { group, data: ke } = get(pt::KE, "KE")? else {
+        return Err(InitRejected::Drop(IkeError::MissingPayload("KE")));
+    };
+    let Some((chosen_num, chosen)) = proposals::choose(cfg, props, *group) else {
         let r = init_error_reply(&h, [0; 8], notify::NO_PROPOSAL_CHOSEN, &[]);
         return Err(match r {
             Some(r) => InitRejected::Reply(IkeError::NoProposalChosen, r),
             None => InitRejected::Drop(IkeError::NoProposalChosen),
         });
     };
-    let Payload::Ke { group, data: ke } = get(pt::KE, "KE")? else {
-        return Err(InitRejected::Drop(IkeError::MissingPayload("KE")));
-    };
-    if *group != cfg.group.id() {
-        let want = cfg.group.id().to_be_bytes();
-        let e = IkeError::InvalidKePayload(cfg.group.id());
+    if *group != chosen.group.id() {
+        // RFC 7296 §1.2: name the group of the chosen proposal; no state is kept.
+        let want = chosen.group.id().to_be_bytes();
+        let e = IkeError::InvalidKePayload(chosen.group.id());
         return Err(
             match init_error_reply(&h, [0; 8], notify::INVALID_KE_PAYLOAD, &want) {
                 Some(r) => InitRejected::Reply(e, r),
@@ -210,6 +207,7 @@ pub fn respond_sa_init(
             },
         );
     }
+    let cfg = &cfg.with_proposal(chosen);
     let fail = |e: IkeError| InitRejected::Drop(e);
     let share = key_share(cfg.group, rng).map_err(fail)?;
     let spi_r = spi8(rng);
@@ -226,7 +224,7 @@ pub fn respond_sa_init(
     let nat = detect_nat(&m.payloads, &h.spi_i, &[0; 8], ctx.path);
     let our_nat = nat_notifies(&h.spi_i, &spi_r, ctx.path);
     let mut payloads = vec![
-        Payload::Sa(vec![ike_proposal(cfg, chosen.num)]),
+        Payload::Sa(vec![ike_proposal(cfg, chosen_num)]),
         Payload::Ke {
             group: cfg.group.id(),
             data: share.public(),

@@ -93,6 +93,7 @@ pub fn configs(suite: SkSuite, group: Group, child: ChildSuite) -> (IkeConfig, I
         ts_remote: net_b.clone(),
         backoff: Backoff::default(),
         initial_contact: false,
+        more_proposals: Vec::new(),
         cert: None,
     };
     let resp = IkeConfig {
