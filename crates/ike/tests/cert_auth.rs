@@ -293,6 +293,24 @@ fn tampered_signature_or_certificate_is_refused() {
         });
         assert_eq!(e, IkeError::Certificate(CertError::Untrusted));
     }
+    // Nine intermediates more than the chain needs: refused before any signature check.
+    let (ci, cr) = cert_configs(&["alice-rsa", "rsa-int"], &["bob-ec"]);
+    let (e, _) = responder_refuses(ci, cr, |inner| {
+        let int = inner
+            .iter()
+            .filter(|p| matches!(p, Payload::Cert(_)))
+            .nth(1)
+            .unwrap()
+            .clone();
+        let at = inner
+            .iter()
+            .position(|p| matches!(p, Payload::Auth(_)))
+            .unwrap();
+        for _ in 0..8 {
+            inner.insert(at, int.clone());
+        }
+    });
+    assert_eq!(e, IkeError::Certificate(CertError::TooManyCertificates));
 }
 
 #[test]

@@ -70,6 +70,10 @@ pub enum CertError {
     NoCommonHash,
     /// The private key does not belong to the certificate.
     KeyMismatch,
+    /// More CERT payloads than a chain of [`MAX_INTERMEDIATES`] needs (twice that, plus
+    /// the end entity, are looked at; more are refused so that a peer cannot make us
+    /// try many signatures).
+    TooManyCertificates,
 }
 
 impl fmt::Display for CertError {
@@ -86,6 +90,7 @@ impl fmt::Display for CertError {
             Self::BadSignature => "signature does not verify",
             Self::NoCommonHash => "no common signature hash algorithm",
             Self::KeyMismatch => "private key does not match the certificate",
+            Self::TooManyCertificates => "too many certificates sent",
         })
     }
 }
@@ -627,6 +632,9 @@ impl CertAuth {
     /// The first [`CertError`] found.
     pub fn verify_chain(&self, certs: &[&[u8]]) -> Result<Certificate, CertError> {
         let (first, rest) = certs.split_first().ok_or(CertError::NoCertificate)?;
+        if rest.len() > 2 * MAX_INTERMEDIATES {
+            return Err(CertError::TooManyCertificates);
+        }
         let ee = Certificate::from_der(first)?;
         let pool = rest
             .iter()
