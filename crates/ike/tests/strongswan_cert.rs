@@ -1,8 +1,8 @@
-//! Certificate authentication against a real peer: our sans-IO initiator, driven over a
-//! UDP socket by this test, authenticates with RSA (via an intermediate) or ECDSA
-//! certificates to strongSwan's charon responding with an ECDSA P-384 or RSA-3072
-//! certificate, each side validating the other's chain against the test PKI
-//! (`tests/certs`). Runs inside a private network namespace (root, charon from
+//! Certificate authentication against a real peer, both roles: our sans-IO initiator,
+//! driven over a UDP socket by this test, authenticates with RSA (via an intermediate)
+//! or ECDSA certificates to strongSwan's charon responding with an ECDSA P-384 or
+//! RSA-3072 certificate; then charon initiates to our responder. Each side validates the
+//! other's chain against the test PKI (`tests/certs`). Runs inside a private network namespace (root, charon from
 //! strongswan-charon / libcharon-extra-plugins; see .ci/run); the test binary runs
 //! itself again inside the namespace.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -44,14 +44,31 @@ fn ip(args: &[&str]) {
 
 #[test]
 fn strongswan_accepts_our_certificates_and_we_accept_its() {
+    in_namespace(
+        "strongswan_accepts_our_certificates_and_we_accept_its",
+        inner,
+    );
+}
+
+#[test]
+fn strongswan_initiates_and_our_responder_authenticates_with_certificates() {
+    in_namespace(
+        "strongswan_initiates_and_our_responder_authenticates_with_certificates",
+        inner_responder,
+    );
+}
+
+/// Runs `body` in this test binary run again inside a fresh namespace (192.0.2.1 and
+/// 192.0.2.2 on its loopback), which is deleted afterwards.
+fn in_namespace(test: &str, body: fn()) {
     if std::env::var_os(INNER).is_some() {
-        return inner();
+        return body();
     }
     assert!(
         Path::new(CHARON).exists(),
         "{CHARON} missing (apt strongswan-charon)"
     );
-    let ns = Netns(format!("ikecert{}", std::process::id()));
+    let ns = Netns(format!("ikecert{}-{}", std::process::id(), test.len()));
     ip(&["netns", "add", &ns.0]);
     ip(&["-n", &ns.0, "link", "set", "lo", "up"]);
     for a in ["192.0.2.1/32", "192.0.2.2/32"] {
@@ -61,11 +78,7 @@ fn strongswan_accepts_our_certificates_and_we_accept_its() {
     let out = Command::new("ip")
         .args(["netns", "exec", &ns.0])
         .arg(&me)
-        .args([
-            "--exact",
-            "strongswan_accepts_our_certificates_and_we_accept_its",
-            "--nocapture",
-        ])
+        .args(["--exact", test, "--nocapture"])
         .env(INNER, "1")
         .output()
         .unwrap();
@@ -105,6 +118,11 @@ impl Drop for Charon {
 }
 
 fn start_charon(bob: &str, alice_root: &str, case: usize) -> Charon {
+    start_charon_on(bob, alice_root, case, "")
+}
+
+/// `extra`: more settings of the `charon` section (ports).
+fn start_charon_on(bob: &str, alice_root: &str, case: usize, extra: &str) -> Charon {
     let dir = std::env::temp_dir().join(format!("ikecert-charon-{}-{case}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("run")).unwrap();
@@ -113,7 +131,7 @@ fn start_charon(bob: &str, alice_root: &str, case: usize) -> Charon {
     std::fs::write(
         &sconf,
         format!(
-            "charon {{\n load_modular = no\n load = random drbg nonce openssl aes sha1 sha2 hmac gcm kdf pem pkcs1 pkcs8 x509 pubkey curve25519 gmp kernel-libipsec kernel-netlink socket-default vici\n \
+            "charon {{\n {extra}\n load_modular = no\n load = random drbg nonce openssl aes sha1 sha2 hmac gcm kdf pem pkcs1 pkcs8 x509 pubkey curve25519 gmp kernel-libipsec kernel-netlink socket-default vici\n \
              plugins {{\n  vici {{\n   socket = unix://{d}/charon.vici\n  }}\n  \
              kernel-libipsec {{\n   allow_peer_ts = yes\n  }}\n  kernel-netlink {{\n   fwmark = !0x42\n  }}\n  \
              socket-default {{\n   fwmark = 0x42\n  }}\n }}\n \
@@ -340,4 +358,113 @@ fn inner() {
     let e = run_initiator(&["alice-rsa", "rsa-int"], "rsa-root", false).unwrap_err();
     assert_eq!(e, IkeError::Certificate(ike::cert::CertError::Untrusted));
     assert!(charon.log().contains("IKE_SA ironswan[1] established"));
+}
+
+/// charon (Bob, ECDSA P-384, on ports 5500/5501) initiates to our responder (Alice, RSA
+/// through the intermediate) on 192.0.2.1 ports 500 and 4500 (charon's kernel-libipsec
+/// fakes a NAT, so IKE_AUTH comes to 4500 behind the non-ESP marker).
+fn inner_responder() {
+    let charon = start_charon_on("bob-ec", "rsa-root", 10, "port = 5500\n port_nat_t = 5501");
+    let now_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let (_, mut cr) = configs(GCM, Group::Curve25519, gcm_child());
+    cr.cert = Some(creds(&["alice-rsa", "rsa-int"], "ec-root", now_unix));
+    cr.local_id = Identity {
+        id_type: id::FQDN,
+        data: b"alice.example".to_vec(),
+    };
+    cr.remote_id = Some(Identity {
+        id_type: id::IPV4_ADDR,
+        data: vec![192, 0, 2, 2],
+    });
+    cr.ts_local = ts([192, 0, 2, 1], [192, 0, 2, 1]);
+    cr.ts_remote = ts([192, 0, 2, 2], [192, 0, 2, 2]);
+    let s500 = UdpSocket::bind("192.0.2.1:500").unwrap();
+    let s4500 = UdpSocket::bind("192.0.2.1:4500").unwrap();
+    for s in [&s500, &s4500] {
+        s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    }
+    let initiate = Command::new("swanctl")
+        .args([
+            "--initiate",
+            "--child",
+            "c",
+            "--timeout",
+            "10",
+            "--uri",
+            &charon.vici(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let jar = ike::sa::CookieJar::new(&[9; 32]);
+    let mut rng = TestRng(now_unix as u64 ^ 0x55);
+    let mut half = None;
+    let mut buf = vec![0u8; 65536];
+    let t0 = Instant::now();
+    let est = loop {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "no IKE SA with charon"
+        );
+        if let Ok((n, from)) = s500.recv_from(&mut buf) {
+            let ctx = ike::sa::InitContext {
+                path: ike::sa::Path {
+                    local: "192.0.2.1:500".parse().unwrap(),
+                    remote: from,
+                },
+                cookies: &jar,
+                require_cookie: false,
+            };
+            match ike::sa::respond_sa_init(&cr, &buf[..n], &ctx, &mut rng) {
+                Ok((state, reply)) => {
+                    s500.send_to(&reply, from).unwrap();
+                    half = Some(state);
+                }
+                Err(e) => panic!("IKE_SA_INIT refused: {e:?}"),
+            }
+        }
+        if let Ok((n, from)) = s4500.recv_from(&mut buf) {
+            // RFC 3948 §2.2: IKE on port 4500 starts with four zero octets.
+            assert_eq!(&buf[..4], &[0; 4], "non-ESP marker");
+            let state = half.take().expect("IKE_AUTH before IKE_SA_INIT");
+            match state.handle(&buf[4..n], &mut rng) {
+                Step::Next { state, reply } => {
+                    let mut out = vec![0u8; 4];
+                    out.extend_from_slice(&reply.unwrap());
+                    s4500.send_to(&out, from).unwrap();
+                    break state;
+                }
+                Step::Stay { state, .. } => half = Some(state),
+                Step::Failed { error, .. } => panic!("IKE_AUTH: {error}"),
+            }
+        }
+    };
+    let out = initiate.wait_with_output().unwrap();
+    let log = charon.log();
+    for l in log.lines().filter(|l| l.contains("authentication of")) {
+        println!("responder: {l}");
+    }
+    assert!(
+        out.status.success(),
+        "swanctl --initiate: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        log.contains("authentication of 'alice.example' with RSA_EMSA_PKCS1_SHA2_256 successful"),
+        "{log}"
+    );
+    assert!(
+        log.contains(
+            "authentication of '192.0.2.2' (myself) with ECDSA_WITH_SHA384_DER successful"
+        ),
+        "{log}"
+    );
+    assert!(!est.is_initiator());
+    assert_eq!(
+        est.child().unwrap().ts_i,
+        ts([192, 0, 2, 2], [192, 0, 2, 2])
+    );
 }
