@@ -3,6 +3,10 @@
 //! against the bare key-exchange work it contains (two key shares made and two shared
 //! secrets computed) as the baseline measured in the same run.
 //!
+//! The `cert_handshake` rows run the same exchange with certificate authentication
+//! (RFC 7427 signatures, chain validation, identity binding) with the test PKI of
+//! `tests/certs`, against the PSK handshake in the same run.
+//!
 //! `cargo bench -p ike --bench handshake`
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -93,6 +97,8 @@ fn configs(group: Group) -> (IkeConfig, IkeConfig) {
         ts_remote: sel(2),
         backoff: Backoff::default(),
         initial_contact: false,
+        more_proposals: Vec::new(),
+        cert: None,
     };
     let cr = IkeConfig {
         local_id: b,
@@ -160,7 +166,57 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    // Certificates: Curve25519, both roles sign and validate a chain.
+    let (psk_i, psk_r) = configs(Group::Curve25519);
+    for (name, alice, bob) in [
+        (
+            "rsa2048_rsa3072",
+            &["alice-rsa", "rsa-int"][..],
+            &["bob-rsa"][..],
+        ),
+        ("p256_p384", &["alice-ec"][..], &["bob-ec"][..]),
+    ] {
+        let (mut ci, mut cr) = (psk_i.clone(), psk_r.clone());
+        ci.cert = creds(alice);
+        cr.cert = creds(bob);
+        assert!(
+            ci.cert.is_some() && cr.cert.is_some(),
+            "test PKI (tests/certs)"
+        );
+        ci.remote_id = None;
+        cr.remote_id = None;
+        ci.local_id = Identity {
+            id_type: id::FQDN,
+            data: b"alice.example".to_vec(),
+        };
+        cr.local_id = Identity {
+            id_type: id::IPV4_ADDR,
+            data: vec![192, 0, 2, 2],
+        };
+        let mut rng = BenchRng(0x1234_5678_9abc_def1);
+        assert!(handshake(&ci, &cr, &mut rng), "certificate handshake fails");
+        g.bench_function(BenchmarkId::new("cert_handshake", name), |b| {
+            b.iter(|| handshake(&ci, &cr, &mut rng))
+        });
+    }
     g.finish();
+}
+
+/// Credentials from the test PKI: `chain[0]`'s key, both roots trusted.
+fn creds(chain: &[&str]) -> Option<ike::cert::CertAuth> {
+    use ike::cert::{CertAuth, Certificate, PrivateKey};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/certs");
+    let read = |f: String| std::fs::read(dir.join(f)).ok();
+    let cert = |n: &str| Certificate::from_der(&read(format!("{n}.crt"))?).ok();
+    let root = cert("rsa-root")?;
+    let now = root.not_before + 30 * 86_400;
+    CertAuth::new(
+        PrivateKey::from_der(&read(format!("{}.key", chain[0]))?).ok()?,
+        chain.iter().map(|n| cert(n)).collect::<Option<_>>()?,
+        vec![root, cert("ec-root")?],
+        now,
+    )
+    .ok()
 }
 
 criterion_group!(benches, bench);

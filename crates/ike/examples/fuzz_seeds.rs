@@ -1,4 +1,4 @@
-//! Writes the `ike_message`, `ike_payload` and `ike_responder` fuzz seeds to
+//! Writes the `ike_message`, `ike_payload`, `ike_responder` and `ike_cert` fuzz seeds to
 //! `fuzz/seeds/<target>/`:
 //! `cargo run -p ike --example fuzz_seeds`.
 
@@ -21,6 +21,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&dir)?;
     for (name, bytes) in ike::fuzz_support::responder_seeds()? {
         std::fs::write(dir.join(format!("{name}.bin")), bytes)?;
+    }
+    println!("wrote seeds to {}", dir.display());
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/ike_cert");
+    std::fs::create_dir_all(&dir)?;
+    for (name, bytes) in ike::fuzz_support::cert_seeds() {
+        std::fs::write(dir.join(format!("{name}.bin")), bytes)?;
+    }
+    // The test PKI's certificates (tests/certs/gen.sh).
+    let certs = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/certs");
+    for e in std::fs::read_dir(&certs)? {
+        let p = e?.path();
+        if p.extension().is_some_and(|x| x == "crt") {
+            let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("cert");
+            std::fs::write(dir.join(format!("cert_{stem}.bin")), std::fs::read(&p)?)?;
+        }
     }
     println!("wrote seeds to {}", dir.display());
     Ok(())

@@ -184,6 +184,8 @@ pub fn fuzz_config() -> IkeConfig {
         ts_remote: any,
         backoff: Backoff::default(),
         initial_contact: false,
+        more_proposals: Vec::new(),
+        cert: None,
     }
 }
 
@@ -565,4 +567,67 @@ pub fn seed_messages() -> Result<Vec<(&'static str, Vec<u8>)>, String> {
     };
     v.push(("sk_empty_inner", sk_plain.emit().map_err(|x| e(&x))?));
     Ok(v)
+}
+
+/// The body of the `ike_cert` fuzz target: the input as a DER X.509 certificate (the
+/// content of a CERT payload), as an RFC 7427 AlgorithmIdentifier and as a private key.
+/// A certificate that parses must keep its bytes, its key must survive a signature
+/// check of itself and an AUTH check over the input, and an AlgorithmIdentifier that
+/// parses must re-encode to one that parses to the same algorithm.
+///
+/// # Errors
+/// A description of the broken invariant.
+pub fn ike_cert(data: &[u8]) -> Result<(), String> {
+    use crate::cert::{verify_auth, Certificate, PrivateKey, SigAlg};
+    if let Ok(c) = Certificate::from_der(data) {
+        if c.der() != data {
+            return Err("a parsed certificate is not its input".into());
+        }
+        if c.tbs().first() != Some(&0x30) || c.tbs().len() >= data.len() {
+            return Err("tbsCertificate is not a SEQUENCE inside the certificate".into());
+        }
+        let _ = (
+            Certificate::name_to_string(&c.subject),
+            Certificate::name_to_string(&c.issuer),
+            c.spki_sha1(),
+            c.is_ca(),
+            c.may_sign_auth(),
+        );
+        if let Some(k) = &c.key {
+            let _ = (k.describe(), c.is_signed_by(k));
+            for method in [1, 9, 10, 14] {
+                if verify_auth(k, method, data, data).is_ok() {
+                    return Err(format!(
+                        "method {method}: the input verified as its own AUTH"
+                    ));
+                }
+            }
+        }
+    }
+    if let Ok(a) = SigAlg::from_algorithm_identifier(data) {
+        let again = SigAlg::from_algorithm_identifier(&a.algorithm_identifier())
+            .map_err(|e| format!("{a:?} re-encoded does not parse: {e}"))?;
+        if again != a {
+            return Err(format!("{a:?} re-encoded parses as {again:?}"));
+        }
+    }
+    let _ = PrivateKey::from_der(data);
+    Ok(())
+}
+
+/// Generated seeds of `ike_cert`: every AlgorithmIdentifier we emit (the example adds
+/// the test PKI's certificates, `crates/ike/tests/certs/*.crt`).
+#[must_use]
+pub fn cert_seeds() -> Vec<(String, Vec<u8>)> {
+    use crate::cert::{Hash, SigAlg};
+    Hash::ALL
+        .iter()
+        .flat_map(|&h| [SigAlg::RsaPkcs1(h), SigAlg::RsaPss(h), SigAlg::Ecdsa(h)])
+        .map(|a| {
+            (
+                format!("alg_{a:?}").to_lowercase().replace(['(', ')'], "_"),
+                a.algorithm_identifier(),
+            )
+        })
+        .collect()
 }

@@ -25,22 +25,27 @@
 //!   HMAC-SHA2 (RFC 4868) and ChaCha20-Poly1305 (RFC 7634), and its fragmented form
 //!   (RFC 7383): splitting into Encrypted Fragment messages and bounded reassembly of
 //!   authenticated fragments.
-//! * [`sa`]: the IKE_SA_INIT and IKE_AUTH exchanges with PSK authentication (§2.15), one
-//!   type per state, window size 1, initiator retransmission with exponential back-off,
-//!   responder answers from its cache; cookies (§2.6), NAT detection (§2.23),
-//!   USE_TRANSPORT_MODE, INITIAL_CONTACT; on the established SA, INFORMATIONAL
-//!   (liveness, delete) and CREATE_CHILD_SA (new Child SAs, Child SA rekeying with
-//!   optional PFS, IKE SA rekeying).
+//! * [`sa`]: the IKE_SA_INIT and IKE_AUTH exchanges with PSK (§2.15) or certificate
+//!   authentication, one type per state, window size 1, initiator retransmission with
+//!   exponential back-off, responder answers from its cache; several IKE proposals per
+//!   configuration and INVALID_KE_PAYLOAD followed once (§1.2); cookies (§2.6), NAT
+//!   detection (§2.23), USE_TRANSPORT_MODE, INITIAL_CONTACT; on the established SA,
+//!   INFORMATIONAL (liveness, delete) and CREATE_CHILD_SA (new Child SAs, Child SA
+//!   rekeying with optional PFS, IKE SA rekeying).
 //! * [`ts`]: traffic-selector narrowing (§2.9).
+//! * [`cert`]: certificate authentication: RFC 7427 signatures (RSA PKCS#1 v1.5 and
+//!   PSS, ECDSA P-256/P-384) and the classic ECDSA methods, SIGNATURE_HASH_ALGORITHMS,
+//!   CERT and CERTREQ, X.509 chain validation against trust anchors with `now` as an
+//!   input, and the binding of the ID payload to the certificate.
 //!
 //! Not here (yet): resolution of IKE SA rekey collisions (refused with
 //! TEMPORARY_FAILURE), the use of fragmentation by the exchanges (negotiation and
-//! sending), certificate authentication (RFC 7427), more than one proposal per
-//! configuration, and the daemon. IKEv1 is never spoken: [`wire::Header::parse`] reports
-//! major version 1 as [`ParseError::IkeV1`].
+//! sending), more than one proposal per Child SA, and the daemon. IKEv1 is never
+//! spoken: [`wire::Header::parse`] reports major version 1 as [`ParseError::IkeV1`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod cert;
 pub mod consts;
 pub mod dh;
 mod error;

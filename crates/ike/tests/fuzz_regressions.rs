@@ -118,6 +118,31 @@ fn ike_responder_inputs_replay_and_seeds_are_current() {
     }
 }
 
+#[test]
+fn ike_cert_inputs_replay_and_seeds_are_current() {
+    let generated = ike::fuzz_support::cert_seeds();
+    let certs: Vec<PathBuf> =
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/certs"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "crt"))
+            .collect();
+    assert_eq!(
+        replay("ike_cert", ike::fuzz_support::ike_cert),
+        generated.len() + certs.len()
+    );
+    for (name, bytes) in &generated {
+        ike::cert::SigAlg::from_algorithm_identifier(bytes).unwrap();
+        assert_current("ike_cert", name, bytes);
+    }
+    for p in certs {
+        let der = std::fs::read(&p).unwrap();
+        ike::cert::Certificate::from_der(&der).unwrap();
+        let stem = p.file_stem().unwrap().to_str().unwrap();
+        assert_current("ike_cert", &format!("cert_{stem}"), &der);
+    }
+}
+
 struct TestRng(u8);
 
 impl ike::Random for TestRng {

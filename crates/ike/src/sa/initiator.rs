@@ -12,6 +12,10 @@ pub struct ExpectSaInitResp {
     ni: Zeroizing<Vec<u8>>,
     pending: Pending,
     cookie_retries: u8,
+    /// The responder's cookie, sent again with a request in another group.
+    cookie: Option<Vec<u8>>,
+    /// The request was already sent again in the group an INVALID_KE_PAYLOAD named.
+    ke_retried: bool,
     path: Path,
 }
 
@@ -32,12 +36,19 @@ fn sa_init_request(
     if let Some(c) = cookie {
         payloads.push(notify_payload(notify::COOKIE, c));
     }
-    payloads.push(Payload::Sa(vec![ike_proposal(cfg, 1)]));
+    payloads.push(Payload::Sa(proposals::offered(cfg)));
     payloads.push(Payload::Ke {
-        group: cfg.group.id(),
+        group: share.group().id(),
         data: share.public(),
     });
     payloads.push(Payload::Nonce(ni));
+    let hashes = cfg
+        .cert
+        .as_ref()
+        .map(|c| crate::cert::hash_notify_data(&c.hashes));
+    if let Some(h) = &hashes {
+        payloads.push(notify_payload(notify::SIGNATURE_HASH_ALGORITHMS, h));
+    }
     payloads.push(notify_payload(notify::NAT_DETECTION_SOURCE_IP, &nat[0]));
     payloads.push(notify_payload(
         notify::NAT_DETECTION_DESTINATION_IP,
@@ -64,7 +75,9 @@ impl ExpectSaInitResp {
         now: Instant,
         rng: &mut dyn Random,
     ) -> Result<Self, IkeError> {
-        cfg.suite.key_sizes()?;
+        for p in cfg.ike_proposals() {
+            p.suite.key_sizes()?;
+        }
         child_sizes(&cfg.child)?;
         let spi_i = spi8(rng);
         let share = key_share(cfg.group, rng)?;
@@ -78,6 +91,8 @@ impl ExpectSaInitResp {
             ni,
             pending,
             cookie_retries: 0,
+            cookie: None,
+            ke_retried: false,
             path,
         })
     }
@@ -130,6 +145,14 @@ impl ExpectSaInitResp {
                 return self.retry_with_cookie(n.data, now);
             }
         }
+        // INVALID_KE_PAYLOAD (RFC 7296 §1.2): the responder wants another of our groups.
+        if let Some(Payload::Notify(n)) = m
+            .payloads
+            .iter()
+            .find(|p| matches!(p, Payload::Notify(n) if n.ty == notify::INVALID_KE_PAYLOAD))
+        {
+            return self.retry_with_group(n.data, now, rng);
+        }
         // Error notifications in the response end the attempt (RFC 7296 §2.21.1): the
         // responder refused, and waiting would only lead to a timeout.
         if let Some(n) = error_notify(&m.payloads) {
@@ -170,6 +193,7 @@ impl ExpectSaInitResp {
         ) {
             Ok(packet) => {
                 self.cookie_retries += 1;
+                self.cookie = Some(cookie.to_vec());
                 self.pending = Pending::new(packet.clone(), now, self.cfg.backoff);
                 Step::Stay {
                     state: self,
@@ -184,6 +208,56 @@ impl ExpectSaInitResp {
         }
     }
 
+    /// Sends the request again with a key share in the group the responder named, if
+    /// it is one of ours and this is the first such answer; otherwise the exchange fails.
+    fn retry_with_group(
+        mut self,
+        data: &[u8],
+        now: Instant,
+        rng: &mut dyn Random,
+    ) -> Step<Self, ExpectAuthResp> {
+        let wanted = <[u8; 2]>::try_from(data)
+            .ok()
+            .map(u16::from_be_bytes)
+            .and_then(|id| {
+                self.cfg
+                    .ike_proposals()
+                    .iter()
+                    .map(|p| p.group)
+                    .find(|g| g.id() == id)
+            });
+        let fail = |error| Step::Failed { error, reply: None };
+        let Some(group) = wanted else {
+            return fail(IkeError::PeerNotify(notify::INVALID_KE_PAYLOAD));
+        };
+        if self.ke_retried || group == self.share.group() {
+            return fail(IkeError::InvalidKePayload(group.id()));
+        }
+        let share = match key_share(group, rng) {
+            Ok(s) => s,
+            Err(e) => return fail(e),
+        };
+        let packet = match sa_init_request(
+            &self.cfg,
+            self.spi_i,
+            &share,
+            &self.ni,
+            self.cookie.as_deref(),
+            self.path,
+        ) {
+            Ok(p) => p,
+            Err(e) => return fail(e),
+        };
+        self.share = share;
+        self.ke_retried = true;
+        self.pending = Pending::new(packet.clone(), now, self.cfg.backoff);
+        Step::Stay {
+            state: self,
+            reply: Some(packet),
+            dropped: None,
+        }
+    }
+
     fn accept_init_response(
         &self,
         m: &Message<'_>,
@@ -191,7 +265,6 @@ impl ExpectSaInitResp {
         now: Instant,
         rng: &mut dyn Random,
     ) -> Result<ExpectAuthResp, IkeError> {
-        let cfg = &self.cfg;
         let spi_r = m.header.spi_r;
         if spi_r == [0; 8] {
             return Err(IkeError::Unexpected("responder SPI zero"));
@@ -199,17 +272,19 @@ impl ExpectSaInitResp {
         let Payload::Sa(props) = one(&m.payloads, pt::SA, "SA")? else {
             return Err(IkeError::MissingPayload("SA"));
         };
-        let ours = ike_proposal(cfg, 1);
-        match props.as_slice() {
-            [p] if p.num == 1 && chosen_is(p, &ours) => {}
+        let chosen = match props.as_slice() {
+            [p] => proposals::answered(&self.cfg, p).ok_or(IkeError::NoProposalChosen)?,
             _ => return Err(IkeError::NoProposalChosen),
-        }
+        };
         let Payload::Ke { group, data } = one(&m.payloads, pt::KE, "KE")? else {
             return Err(IkeError::MissingPayload("KE"));
         };
-        if *group != cfg.group.id() {
-            return Err(IkeError::InvalidKePayload(cfg.group.id()));
+        let ours = self.share.group();
+        if *group != ours.id() || chosen.group != ours {
+            return Err(IkeError::InvalidKePayload(ours.id()));
         }
+        // From here on the SA runs with the proposal the responder chose.
+        let cfg = &self.cfg.with_proposal(chosen);
         let Payload::Nonce(nr) = one(&m.payloads, pt::NONCE, "Nonce")? else {
             return Err(IkeError::MissingPayload("Nonce"));
         };
@@ -221,14 +296,23 @@ impl ExpectSaInitResp {
 
         // IKE_AUTH request: SK{IDi, AUTH, SAi2, TSi, TSr}.
         let idi = cfg.local_id.as_id();
-        let auth = psk_auth(cfg.prf, &cfg.psk, self.request(), nr, &keys.sk_pi, &idi);
+        let peer_hashes = peer_sig_hashes(&m.payloads);
+        let (method, auth) = own_auth(cfg, &peer_hashes, self.request(), nr, &keys.sk_pi, &idi)?;
+        let certreq = cfg.cert.as_ref().map(CertAuth::certreq_data);
         let child_spi = spi4(rng);
         let mut inner = vec![Payload::IdI(idi)];
+        inner.extend(cert_payloads(cfg));
         if cfg.initial_contact {
             inner.push(notify_payload(notify::INITIAL_CONTACT, &[]));
         }
+        if let Some(data) = &certreq {
+            inner.push(Payload::CertReq(CertData {
+                encoding: crate::cert::ENCODING_X509_SIGNATURE,
+                data,
+            }));
+        }
         inner.push(Payload::Auth(Auth {
-            method: crate::consts::auth::SHARED_KEY_MIC,
+            method,
             data: &auth,
         }));
         if cfg.child.transport {

@@ -43,8 +43,18 @@
 //! and CREATE_CHILD_SA: new Child SAs and Child SA rekeying, with optional PFS, and IKE SA
 //! rekeying. Message IDs never wrap ([`IkeError::NeedsRekey`]).
 //!
+//! A configuration may hold several IKE proposals ([`IkeConfig::more_proposals`]): the
+//! responder takes the first acceptable one in the initiator's order and answers a KE
+//! payload of another group with INVALID_KE_PAYLOAD, which the initiator follows once
+//! (`proposals`).
+//!
+//! With [`IkeConfig::cert`] both sides authenticate with certificates instead of the
+//! PSK ([`crate::cert`]): SIGNATURE_HASH_ALGORITHMS both ways and CERTREQ in
+//! IKE_SA_INIT, CERT payloads and an RFC 7427 signature in IKE_AUTH; the peer's chain,
+//! identity binding and signature are checked before [`AuthVerified`] exists.
+//!
 //! Time and randomness are inputs (`now`, [`Random`]). Not here yet: the use of
-//! fragmentation, certificates, and collisions of an IKE SA rekey with another request
+//! fragmentation, and collisions of an IKE SA rekey with another request
 //! (refused with TEMPORARY_FAILURE rather than resolved). Simultaneous rekeys of one
 //! Child SA pair are resolved by the lowest-nonce rule of §2.8.1.
 
@@ -55,6 +65,7 @@ use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+use crate::cert::{CertAuth, CertError};
 use crate::consts::{exchange, flags, notify, payload as pt, protocol, transform};
 use crate::dh::{Group, KeyShare};
 use crate::error::{CryptoError, ParseError};
@@ -63,18 +74,21 @@ use crate::prf::PrfAlg;
 use crate::sk::{SkCipher, SkSuite};
 use crate::ts;
 use crate::wire::{
-    Attribute, Auth, Header, Id, Message, Notify, Payload, Proposal, TrafficSelector, Transform,
+    Attribute, Auth, CertData, Header, Id, Message, Notify, Payload, Proposal, TrafficSelector,
+    Transform,
 };
 
 pub use crate::Random;
 
 mod established;
 mod initiator;
+mod proposals;
 mod responder;
 
 use established::Request;
 pub use established::{Event, Output};
 pub use initiator::{ExpectAuthResp, ExpectSaInitResp};
+pub use proposals::IkeProposal;
 pub use responder::{respond_sa_init, CookieJar, ExpectAuthReq, InitContext, InitRejected};
 
 /// Nonce length we send (RFC 7296 §2.10: at least half the PRF key size, 16..=256).
@@ -164,6 +178,12 @@ pub struct IkeConfig {
     /// Initiator: send INITIAL_CONTACT in IKE_AUTH (RFC 7296 §2.4), telling the peer to
     /// drop any older IKE SA with us (set for the first SA after a restart).
     pub initial_contact: bool,
+    /// IKE proposals offered or accepted after the one made of `suite`, `prf` and
+    /// `group`, in order of preference ([`IkeProposal`]).
+    pub more_proposals: Vec<IkeProposal>,
+    /// Certificate authentication (RFC 7427) both ways instead of the PSK: our key and
+    /// certificates, the trust anchors for the peer's ([`crate::cert`]).
+    pub cert: Option<CertAuth>,
 }
 
 impl fmt::Debug for IkeConfig {
@@ -175,6 +195,7 @@ impl fmt::Debug for IkeConfig {
             .field("child", &self.child)
             .field("local_id", &self.local_id)
             .field("remote_id", &self.remote_id)
+            .field("cert", &self.cert)
             .finish_non_exhaustive()
     }
 }
@@ -210,6 +231,9 @@ pub enum IkeError {
     Busy,
     /// The message IDs are used up: the IKE SA must be rekeyed (RFC 7296 §2.2).
     NeedsRekey,
+    /// Certificate authentication failed (answered with AUTHENTICATION_FAILED), or our
+    /// own credentials cannot sign for this peer.
+    Certificate(CertError),
 }
 
 impl fmt::Display for IkeError {
@@ -228,6 +252,7 @@ impl fmt::Display for IkeError {
             Self::CookieRequired => f.write_str("cookie required"),
             Self::Busy => f.write_str("a request is outstanding"),
             Self::NeedsRekey => f.write_str("message IDs used up: rekey the IKE SA"),
+            Self::Certificate(e) => write!(f, "certificate authentication: {e}"),
         }
     }
 }
@@ -237,6 +262,12 @@ impl std::error::Error for IkeError {}
 impl From<ParseError> for IkeError {
     fn from(e: ParseError) -> Self {
         Self::Parse(e)
+    }
+}
+
+impl From<CertError> for IkeError {
+    fn from(e: CertError) -> Self {
+        Self::Certificate(e)
     }
 }
 
@@ -284,7 +315,8 @@ fn stay<S, N>(state: S, why: IkeError) -> Step<S, N> {
     }
 }
 
-/// Proof that the peer's AUTH payload verified. Only [`verify_psk_auth`] makes one.
+/// Proof that the peer's AUTH payload verified. Only [`verify_psk_auth`] and the
+/// certificate check of the exchanges make one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AuthVerified(());
 
@@ -393,18 +425,12 @@ fn ike_proposal(cfg: &IkeConfig, num: u8) -> Proposal<'static> {
 
 /// The IKE proposal with an SPI (the new SPI of a rekeyed IKE SA, RFC 7296 §1.3.2).
 fn ike_proposal_with_spi<'a>(cfg: &IkeConfig, num: u8, spi: &'a [u8]) -> Proposal<'a> {
-    let mut t = vec![encr_transform(cfg.suite.encr, cfg.suite.key_bits)];
-    t.push(plain(transform::PRF, cfg.prf.id()));
-    if let Some(i) = cfg.suite.integ {
-        t.push(plain(transform::INTEG, i));
-    }
-    t.push(plain(transform::DH, cfg.group.id()));
-    Proposal {
-        num,
-        protocol: protocol::IKE,
-        spi,
-        transforms: t,
-    }
+    let p = IkeProposal {
+        suite: cfg.suite,
+        prf: cfg.prf,
+        group: cfg.group,
+    };
+    proposals::proposal_of(&p, num, spi)
 }
 
 fn esp_proposal<'a>(c: &ChildSuite, spi: &'a [u8], num: u8) -> Proposal<'a> {
@@ -483,9 +509,73 @@ pub fn verify_psk_auth(
     }
 }
 
+/// The octets an AUTH payload covers (RFC 7296 §2.15):
+/// `RealMessage | Nonce | prf(SK_p, ID body)`.
+fn signed_octets(
+    prf: PrfAlg,
+    real_message: &[u8],
+    nonce: &[u8],
+    sk_p: &[u8],
+    id: &Id<'_>,
+) -> Vec<u8> {
+    let maced_id = prf.prf(sk_p, &[&[id.id_type, 0, 0, 0], id.data]);
+    [real_message, nonce, &maced_id].concat()
+}
+
+/// Our AUTH payload value (method, data) with the configured method: a signature
+/// ([`IkeConfig::cert`]) for the hashes the peer announced, or the PSK MAC.
+fn own_auth(
+    cfg: &IkeConfig,
+    peer_hashes: &[u16],
+    real_message: &[u8],
+    nonce: &[u8],
+    sk_p: &[u8],
+    id: &Id<'_>,
+) -> Result<(u8, Zeroizing<Vec<u8>>), IkeError> {
+    match &cfg.cert {
+        Some(c) => {
+            let octets = signed_octets(cfg.prf, real_message, nonce, sk_p, id);
+            let (m, d) = c.sign_auth(peer_hashes, &octets)?;
+            Ok((m, Zeroizing::new(d)))
+        }
+        None => Ok((
+            crate::consts::auth::SHARED_KEY_MIC,
+            psk_auth(cfg.prf, &cfg.psk, real_message, nonce, sk_p, id),
+        )),
+    }
+}
+
+/// Our CERT payloads (end entity first, then intermediates), none with a PSK.
+fn cert_payloads(cfg: &IkeConfig) -> Vec<Payload<'_>> {
+    cfg.cert
+        .iter()
+        .flat_map(CertAuth::chain_der)
+        .map(|data| {
+            Payload::Cert(CertData {
+                encoding: crate::cert::ENCODING_X509_SIGNATURE,
+                data,
+            })
+        })
+        .collect()
+}
+
+/// The SIGNATURE_HASH_ALGORITHMS numbers the peer announced (none: empty).
+fn peer_sig_hashes(payloads: &[Payload<'_>]) -> Vec<u16> {
+    payloads
+        .iter()
+        .find_map(|p| match p {
+            Payload::Notify(n) if n.ty == notify::SIGNATURE_HASH_ALGORITHMS => {
+                Some(crate::cert::parse_hash_notify(n.data))
+            }
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
 /// Finds the peer's ID payload (`id_ty`: IDi or IDr) and AUTH payload, verifies the AUTH
-/// value over `real_message | nonce | prf(sk_p, ID)` and checks the identity against the
-/// configuration.
+/// value over `real_message | nonce | prf(sk_p, ID)` (PSK MAC, or with certificates
+/// the chain, the identity binding and the signature) and checks the identity against
+/// the configuration.
 fn authenticate_peer(
     cfg: &IkeConfig,
     inner: &[Payload<'_>],
@@ -501,10 +591,32 @@ fn authenticate_peer(
     let Payload::Auth(auth) = one(inner, pt::AUTH, "AUTH")? else {
         return Err(IkeError::MissingPayload("AUTH"));
     };
-    let proof = verify_psk_auth(cfg.prf, &cfg.psk, real_message, nonce, sk_p, id, auth)?;
-    match &cfg.remote_id {
-        Some(want) if want.as_id() != *id => Err(IkeError::AuthenticationFailed),
-        _ => Ok(proof),
+    if let Some(want) = &cfg.remote_id {
+        if want.as_id() != *id {
+            return Err(IkeError::AuthenticationFailed);
+        }
+    }
+    match &cfg.cert {
+        None => verify_psk_auth(cfg.prf, &cfg.psk, real_message, nonce, sk_p, id, auth),
+        Some(c) => {
+            let certs: Vec<&[u8]> = inner
+                .iter()
+                .filter_map(|p| match p {
+                    Payload::Cert(d) if d.encoding == crate::cert::ENCODING_X509_SIGNATURE => {
+                        Some(d.data)
+                    }
+                    _ => None,
+                })
+                .collect();
+            let ee = c.verify_chain(&certs)?;
+            if !crate::cert::id_matches(id, &ee) {
+                return Err(CertError::IdentityMismatch.into());
+            }
+            let key = ee.key.as_ref().ok_or(CertError::Unsupported)?;
+            let octets = signed_octets(cfg.prf, real_message, nonce, sk_p, id);
+            crate::cert::verify_auth(key, auth.method, auth.data, &octets)?;
+            Ok(AuthVerified(()))
+        }
     }
 }
 

@@ -186,23 +186,20 @@ pub fn respond_sa_init(
     let Payload::Sa(props) = get(pt::SA, "SA")? else {
         return Err(InitRejected::Drop(IkeError::MissingPayload("SA")));
     };
-    let ours = ike_proposal(cfg, 1);
-    let Some(chosen) = props
-        .iter()
-        .find(|p| p.protocol == protocol::IKE && p.spi.is_empty() && offers(p, &ours.transforms))
-    else {
+    let Payload::Ke { group, data: ke } = get(pt::KE, "KE")? else {
+        return Err(InitRejected::Drop(IkeError::MissingPayload("KE")));
+    };
+    let Some((chosen_num, chosen)) = proposals::choose(cfg, props, *group) else {
         let r = init_error_reply(&h, [0; 8], notify::NO_PROPOSAL_CHOSEN, &[]);
         return Err(match r {
             Some(r) => InitRejected::Reply(IkeError::NoProposalChosen, r),
             None => InitRejected::Drop(IkeError::NoProposalChosen),
         });
     };
-    let Payload::Ke { group, data: ke } = get(pt::KE, "KE")? else {
-        return Err(InitRejected::Drop(IkeError::MissingPayload("KE")));
-    };
-    if *group != cfg.group.id() {
-        let want = cfg.group.id().to_be_bytes();
-        let e = IkeError::InvalidKePayload(cfg.group.id());
+    if *group != chosen.group.id() {
+        // RFC 7296 §1.2: name the group of the chosen proposal; no state is kept.
+        let want = chosen.group.id().to_be_bytes();
+        let e = IkeError::InvalidKePayload(chosen.group.id());
         return Err(
             match init_error_reply(&h, [0; 8], notify::INVALID_KE_PAYLOAD, &want) {
                 Some(r) => InitRejected::Reply(e, r),
@@ -210,6 +207,7 @@ pub fn respond_sa_init(
             },
         );
     }
+    let cfg = &cfg.with_proposal(chosen);
     let fail = |e: IkeError| InitRejected::Drop(e);
     let share = key_share(cfg.group, rng).map_err(fail)?;
     let spi_r = spi8(rng);
@@ -225,18 +223,35 @@ pub fn respond_sa_init(
     // The initiator hashed a zero SPIr into its request's NAT detection data.
     let nat = detect_nat(&m.payloads, &h.spi_i, &[0; 8], ctx.path);
     let our_nat = nat_notifies(&h.spi_i, &spi_r, ctx.path);
+    let mut payloads = vec![
+        Payload::Sa(vec![ike_proposal(cfg, chosen_num)]),
+        Payload::Ke {
+            group: cfg.group.id(),
+            data: share.public(),
+        },
+        Payload::Nonce(&nr),
+    ];
+    // With certificates: the hashes we verify (RFC 7427 §4) and the trust anchors we
+    // accept (RFC 7296 §3.7).
+    let cert_extra = cfg
+        .cert
+        .as_ref()
+        .map(|c| (crate::cert::hash_notify_data(&c.hashes), c.certreq_data()));
+    if let Some((hashes, certreq)) = &cert_extra {
+        payloads.push(Payload::CertReq(CertData {
+            encoding: crate::cert::ENCODING_X509_SIGNATURE,
+            data: certreq,
+        }));
+        payloads.push(notify_payload(notify::SIGNATURE_HASH_ALGORITHMS, hashes));
+    }
+    payloads.push(notify_payload(notify::NAT_DETECTION_SOURCE_IP, &our_nat[0]));
+    payloads.push(notify_payload(
+        notify::NAT_DETECTION_DESTINATION_IP,
+        &our_nat[1],
+    ));
     let resp = Message {
         header: header(h.spi_i, spi_r, exchange::IKE_SA_INIT, flags::RESPONSE, 0),
-        payloads: vec![
-            Payload::Sa(vec![ike_proposal(cfg, chosen.num)]),
-            Payload::Ke {
-                group: cfg.group.id(),
-                data: share.public(),
-            },
-            Payload::Nonce(&nr),
-            notify_payload(notify::NAT_DETECTION_SOURCE_IP, &our_nat[0]),
-            notify_payload(notify::NAT_DETECTION_DESTINATION_IP, &our_nat[1]),
-        ],
+        payloads,
     }
     .emit()
     .map_err(|_| fail(IkeError::Unexpected("response cannot be encoded")))?;
@@ -251,6 +266,7 @@ pub fn respond_sa_init(
         nr,
         init_request: datagram.to_vec(),
         init_response: resp.clone(),
+        peer_hashes: peer_sig_hashes(&m.payloads),
     };
     Ok((state, resp))
 }
@@ -268,6 +284,8 @@ pub struct ExpectAuthReq {
     nr: Zeroizing<Vec<u8>>,
     init_request: Vec<u8>,
     init_response: Vec<u8>,
+    /// The peer's SIGNATURE_HASH_ALGORITHMS (RFC 7427 §4).
+    peer_hashes: Vec<u16>,
 }
 
 impl ExpectAuthReq {
@@ -369,21 +387,20 @@ impl ExpectAuthReq {
         let initial_contact = has_notify(inner, notify::INITIAL_CONTACT);
         let spi_r = spi4(rng);
         let idr = cfg.local_id.as_id();
-        let my_auth = psk_auth(
-            cfg.prf,
-            &cfg.psk,
+        let (method, my_auth) = own_auth(
+            cfg,
+            &self.peer_hashes,
             &self.init_response,
             &self.ni,
             &self.keys.sk_pr,
             &idr,
-        );
-        let mut reply_payloads = vec![
-            Payload::IdR(idr),
-            Payload::Auth(Auth {
-                method: crate::consts::auth::SHARED_KEY_MIC,
-                data: &my_auth,
-            }),
-        ];
+        )?;
+        let mut reply_payloads = vec![Payload::IdR(idr)];
+        reply_payloads.extend(cert_payloads(cfg));
+        reply_payloads.push(Payload::Auth(Auth {
+            method,
+            data: &my_auth,
+        }));
         if transport {
             reply_payloads.push(notify_payload(notify::USE_TRANSPORT_MODE, &[]));
         }

@@ -93,6 +93,8 @@ pub fn configs(suite: SkSuite, group: Group, child: ChildSuite) -> (IkeConfig, I
         ts_remote: net_b.clone(),
         backoff: Backoff::default(),
         initial_contact: false,
+        more_proposals: Vec::new(),
+        cert: None,
     };
     let resp = IkeConfig {
         local_id: bob,
