@@ -242,7 +242,7 @@ fn ipsecd_refuses_to_start_when_the_log_file_cannot_be_opened() {
     let bad = lab.dir.join("not-a-file");
     fs::create_dir(&bad).unwrap();
     let cfg = lab.file("logger.conf", &format!("log_file={}\n", bad.display()));
-    let o = std::process::Command::new(IPSECD)
+    let o = std::process::Command::new(ipsecd_bin())
         .args([
             "--pfkey-socket",
             &lab.dir.join("pfkey").display().to_string(),
@@ -266,7 +266,7 @@ fn ipsecd_refuses_to_start_when_the_log_file_cannot_be_opened() {
     );
     // A properties file with an error names the file, line and column.
     let cfg = lab.file("bad.conf", "log_level=message\nlog_size_units=q\n");
-    let o = std::process::Command::new(IPSECD)
+    let o = std::process::Command::new(ipsecd_bin())
         .args([
             "--pfkey-socket",
             &lab.dir.join("pfkey").display().to_string(),

@@ -1,0 +1,230 @@
+//! End-to-end: automatic keying between two hosts, each running ipsecd (policy requiring
+//! ESP between them, no SAs) and in.ikev2d (one PSK rule).
+//!
+//! ```text
+//!   A 192.0.2.1/24 ──va──vb── B 192.0.2.2/24
+//!   ipsecd + in-ikev2d          ipsecd + in-ikev2d
+//! ```
+//!
+//! A ping from A makes A's ipsecd send an ACQUIRE; A's daemon negotiates IKE_SA_INIT and
+//! IKE_AUTH with B's, both install the Child SA pair through PF_KEY, and the traffic
+//! flows both ways. The capture on the link holds only IKE (UDP 500) and ESP. Then the
+//! pair's short lifetime runs out: the soft EXPIRE makes the daemon rekey the pair
+//! (make before break) while pings go on; and when B's ipsecd is killed and restarted,
+//! B's daemon registers again and new traffic is keyed again.
+//! Needs root; skipped otherwise.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../../ipsecd/tests/common/netns.rs"]
+mod netns;
+
+use std::time::{Duration, Instant};
+
+use netns::*;
+
+const A: &str = "192.0.2.1";
+const B: &str = "192.0.2.2";
+const IKEV2D: &str = env!("CARGO_BIN_EXE_in-ikev2d");
+
+/// One in.ikev2d in a namespace.
+struct Ike {
+    proc: Proc,
+}
+
+impl Ike {
+    fn start(lab: &Lab, ns: &Ns, name: &str, d: &Daemon, config: &str, extra: &[&str]) -> Self {
+        let cfg = lab.file(&format!("{name}.ikev2.config"), config);
+        let psk = lab.file(
+            &format!("{name}.ikev2.preshared"),
+            "{ label \"a-b\" key \"correct horse battery staple\" }\n",
+        );
+        let (cfg, psk, pf) = (
+            cfg.display().to_string(),
+            psk.display().to_string(),
+            d.pfkey.display().to_string(),
+        );
+        let mut args = vec![
+            IKEV2D,
+            "-f",
+            &cfg,
+            "--preshared",
+            &psk,
+            "--pfkey-socket",
+            &pf,
+        ];
+        args.extend_from_slice(extra);
+        let proc = ns.spawn(&args);
+        proc.wait_stderr(Duration::from_secs(10), |l| {
+            l.contains("registered for ESP")
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{name}: in-ikev2d did not register:\n{}",
+                proc.stderr().join("\n")
+            )
+        });
+        Self { proc }
+    }
+
+    fn log(&self) -> String {
+        self.proc.stderr().join("\n")
+    }
+
+    /// The Child SA pairs installed so far: (inbound SPI, outbound SPI).
+    fn pairs(&self) -> Vec<(u32, u32)> {
+        self.proc
+            .stderr()
+            .iter()
+            .filter_map(|l| {
+                let rest = l.split("inbound SPI 0x").nth(1)?;
+                let (inb, rest) = rest.split_once(", outbound SPI 0x")?;
+                Some((
+                    u32::from_str_radix(inb, 16).ok()?,
+                    u32::from_str_radix(rest.trim(), 16).ok()?,
+                ))
+            })
+            .collect()
+    }
+
+    fn wait_log(&self, what: &str, n: usize, timeout: Duration) {
+        let t0 = Instant::now();
+        while self
+            .proc
+            .stderr()
+            .iter()
+            .filter(|l| l.contains(what))
+            .count()
+            < n
+        {
+            assert!(
+                t0.elapsed() < timeout,
+                "no {n} x {what:?} within {timeout:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn rule(local: &str, remote: &str, extra: &str) -> String {
+    format!(
+        "ikesa_xform {{ encr_alg aes-gcm(256) prf sha256 dh_group 31 }}\n\
+         {{\n  label \"a-b\"\n  auth_method preshared\n  local_addr {local}\n  remote_addr {remote}\n{extra}}}\n"
+    )
+}
+
+fn policy(local: &str, remote: &str) -> String {
+    format!("{{laddr {local} raddr {remote}}} ipsec {{encr_algs aes-gcm sa shared}}\n")
+}
+
+/// Only IKE and ESP between A and B on the wire.
+fn only_ike_and_esp(pcap: &Pcap) {
+    let (a, b): (std::net::IpAddr, std::net::IpAddr) = (A.parse().unwrap(), B.parse().unwrap());
+    let mut esp = 0;
+    for p in pcap.ip().filter(|p| !p.is_nd_or_mld()) {
+        assert!(
+            (p.src, p.dst) == (a, b) || (p.src, p.dst) == (b, a),
+            "a stranger on the link: {p:?}"
+        );
+        match p.proto {
+            50 => esp += 1,
+            17 if p.dport() == Some(500) => {}
+            _ => panic!("cleartext between A and B: {p:?}"),
+        }
+    }
+    assert!(esp > 0, "no ESP captured");
+}
+
+#[test]
+fn acquire_negotiates_and_installs_esp_both_ways() {
+    let Some(lab) = Lab::new("acquire_negotiates_and_installs_esp_both_ways") else {
+        return;
+    };
+    let a = lab.ns("a");
+    let b = lab.ns("b");
+    veth(&a, "va", &b, "vb");
+    a.addr("va", &format!("{A}/24"));
+    b.addr("vb", &format!("{B}/24"));
+    let da = Daemon::start(&lab, &a, "a", "", &policy(A, B));
+    let mut db = Daemon::start(&lab, &b, "b", "", &policy(B, A));
+    // Short Child SA lifetime on the initiator: soft EXPIRE at 9 s, hard at 10 s.
+    let ia = Ike::start(
+        &lab,
+        &a,
+        "a",
+        &da,
+        &rule(A, B, "  childsa_lifetime_secs 10\n"),
+        &[],
+    );
+    let ib = Ike::start(&lab, &b, "b", &db, &rule(B, A, ""), &[]);
+    let cap = Capture::start(&lab, &a, "va", "link");
+
+    // No SA yet: the first packet makes ipsecd ACQUIRE, in-ikev2d negotiates.
+    let _ = a.ping(B, 2);
+    ia.wait_log("installed", 1, Duration::from_secs(10));
+    ib.wait_log("installed", 1, Duration::from_secs(10));
+    assert!(
+        ia.log().contains("initiating IKE with 192.0.2.2"),
+        "{}",
+        ia.log()
+    );
+    assert!(ia.log().contains("established (initiator"), "{}", ia.log());
+    assert!(ib.log().contains("established (responder"), "{}", ib.log());
+    // Each side's inbound SA is the other's outbound.
+    let (pa, pb) = (ia.pairs(), ib.pairs());
+    assert_eq!(pa.len(), 1);
+    assert_eq!(pb, vec![(pa[0].1, pa[0].0)]);
+
+    a.ping_ok(B, 5);
+    b.ping_ok(A, 5);
+    let (ca, cb) = (da.counters(), db.counters());
+    assert!(ca.sa("esp", pa[0].1).packets >= 5, "{ca:#?}");
+    assert!(ca.sa("esp", pa[0].0).packets >= 5, "{ca:#?}");
+    assert!(cb.sa("esp", pb[0].1).packets >= 5, "{cb:#?}");
+    assert_eq!(ca.drop_reasons(), Default::default(), "{ca:#?}");
+
+    // Rekey on soft EXPIRE (make before break), pings going on meanwhile.
+    let mut ping = a.spawn(&["ping", "-n", "-i", "0.2", "-c", "50", B]);
+    ia.wait_log("soft EXPIRE", 1, Duration::from_secs(15));
+    ia.wait_log("installed", 2, Duration::from_secs(10));
+    ib.wait_log("installed", 2, Duration::from_secs(10));
+    ia.wait_log("deleted: SPIs", 1, Duration::from_secs(10));
+    ib.wait_log("deleted: SPIs", 1, Duration::from_secs(10));
+    let out = ping.success(Duration::from_secs(20)).join("\n");
+    assert!(
+        out.contains("50 received"),
+        "pings lost across the rekey:\n{out}"
+    );
+    let (pa, pb) = (ia.pairs(), ib.pairs());
+    assert_eq!(pb[1], (pa[1].1, pa[1].0));
+    let ca = da.counters();
+    assert!(
+        ca.sa("esp", pa[1].1).packets > 0,
+        "new pair unused: {ca:#?}"
+    );
+
+    only_ike_and_esp(&cap.stop());
+
+    // ipsecd restarts (SADB lost): B's daemon registers again and forgets its IKE SAs;
+    // B's next packet is keyed by a new IKE SA whose INITIAL_CONTACT makes A drop the old
+    // one, and traffic flows both ways again.
+    db.kill9();
+    db.restart();
+    ib.wait_log("registered for ESP", 2, Duration::from_secs(10));
+    let t0 = Instant::now();
+    while !b.ping(A, 1).status.success() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "no traffic after ipsecd's restart:\nA:\n{}\nB:\n{}",
+            ia.log(),
+            ib.log()
+        );
+    }
+    assert!(
+        ia.log().contains("INITIAL_CONTACT from 192.0.2.2"),
+        "{}",
+        ia.log()
+    );
+    a.ping_ok(B, 3);
+    b.ping_ok(A, 3);
+}
