@@ -7,12 +7,14 @@
 //! file        ::= { global-param } { rule }
 //! global-param::= ikesa_xform xform | ikesa_lifetime_secs N | childsa_lifetime_secs N
 //!               | childsa_pfs yes|no | childsa_xform child-xform
+//!               | childsa_mode transport|tunnel
 //! rule        ::= "{" { rule-param } "}"
 //! rule-param  ::= label STRING | auth_method preshared
 //!               | local_addr ADDR[/LEN] | remote_addr ADDR[/LEN]   (repeatable)
 //!               | local_id TYPE VALUE | remote_id TYPE VALUE
 //!               | ikesa_xform xform | ikesa_lifetime_secs N | childsa_lifetime_secs N
 //!               | childsa_pfs yes|no | childsa_xform child-xform
+//!               | childsa_mode transport|tunnel
 //! xform       ::= "{" encr_alg ENCR auth_alg INTEG prf PRF dh_group N "}"  (any order)
 //! child-xform ::= "{" encr_alg ENCR [auth_alg INTEG] "}"              (Ironswan)
 //! ENCR        ::= aes | aes-cbc | aes-gcm | chacha20-poly1305, optionally (BITS)
@@ -29,6 +31,10 @@
 //! Child SA algorithms normally come from the IPsec policy (the ACQUIRE's proposal, as
 //! Solaris does); `childsa_xform` (an Ironswan addition) names what the responder
 //! accepts, since the responder learns the peer's proposal only in IKE_AUTH.
+//! `childsa_mode tunnel` (also Ironswan's) keys host-to-host Child SAs in tunnel mode
+//! (the default is transport), for peers that do only tunnel mode (strongSwan's
+//! kernel-libipsec); ipsecd applies such SAs under a transport-mode policy between the
+//! hosts.
 //!
 //! Errors name the file, line and column and what was expected.
 //!
@@ -186,6 +192,7 @@ struct Params {
     child_lifetime: Option<u64>,
     pfs: Option<bool>,
     child: Option<ChildXform>,
+    tunnel: Option<bool>,
 }
 
 /// One rule (a peer authentication database entry).
@@ -211,6 +218,9 @@ pub struct Rule {
     pub pfs: bool,
     /// Child SA transforms accepted as responder.
     pub child: ChildXform,
+    /// Child SAs in tunnel mode between the two hosts (inner selectors = the negotiated
+    /// traffic selectors) rather than transport mode.
+    pub tunnel: bool,
     /// Line of the rule's opening brace.
     pub line: usize,
 }
@@ -669,7 +679,8 @@ fn child_xform(lx: &mut Lexer<'_>) -> Result<ChildXform, ConfigError> {
 }
 
 /// The parameters allowed before the first rule (and in rules).
-const GLOBAL_PARAMS: [&str; 5] = [
+const GLOBAL_PARAMS: [&str; 6] = [
+    "childsa_mode",
     "ikesa_xform",
     "ikesa_lifetime_secs",
     "childsa_lifetime_secs",
@@ -693,6 +704,14 @@ fn common_param(lx: &mut Lexer<'_>, key: &str, p: &mut Params) -> Result<bool, C
         }
         "childsa_pfs" => p.pfs = Some(yes_no(lx)?),
         "childsa_xform" => p.child = Some(child_xform(lx)?),
+        "childsa_mode" => {
+            let (v, t) = lx.value("transport or tunnel")?;
+            p.tunnel = Some(match v.as_str() {
+                "transport" => false,
+                "tunnel" => true,
+                _ => return Err(lx.err(&t, format!("expected transport or tunnel, found {v:?}"))),
+            });
+        }
         _ => return Ok(false),
     }
     Ok(true)
@@ -711,6 +730,7 @@ fn rule(lx: &mut Lexer<'_>, open: &Token, global: &Params) -> Result<Rule, Confi
         child_lifetime: None,
         pfs: None,
         child: None,
+        tunnel: None,
     };
     loop {
         let t = lx.next("a rule parameter or '}'")?;
@@ -747,7 +767,7 @@ fn rule(lx: &mut Lexer<'_>, open: &Token, global: &Params) -> Result<Rule, Confi
                 return Err(lx.err(
                     &t,
                     format!(
-                        "expected a rule parameter (label, auth_method, local_addr, remote_addr, local_id, remote_id, ikesa_xform, ikesa_lifetime_secs, childsa_lifetime_secs, childsa_pfs, childsa_xform) or '}}', found {key:?}"
+                        "expected a rule parameter (label, auth_method, local_addr, remote_addr, local_id, remote_id, ikesa_xform, ikesa_lifetime_secs, childsa_lifetime_secs, childsa_pfs, childsa_xform, childsa_mode) or '}}', found {key:?}"
                     ),
                 ))
             }
@@ -775,6 +795,7 @@ fn rule(lx: &mut Lexer<'_>, open: &Token, global: &Params) -> Result<Rule, Confi
         child_lifetime: p.child_lifetime.or(global.child_lifetime).unwrap_or(28_800),
         pfs: p.pfs.or(global.pfs).unwrap_or(false),
         child: p.child.or(global.child).unwrap_or_default(),
+        tunnel: p.tunnel.or(global.tunnel).unwrap_or(false),
         line: open.line,
     })
 }
@@ -791,6 +812,7 @@ pub fn parse_config(file: &str, text: &str) -> Result<Config, ConfigError> {
         child_lifetime: None,
         pfs: None,
         child: None,
+        tunnel: None,
     };
     let mut rules: Vec<Rule> = Vec::new();
     while let Some(t) = lx.peek().cloned() {
@@ -817,7 +839,7 @@ pub fn parse_config(file: &str, text: &str) -> Result<Config, ConfigError> {
                 return Err(lx.err(
                     &t,
                     format!(
-                        "expected a global parameter (ikesa_xform, ikesa_lifetime_secs, childsa_lifetime_secs, childsa_pfs, childsa_xform) or '{{' opening a rule, found {}",
+                        "expected a global parameter (ikesa_xform, ikesa_lifetime_secs, childsa_lifetime_secs, childsa_pfs, childsa_xform, childsa_mode) or '{{' opening a rule, found {}",
                         show(other)
                     ),
                 ))
@@ -1007,6 +1029,7 @@ ikesa_xform { encr_alg aes-gcm(256) prf sha384 dh_group 14 }
     remote_addr 2001:db8::2
     ikesa_xform { encr_alg aes(256) auth_alg sha512 prf sha512 dh_group 31 }
     childsa_xform { encr_alg aes-cbc auth_alg sha256 }
+    childsa_mode tunnel
 }
 "#;
 
@@ -1037,6 +1060,7 @@ ikesa_xform { encr_alg aes-gcm(256) prf sha384 dh_group 14 }
         assert_eq!(b.ike.group, Group::Curve25519);
         assert_eq!(b.child.encr, 12);
         assert_eq!(b.child.integ, Some(12));
+        assert!(b.tunnel && !a.tunnel);
         assert_eq!(
             c.find(
                 "2001:db8::1".parse().unwrap(),
@@ -1057,7 +1081,7 @@ ikesa_xform { encr_alg aes-gcm(256) prf sha384 dh_group 14 }
             "{\n label x\n auth_method preshared\n local_addr 10.0.0.1\n remote_addr 10.0.0.2\n";
         assert_eq!(
             err(&format!("{base} bogus 1\n}}")),
-            "f:6:2: expected a rule parameter (label, auth_method, local_addr, remote_addr, local_id, remote_id, ikesa_xform, ikesa_lifetime_secs, childsa_lifetime_secs, childsa_pfs, childsa_xform) or '}', found \"bogus\""
+            "f:6:2: expected a rule parameter (label, auth_method, local_addr, remote_addr, local_id, remote_id, ikesa_xform, ikesa_lifetime_secs, childsa_lifetime_secs, childsa_pfs, childsa_xform, childsa_mode) or '}', found \"bogus\""
         );
         assert_eq!(
             err(&format!("{base} ikesa_xform {{ dh_group 5 }}\n}}")),
@@ -1103,7 +1127,7 @@ ikesa_xform { encr_alg aes-gcm(256) prf sha384 dh_group 14 }
         );
         assert_eq!(
             err("bogus"),
-            "f:1:1: expected a global parameter (ikesa_xform, ikesa_lifetime_secs, childsa_lifetime_secs, childsa_pfs, childsa_xform) or '{' opening a rule, found \"bogus\""
+            "f:1:1: expected a global parameter (ikesa_xform, ikesa_lifetime_secs, childsa_lifetime_secs, childsa_pfs, childsa_xform, childsa_mode) or '{' opening a rule, found \"bogus\""
         );
     }
 

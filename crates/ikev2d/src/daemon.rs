@@ -37,7 +37,9 @@ use ipsec_sys::udp::PktinfoSocket;
 use ipsec_sys::{PollFd, PollFlags};
 
 use crate::config::{ip_identity, Config, Preshared, Rule};
-use crate::pfkey::{add_message, delete_message, suite_from_proposal, ChildSaSpec, Pfkey};
+use crate::pfkey::{
+    add_message, delete_message, suite_from_proposal, ts_prefix, ChildSaSpec, Pfkey,
+};
 use crate::{log, OsRandom};
 
 /// The daemon's options.
@@ -436,7 +438,7 @@ impl Daemon {
             }
         }
         let rule = &self.config.rules[ri];
-        let pref = rule.child.suite(true, rule.pfs);
+        let pref = rule.child.suite(!rule.tunnel, rule.pfs);
         let Some(child) = m
             .proposal
             .as_ref()
@@ -497,7 +499,7 @@ impl Daemon {
             suite: rule.ike.suite,
             prf: rule.ike.prf,
             group: rule.ike.group,
-            child: rule.child.suite(true, rule.pfs),
+            child: rule.child.suite(!rule.tunnel, rule.pfs),
             local_id: rule.local_id.clone().unwrap_or_else(|| ip_identity(local)),
             remote_id: Some(
                 rule.remote_id
@@ -936,6 +938,16 @@ impl Daemon {
             )
         };
         let (local, remote) = (sa.path.local.ip(), sa.path.remote.ip());
+        let (ts_local, ts_remote) = if we_requested {
+            (&c.ts_i, &c.ts_r)
+        } else {
+            (&c.ts_r, &c.ts_i)
+        };
+        let inner = |ts: &Vec<TrafficSelector>| match ts.as_slice() {
+            [t] => ts_prefix(t),
+            _ => None,
+        };
+        let (in_local, in_remote) = (inner(ts_local), inner(ts_remote));
         let encap = sa
             .natt
             .then_some((sa.path.local.port(), sa.path.remote.port()));
@@ -947,8 +959,9 @@ impl Daemon {
             encr_key: in_e,
             integ_key: in_a,
             lifetime: rule.child_lifetime,
-            encap: encap.map(|(l, r)| (r, l)),
+            encap,
             seq: 0,
+            tunnel: (!c.transport).then_some((in_remote, in_local)),
         };
         let outb = ChildSaSpec {
             spi: spi32(outbound),
@@ -960,6 +973,7 @@ impl Daemon {
             lifetime: rule.child_lifetime,
             encap,
             seq: sa.acquire_seq,
+            tunnel: (!c.transport).then_some((in_local, in_remote)),
         };
         let msgs = (add_message(&inb), add_message(&outb));
         let pair = Installed {

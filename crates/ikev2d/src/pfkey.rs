@@ -11,7 +11,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
-use ipsec_core::sa::{KeyMaterial, NatT};
+use ipsec_core::sa::{InnerSelectors, KeyMaterial, Mode, NatT, Prefix};
 use ipsec_core::{Proto, SaConfig};
 use ipsec_crypto::{auth_by_ikev2, auth_by_pfkey, encr_by_ikev2, encr_by_pfkey, AuthAlg};
 use ipsec_pfkey::consts::{SADB_DELETE, SADB_REGISTER, SADB_SATYPE_ESP, SADB_X_KMP_IKE};
@@ -166,6 +166,8 @@ pub struct ChildSaSpec<'a> {
     pub encap: Option<(u16, u16)>,
     /// The ACQUIRE answered (0: none).
     pub seq: u32,
+    /// Tunnel mode with these inner source and destination selectors (`None`: transport).
+    pub tunnel: Option<(Option<Prefix>, Option<Prefix>)>,
 }
 
 /// The ADD message for one direction of a Child SA (keys inside: never log it).
@@ -187,6 +189,15 @@ pub fn add_message(s: &ChildSaSpec<'_>) -> Result<Message, String> {
         }
         None => c.auth_alg = None,
     }
+    if let Some((src, dst)) = s.tunnel {
+        c.mode = Mode::Tunnel;
+        c.ulp = if s.src.is_ipv4() { 4 } else { 41 };
+        c.inner = InnerSelectors {
+            src,
+            dst,
+            ..InnerSelectors::default()
+        };
+    }
     c.replay_window = 64;
     c.hard.addtime = s.lifetime;
     c.soft.addtime = s.lifetime - s.lifetime / 10;
@@ -202,6 +213,26 @@ pub fn add_message(s: &ChildSaSpec<'_>) -> Result<Message, String> {
         cookie: 0,
     });
     Ok(m)
+}
+
+/// The prefix covering exactly the addresses of a traffic selector, if it is one.
+#[must_use]
+pub fn ts_prefix(ts: &ike::wire::TrafficSelector) -> Option<Prefix> {
+    let (start, end, bits) = match (ts.start, ts.end) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => (u128::from(u32::from(a)), u128::from(u32::from(b)), 32),
+        (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a), u128::from(b), 128),
+        _ => return None,
+    };
+    let span = end.checked_sub(start)?.checked_add(1);
+    let len = match span {
+        None => 0, // the whole IPv6 space
+        Some(n) if n.is_power_of_two() && start % n == 0 => bits - n.trailing_zeros(),
+        Some(_) => return None,
+    };
+    Some(Prefix {
+        addr: ts.start,
+        len: u8::try_from(len).ok()?,
+    })
 }
 
 /// A DELETE of one ESP SA.
@@ -267,6 +298,39 @@ mod tests {
     }
 
     #[test]
+    fn selectors_become_prefixes_when_they_are_ones() {
+        let ts = |a: &str, b: &str| ike::wire::TrafficSelector {
+            ip_protocol: 0,
+            start_port: 0,
+            end_port: 65535,
+            start: a.parse().unwrap(),
+            end: b.parse().unwrap(),
+        };
+        let p = |a: &str, len| {
+            Some(Prefix {
+                addr: a.parse().unwrap(),
+                len,
+            })
+        };
+        assert_eq!(ts_prefix(&ts("192.0.2.1", "192.0.2.1")), p("192.0.2.1", 32));
+        assert_eq!(
+            ts_prefix(&ts("10.0.0.0", "10.0.255.255")),
+            p("10.0.0.0", 16)
+        );
+        assert_eq!(
+            ts_prefix(&ts("0.0.0.0", "255.255.255.255")),
+            p("0.0.0.0", 0)
+        );
+        assert_eq!(
+            ts_prefix(&ts("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")),
+            p("::", 0)
+        );
+        assert_eq!(ts_prefix(&ts("10.0.0.1", "10.0.0.2")), None);
+        assert_eq!(ts_prefix(&ts("10.0.0.2", "10.0.0.1")), None);
+        assert_eq!(ts_prefix(&ts("10.0.0.1", "::1")), None);
+    }
+
+    #[test]
     fn add_message_carries_keys_lifetimes_and_encapsulation() {
         let key = [7u8; 20];
         let s = ChildSaSpec {
@@ -285,6 +349,7 @@ mod tests {
             lifetime: 1000,
             encap: Some((4500, 4501)),
             seq: 9,
+            tunnel: None,
         };
         let m = add_message(&s).unwrap();
         let back = Message::parse(&m.emit().unwrap()).unwrap();

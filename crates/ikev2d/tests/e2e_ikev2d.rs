@@ -15,8 +15,11 @@
 //! Needs root; skipped otherwise.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
 #[path = "../../ipsecd/tests/common/netns.rs"]
 mod netns;
+
+use common::Ike;
 
 use std::time::{Duration, Instant};
 
@@ -24,88 +27,6 @@ use netns::*;
 
 const A: &str = "192.0.2.1";
 const B: &str = "192.0.2.2";
-const IKEV2D: &str = env!("CARGO_BIN_EXE_in-ikev2d");
-
-/// One in.ikev2d in a namespace.
-struct Ike {
-    proc: Proc,
-}
-
-impl Ike {
-    fn start(lab: &Lab, ns: &Ns, name: &str, d: &Daemon, config: &str, extra: &[&str]) -> Self {
-        let cfg = lab.file(&format!("{name}.ikev2.config"), config);
-        let psk = lab.file(
-            &format!("{name}.ikev2.preshared"),
-            "{ label \"a-b\" key \"correct horse battery staple\" }\n",
-        );
-        let (cfg, psk, pf) = (
-            cfg.display().to_string(),
-            psk.display().to_string(),
-            d.pfkey.display().to_string(),
-        );
-        let mut args = vec![
-            IKEV2D,
-            "-f",
-            &cfg,
-            "--preshared",
-            &psk,
-            "--pfkey-socket",
-            &pf,
-        ];
-        args.extend_from_slice(extra);
-        let proc = ns.spawn(&args);
-        proc.wait_stderr(Duration::from_secs(10), |l| {
-            l.contains("registered for ESP")
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "{name}: in-ikev2d did not register:\n{}",
-                proc.stderr().join("\n")
-            )
-        });
-        Self { proc }
-    }
-
-    fn log(&self) -> String {
-        self.proc.stderr().join("\n")
-    }
-
-    /// The Child SA pairs installed so far: (inbound SPI, outbound SPI).
-    fn pairs(&self) -> Vec<(u32, u32)> {
-        self.proc
-            .stderr()
-            .iter()
-            .filter_map(|l| {
-                let rest = l.split("inbound SPI 0x").nth(1)?;
-                let (inb, rest) = rest.split_once(", outbound SPI 0x")?;
-                Some((
-                    u32::from_str_radix(inb, 16).ok()?,
-                    u32::from_str_radix(rest.trim(), 16).ok()?,
-                ))
-            })
-            .collect()
-    }
-
-    fn wait_log(&self, what: &str, n: usize, timeout: Duration) {
-        let t0 = Instant::now();
-        while self
-            .proc
-            .stderr()
-            .iter()
-            .filter(|l| l.contains(what))
-            .count()
-            < n
-        {
-            assert!(
-                t0.elapsed() < timeout,
-                "no {n} x {what:?} within {timeout:?}:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
 fn rule(local: &str, remote: &str, extra: &str) -> String {
     format!(
         "ikesa_xform {{ encr_alg aes-gcm(256) prf sha256 dh_group 31 }}\n\
