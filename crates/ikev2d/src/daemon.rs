@@ -32,7 +32,7 @@ use ike::sa::{
 use ike::wire::{Header, TrafficSelector};
 use ipsec_pfkey::consts::{SADB_ACQUIRE, SADB_EXPIRE, SADB_SATYPE_ESP};
 use ipsec_pfkey::Message;
-use ipsec_sys::seqpacket::{Conn, Recv, Sent};
+use ipsec_sys::seqpacket::{Conn, Listener, Recv, Sent};
 use ipsec_sys::udp::PktinfoSocket;
 use ipsec_sys::{PollFd, PollFlags};
 
@@ -57,6 +57,8 @@ pub struct Options {
     pub mark: u32,
     /// Half-open IKE SAs above which cookies are required.
     pub cookie_threshold: usize,
+    /// The administration socket of ikev2adm (`None`: none).
+    pub admin_socket: Option<PathBuf>,
 }
 
 /// Counters shown in the log at exit.
@@ -128,6 +130,8 @@ pub struct Daemon {
     cookies: CookieJar,
     rng: OsRandom,
     peers_seen: HashSet<IpAddr>,
+    admin: Option<Listener>,
+    admin_conns: Vec<Conn>,
     /// Counters.
     pub stats: Stats,
 }
@@ -153,6 +157,10 @@ impl Daemon {
     /// The IKE port cannot be bound.
     pub fn new(opts: Options, config: Config, psk: Preshared) -> io::Result<Self> {
         let udp = PktinfoSocket::bind(SocketAddr::new(opts.bind, opts.ike_port), opts.mark)?;
+        let admin = match &opts.admin_socket {
+            Some(p) => Some(Listener::bind(p, 0o600)?),
+            None => None,
+        };
         let mut rng = OsRandom;
         let mut secret = [0u8; 32];
         ike::Random::fill(&mut rng, &mut secret);
@@ -169,6 +177,8 @@ impl Daemon {
             cookies: CookieJar::new(&secret),
             rng,
             peers_seen: HashSet::new(),
+            admin,
+            admin_conns: Vec::new(),
             stats: Stats::default(),
         })
     }
@@ -202,7 +212,7 @@ impl Daemon {
             self.timers(now);
             let deadline = self.next_deadline();
             let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            let (pf_ready, udp_ready, relay_ready) = {
+            let (pf_ready, udp_ready, relay_ready, admin_ready) = {
                 let mut fds = vec![
                     PollFd::from_borrowed_fd(wake, PollFlags::IN),
                     PollFd::new(&self.udp, PollFlags::IN),
@@ -214,14 +224,25 @@ impl Daemon {
                 if let Some(r) = &self.relay {
                     fds.push(PollFd::new(r, PollFlags::IN));
                 }
+                let admin_at = fds.len();
+                if let Some(l) = &self.admin {
+                    fds.push(PollFd::new(l, PollFlags::IN));
+                }
+                for c in &self.admin_conns {
+                    fds.push(PollFd::new(c, PollFlags::IN));
+                }
                 ipsec_sys::poll(&mut fds, timeout)?;
                 let ready = |i: usize| fds.get(i).is_some_and(|f| !f.revents().is_empty());
                 (
                     self.pf.is_some() && ready(2),
                     ready(1),
                     self.relay.is_some() && ready(relay_at),
+                    (admin_at..fds.len()).any(ready),
                 )
             };
+            if admin_ready {
+                self.serve_admin(&mut buf);
+            }
             if udp_ready {
                 self.read_udp(&mut buf);
             }
@@ -1115,6 +1136,163 @@ impl Daemon {
             i += 1;
         }
     }
+}
+
+impl Daemon {
+    // -----------------------------------------------------------------------------------
+    // Administration (ikev2adm).
+
+    fn serve_admin(&mut self, buf: &mut [u8]) {
+        if let Some(l) = &self.admin {
+            while let Ok(Some((c, cred))) = l.accept() {
+                if cred.is_privileged() {
+                    self.admin_conns.push(c);
+                } else {
+                    let _ = c.send(b"error ikev2adm needs root or CAP_NET_ADMIN");
+                }
+            }
+        }
+        let mut k = 0;
+        while k < self.admin_conns.len() {
+            let r = self.admin_conns[k].recv(buf);
+            match r {
+                Ok(Recv::Msg(n)) => {
+                    let req =
+                        String::from_utf8_lossy(buf.get(..n).unwrap_or_default()).into_owned();
+                    let reply = self.admin_request(req.trim());
+                    let _ = self.admin_conns[k].send(reply.as_bytes());
+                    k += 1;
+                }
+                Ok(Recv::WouldBlock) => k += 1,
+                Ok(Recv::Truncated(_)) => {
+                    let _ = self.admin_conns[k].send(b"error request too long");
+                    k += 1;
+                }
+                Ok(Recv::Closed) | Err(_) => {
+                    self.admin_conns.remove(k);
+                }
+            }
+        }
+    }
+
+    /// One ikev2adm request; the reply (`ok` and lines, or `error ...`).
+    fn admin_request(&mut self, req: &str) -> String {
+        let w: Vec<&str> = req.split_whitespace().collect();
+        match w.as_slice() {
+            ["show", "ikesa"] => {
+                let mut o = String::from("ok\n");
+                for sa in &self.sas {
+                    let (role, state) = match &sa.phase {
+                        Some(Phase::Init(_)) => ("initiator", "IKE_SA_INIT sent"),
+                        Some(Phase::Auth(_)) => ("initiator", "IKE_AUTH sent"),
+                        Some(Phase::HalfOpen(_)) => ("responder", "half-open"),
+                        Some(Phase::Up(e)) if e.is_initiator() => ("initiator", "established"),
+                        Some(Phase::Up(_)) => ("responder", "established"),
+                        None => ("-", "-"),
+                    };
+                    let label = self.config.rules.get(sa.rule).map_or("", |r| r.label.as_str());
+                    o.push_str(&format!(
+                        "ikesa {}:{} {} <-> {} {role} {state} rule={label:?} children={}",
+                        hex(&sa.spi_i),
+                        hex(&sa.spi_r),
+                        sa.path.local,
+                        sa.path.remote,
+                        sa.children.len()
+                    ));
+                    for c in &sa.children {
+                        o.push_str(&format!(" 0x{:08x}/0x{:08x}", c.inbound, c.outbound));
+                    }
+                    o.push('\n');
+                }
+                o
+            }
+            ["show", "rule"] => {
+                let mut o = String::from("ok\n");
+                for r in &self.config.rules {
+                    let addrs = |v: &[crate::config::Prefix]| {
+                        v.iter()
+                            .map(|p| format!("{}/{}", p.addr, p.len))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    };
+                    o.push_str(&format!(
+                        "rule {:?} local {} remote {} ike encr={}/{} integ={} prf={} group={} lifetime={} child encr={}/{} integ={} mode={} pfs={} lifetime={}\n",
+                        r.label,
+                        addrs(&r.local_addr),
+                        addrs(&r.remote_addr),
+                        r.ike.suite.encr,
+                        r.ike.suite.key_bits,
+                        r.ike.suite.integ.unwrap_or(0),
+                        r.ike.prf.id(),
+                        r.ike.group.id(),
+                        r.ike_lifetime,
+                        r.child.encr,
+                        r.child.key_bits,
+                        r.child.integ.unwrap_or(0),
+                        if r.tunnel { "tunnel" } else { "transport" },
+                        if r.pfs { "yes" } else { "no" },
+                        r.child_lifetime
+                    ));
+                }
+                o
+            }
+            ["show", "stats"] => {
+                let s = self.stats;
+                format!(
+                    "ok\nike_sas={}\nacquires={}\nike_established={}\nike_failed={}\nchildren_installed={}\nchildren_deleted={}\ndropped={}\npfkey_connects={}\n",
+                    self.sas.len(),
+                    s.acquires,
+                    s.ike_established,
+                    s.ike_failed,
+                    s.children_installed,
+                    s.children_deleted,
+                    s.dropped,
+                    s.pfkey_connects
+                )
+            }
+            ["flush", "ikesa"] => format!("ok deleted {}\n", self.delete_ike_sas(|_| true)),
+            ["delete", "ikesa", peer] => match peer.parse::<IpAddr>() {
+                Ok(a) => format!("ok deleted {}\n", self.delete_ike_sas(|sa| sa.path.remote.ip() == a)),
+                Err(_) => format!("error {peer:?} is not an IP address\n"),
+            },
+            _ => format!(
+                "error unknown request {req:?} (expected show ikesa|rule|stats, flush ikesa, delete ikesa PEER)\n"
+            ),
+        }
+    }
+
+    /// Deletes the IKE SAs `which` selects: tells each peer (INFORMATIONAL delete, sent
+    /// once), removes their Child SAs from ipsecd and forgets them. How many.
+    fn delete_ike_sas(&mut self, which: impl Fn(&IkeSa) -> bool) -> usize {
+        let now = Instant::now();
+        let mut n = 0;
+        let mut i = 0;
+        while i < self.sas.len() {
+            if !which(&self.sas[i]) {
+                i += 1;
+                continue;
+            }
+            let req = match &mut self.sas[i].phase {
+                Some(Phase::Up(est)) => est.delete_ike(now, &mut self.rng).ok(),
+                _ => None,
+            };
+            if let Some(r) = req {
+                self.send_ike(i, &r);
+            }
+            self.remove_children(i);
+            log::info(format_args!(
+                "IKE SA with {} deleted by the administrator",
+                self.sas[i].path.remote
+            ));
+            self.sas.remove(i);
+            n += 1;
+        }
+        n
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn header_spis(msg: &[u8]) -> ([u8; 8], [u8; 8]) {

@@ -13,6 +13,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+/// Where in.ikev2d listens for ikev2adm by default.
+pub const DEFAULT_ADMIN_SOCKET: &str = "/run/ironswan/ikev2d.sock";
+
 pub mod config;
 pub mod daemon;
 pub mod pfkey;

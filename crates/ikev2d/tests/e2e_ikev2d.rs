@@ -126,6 +126,42 @@ fn acquire_negotiates_and_installs_esp_both_ways() {
 
     only_ike_and_esp(&cap.stop());
 
+    // ikev2adm: the IKE SA with its current pair, the rule, the counters.
+    let (ok, out, err) = ia.adm(&["show", "ikesa"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(
+            "192.0.2.1:500 <-> 192.0.2.2:500 initiator established rule=\"a-b\" children=1"
+        ) && out.contains(&format!("0x{:08x}/0x{:08x}", pa[1].0, pa[1].1)),
+        "{out}"
+    );
+    let (ok, out, _) = ib.adm(&["show", "rule"]);
+    assert!(
+        ok && out.contains("rule \"a-b\" local 192.0.2.2/32 remote 192.0.2.1/32 ike encr=20/256"),
+        "{out}"
+    );
+    let (ok, out, _) = ia.adm(&["show", "stats"]);
+    assert!(
+        ok && out.contains("ike_established=1\n") && out.contains("children_installed=2\n"),
+        "{out}"
+    );
+    let (ok, _, err) = ia.adm(&["bogus"]);
+    assert!(!ok && err.contains("unknown request \"bogus\""), "{err}");
+
+    // `flush ikesa` on A: B is told and removes its pair too; the next packet negotiates
+    // again.
+    let (ok, out, _) = ia.adm(&["flush", "ikesa"]);
+    assert!(ok && out == "deleted 1\n", "{out}");
+    ib.wait_log(
+        "IKE SA with 192.0.2.1:500 deleted",
+        1,
+        Duration::from_secs(5),
+    );
+    ib.wait_log("deleted: SPIs", 2, Duration::from_secs(5));
+    let _ = a.ping(B, 2);
+    ia.wait_log("installed", 3, Duration::from_secs(10));
+    a.ping_ok(B, 3);
+
     // ipsecd restarts (SADB lost): B's daemon registers again and forgets its IKE SAs;
     // B's next packet is keyed by a new IKE SA whose INITIAL_CONTACT makes A drop the old
     // one, and traffic flows both ways again.

@@ -48,6 +48,9 @@ struct Args {
     /// Half-open IKE SAs above which responders demand cookies (RFC 7296 §2.6).
     #[arg(long, default_value_t = 64)]
     cookie_threshold: usize,
+    /// The administration socket of ikev2adm (mode 0600, root or CAP_NET_ADMIN peers).
+    #[arg(long, default_value = ikev2d::DEFAULT_ADMIN_SOCKET)]
+    admin_socket: PathBuf,
     /// More log output (-v: debug).
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -105,6 +108,7 @@ fn main() -> ExitCode {
         ike_port: args.ike_port,
         mark: args.mark,
         cookie_threshold: args.cookie_threshold,
+        admin_socket: Some(args.admin_socket),
     };
     let mut d = match Daemon::new(opts, config, psk) {
         Ok(d) => d,

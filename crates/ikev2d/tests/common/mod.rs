@@ -10,11 +10,17 @@ use crate::netns::{Daemon, Lab, Ns, Proc};
 pub const PSK: &str = "correct horse battery staple";
 
 pub const IKEV2D: &str = env!("CARGO_BIN_EXE_in-ikev2d");
+/// The administration tool.
+pub const IKEV2ADM: &str = env!("CARGO_BIN_EXE_ikev2adm");
 
 /// One in.ikev2d in a namespace.
 pub struct Ike {
     /// The process.
     proc: Proc,
+    /// Its namespace.
+    ns: Ns,
+    /// Its administration socket.
+    admin: String,
 }
 
 impl Ike {
@@ -31,6 +37,11 @@ impl Ike {
             psk.display().to_string(),
             d.pfkey.display().to_string(),
         );
+        let admin = lab
+            .dir
+            .join(format!("{name}.ikev2adm"))
+            .display()
+            .to_string();
         let mut args = vec![
             IKEV2D,
             "-f",
@@ -39,6 +50,8 @@ impl Ike {
             &psk,
             "--pfkey-socket",
             &pf,
+            "--admin-socket",
+            &admin,
         ];
         args.extend_from_slice(extra);
         let proc = ns.spawn(&args);
@@ -51,7 +64,23 @@ impl Ike {
                 proc.stderr().join("\n")
             )
         });
-        Self { proc }
+        Self {
+            proc,
+            ns: ns.clone(),
+            admin,
+        }
+    }
+
+    /// Runs ikev2adm against this daemon: (success, stdout, stderr).
+    pub fn adm(&self, args: &[&str]) -> (bool, String, String) {
+        let mut all = vec![IKEV2ADM, "-s", &self.admin];
+        all.extend_from_slice(args);
+        let o = self.ns.run(&all);
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
     }
 
     /// Its log so far.
