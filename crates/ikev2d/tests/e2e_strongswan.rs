@@ -125,10 +125,12 @@ fn available() -> bool {
     ok
 }
 
-fn ours(lab: &Lab, o: &Ns, ike_xform: &str, child_xform: &str) -> (Daemon, Ike) {
+/// ipsecd with a policy requiring ESP with `algs` (ipsecconf) toward S, and in-ikev2d
+/// with one rule: IKE SA transforms `ike_xform`, Child SAs `child_xform` (as responder).
+fn ours(lab: &Lab, o: &Ns, algs: &str, ike_xform: &str, child_xform: &str) -> (Daemon, Ike) {
     // Tunnel mode between the hosts themselves (libipsec keys tunnel mode only).
     let policy = format!(
-        "{{tunnel ip.tun0 negotiate tunnel laddr {O} raddr {S}}} ipsec {{encr_algs aes-gcm sa shared}}\n"
+        "{{tunnel ip.tun0 negotiate tunnel laddr {O} raddr {S}}} ipsec {{{algs} sa shared}}\n"
     );
     let d = Daemon::start(lab, o, "o", "", &policy);
     let cfg = format!(
@@ -166,18 +168,13 @@ fn lab(test: &str) -> Option<(Lab, Ns, Ns)> {
     Some((lab, s, o))
 }
 
-#[test]
-fn we_initiate_to_strongswan_curve25519_aes_gcm() {
-    let Some((lab, s, o)) = lab("we_initiate_to_strongswan_curve25519_aes_gcm") else {
+/// We initiate: a ping from O makes ipsecd ACQUIRE, in-ikev2d negotiates with charon.
+fn we_initiate(test: &str, ike: (&str, &str), esp: (&str, &str, &str)) {
+    let Some((lab, s, o)) = lab(test) else {
         return;
     };
-    let charon = Charon::start(&lab, &s, "aes128gcm16-prfsha256-x25519", "aes128gcm16");
-    let (d, ike) = ours(
-        &lab,
-        &o,
-        "encr_alg aes-gcm(128) prf sha256 dh_group 31",
-        "encr_alg aes-gcm(128)",
-    );
+    let charon = Charon::start(&lab, &s, ike.0, esp.0);
+    let (d, ike) = ours(&lab, &o, esp.1, ike.1, esp.2);
     let cap = Capture::start(&lab, &o, "vo", "wire");
     let _ = o.ping(S, 2);
     ike.wait_log("installed", 1, Duration::from_secs(15));
@@ -188,6 +185,34 @@ fn we_initiate_to_strongswan_curve25519_aes_gcm() {
     );
     both_ways(&s, &o, &d, &charon);
     no_clear_icmp(&cap.stop());
+}
+
+#[test]
+fn we_initiate_to_strongswan_curve25519_aes_gcm() {
+    we_initiate(
+        "we_initiate_to_strongswan_curve25519_aes_gcm",
+        (
+            "aes128gcm16-prfsha256-x25519",
+            "encr_alg aes-gcm(128) prf sha256 dh_group 31",
+        ),
+        ("aes128gcm16", "encr_algs aes-gcm", "encr_alg aes-gcm(128)"),
+    );
+}
+
+#[test]
+fn we_initiate_to_strongswan_ecp256_aes_cbc_hmac_sha256() {
+    we_initiate(
+        "we_initiate_to_strongswan_ecp256_aes_cbc_hmac_sha256",
+        (
+            "aes256-sha256-ecp256",
+            "encr_alg aes(256) auth_alg sha256 prf sha256 dh_group 19",
+        ),
+        (
+            "aes256-sha256",
+            "encr_algs aes-cbc(256) encr_auth_algs hmac-sha256",
+            "encr_alg aes-cbc(256) auth_alg sha256",
+        ),
+    );
 }
 
 /// Pings both ways, all answered; strongSwan lists the SAs; ipsecd counted ESP both ways.
@@ -217,6 +242,7 @@ fn strongswan_initiates_to_us_modp2048_aes_gcm() {
     let (d, ike) = ours(
         &lab,
         &o,
+        "encr_algs aes-gcm",
         "encr_alg aes-gcm(256) prf sha384 dh_group 14",
         "encr_alg aes-gcm(256)",
     );
