@@ -18,7 +18,7 @@
 //! and the peer does NAT detection (as RFC 7296 §2.23 allows); an IKE SA on the NAT-T
 //! port installs its Child SAs with UDP encapsulation (RFC 3948) on that port.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -30,7 +30,7 @@ use ike::sa::{
     ExpectSaInitResp, IkeConfig, InitContext, InitRejected, Path, Step,
 };
 use ike::wire::{Header, TrafficSelector};
-use ipsec_pfkey::consts::{SADB_ACQUIRE, SADB_EXPIRE, SADB_SATYPE_ESP};
+use ipsec_pfkey::consts::{SADB_ACQUIRE, SADB_EXPIRE, SADB_GETSPI, SADB_SATYPE_ESP, SADB_UPDATE};
 use ipsec_pfkey::Message;
 use ipsec_sys::seqpacket::{Conn, Listener, Recv, Sent};
 use ipsec_sys::udp::PktinfoSocket;
@@ -38,7 +38,7 @@ use ipsec_sys::{PollFd, PollFlags};
 
 use crate::config::{ip_identity, Config, Preshared, Rule};
 use crate::pfkey::{
-    add_message, delete_message, suite_from_proposal, ts_prefix, ChildSaSpec, Pfkey,
+    add_message, delete_message, getspi_message, suite_from_proposal, ts_prefix, ChildSaSpec, Pfkey,
 };
 use crate::{log, OsRandom};
 
@@ -108,6 +108,32 @@ struct IkeSa {
     rekeying: HashSet<u32>,
     /// Requests of ours that wait for the window (delete or rekey of a child).
     queued: Vec<Queued>,
+    /// An inbound SPI ipsecd reserved for our next Child SA (GETSPI), not used yet.
+    reserved: Option<u32>,
+    /// The sequence number of our outstanding GETSPI.
+    getspi: Option<u32>,
+    /// IKE_SA_INIT / IKE_AUTH messages that arrived before the GETSPI answer.
+    held: Vec<(Vec<u8>, Path, bool)>,
+}
+
+impl IkeSa {
+    fn new(rule: usize, phase: Phase, path: Path, natt: bool, spis: ([u8; 8], [u8; 8])) -> Self {
+        Self {
+            rule,
+            phase: Some(phase),
+            path,
+            natt,
+            spi_i: spis.0,
+            spi_r: spis.1,
+            acquire_seq: 0,
+            children: Vec::new(),
+            rekeying: HashSet::new(),
+            queued: Vec::new(),
+            reserved: None,
+            getspi: None,
+            held: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +158,9 @@ pub struct Daemon {
     peers_seen: HashSet<IpAddr>,
     admin: Option<Listener>,
     admin_conns: Vec<Conn>,
+    /// Inbound SPIs ipsecd holds in larval SAs for us (keyed later with UPDATE), with the
+    /// SA's source (the peer) and destination.
+    larval: HashMap<u32, (IpAddr, IpAddr)>,
     /// Counters.
     pub stats: Stats,
 }
@@ -161,7 +190,7 @@ impl Daemon {
             Some(p) => Some(Listener::bind(p, 0o600)?),
             None => None,
         };
-        let mut rng = OsRandom;
+        let mut rng = OsRandom::default();
         let mut secret = [0u8; 32];
         ike::Random::fill(&mut rng, &mut secret);
         Ok(Self {
@@ -179,6 +208,7 @@ impl Daemon {
             peers_seen: HashSet::new(),
             admin,
             admin_conns: Vec::new(),
+            larval: HashMap::new(),
             stats: Stats::default(),
         })
     }
@@ -369,6 +399,7 @@ impl Daemon {
             }
         }
         self.sas.clear();
+        self.larval.clear();
         // The next IKE SA with each peer tells it to drop what it still holds.
         self.peers_seen.clear();
         self.pf = None;
@@ -390,6 +421,21 @@ impl Daemon {
                     continue;
                 }
             };
+            if m.msg_type == SADB_GETSPI && m.pid == std::process::id() {
+                let spi = (m.errno == 0).then(|| m.sa.map(|s| s.spi)).flatten();
+                if m.errno != 0 {
+                    log::error(format_args!(
+                        "PF_KEY GETSPI refused (errno {}): drawing the SPI ourselves",
+                        m.errno
+                    ));
+                }
+                let (peer, local) = match (m.src, m.dst) {
+                    (Some(s), Some(d)) => (s.ip(), d.ip()),
+                    _ => (any_v4(), any_v4()),
+                };
+                self.got_spi(m.seq, spi, peer, local);
+                continue;
+            }
             if m.errno != 0 {
                 if m.pid == std::process::id() {
                     log::error(format_args!(
@@ -441,9 +487,15 @@ impl Daemon {
             if !sa.children.is_empty() {
                 return; // the pair exists (the ACQUIRE crossed its ADD)
             }
-            match est.create_child(None, now, &mut self.rng) {
+            if let Some(spi) = sa.reserved.take() {
+                self.rng.reserve(spi);
+            }
+            let spi_i = sa.spi_i;
+            let r = est.create_child(None, now, &mut self.rng);
+            self.take_back_spi(spi_i);
+            match r {
                 Ok(req) => {
-                    sa.acquire_seq = m.seq;
+                    self.sas[i].acquire_seq = m.seq;
                     self.send_ike(i, &req);
                     return;
                 }
@@ -486,21 +538,13 @@ impl Daemon {
                     self.config.rules[ri].label, m.seq
                 ));
                 let req = s.request().to_vec();
-                let (spi_i, _) = header_spis(&req);
-                self.sas.push(IkeSa {
-                    rule: ri,
-                    phase: Some(Phase::Init(s)),
-                    path,
-                    natt: false,
-                    spi_i,
-                    spi_r: [0; 8],
-                    acquire_seq: m.seq,
-                    children: Vec::new(),
-                    rekeying: HashSet::new(),
-                    queued: Vec::new(),
-                });
+                let spis = header_spis(&req);
+                let mut sa = IkeSa::new(ri, Phase::Init(s), path, false, spis);
+                sa.acquire_seq = m.seq;
+                self.sas.push(sa);
                 let i = self.sas.len() - 1;
                 self.send_ike(i, &req);
+                self.getspi(i);
             }
             Err(e) => log::error(format_args!("IKE_SA_INIT: {e}")),
         }
@@ -577,20 +621,40 @@ impl Daemon {
     /// Sends the first queued request of SA `i` if its window is free.
     fn run_queue(&mut self, i: usize) {
         let now = Instant::now();
-        let Some(sa) = self.sas.get_mut(i) else {
+        let Some(sa) = self.sas.get(i) else {
             return;
         };
-        let Some(Phase::Up(est)) = &mut sa.phase else {
+        let Some(Phase::Up(est)) = &sa.phase else {
             return;
         };
-        if est.poll_timeout().is_some() || sa.queued.is_empty() {
+        let Some(&q) = sa.queued.first() else {
+            return;
+        };
+        if est.poll_timeout().is_some() {
             return;
         }
-        let q = sa.queued.remove(0);
-        let r = match q {
-            Queued::Rekey(spi) => est.create_child(Some(spi.to_be_bytes()), now, &mut self.rng),
-            Queued::Delete(spi) => est.delete_child(spi.to_be_bytes(), now, &mut self.rng),
+        // A rekey makes a new inbound SA: its SPI comes from ipsecd first.
+        if matches!(q, Queued::Rekey(_)) && sa.reserved.is_none() {
+            if sa.getspi.is_none() {
+                self.getspi(i);
+            }
+            if self.sas[i].getspi.is_some() {
+                return; // run again when the SPI comes
+            }
+        }
+        self.sas[i].queued.remove(0);
+        let spi_i = self.sas[i].spi_i;
+        if matches!(q, Queued::Rekey(_)) {
+            self.lend_spi(i);
+        }
+        let r = match &mut self.sas[i].phase {
+            Some(Phase::Up(est)) => match q {
+                Queued::Rekey(spi) => est.create_child(Some(spi.to_be_bytes()), now, &mut self.rng),
+                Queued::Delete(spi) => est.delete_child(spi.to_be_bytes(), now, &mut self.rng),
+            },
+            _ => return,
         };
+        self.take_back_spi(spi_i);
         match r {
             Ok(req) => self.send_ike(i, &req),
             Err(e) => log::debug(format_args!("{q:?}: {e}")),
@@ -729,6 +793,15 @@ impl Daemon {
             }
             return;
         };
+        // The exchange that makes the Child SA waits for ipsecd's SPI.
+        if self.sas[i].getspi.is_some()
+            && matches!(self.sas[i].phase, Some(Phase::Init(_) | Phase::HalfOpen(_)))
+        {
+            if self.sas[i].held.len() < 4 {
+                self.sas[i].held.push((msg.to_vec(), path, natt));
+            }
+            return;
+        }
         // The peer moved (NAT-T port float, or a NAT rebinding): follow it.
         if natt && !self.sas[i].natt && h.flags & flags::RESPONSE == 0 {
             self.sas[i].natt = true;
@@ -767,21 +840,12 @@ impl Daemon {
         };
         match respond_sa_init(&cfg, msg, &ctx, &mut self.rng) {
             Ok((state, reply)) => {
-                let (spi_i, spi_r) = state.spis();
-                self.sas.push(IkeSa {
-                    rule: ri,
-                    phase: Some(Phase::HalfOpen(state)),
-                    path,
-                    natt,
-                    spi_i,
-                    spi_r,
-                    acquire_seq: 0,
-                    children: Vec::new(),
-                    rekeying: HashSet::new(),
-                    queued: Vec::new(),
-                });
+                let spis = state.spis();
+                self.sas
+                    .push(IkeSa::new(ri, Phase::HalfOpen(state), path, natt, spis));
                 let i = self.sas.len() - 1;
                 self.send_ike(i, &reply);
+                self.getspi(i);
             }
             Err(InitRejected::Reply(e, reply)) => {
                 log::info(format_args!("IKE_SA_INIT from {}: {e}", path.remote));
@@ -801,6 +865,87 @@ impl Daemon {
         let Some(phase) = self.sas[i].phase.take() else {
             return;
         };
+        let spi_i = self.sas[i].spi_i;
+        self.lend_spi(i);
+        self.handle_phase(i, phase, msg);
+        self.take_back_spi(spi_i);
+    }
+
+    /// After an exchange: an SPI it did not take stays reserved for the IKE SA whose
+    /// initiator SPI is `spi_i`, or is released if that SA is gone.
+    fn take_back_spi(&mut self, spi_i: [u8; 8]) {
+        if let Some(spi) = self.rng.unreserve() {
+            match self.sas.iter_mut().find(|s| s.spi_i == spi_i) {
+                Some(sa) if sa.reserved.is_none() => sa.reserved = Some(spi),
+                _ => self.drop_larval(spi),
+            }
+        }
+    }
+
+    /// Hands SA `i`'s reserved SPI to the exchange about to run.
+    fn lend_spi(&mut self, i: usize) {
+        if let Some(spi) = self.sas.get_mut(i).and_then(|s| s.reserved.take()) {
+            self.rng.reserve(spi);
+        }
+    }
+
+    /// Deletes a larval SA nobody will key.
+    fn drop_larval(&mut self, spi: u32) {
+        if let Some((src, dst)) = self.larval.remove(&spi) {
+            log::debug(format_args!("releasing the unused SPI 0x{spi:08x}"));
+            self.pf_send(delete_message(spi, src, dst), "DELETE larval");
+        }
+    }
+
+    /// Asks ipsecd for an inbound SPI for SA `i`'s next Child SA (GETSPI), unless one is
+    /// reserved or asked for already.
+    fn getspi(&mut self, i: usize) {
+        let Some(sa) = self.sas.get(i) else {
+            return;
+        };
+        if sa.reserved.is_some() || sa.getspi.is_some() {
+            return;
+        }
+        let m = getspi_message(sa.path.remote.ip(), sa.path.local.ip());
+        let r = match &mut self.pf {
+            Some(p) => p.send(m),
+            None => Err(io::ErrorKind::NotConnected.into()),
+        };
+        match r {
+            Ok(seq) => self.sas[i].getspi = Some(seq),
+            Err(e) => log::error(format_args!("PF_KEY GETSPI: {e}")),
+        }
+    }
+
+    /// ipsecd's answer to our GETSPI `seq`: the SPI (or `None` after an error). The
+    /// messages held for it are handled now.
+    fn got_spi(&mut self, seq: u32, spi: Option<u32>, peer: IpAddr, local: IpAddr) {
+        let Some(i) = self.sas.iter().position(|s| s.getspi == Some(seq)) else {
+            if let Some(spi) = spi {
+                // The SA went away meanwhile.
+                self.larval.insert(spi, (peer, local));
+                self.drop_larval(spi);
+            }
+            return;
+        };
+        let sa = &mut self.sas[i];
+        sa.getspi = None;
+        if let Some(spi) = spi {
+            sa.reserved = Some(spi);
+            self.larval.insert(spi, (peer, local));
+        }
+        let spi_i = self.sas[i].spi_i;
+        let held = std::mem::take(&mut self.sas[i].held);
+        for (msg, path, natt) in held {
+            self.datagram(&msg, path, natt);
+        }
+        // A rekey may have waited for this SPI.
+        if let Some(i) = self.sas.iter().position(|s| s.spi_i == spi_i) {
+            self.run_queue(i);
+        }
+    }
+
+    fn handle_phase(&mut self, i: usize, phase: Phase, msg: &[u8]) {
         let now = Instant::now();
         match phase {
             Phase::Init(s) => match s.handle(msg, now, &mut self.rng) {
@@ -883,7 +1028,10 @@ impl Daemon {
             "IKE SA with {} failed: {why}",
             self.sas[i].path.remote
         ));
-        self.sas.remove(i);
+        let sa = self.sas.remove(i);
+        if let Some(spi) = sa.reserved {
+            self.drop_larval(spi);
+        }
     }
 
     fn established(&mut self, i: usize, est: Established) {
@@ -1002,15 +1150,22 @@ impl Daemon {
             outbound: spi32(outbound),
         };
         match msgs {
-            (Ok(a), Ok(b)) => {
-                // Inbound first: the peer may use the pair as soon as it has it.
-                self.pf_send(a, "ADD inbound");
+            (Ok(mut a), Ok(b)) => {
+                // Inbound first: the peer may use the pair as soon as it has it. Its SPI,
+                // when ipsecd reserved it, is keyed with an UPDATE of the larval SA.
+                let what = if self.larval.remove(&pair.inbound).is_some() {
+                    a.msg_type = SADB_UPDATE;
+                    "UPDATE inbound"
+                } else {
+                    "ADD inbound"
+                };
+                self.pf_send(a, what);
                 self.pf_send(b, "ADD outbound");
                 self.sas[i].acquire_seq = 0;
                 self.sas[i].children.push(pair);
                 self.stats.children_installed += 1;
                 log::info(format_args!(
-                    "Child SA pair with {remote} installed: inbound SPI 0x{:08x}, outbound SPI 0x{:08x}",
+                    "Child SA pair with {remote} installed ({what} + ADD outbound): inbound SPI 0x{:08x}, outbound SPI 0x{:08x}",
                     pair.inbound, pair.outbound
                 ));
             }

@@ -58,9 +58,24 @@ pub mod log {
     }
 }
 
-/// The kernel's random source as the IKE core's [`ike::Random`].
+/// The kernel's random source as the IKE core's [`ike::Random`], with the SPI the
+/// daemon reserved with PF_KEY GETSPI for the next inbound Child SA.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct OsRandom;
+pub struct OsRandom {
+    reserved: Option<[u8; 4]>,
+}
+
+impl OsRandom {
+    /// Hands `spi` to the next exchange that allocates an inbound Child SA SPI.
+    pub fn reserve(&mut self, spi: u32) {
+        self.reserved = Some(spi.to_be_bytes());
+    }
+
+    /// Takes back a reserved SPI that no exchange used.
+    pub fn unreserve(&mut self) -> Option<u32> {
+        self.reserved.take().map(u32::from_be_bytes)
+    }
+}
 
 impl ike::Random for OsRandom {
     fn fill(&mut self, out: &mut [u8]) {
@@ -69,5 +84,9 @@ impl ike::Random for OsRandom {
             log::error(format_args!("getrandom failed: {e}"));
             std::process::exit(1);
         }
+    }
+
+    fn reserved_spi(&mut self) -> Option<[u8; 4]> {
+        self.reserved.take()
     }
 }

@@ -1,8 +1,10 @@
 //! The daemon's PF_KEY side: a SOCK_SEQPACKET connection to ipsecd, the messages a key
 //! manager sends (REGISTER, ADD, DELETE) and what it reads (ACQUIRE, EXPIRE, replies).
 //!
-//! Child SAs go in as two ADDs: the inbound SA (peer to us, SPI we chose in the
-//! exchange) and the outbound SA (us to peer, the peer's SPI), each with the negotiated
+//! The inbound SPI of a Child SA we negotiate is allocated by ipsecd beforehand (GETSPI:
+//! a larval SA holds it), and the pair goes in as an UPDATE of that larval SA (peer to
+//! us) and an ADD of the outbound SA (us to peer, the peer's SPI); a pair whose inbound
+//! SPI was not reserved (the peer's CREATE_CHILD_SA) goes in as two ADDs. Each has the negotiated
 //! algorithms, the KEYMAT of RFC 7296 §2.17 for its direction, the Child SA lifetime
 //! (soft at 90 %), and UDP encapsulation when IKE runs on the NAT-T port. The outbound
 //! ADD carries the ACQUIRE's sequence number, which tells ipsecd the ACQUIRE is answered.
@@ -14,8 +16,10 @@ use std::path::Path;
 use ipsec_core::sa::{InnerSelectors, KeyMaterial, Mode, NatT, Prefix};
 use ipsec_core::{Proto, SaConfig};
 use ipsec_crypto::{auth_by_ikev2, auth_by_pfkey, encr_by_ikev2, encr_by_pfkey, AuthAlg};
-use ipsec_pfkey::consts::{SADB_DELETE, SADB_REGISTER, SADB_SATYPE_ESP, SADB_X_KMP_IKE};
-use ipsec_pfkey::wire::{Address, KmCookie, Proposal, SaExt};
+use ipsec_pfkey::consts::{
+    SADB_DELETE, SADB_GETSPI, SADB_REGISTER, SADB_SATYPE_ESP, SADB_X_KMP_IKE,
+};
+use ipsec_pfkey::wire::{Address, KmCookie, Proposal, SaExt, SpiRange};
 use ipsec_pfkey::Message;
 use ipsec_sys::seqpacket::{Conn, Recv, Sent};
 
@@ -47,6 +51,7 @@ impl Pfkey {
         };
         let m = Message::new(SADB_REGISTER, SADB_SATYPE_ESP);
         p.send(m)?;
+
         Ok(p)
     }
 
@@ -56,21 +61,23 @@ impl Pfkey {
         &self.conn
     }
 
-    /// Sends a request with the next sequence number (unless it has one) and our pid.
+    /// Sends a request with the next sequence number (unless it has one) and our pid;
+    /// the sequence number it went with.
     ///
     /// # Errors
     /// Encoding or socket failure; a closed connection is `ConnectionAborted`.
-    pub fn send(&mut self, mut m: Message) -> io::Result<()> {
+    pub fn send(&mut self, mut m: Message) -> io::Result<u32> {
         if m.seq == 0 {
             m.seq = self.seq;
             self.seq = self.seq.wrapping_add(1).max(1);
         }
+        let seq = m.seq;
         m.pid = self.pid;
         let bytes = m
             .emit()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         match self.conn.send(&bytes)? {
-            Sent::Done => Ok(()),
+            Sent::Done => Ok(seq),
             Sent::WouldBlock => Err(io::Error::new(
                 io::ErrorKind::WouldBlock,
                 "PF_KEY socket full",
@@ -233,6 +240,20 @@ pub fn ts_prefix(ts: &ike::wire::TrafficSelector) -> Option<Prefix> {
         addr: ts.start,
         len: u8::try_from(len).ok()?,
     })
+}
+
+/// A GETSPI for an inbound ESP SA from `src` (the peer) to `dst` (us): ipsecd allocates
+/// an unused SPI and holds it in a larval SA until an UPDATE keys it.
+#[must_use]
+pub fn getspi_message(src: IpAddr, dst: IpAddr) -> Message {
+    let mut m = Message::new(SADB_GETSPI, SADB_SATYPE_ESP);
+    m.src = Some(Address::new(SocketAddr::new(src, 0)));
+    m.dst = Some(Address::new(SocketAddr::new(dst, 0)));
+    m.spirange = Some(SpiRange {
+        min: 256,
+        max: u32::MAX,
+    });
+    m
 }
 
 /// A DELETE of one ESP SA.

@@ -92,6 +92,19 @@ fn acquire_negotiates_and_installs_esp_both_ways() {
     assert!(ia.log().contains("established (initiator"), "{}", ia.log());
     assert!(ib.log().contains("established (responder"), "{}", ib.log());
     // Each side's inbound SA is the other's outbound.
+    // The inbound SPIs came from ipsecd (GETSPI) and were keyed with UPDATE.
+    assert!(
+        ia.log()
+            .contains("installed (UPDATE inbound + ADD outbound)"),
+        "{}",
+        ia.log()
+    );
+    assert!(
+        ib.log()
+            .contains("installed (UPDATE inbound + ADD outbound)"),
+        "{}",
+        ib.log()
+    );
     let (pa, pb) = (ia.pairs(), ib.pairs());
     assert_eq!(pa.len(), 1);
     assert_eq!(pb, vec![(pa[0].1, pa[0].0)]);
@@ -118,6 +131,15 @@ fn acquire_negotiates_and_installs_esp_both_ways() {
     );
     let (pa, pb) = (ia.pairs(), ib.pairs());
     assert_eq!(pb[1], (pa[1].1, pa[1].0));
+    // A asked for the rekey: its new inbound SPI came from GETSPI too; B, the responder
+    // of CREATE_CHILD_SA, added its new pair.
+    assert_eq!(
+        ia.log().matches("installed (UPDATE inbound").count(),
+        2,
+        "{}",
+        ia.log()
+    );
+    assert!(ib.log().contains("installed (ADD inbound"), "{}", ib.log());
     let ca = da.counters();
     assert!(
         ca.sa("esp", pa[1].1).packets > 0,
