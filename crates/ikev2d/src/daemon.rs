@@ -30,7 +30,9 @@ use ike::sa::{
     ExpectSaInitResp, IkeConfig, InitContext, InitRejected, Path, Step,
 };
 use ike::wire::{Header, TrafficSelector};
-use ipsec_pfkey::consts::{SADB_ACQUIRE, SADB_EXPIRE, SADB_GETSPI, SADB_SATYPE_ESP, SADB_UPDATE};
+use ipsec_pfkey::consts::{
+    SADB_ACQUIRE, SADB_DUMP, SADB_EXPIRE, SADB_GETSPI, SADB_SATYPE_ESP, SADB_UPDATE, SADB_X_KMP_IKE,
+};
 use ipsec_pfkey::Message;
 use ipsec_sys::seqpacket::{Conn, Listener, Recv, Sent};
 use ipsec_sys::udp::PktinfoSocket;
@@ -59,7 +61,17 @@ pub struct Options {
     pub cookie_threshold: usize,
     /// The administration socket of ikev2adm (`None`: none).
     pub admin_socket: Option<PathBuf>,
+    /// Dead-peer detection: a liveness check after this long without a message from the
+    /// peer (zero: none).
+    pub dpd: Duration,
+    /// Retransmission of our requests (a request unanswered after the last one means
+    /// the peer is dead).
+    pub backoff: Backoff,
 }
+
+/// How long a responder keeps an IKE SA whose IKE_AUTH never came, and a rekeyed IKE SA
+/// that the peer has not deleted.
+const LINGER: Duration = Duration::from_secs(30);
 
 /// Counters shown in the log at exit.
 #[derive(Debug, Default, Clone, Copy)]
@@ -114,6 +126,14 @@ struct IkeSa {
     getspi: Option<u32>,
     /// IKE_SA_INIT / IKE_AUTH messages that arrived before the GETSPI answer.
     held: Vec<(Vec<u8>, Path, bool)>,
+    /// When it was made (half-open), established, or replaced by its rekeyed successor.
+    since: Instant,
+    /// When a message last came from the peer on it.
+    last_rx: Instant,
+    /// We asked for its rekey (IKE SA).
+    rekey_requested: bool,
+    /// A rekeyed IKE SA waiting for its deletion (no Child SA, no timers of its own).
+    superseded: bool,
 }
 
 impl IkeSa {
@@ -132,6 +152,10 @@ impl IkeSa {
             reserved: None,
             getspi: None,
             held: Vec::new(),
+            since: Instant::now(),
+            last_rx: Instant::now(),
+            rekey_requested: false,
+            superseded: false,
         }
     }
 }
@@ -158,6 +182,8 @@ pub struct Daemon {
     peers_seen: HashSet<IpAddr>,
     admin: Option<Listener>,
     admin_conns: Vec<Conn>,
+    /// The sequence number of our start-up DUMP.
+    dump_seq: Option<u32>,
     /// Inbound SPIs ipsecd holds in larval SAs for us (keyed later with UPDATE), with the
     /// SA's source (the peer) and destination.
     larval: HashMap<u32, (IpAddr, IpAddr)>,
@@ -209,6 +235,7 @@ impl Daemon {
             admin,
             admin_conns: Vec::new(),
             larval: HashMap::new(),
+            dump_seq: None,
             stats: Stats::default(),
         })
     }
@@ -303,6 +330,14 @@ impl Daemon {
                 Some(Phase::HalfOpen(_)) | None => {}
             }
         }
+        for (i, sa) in self.sas.iter().enumerate() {
+            if matches!(sa.phase, Some(Phase::HalfOpen(_))) || sa.superseded {
+                at(sa.since + LINGER);
+            }
+            if let Some(t) = self.next_own_request(i) {
+                at(t);
+            }
+        }
         d
     }
 
@@ -319,6 +354,17 @@ impl Daemon {
                 ));
                 self.pf = Some(p);
                 self.connect_relay();
+                // SAs an earlier in.ikev2d left behind are keyed by no IKE SA of ours:
+                // list them (DUMP) and delete them.
+                let r = self
+                    .pf
+                    .as_mut()
+                    .map(|p| p.send(Message::new(SADB_DUMP, SADB_SATYPE_ESP)));
+                match r {
+                    Some(Ok(seq)) => self.dump_seq = Some(seq),
+                    Some(Err(e)) => log::error(format_args!("PF_KEY DUMP: {e}")),
+                    None => {}
+                }
             }
             Err(e) => {
                 if self.stats.pfkey_connects == 0 {
@@ -448,11 +494,35 @@ impl Daemon {
                 continue;
             }
             match m.msg_type {
+                SADB_DUMP if m.pid == std::process::id() && Some(m.seq) == self.dump_seq => {
+                    self.stale_sa(&m);
+                }
                 SADB_ACQUIRE if m.satype == SADB_SATYPE_ESP => self.acquire(&m),
                 SADB_EXPIRE if m.satype == SADB_SATYPE_ESP => self.expire(&m),
                 _ => {}
             }
         }
+    }
+
+    /// One record of our start-up DUMP: an SA keyed by IKE that none of our IKE SAs
+    /// holds is a leftover of an earlier daemon, and goes.
+    fn stale_sa(&mut self, m: &Message) {
+        let (Some(sa), Some(src), Some(dst)) = (m.sa, m.src, m.dst) else {
+            return;
+        };
+        if m.kmc.is_none_or(|k| k.proto != SADB_X_KMP_IKE)
+            || self.larval.contains_key(&sa.spi)
+            || self.find_child(sa.spi).is_some()
+        {
+            return;
+        }
+        log::info(format_args!(
+            "deleting SPI 0x{:08x} ({} -> {}), left by an earlier in.ikev2d",
+            sa.spi,
+            src.ip(),
+            dst.ip()
+        ));
+        self.pf_send(delete_message(sa.spi, src.ip(), dst.ip()), "DELETE stale");
     }
 
     fn acquire(&mut self, m: &Message) {
@@ -477,7 +547,7 @@ impl Daemon {
         if let Some(i) = self
             .sas
             .iter()
-            .position(|s| s.rule == ri && s.path.remote.ip() == remote)
+            .position(|s| s.rule == ri && s.path.remote.ip() == remote && !s.superseded)
         {
             let now = Instant::now();
             let sa = &mut self.sas[i];
@@ -574,7 +644,7 @@ impl Daemon {
             psk: psk.clone(),
             ts_local: vec![host_ts(local)],
             ts_remote: vec![host_ts(remote)],
-            backoff: Backoff::default(),
+            backoff: self.opts.backoff,
             initial_contact: false,
         })
     }
@@ -983,6 +1053,7 @@ impl Daemon {
                 self.sas[i].phase = Some(Phase::Up(est));
                 match out {
                     Ok(o) => {
+                        self.sas[i].last_rx = Instant::now();
                         if let Some(r) = &o.reply {
                             self.send_ike(i, r);
                         }
@@ -1053,6 +1124,8 @@ impl Daemon {
             .map(|c| if est.is_initiator() { c.spi_i } else { c.spi_r })
             .collect();
         self.sas[i].phase = Some(Phase::Up(Box::new(est)));
+        self.sas[i].since = Instant::now();
+        self.sas[i].last_rx = Instant::now();
         if initial_contact {
             // RFC 7296 §2.4: the peer restarted; forget our older SAs with it.
             let old: Vec<usize> = (0..self.sas.len())
@@ -1232,15 +1305,60 @@ impl Daemon {
             }
             Event::IkeRekeyed => {
                 if let Some(new) = rekeyed {
-                    let (spi_i, spi_r) = new.spis();
-                    let sa = &mut self.sas[i];
-                    sa.spi_i = spi_i;
-                    sa.spi_r = spi_r;
-                    sa.phase = Some(Phase::Up(new));
-                    log::info(format_args!("IKE SA with {} rekeyed", sa.path.remote));
+                    // The new IKE SA takes the Child SAs; the old one stays until it is
+                    // deleted: by us when we asked for the rekey (RFC 7296 §1.3.2), else
+                    // by the peer.
+                    let old = &mut self.sas[i];
+                    let mut n = IkeSa::new(
+                        old.rule,
+                        Phase::Up(new),
+                        old.path,
+                        old.natt,
+                        ([0; 8], [0; 8]),
+                    );
+                    if let Some(Phase::Up(e)) = &n.phase {
+                        (n.spi_i, n.spi_r) = e.spis();
+                    }
+                    n.children = std::mem::take(&mut old.children);
+                    n.rekeying = std::mem::take(&mut old.rekeying);
+                    n.queued = std::mem::take(&mut old.queued);
+                    n.reserved = old.reserved.take();
+                    old.superseded = true;
+                    old.since = Instant::now();
+                    let by_us = old.rekey_requested;
+                    log::info(format_args!(
+                        "IKE SA with {} rekeyed: SPIs {}:{}",
+                        n.path.remote,
+                        hex(&n.spi_i),
+                        hex(&n.spi_r)
+                    ));
+                    self.sas.push(n);
+                    if by_us {
+                        let now = Instant::now();
+                        let req = match &mut self.sas[i].phase {
+                            Some(Phase::Up(e)) => e.delete_ike(now, &mut self.rng).ok(),
+                            _ => None,
+                        };
+                        if let Some(r) = req {
+                            self.send_ike(i, &r);
+                        }
+                    }
+                    let last = self.sas.len() - 1;
+                    self.run_queue(last);
                 }
             }
-            Event::ChildFailed(e) | Event::IkeRekeyFailed(e) => {
+            Event::IkeRekeyFailed(e) => {
+                // Refused (say TEMPORARY_FAILURE: the peer had a request in flight): try
+                // again a little later.
+                log::info(format_args!(
+                    "IKE SA rekey with {} refused ({e}); trying again",
+                    self.sas[i].path.remote
+                ));
+                let sa = &mut self.sas[i];
+                sa.rekey_requested = false;
+                sa.since += Duration::from_millis(500);
+            }
+            Event::ChildFailed(e) => {
                 log::error(format_args!(
                     "exchange with {}: {e}",
                     self.sas[i].path.remote
@@ -1280,15 +1398,85 @@ impl Daemon {
                 },
                 Some(Phase::HalfOpen(_)) | None => {}
             }
+            let sa = &self.sas[i];
+            let lingering = matches!(sa.phase, Some(Phase::HalfOpen(_))) || sa.superseded;
+            if lingering && now >= sa.since + LINGER {
+                log::debug(format_args!(
+                    "forgetting an unfinished or replaced IKE SA with {}",
+                    sa.path.remote
+                ));
+                let sa = self.sas.remove(i);
+                if let Some(spi) = sa.reserved {
+                    self.drop_larval(spi);
+                }
+                continue;
+            }
             if let Some(r) = resend {
                 self.send_ike(i, &r);
             }
             if let Some(why) = dead {
                 self.remove_children(i);
+                // The next IKE SA with it says INITIAL_CONTACT.
+                let peer = self.sas[i].path.remote.ip();
+                self.peers_seen.remove(&peer);
                 self.failed(i, &why, None);
                 continue;
             }
+            self.keepalive(i, now);
             i += 1;
+        }
+    }
+
+    /// When SA `i` next needs a request of ours: its IKE SA rekey or a liveness check.
+    fn next_own_request(&self, i: usize) -> Option<Instant> {
+        let sa = self.sas.get(i)?;
+        let Some(Phase::Up(est)) = &sa.phase else {
+            return None;
+        };
+        if sa.superseded || est.poll_timeout().is_some() || !sa.queued.is_empty() {
+            return None;
+        }
+        let rule = self.config.rules.get(sa.rule)?;
+        // The original initiator rekeys at 85 % of the lifetime, the responder at 95 %,
+        // so that both rarely ask at once.
+        let share = if est.is_initiator() { 85 } else { 95 };
+        let rekey = (!sa.rekey_requested)
+            .then(|| sa.since + Duration::from_secs(rule.ike_lifetime * share / 100));
+        let dpd = (!self.opts.dpd.is_zero()).then(|| sa.last_rx + self.opts.dpd);
+        match (rekey, dpd) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Sends SA `i`'s IKE SA rekey or liveness check when due.
+    fn keepalive(&mut self, i: usize, now: Instant) {
+        if self.next_own_request(i).is_none_or(|t| t > now) {
+            return;
+        }
+        let lifetime = self
+            .config
+            .rules
+            .get(self.sas[i].rule)
+            .map_or(0, |r| r.ike_lifetime);
+        let sa = &mut self.sas[i];
+        let Some(Phase::Up(est)) = &mut sa.phase else {
+            return;
+        };
+        let share = if est.is_initiator() { 85 } else { 95 };
+        let rekey_due =
+            !sa.rekey_requested && now >= sa.since + Duration::from_secs(lifetime * share / 100);
+        let r = if rekey_due {
+            sa.rekey_requested = true;
+            log::info(format_args!("rekeying the IKE SA with {}", sa.path.remote));
+            est.rekey_ike(now, &mut self.rng)
+        } else {
+            log::debug(format_args!("liveness check of {}", sa.path.remote));
+            est.check_liveness(now, &mut self.rng)
+        };
+        match r {
+            Ok(req) => self.send_ike(i, &req),
+            Err(e) => log::debug(format_args!("{e}")),
         }
     }
 }

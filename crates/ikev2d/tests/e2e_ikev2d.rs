@@ -56,18 +56,25 @@ fn only_ike_and_esp(pcap: &Pcap) {
     assert!(esp > 0, "no ESP captured");
 }
 
-#[test]
-fn acquire_negotiates_and_installs_esp_both_ways() {
-    let Some(lab) = Lab::new("acquire_negotiates_and_installs_esp_both_ways") else {
-        return;
-    };
+/// A and B joined by a link, each with an ipsecd requiring ESP toward the other.
+fn two_hosts(test: &str) -> Option<(Lab, Ns, Ns, Daemon, Daemon)> {
+    let lab = Lab::new(test)?;
     let a = lab.ns("a");
     let b = lab.ns("b");
     veth(&a, "va", &b, "vb");
     a.addr("va", &format!("{A}/24"));
     b.addr("vb", &format!("{B}/24"));
     let da = Daemon::start(&lab, &a, "a", "", &policy(A, B));
-    let mut db = Daemon::start(&lab, &b, "b", "", &policy(B, A));
+    let db = Daemon::start(&lab, &b, "b", "", &policy(B, A));
+    Some((lab, a, b, da, db))
+}
+
+#[test]
+fn acquire_negotiates_and_installs_esp_both_ways() {
+    let Some((lab, a, b, da, mut db)) = two_hosts("acquire_negotiates_and_installs_esp_both_ways")
+    else {
+        return;
+    };
     // Short Child SA lifetime on the initiator: soft EXPIRE at 9 s, hard at 10 s.
     let ia = Ike::start(
         &lab,
@@ -205,5 +212,87 @@ fn acquire_negotiates_and_installs_esp_both_ways() {
         ia.log()
     );
     a.ping_ok(B, 3);
+    b.ping_ok(A, 3);
+}
+
+/// The IKE SA is rekeyed when its lifetime runs out (the Child SA moves to the new one,
+/// the old one is deleted), and a peer whose daemon dies is found dead by liveness
+/// checks: its Child SAs leave ipsecd, and the next packet negotiates with the restarted
+/// daemon (INITIAL_CONTACT).
+#[test]
+fn ike_sa_rekey_and_dead_peer_detection() {
+    let Some((lab, a, b, da, db)) = two_hosts("ike_sa_rekey_and_dead_peer_detection") else {
+        return;
+    };
+    let fast = [
+        "--dpd-seconds",
+        "1",
+        "--retransmit-ms",
+        "200",
+        "--retransmit-sends",
+        "3",
+    ];
+    let ia = Ike::start(
+        &lab,
+        &a,
+        "a",
+        &da,
+        &rule(A, B, "  ikesa_lifetime_secs 4\n"),
+        &fast,
+    );
+    let ib = Ike::start(&lab, &b, "b", &db, &rule(B, A, ""), &fast);
+    let _ = a.ping(B, 2);
+    ia.wait_log("installed", 1, Duration::from_secs(10));
+
+    // At 85 % of 4 s A rekeys the IKE SA; the pair moves over, the old IKE SA goes.
+    ia.wait_log(
+        "rekeying the IKE SA with 192.0.2.2:500",
+        1,
+        Duration::from_secs(10),
+    );
+    ia.wait_log(
+        "IKE SA with 192.0.2.2:500 rekeyed",
+        1,
+        Duration::from_secs(5),
+    );
+    ib.wait_log(
+        "IKE SA with 192.0.2.1:500 rekeyed",
+        1,
+        Duration::from_secs(5),
+    );
+    ib.wait_log(
+        "IKE SA with 192.0.2.1:500 deleted",
+        1,
+        Duration::from_secs(5),
+    );
+    a.ping_ok(B, 3);
+    b.ping_ok(A, 3);
+    let (ok, out, _) = ia.adm(&["show", "ikesa"]);
+    assert!(
+        ok && out.lines().count() == 1 && out.contains("children=1"),
+        "{out}"
+    );
+    assert!(
+        !ia.log().contains("deleted: SPIs"),
+        "a pair was lost in the IKE rekey:\n{}",
+        ia.log()
+    );
+
+    // B's daemon dies: A's liveness check goes unanswered, A removes the pair.
+    ib.kill();
+    ia.wait_log("dead peer", 1, Duration::from_secs(10));
+    ia.wait_log("deleted: SPIs", 1, Duration::from_secs(2));
+    // The restarted daemon deletes the pair its predecessor left in ipsecd.
+    let ib = Ike::start(&lab, &b, "b", &db, &rule(B, A, ""), &fast);
+    ib.wait_log("left by an earlier in.ikev2d", 2, Duration::from_secs(5));
+    let t0 = Instant::now();
+    while !a.ping(B, 1).status.success() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "no traffic with the restarted daemon:\nA:\n{}\nB:\n{}",
+            ia.log(),
+            ib.log()
+        );
+    }
     b.ping_ok(A, 3);
 }

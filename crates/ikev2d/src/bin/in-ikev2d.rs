@@ -51,6 +51,17 @@ struct Args {
     /// The administration socket of ikev2adm (mode 0600, root or CAP_NET_ADMIN peers).
     #[arg(long, default_value = ikev2d::DEFAULT_ADMIN_SOCKET)]
     admin_socket: PathBuf,
+    /// Dead-peer detection: seconds without a message from a peer before a liveness
+    /// check (0: none).
+    #[arg(long, default_value_t = 30)]
+    dpd_seconds: u64,
+    /// First retransmission of a request after this many milliseconds (each next one
+    /// waits twice as long).
+    #[arg(long, default_value_t = 500)]
+    retransmit_ms: u64,
+    /// Sends of one request in all before the peer is taken for dead.
+    #[arg(long, default_value_t = 7)]
+    retransmit_sends: u32,
     /// More log output (-v: debug).
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -109,6 +120,11 @@ fn main() -> ExitCode {
         mark: args.mark,
         cookie_threshold: args.cookie_threshold,
         admin_socket: Some(args.admin_socket),
+        dpd: std::time::Duration::from_secs(args.dpd_seconds),
+        backoff: ike::sa::Backoff {
+            first: std::time::Duration::from_millis(args.retransmit_ms.max(1)),
+            max_sends: args.retransmit_sends.max(1),
+        },
     };
     let mut d = match Daemon::new(opts, config, psk) {
         Ok(d) => d,

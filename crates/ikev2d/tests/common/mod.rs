@@ -83,6 +83,11 @@ impl Ike {
         )
     }
 
+    /// Kills it (SIGKILL): no goodbye to its peers.
+    pub fn kill(&self) {
+        self.proc.signal("KILL");
+    }
+
     /// Its log so far.
     pub fn log(&self) -> String {
         self.proc.stderr().join("\n")
