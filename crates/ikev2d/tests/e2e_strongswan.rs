@@ -40,6 +40,19 @@ struct Charon {
 
 impl Charon {
     fn start(lab: &Lab, ns: &Ns, ike: &str, esp: &str) -> Self {
+        Self::start_with(lab, ns, ike, esp, "", "")
+    }
+
+    /// [`start`](Self::start) with more options of the connection (`extra`) and of its
+    /// Child SA (`child_extra`), such as `rekey_time = 5s`.
+    fn start_with(
+        lab: &Lab,
+        ns: &Ns,
+        ike: &str,
+        esp: &str,
+        extra: &str,
+        child_extra: &str,
+    ) -> Self {
         let dir = lab.dir.join("charon");
         std::fs::create_dir_all(dir.join("run")).unwrap();
         let vici = format!("unix://{}/charon.vici", dir.display());
@@ -59,9 +72,9 @@ impl Charon {
         let conf = lab.file(
             "swanctl.conf",
             &format!(
-                "connections {{\n  ironswan {{\n    version = 2\n    local_addrs = {S}\n    remote_addrs = {O}\n    proposals = {ike}\n    \
+                "connections {{\n  ironswan {{\n    version = 2\n    local_addrs = {S}\n    remote_addrs = {O}\n    proposals = {ike}\n    {extra}\n    \
                  local {{\n      auth = psk\n      id = {S}\n    }}\n    remote {{\n      auth = psk\n      id = {O}\n    }}\n    \
-                 children {{\n      c {{\n        mode = tunnel\n        esp_proposals = {esp}\n        local_ts = {S}/32\n        remote_ts = {O}/32\n      }}\n    }}\n  }}\n}}\n\
+                 children {{\n      c {{\n        mode = tunnel\n        esp_proposals = {esp}\n        {child_extra}\n        local_ts = {S}/32\n        remote_ts = {O}/32\n      }}\n    }}\n  }}\n}}\n\
                  secrets {{\n  ike-1 {{\n    id-1 = {S}\n    id-2 = {O}\n    secret = \"{PSK}\"\n  }}\n}}\n"
             ),
         );
@@ -263,4 +276,44 @@ fn strongswan_initiates_to_us_modp2048_aes_gcm() {
     );
     both_ways(&s, &o, &d, &charon);
     no_clear_icmp(&cap.stop());
+}
+
+/// strongSwan initiates and rekeys both the Child SA (every 3 s) and the IKE SA (every 5 s)
+/// while pings run: every ping is answered across the rekeys (make before break on both
+/// sides), our daemon installs each new pair and removes each old one.
+#[test]
+fn strongswan_rekeys_child_and_ike_sa_under_traffic() {
+    let Some((lab, s, o)) = lab("strongswan_rekeys_child_and_ike_sa_under_traffic") else {
+        return;
+    };
+    let charon = Charon::start_with(
+        &lab,
+        &s,
+        "aes128gcm16-prfsha256-x25519",
+        "aes128gcm16",
+        "rekey_time = 5s",
+        "rekey_time = 3s",
+    );
+    let (d, ike) = ours(
+        &lab,
+        &o,
+        "encr_algs aes-gcm",
+        "encr_alg aes-gcm(128) prf sha256 dh_group 31",
+        "encr_alg aes-gcm(128)",
+    );
+    let r = charon.swanctl(&["--initiate", "--child", "c", "--timeout", "15"]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stdout));
+    ike.wait_log("installed", 1, Duration::from_secs(10));
+    let mut ping = o.spawn(&["ping", "-n", "-i", "0.2", "-c", "55", S]);
+    let out = ping.success(Duration::from_secs(30)).join("\n");
+    assert!(
+        out.contains("55 received"),
+        "pings lost across the rekeys:\n{out}\n{}",
+        ike.log()
+    );
+    let log = ike.log();
+    assert!(log.matches("installed (").count() >= 3, "{log}");
+    assert!(log.matches("deleted: SPIs").count() >= 2, "{log}");
+    assert!(log.contains("rekeyed: SPIs"), "{log}");
+    both_ways(&s, &o, &d, &charon);
 }
