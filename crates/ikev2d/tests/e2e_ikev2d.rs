@@ -59,11 +59,7 @@ fn only_ike_and_esp(pcap: &Pcap) {
 /// A and B joined by a link, each with an ipsecd requiring ESP toward the other.
 fn two_hosts(test: &str) -> Option<(Lab, Ns, Ns, Daemon, Daemon)> {
     let lab = Lab::new(test)?;
-    let a = lab.ns("a");
-    let b = lab.ns("b");
-    veth(&a, "va", &b, "vb");
-    a.addr("va", &format!("{A}/24"));
-    b.addr("vb", &format!("{B}/24"));
+    let (a, b) = common::two_namespaces(&lab, A, B);
     let da = Daemon::start(&lab, &a, "a", "", &policy(A, B));
     let db = Daemon::start(&lab, &b, "b", "", &policy(B, A));
     Some((lab, a, b, da, db))

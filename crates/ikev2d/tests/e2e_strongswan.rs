@@ -2,7 +2,7 @@
 //! TUN device) in one namespace, ipsecd + in-ikev2d in the other, PSK authentication.
 //!
 //! ```text
-//!   S 192.0.2.1/24 ──vs──vo── O 192.0.2.2/24
+//!   S 192.0.2.1/24 ──va──vb── O 192.0.2.2/24
 //!   charon + kernel-libipsec    ipsecd (NAT-T port 4500) + in-ikev2d (IKE on 500, and on
 //!                               4500 through ipsecd's natt-relay)
 //! ```
@@ -173,11 +173,7 @@ fn lab(test: &str) -> Option<(Lab, Ns, Ns)> {
         return None;
     }
     let lab = Lab::new(test)?;
-    let s = lab.ns("s");
-    let o = lab.ns("o");
-    veth(&s, "vs", &o, "vo");
-    s.addr("vs", &format!("{S}/24"));
-    o.addr("vo", &format!("{O}/24"));
+    let (s, o) = common::two_namespaces(&lab, S, O);
     Some((lab, s, o))
 }
 
@@ -188,7 +184,7 @@ fn we_initiate(test: &str, ike: (&str, &str), esp: (&str, &str, &str)) {
     };
     let charon = Charon::start(&lab, &s, ike.0, esp.0);
     let (d, ike) = ours(&lab, &o, esp.1, ike.1, esp.2);
-    let cap = Capture::start(&lab, &o, "vo", "wire");
+    let cap = Capture::start(&lab, &o, "vb", "wire");
     let _ = o.ping(S, 2);
     ike.wait_log("installed", 1, Duration::from_secs(15));
     assert!(
@@ -259,7 +255,7 @@ fn strongswan_initiates_to_us_modp2048_aes_gcm() {
         "encr_alg aes-gcm(256) prf sha384 dh_group 14",
         "encr_alg aes-gcm(256)",
     );
-    let cap = Capture::start(&lab, &o, "vo", "wire");
+    let cap = Capture::start(&lab, &o, "vb", "wire");
     let r = charon.swanctl(&["--initiate", "--child", "c", "--timeout", "15"]);
     assert!(
         r.status.success(),

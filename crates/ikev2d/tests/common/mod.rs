@@ -4,7 +4,18 @@
 
 use std::time::{Duration, Instant};
 
-use crate::netns::{Daemon, Lab, Ns, Proc};
+use crate::netns::{veth, Daemon, Lab, Ns, Proc};
+
+/// Namespaces `a` and `b` of `lab` joined by the veth pair va/vb, with addresses `a_addr`
+/// and `b_addr` (/24).
+pub fn two_namespaces(lab: &Lab, a_addr: &str, b_addr: &str) -> (Ns, Ns) {
+    let a = lab.ns("a");
+    let b = lab.ns("b");
+    veth(&a, "va", &b, "vb");
+    a.addr("va", &format!("{a_addr}/24"));
+    b.addr("vb", &format!("{b_addr}/24"));
+    (a, b)
+}
 
 /// The pre-shared key of the tests.
 pub const PSK: &str = "correct horse battery staple";
