@@ -31,7 +31,8 @@ use ike::sa::{
 };
 use ike::wire::{Header, TrafficSelector};
 use ipsec_pfkey::consts::{
-    SADB_ACQUIRE, SADB_DUMP, SADB_EXPIRE, SADB_GETSPI, SADB_SATYPE_ESP, SADB_UPDATE, SADB_X_KMP_IKE,
+    ESRCH, SADB_ACQUIRE, SADB_DELETE, SADB_DUMP, SADB_EXPIRE, SADB_GETSPI, SADB_SATYPE_ESP,
+    SADB_UPDATE, SADB_X_KMP_IKE,
 };
 use ipsec_pfkey::Message;
 use ipsec_sys::seqpacket::{Conn, Listener, Recv, Sent};
@@ -483,7 +484,9 @@ impl Daemon {
                 continue;
             }
             if m.errno != 0 {
-                if m.pid == std::process::id() {
+                // ESRCH for a DELETE: ipsecd removed the SA itself (hard EXPIRE).
+                let gone = m.msg_type == SADB_DELETE && m.errno == ESRCH;
+                if m.pid == std::process::id() && !gone {
                     log::error(format_args!(
                         "PF_KEY {} refused: errno {} diagnostic {}",
                         ipsec_pfkey::consts::msg_type_name(m.msg_type).unwrap_or("message"),

@@ -167,7 +167,7 @@ pub struct ChildSaSpec<'a> {
     pub encr_key: &'a [u8],
     /// Integrity key (empty with AEAD).
     pub integ_key: &'a [u8],
-    /// Hard lifetime in seconds (soft at 90 %).
+    /// Hard lifetime in seconds (soft at 90 %, at least one second earlier).
     pub lifetime: u64,
     /// UDP encapsulation: (local port, remote port).
     pub encap: Option<(u16, u16)>,
@@ -207,7 +207,8 @@ pub fn add_message(s: &ChildSaSpec<'_>) -> Result<Message, String> {
     }
     c.replay_window = 64;
     c.hard.addtime = s.lifetime;
-    c.soft.addtime = s.lifetime - s.lifetime / 10;
+    // Soft at 90 % of the hard lifetime, at least a second before it.
+    c.soft.addtime = s.lifetime.saturating_sub((s.lifetime / 10).max(1)).max(1);
     c.natt = s.encap.map(|(l, r)| NatT {
         local_port: l,
         remote_port: r,

@@ -141,13 +141,25 @@ fn available() -> bool {
 /// ipsecd with a policy requiring ESP with `algs` (ipsecconf) toward S, and in-ikev2d
 /// with one rule: IKE SA transforms `ike_xform`, Child SAs `child_xform` (as responder).
 fn ours(lab: &Lab, o: &Ns, algs: &str, ike_xform: &str, child_xform: &str) -> (Daemon, Ike) {
+    ours_with(lab, o, algs, ike_xform, child_xform, "")
+}
+
+/// [`ours`] with more rule parameters.
+fn ours_with(
+    lab: &Lab,
+    o: &Ns,
+    algs: &str,
+    ike_xform: &str,
+    child_xform: &str,
+    extra: &str,
+) -> (Daemon, Ike) {
     // Tunnel mode between the hosts themselves (libipsec keys tunnel mode only).
     let policy = format!(
         "{{tunnel ip.tun0 negotiate tunnel laddr {O} raddr {S}}} ipsec {{{algs} sa shared}}\n"
     );
     let d = Daemon::start(lab, o, "o", "", &policy);
     let cfg = format!(
-        "ikesa_xform {{ {ike_xform} }}\n{{\n  label \"a-b\"\n  auth_method preshared\n  local_addr {O}\n  remote_addr {S}\n  childsa_mode tunnel\n  childsa_xform {{ {child_xform} }}\n}}\n"
+        "ikesa_xform {{ {ike_xform} }}\n{{\n  label \"a-b\"\n  auth_method preshared\n  local_addr {O}\n  remote_addr {S}\n  childsa_mode tunnel\n  childsa_xform {{ {child_xform} }}\n{extra}}}\n"
     );
     let control = d.control.display().to_string();
     let ike = Ike::start(lab, o, "o", &d, &cfg, &["--control-socket", &control]);
@@ -310,6 +322,43 @@ fn strongswan_rekeys_child_and_ike_sa_under_traffic() {
     let log = ike.log();
     assert!(log.matches("installed (").count() >= 3, "{log}");
     assert!(log.matches("deleted: SPIs").count() >= 2, "{log}");
+    assert!(log.contains("rekeyed: SPIs"), "{log}");
+    both_ways(&s, &o, &d, &charon);
+}
+
+/// We rekey: our Child SA lifetime is 6 s (soft EXPIRE at 5.4 s) and our IKE SA's 8 s;
+/// pings go on across our CREATE_CHILD_SA rekeys with strongSwan and are all answered.
+#[test]
+fn we_rekey_child_and_ike_sa_with_strongswan_under_traffic() {
+    let Some((lab, s, o)) = lab("we_rekey_child_and_ike_sa_with_strongswan_under_traffic") else {
+        return;
+    };
+    let charon = Charon::start(&lab, &s, "aes128gcm16-prfsha256-x25519", "aes128gcm16");
+    let (d, ike) = ours_with(
+        &lab,
+        &o,
+        "encr_algs aes-gcm",
+        "encr_alg aes-gcm(128) prf sha256 dh_group 31",
+        "encr_alg aes-gcm(128)",
+        "  childsa_lifetime_secs 6\n  ikesa_lifetime_secs 8\n",
+    );
+    let _ = o.ping(S, 2);
+    ike.wait_log("installed", 1, Duration::from_secs(15));
+    let mut ping = o.spawn(&["ping", "-n", "-i", "0.2", "-c", "50", S]);
+    let out = ping.success(Duration::from_secs(30)).join("\n");
+    assert!(
+        out.contains("50 received"),
+        "pings lost across our rekeys:\n{out}\n{}",
+        ike.log()
+    );
+    let log = ike.log();
+    assert!(log.contains("soft EXPIRE"), "{log}");
+    assert!(
+        log.matches("installed (UPDATE inbound").count() >= 2,
+        "{log}"
+    );
+    assert!(log.contains("deleted: SPIs"), "{log}");
+    assert!(log.contains("rekeying the IKE SA"), "{log}");
     assert!(log.contains("rekeyed: SPIs"), "{log}");
     both_ways(&s, &o, &d, &charon);
 }
