@@ -12,6 +12,7 @@
 //! rule-param  ::= label STRING | auth_method preshared
 //!               | local_addr ADDR[/LEN] | remote_addr ADDR[/LEN]   (repeatable)
 //!               | local_id TYPE VALUE | remote_id TYPE VALUE
+//!               | local_ts ADDR[/LEN] | remote_ts ADDR[/LEN]              (Ironswan, repeatable)
 //!               | ikesa_xform xform | ikesa_lifetime_secs N | childsa_lifetime_secs N
 //!               | childsa_pfs yes|no | childsa_xform child-xform
 //!               | childsa_mode transport|tunnel
@@ -31,7 +32,9 @@
 //! Child SA algorithms normally come from the IPsec policy (the ACQUIRE's proposal, as
 //! Solaris does); `childsa_xform` (an Ironswan addition) names what the responder
 //! accepts, since the responder learns the peer's proposal only in IKE_AUTH.
-//! `childsa_mode tunnel` (also Ironswan's) keys host-to-host Child SAs in tunnel mode
+//! `local_ts` and `remote_ts` (Ironswan's) name the traffic selectors of the Child SAs
+//! when they are not the two addresses (a tunnel-mode peer behind a NAT protects its
+//! private address). `childsa_mode tunnel` (also Ironswan's) keys host-to-host Child SAs in tunnel mode
 //! (the default is transport), for peers that do only tunnel mode (strongSwan's
 //! kernel-libipsec); ipsecd applies such SAs under a transport-mode policy between the
 //! hosts.
@@ -99,6 +102,31 @@ pub struct Prefix {
 }
 
 impl Prefix {
+    /// The first and last addresses inside.
+    #[must_use]
+    pub fn range(&self) -> (IpAddr, IpAddr) {
+        match self.addr {
+            IpAddr::V4(a) => {
+                let m = u32::MAX.checked_shl(32 - u32::from(self.len)).unwrap_or(0);
+                let n = u32::from(a) & m;
+                (
+                    IpAddr::from(n.to_be_bytes()),
+                    IpAddr::from((n | !m).to_be_bytes()),
+                )
+            }
+            IpAddr::V6(a) => {
+                let m = u128::MAX
+                    .checked_shl(128 - u32::from(self.len))
+                    .unwrap_or(0);
+                let n = u128::from(a) & m;
+                (
+                    IpAddr::from(n.to_be_bytes()),
+                    IpAddr::from((n | !m).to_be_bytes()),
+                )
+            }
+        }
+    }
+
     /// Whether `a` lies inside.
     #[must_use]
     pub fn contains(&self, a: IpAddr) -> bool {
@@ -208,6 +236,11 @@ pub struct Rule {
     pub local_id: Option<Identity>,
     /// The identity the peer must show (`None`: its address).
     pub remote_id: Option<Identity>,
+    /// Our side's traffic selectors (Ironswan; empty: our address).
+    pub local_ts: Vec<Prefix>,
+    /// The peer's side's traffic selectors (Ironswan; empty: its address), for a peer
+    /// whose protected address is not its IKE address (behind a NAT).
+    pub remote_ts: Vec<Prefix>,
     /// IKE SA transforms.
     pub ike: IkeXform,
     /// IKE SA lifetime, seconds.
@@ -724,6 +757,8 @@ fn rule(lx: &mut Lexer<'_>, open: &Token, global: &Params) -> Result<Rule, Confi
     let mut remote_addr = Vec::new();
     let mut local_id = None;
     let mut remote_id = None;
+    let mut local_ts = Vec::new();
+    let mut remote_ts = Vec::new();
     let mut p = Params {
         ike: None,
         ike_lifetime: None,
@@ -762,12 +797,14 @@ fn rule(lx: &mut Lexer<'_>, open: &Token, global: &Params) -> Result<Rule, Confi
             "local_addr" => local_addr.push(prefix(lx)?),
             "remote_addr" => remote_addr.push(prefix(lx)?),
             "local_id" => local_id = Some(identity(lx)?),
+            "local_ts" => local_ts.push(prefix(lx)?),
+            "remote_ts" => remote_ts.push(prefix(lx)?),
             "remote_id" => remote_id = Some(identity(lx)?),
             _ => {
                 return Err(lx.err(
                     &t,
                     format!(
-                        "expected a rule parameter (label, auth_method, local_addr, remote_addr, local_id, remote_id, ikesa_xform, ikesa_lifetime_secs, childsa_lifetime_secs, childsa_pfs, childsa_xform, childsa_mode) or '}}', found {key:?}"
+                        "expected a rule parameter (label, auth_method, local_addr, remote_addr, local_id, remote_id, local_ts, remote_ts, ikesa_xform, ikesa_lifetime_secs, childsa_lifetime_secs, childsa_pfs, childsa_xform, childsa_mode) or '}}', found {key:?}"
                     ),
                 ))
             }
@@ -790,6 +827,8 @@ fn rule(lx: &mut Lexer<'_>, open: &Token, global: &Params) -> Result<Rule, Confi
         remote_addr,
         local_id,
         remote_id,
+        local_ts,
+        remote_ts,
         ike: p.ike.or(global.ike).unwrap_or_default(),
         ike_lifetime: p.ike_lifetime.or(global.ike_lifetime).unwrap_or(3600),
         child_lifetime: p.child_lifetime.or(global.child_lifetime).unwrap_or(28_800),
@@ -1020,6 +1059,7 @@ ikesa_xform { encr_alg aes-gcm(256) prf sha384 dh_group 14 }
     local_addr 192.0.2.1
     remote_addr 192.0.2.0/24   # the peer's subnet
     remote_id fqdn "b.example"
+    remote_ts 10.9.0.0/16
     childsa_pfs yes
 }
 {
@@ -1062,6 +1102,11 @@ ikesa_xform { encr_alg aes-gcm(256) prf sha384 dh_group 14 }
         assert_eq!(b.child.integ, Some(12));
         assert!(b.tunnel && !a.tunnel);
         assert_eq!(
+            a.remote_ts[0].range(),
+            ("10.9.0.0".parse().unwrap(), "10.9.255.255".parse().unwrap())
+        );
+        assert!(a.local_ts.is_empty());
+        assert_eq!(
             c.find(
                 "2001:db8::1".parse().unwrap(),
                 "2001:db8::2".parse().unwrap()
@@ -1081,7 +1126,7 @@ ikesa_xform { encr_alg aes-gcm(256) prf sha384 dh_group 14 }
             "{\n label x\n auth_method preshared\n local_addr 10.0.0.1\n remote_addr 10.0.0.2\n";
         assert_eq!(
             err(&format!("{base} bogus 1\n}}")),
-            "f:6:2: expected a rule parameter (label, auth_method, local_addr, remote_addr, local_id, remote_id, ikesa_xform, ikesa_lifetime_secs, childsa_lifetime_secs, childsa_pfs, childsa_xform, childsa_mode) or '}', found \"bogus\""
+            "f:6:2: expected a rule parameter (label, auth_method, local_addr, remote_addr, local_id, remote_id, local_ts, remote_ts, ikesa_xform, ikesa_lifetime_secs, childsa_lifetime_secs, childsa_pfs, childsa_xform, childsa_mode) or '}', found \"bogus\""
         );
         assert_eq!(
             err(&format!("{base} ikesa_xform {{ dh_group 5 }}\n}}")),

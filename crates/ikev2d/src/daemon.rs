@@ -196,6 +196,24 @@ fn spi32(b: [u8; 4]) -> u32 {
     u32::from_be_bytes(b)
 }
 
+/// The traffic selectors of a rule's side: its prefixes, or the address itself.
+fn selectors(prefixes: &[crate::config::Prefix], addr: IpAddr) -> Vec<TrafficSelector> {
+    if prefixes.is_empty() {
+        return vec![host_ts(addr)];
+    }
+    prefixes
+        .iter()
+        .map(|p| {
+            let (start, end) = p.range();
+            TrafficSelector {
+                start,
+                end,
+                ..host_ts(addr)
+            }
+        })
+        .collect()
+}
+
 fn host_ts(a: IpAddr) -> TrafficSelector {
     TrafficSelector {
         ip_protocol: 0,
@@ -645,8 +663,8 @@ impl Daemon {
                     .unwrap_or_else(|| ip_identity(remote)),
             ),
             psk: psk.clone(),
-            ts_local: vec![host_ts(local)],
-            ts_remote: vec![host_ts(remote)],
+            ts_local: selectors(&rule.local_ts, local),
+            ts_remote: selectors(&rule.remote_ts, remote),
             backoff: self.opts.backoff,
             initial_contact: false,
         })

@@ -53,6 +53,19 @@ impl Charon {
         extra: &str,
         child_extra: &str,
     ) -> Self {
+        Self::start_as(lab, ns, (ike, esp), (extra, child_extra), (S, S))
+    }
+
+    /// [`start_with`](Self::start_with) from local address `local.0` (also its traffic
+    /// selector) with identity `local.1`.
+    fn start_as(
+        lab: &Lab,
+        ns: &Ns,
+        (ike, esp): (&str, &str),
+        (extra, child_extra): (&str, &str),
+        local: (&str, &str),
+    ) -> Self {
+        let (l_addr, l_id) = local;
         let dir = lab.dir.join("charon");
         std::fs::create_dir_all(dir.join("run")).unwrap();
         let vici = format!("unix://{}/charon.vici", dir.display());
@@ -72,10 +85,10 @@ impl Charon {
         let conf = lab.file(
             "swanctl.conf",
             &format!(
-                "connections {{\n  ironswan {{\n    version = 2\n    local_addrs = {S}\n    remote_addrs = {O}\n    proposals = {ike}\n    {extra}\n    \
-                 local {{\n      auth = psk\n      id = {S}\n    }}\n    remote {{\n      auth = psk\n      id = {O}\n    }}\n    \
-                 children {{\n      c {{\n        mode = tunnel\n        esp_proposals = {esp}\n        {child_extra}\n        local_ts = {S}/32\n        remote_ts = {O}/32\n      }}\n    }}\n  }}\n}}\n\
-                 secrets {{\n  ike-1 {{\n    id-1 = {S}\n    id-2 = {O}\n    secret = \"{PSK}\"\n  }}\n}}\n"
+                "connections {{\n  ironswan {{\n    version = 2\n    local_addrs = {l_addr}\n    remote_addrs = {O}\n    proposals = {ike}\n    {extra}\n    \
+                 local {{\n      auth = psk\n      id = {l_id}\n    }}\n    remote {{\n      auth = psk\n      id = {O}\n    }}\n    \
+                 children {{\n      c {{\n        mode = tunnel\n        esp_proposals = {esp}\n        {child_extra}\n        local_ts = {l_addr}/32\n        remote_ts = {O}/32\n      }}\n    }}\n  }}\n}}\n\
+                 secrets {{\n  ike-1 {{\n    id-1 = {l_id}\n    id-2 = {O}\n    secret = \"{PSK}\"\n  }}\n}}\n"
             ),
         );
         let script = format!(
@@ -361,4 +374,86 @@ fn we_rekey_child_and_ike_sa_with_strongswan_under_traffic() {
     assert!(log.contains("rekeying the IKE SA"), "{log}");
     assert!(log.contains("rekeyed: SPIs"), "{log}");
     both_ways(&s, &o, &d, &charon);
+}
+
+/// NAT traversal: strongSwan sits behind a masquerading router and initiates; both sides
+/// detect the NAT, IKE moves to port 4500, the Child SAs carry ESP in UDP through the
+/// router's mapping, and traffic flows both ways. Our rule names
+/// strongSwan's identity and its private address as its traffic selector.
+///
+/// ```text
+///   S 10.0.0.1 ──vs──vi── N 10.0.0.254 | 192.0.2.1 (masquerade) ──vn──vo── O 192.0.2.2
+/// ```
+#[test]
+fn strongswan_behind_a_nat_initiates() {
+    if !available() {
+        return;
+    }
+    let Some(lab) = Lab::new("strongswan_behind_a_nat_initiates") else {
+        return;
+    };
+    let (s, n, o) = (lab.ns("s"), lab.ns("n"), lab.ns("o"));
+    veth(&s, "vs", &n, "vi");
+    veth(&n, "vn", &o, "vo");
+    s.addr("vs", "10.0.0.1/24");
+    n.addr("vi", "10.0.0.254/24");
+    n.addr("vn", &format!("{S}/24"));
+    o.addr("vo", &format!("{O}/24"));
+    s.ip(&["route", "add", "default", "via", "10.0.0.254"]);
+    n.forwarding();
+    n.ok(&["nft", "add", "table", "ip", "nat"]);
+    n.ok(&[
+        "nft",
+        "add chain ip nat post { type nat hook postrouting priority 100 ; }",
+    ]);
+    n.ok(&[
+        "nft",
+        "add",
+        "rule",
+        "ip",
+        "nat",
+        "post",
+        "oifname",
+        "vn",
+        "masquerade",
+    ]);
+    let charon = Charon::start_as(
+        &lab,
+        &s,
+        ("aes128gcm16-prfsha256-x25519", "aes128gcm16"),
+        ("", ""),
+        ("10.0.0.1", "s.example"),
+    );
+    let policy =
+        format!("{{tunnel ip.tun0 negotiate tunnel laddr {O} raddr 10.0.0.1}} ipsec {{encr_algs aes-gcm sa shared}}\n");
+    let d = Daemon::start(&lab, &o, "o", "", &policy);
+    let cfg = format!(
+        "ikesa_xform {{ encr_alg aes-gcm(128) prf sha256 dh_group 31 }}\n{{\n  label \"a-b\"\n  auth_method preshared\n  local_addr {O}\n  remote_addr {S}\n  remote_id fqdn \"s.example\"\n  remote_ts 10.0.0.1/32\n  childsa_mode tunnel\n}}\n"
+    );
+    let control = d.control.display().to_string();
+    let ike = Ike::start(&lab, &o, "o", &d, &cfg, &["--control-socket", &control]);
+    let cap = Capture::start(&lab, &o, "vo", "wire");
+    let r = charon.swanctl(&["--initiate", "--child", "c", "--timeout", "15"]);
+    assert!(
+        r.status.success(),
+        "swanctl --initiate: {}\n{}",
+        String::from_utf8_lossy(&r.stdout),
+        ike.log()
+    );
+    ike.wait_log("installed", 1, Duration::from_secs(10));
+    assert!(
+        ike.log()
+            .contains("established (responder, IKE on port 4500)"),
+        "{}",
+        ike.log()
+    );
+    s.ping_ok(O, 5);
+    o.ping_ok("10.0.0.1", 5);
+    let c = d.counters();
+    assert!(
+        c.get("out_protected") >= 10 && c.get("in_accepted") >= 10,
+        "{c:#?}"
+    );
+    assert_eq!(c.drop_reasons(), Default::default(), "{c:#?}");
+    no_clear_icmp(&cap.stop());
 }
