@@ -174,7 +174,8 @@ pub struct Daemon {
     psk: Preshared,
     pf: Option<Pfkey>,
     next_connect: Instant,
-    udp: PktinfoSocket,
+    /// The IKE sockets: the bind address, and IPv6's any address when that is IPv4's.
+    udp: Vec<PktinfoSocket>,
     relay: Option<Conn>,
     relay_port: u16,
     sas: Vec<IkeSa>,
@@ -230,7 +231,17 @@ impl Daemon {
     /// # Errors
     /// The IKE port cannot be bound.
     pub fn new(opts: Options, config: Config, psk: Preshared) -> io::Result<Self> {
-        let udp = PktinfoSocket::bind(SocketAddr::new(opts.bind, opts.ike_port), opts.mark)?;
+        let mut udp = vec![PktinfoSocket::bind(
+            SocketAddr::new(opts.bind, opts.ike_port),
+            opts.mark,
+        )?];
+        if opts.bind == any_v4() {
+            let v6 = SocketAddr::new(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), opts.ike_port);
+            match PktinfoSocket::bind(v6, opts.mark) {
+                Ok(s) => udp.push(s),
+                Err(e) => log::info(format_args!("no IPv6 IKE socket: {e}")),
+            }
+        }
         let admin = match &opts.admin_socket {
             Some(p) => Some(Listener::bind(p, 0o600)?),
             None => None,
@@ -264,7 +275,10 @@ impl Daemon {
     /// # Errors
     /// `getsockname` failed.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.udp.local_addr()
+        self.udp
+            .first()
+            .ok_or_else(|| io::Error::other("no IKE socket"))?
+            .local_addr()
     }
 
     /// Runs until `stop` returns true (checked after every wake-up).
@@ -289,10 +303,11 @@ impl Daemon {
             let deadline = self.next_deadline();
             let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             let (pf_ready, udp_ready, relay_ready, admin_ready) = {
-                let mut fds = vec![
-                    PollFd::from_borrowed_fd(wake, PollFlags::IN),
-                    PollFd::new(&self.udp, PollFlags::IN),
-                ];
+                let mut fds = vec![PollFd::from_borrowed_fd(wake, PollFlags::IN)];
+                for u in &self.udp {
+                    fds.push(PollFd::new(u, PollFlags::IN));
+                }
+                let pf_at = fds.len();
                 if let Some(p) = &self.pf {
                     fds.push(PollFd::new(p.conn(), PollFlags::IN));
                 }
@@ -309,9 +324,10 @@ impl Daemon {
                 }
                 ipsec_sys::poll(&mut fds, timeout)?;
                 let ready = |i: usize| fds.get(i).is_some_and(|f| !f.revents().is_empty());
+                let udp_ready: Vec<usize> = (0..self.udp.len()).filter(|k| ready(1 + k)).collect();
                 (
-                    self.pf.is_some() && ready(2),
-                    ready(1),
+                    self.pf.is_some() && ready(pf_at),
+                    udp_ready,
                     self.relay.is_some() && ready(relay_at),
                     (admin_at..fds.len()).any(ready),
                 )
@@ -319,8 +335,8 @@ impl Daemon {
             if admin_ready {
                 self.serve_admin(&mut buf);
             }
-            if udp_ready {
-                self.read_udp(&mut buf);
+            for k in udp_ready {
+                self.read_udp(k, &mut buf);
             }
             if relay_ready {
                 self.read_relay(&mut buf);
@@ -781,16 +797,26 @@ impl Daemon {
                 None => Err(io::Error::other("no NAT-T relay")),
             }
         } else {
-            self.udp.send_from(msg, path.local.ip(), path.remote)
+            match self
+                .udp
+                .iter()
+                .find(|u| u.is_ipv6() == path.remote.is_ipv6())
+            {
+                Some(u) => u.send_from(msg, path.local.ip(), path.remote),
+                None => Err(io::Error::other("no IKE socket of that address family")),
+            }
         };
         if let Err(e) = r {
             log::error(format_args!("sending IKE to {}: {e}", path.remote));
         }
     }
 
-    fn read_udp(&mut self, buf: &mut [u8]) {
+    fn read_udp(&mut self, k: usize, buf: &mut [u8]) {
         loop {
-            let r = match self.udp.recv(buf) {
+            let Some(sock) = self.udp.get(k) else {
+                return;
+            };
+            let r = match sock.recv(buf) {
                 Ok(r) => r,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => {

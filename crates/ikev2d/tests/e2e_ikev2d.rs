@@ -58,10 +58,15 @@ fn only_ike_and_esp(pcap: &Pcap) {
 
 /// A and B joined by a link, each with an ipsecd requiring ESP toward the other.
 fn two_hosts(test: &str) -> Option<(Lab, Ns, Ns, Daemon, Daemon)> {
+    two_hosts_at(test, A, B)
+}
+
+/// [`two_hosts`] with these addresses.
+fn two_hosts_at(test: &str, a_addr: &str, b_addr: &str) -> Option<(Lab, Ns, Ns, Daemon, Daemon)> {
     let lab = Lab::new(test)?;
-    let (a, b) = common::two_namespaces(&lab, A, B);
-    let da = Daemon::start(&lab, &a, "a", "", &policy(A, B));
-    let db = Daemon::start(&lab, &b, "b", "", &policy(B, A));
+    let (a, b) = common::two_namespaces(&lab, a_addr, b_addr);
+    let da = Daemon::start(&lab, &a, "a", "", &policy(a_addr, b_addr));
+    let db = Daemon::start(&lab, &b, "b", "", &policy(b_addr, a_addr));
     Some((lab, a, b, da, db))
 }
 
@@ -291,4 +296,32 @@ fn ike_sa_rekey_and_dead_peer_detection() {
         );
     }
     b.ping_ok(A, 3);
+}
+
+/// The same over IPv6: IKE on the daemon's IPv6 socket, ESP between the two addresses.
+#[test]
+fn ipv6_peers_negotiate_and_protect_traffic() {
+    const A6: &str = "2001:db8::1";
+    const B6: &str = "2001:db8::2";
+    let Some((lab, a, b, da, db)) =
+        two_hosts_at("ipv6_peers_negotiate_and_protect_traffic", A6, B6)
+    else {
+        return;
+    };
+    let ia = Ike::start(&lab, &a, "a", &da, &rule(A6, B6, ""), &[]);
+    let ib = Ike::start(&lab, &b, "b", &db, &rule(B6, A6, ""), &[]);
+    let _ = a.ping(B6, 2);
+    ia.wait_log("installed", 1, Duration::from_secs(10));
+    ib.wait_log("installed", 1, Duration::from_secs(10));
+    assert!(
+        ia.log()
+            .contains("IKE SA with [2001:db8::2]:500 established (initiator"),
+        "{}",
+        ia.log()
+    );
+    a.ping_ok(B6, 3);
+    b.ping_ok(A6, 3);
+    let (pa, pb) = (ia.pairs(), ib.pairs());
+    assert_eq!(pb, vec![(pa[0].1, pa[0].0)]);
+    assert!(da.counters().sa("esp", pa[0].1).packets >= 3);
 }

@@ -7,13 +7,14 @@ use std::time::{Duration, Instant};
 use crate::netns::{veth, Daemon, Lab, Ns, Proc};
 
 /// Namespaces `a` and `b` of `lab` joined by the veth pair va/vb, with addresses `a_addr`
-/// and `b_addr` (/24).
+/// and `b_addr` (/24 for IPv4, /64 for IPv6).
 pub fn two_namespaces(lab: &Lab, a_addr: &str, b_addr: &str) -> (Ns, Ns) {
     let a = lab.ns("a");
     let b = lab.ns("b");
     veth(&a, "va", &b, "vb");
-    a.addr("va", &format!("{a_addr}/24"));
-    b.addr("vb", &format!("{b_addr}/24"));
+    let len = if a_addr.contains(':') { 64 } else { 24 };
+    a.addr("va", &format!("{a_addr}/{len}"));
+    b.addr("vb", &format!("{b_addr}/{len}"));
     (a, b)
 }
 
