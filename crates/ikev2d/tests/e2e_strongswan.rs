@@ -132,6 +132,25 @@ impl Charon {
     fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// Kills charon with SIGKILL (its pid file is in its private /run) and waits until
+    /// it is gone.
+    fn kill9(&mut self, lab: &Lab) {
+        let pidfile = lab.dir.join("charon/run/charon.pid");
+        let pid = std::fs::read_to_string(&pidfile).unwrap();
+        let pid: u32 = pid.trim().parse().unwrap();
+        signal(pid, "KILL");
+        let _ = self.proc.wait_exit(Duration::from_secs(5));
+        let t0 = Instant::now();
+        while Path::new(&format!("/proc/{pid}")).exists() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "charon {pid} did not die"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = std::fs::remove_file(pidfile);
+    }
 }
 
 impl Drop for Charon {
@@ -456,4 +475,71 @@ fn strongswan_behind_a_nat_initiates() {
     );
     assert_eq!(c.drop_reasons(), Default::default(), "{c:#?}");
     no_clear_icmp(&cap.stop());
+}
+
+/// Dead-peer detection: strongSwan is killed; our liveness checks go unanswered and the
+/// pair leaves ipsecd. strongSwan is started again: the next packet makes a new IKE SA
+/// (with INITIAL_CONTACT) and traffic flows both ways.
+#[test]
+fn strongswan_killed_is_found_dead_and_rekeyed_after_its_restart() {
+    let Some((lab, s, o)) = lab("strongswan_killed_is_found_dead_and_rekeyed_after_its_restart")
+    else {
+        return;
+    };
+    let (ike_p, esp_p) = ("aes128gcm16-prfsha256-x25519", "aes128gcm16");
+    let mut charon = Charon::start(&lab, &s, ike_p, esp_p);
+    let policy = format!(
+        "{{tunnel ip.tun0 negotiate tunnel laddr {O} raddr {S}}} ipsec {{encr_algs aes-gcm sa shared}}\n"
+    );
+    let d = Daemon::start(&lab, &o, "o", "", &policy);
+    let cfg = format!(
+        "ikesa_xform {{ encr_alg aes-gcm(128) prf sha256 dh_group 31 }}\n{{\n  label \"a-b\"\n  auth_method preshared\n  local_addr {O}\n  remote_addr {S}\n  childsa_mode tunnel\n}}\n"
+    );
+    let control = d.control.display().to_string();
+    let fast = [
+        "--control-socket",
+        &control,
+        "--dpd-seconds",
+        "1",
+        "--retransmit-ms",
+        "200",
+        "--retransmit-sends",
+        "3",
+    ];
+    let ike = Ike::start(&lab, &o, "o", &d, &cfg, &fast);
+    let _ = o.ping(S, 2);
+    ike.wait_log("installed", 1, Duration::from_secs(15));
+    o.ping_ok(S, 3);
+
+    charon.kill9(&lab);
+    ike.wait_log("dead peer", 1, Duration::from_secs(10));
+    ike.wait_log("deleted: SPIs", 1, Duration::from_secs(2));
+
+    let charon = Charon::start(&lab, &s, ike_p, esp_p);
+    let t0 = Instant::now();
+    while !o.ping(S, 1).status.success() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "no traffic after strongSwan's restart:\n{}",
+            ike.log()
+        );
+    }
+    ike.wait_log("installed", 2, Duration::from_secs(1));
+    o.ping_ok(S, 5);
+    s.ping_ok(O, 5);
+    let sas = charon.swanctl(&["--list-sas"]);
+    let sas = String::from_utf8_lossy(&sas.stdout);
+    assert!(
+        sas.contains("ESTABLISHED") && sas.contains("INSTALLED"),
+        "{sas}"
+    );
+    // While S was down its kernel answered our ESP in clear (ICMP port unreachable):
+    // policy dropped those, and nothing else.
+    let drops = d.counters().drop_reasons();
+    assert!(
+        drops
+            .keys()
+            .all(|k| k.starts_with("clear_drop_in_spd_got_clear")),
+        "{drops:?}"
+    );
 }
