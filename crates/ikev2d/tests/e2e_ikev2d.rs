@@ -225,14 +225,7 @@ fn ike_sa_rekey_and_dead_peer_detection() {
     let Some((lab, a, b, da, db)) = two_hosts("ike_sa_rekey_and_dead_peer_detection") else {
         return;
     };
-    let fast = [
-        "--dpd-seconds",
-        "1",
-        "--retransmit-ms",
-        "200",
-        "--retransmit-sends",
-        "3",
-    ];
+    let fast = common::FAST_DPD;
     let ia = Ike::start(
         &lab,
         &a,

@@ -268,8 +268,8 @@ fn we_initiate_to_strongswan_ecp256_aes_cbc_hmac_sha256() {
     );
 }
 
-/// Pings both ways, all answered; strongSwan lists the SAs; ipsecd counted ESP both ways.
-fn both_ways(s: &Ns, o: &Ns, d: &Daemon, charon: &Charon) {
+/// Pings both ways, all answered; strongSwan lists its IKE SA and Child SA.
+fn pings_and_sas(s: &Ns, o: &Ns, charon: &Charon) {
     o.ping_ok(S, 5);
     s.ping_ok(O, 5);
     let sas = charon.swanctl(&["--list-sas"]);
@@ -278,6 +278,11 @@ fn both_ways(s: &Ns, o: &Ns, d: &Daemon, charon: &Charon) {
         sas.contains("ESTABLISHED") && sas.contains("INSTALLED"),
         "{sas}"
     );
+}
+
+/// Pings both ways, all answered; strongSwan lists the SAs; ipsecd counted ESP both ways.
+fn both_ways(s: &Ns, o: &Ns, d: &Daemon, charon: &Charon) {
+    pings_and_sas(s, o, charon);
     let c = d.counters();
     assert!(
         c.get("out_protected") >= 10 && c.get("in_accepted") >= 10,
@@ -496,16 +501,8 @@ fn strongswan_killed_is_found_dead_and_rekeyed_after_its_restart() {
         "ikesa_xform {{ encr_alg aes-gcm(128) prf sha256 dh_group 31 }}\n{{\n  label \"a-b\"\n  auth_method preshared\n  local_addr {O}\n  remote_addr {S}\n  childsa_mode tunnel\n}}\n"
     );
     let control = d.control.display().to_string();
-    let fast = [
-        "--control-socket",
-        &control,
-        "--dpd-seconds",
-        "1",
-        "--retransmit-ms",
-        "200",
-        "--retransmit-sends",
-        "3",
-    ];
+    let mut fast = vec!["--control-socket", &control];
+    fast.extend_from_slice(&common::FAST_DPD);
     let ike = Ike::start(&lab, &o, "o", &d, &cfg, &fast);
     let _ = o.ping(S, 2);
     ike.wait_log("installed", 1, Duration::from_secs(15));
@@ -525,14 +522,7 @@ fn strongswan_killed_is_found_dead_and_rekeyed_after_its_restart() {
         );
     }
     ike.wait_log("installed", 2, Duration::from_secs(1));
-    o.ping_ok(S, 5);
-    s.ping_ok(O, 5);
-    let sas = charon.swanctl(&["--list-sas"]);
-    let sas = String::from_utf8_lossy(&sas.stdout);
-    assert!(
-        sas.contains("ESTABLISHED") && sas.contains("INSTALLED"),
-        "{sas}"
-    );
+    pings_and_sas(&s, &o, &charon);
     // While S was down its kernel answered our ESP in clear (ICMP port unreachable):
     // policy dropped those, and nothing else.
     let drops = d.counters().drop_reasons();
