@@ -76,16 +76,17 @@ fn acquire_negotiates_and_installs_esp_both_ways() {
     else {
         return;
     };
-    // Short Child SA lifetime on the initiator: soft EXPIRE at 9 s, hard at 10 s.
+    // Short Child SA lifetime on the initiator: soft EXPIRE at 9 s, hard at 10 s; PFS.
     let ia = Ike::start(
         &lab,
         &a,
         "a",
         &da,
-        &rule(A, B, "  childsa_lifetime_secs 10\n"),
+        &rule(A, B, "  childsa_lifetime_secs 10\n  childsa_pfs yes\n"),
         &[],
     );
-    let ib = Ike::start(&lab, &b, "b", &db, &rule(B, A, ""), &[]);
+    // Both ask for PFS: the rekey's CREATE_CHILD_SA carries a key exchange.
+    let ib = Ike::start(&lab, &b, "b", &db, &rule(B, A, "  childsa_pfs yes\n"), &[]);
     let cap = Capture::start(&lab, &a, "va", "link");
 
     // No SA yet: the first packet makes ipsecd ACQUIRE, in-ikev2d negotiates.
