@@ -64,4 +64,11 @@ pub use error::{CryptoError, EmitError, ParseError};
 pub trait Random {
     /// Fills `out` with random bytes.
     fn fill(&mut self, out: &mut [u8]);
+
+    /// An SPI the caller reserved for our next inbound Child SA (a daemon allocates it
+    /// with PF_KEY GETSPI), handed out at most once: the exchanges use it instead of
+    /// drawing one. The default reserves none.
+    fn reserved_spi(&mut self) -> Option<[u8; 4]> {
+        None
+    }
 }

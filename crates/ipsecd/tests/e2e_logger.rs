@@ -224,7 +224,7 @@ fn dropped_packets_reach_the_log_with_every_level() {
 /// Runs ipsecd outside the namespaces with its sockets in the lab and `args`, until it
 /// exits: its status and stderr.
 fn ipsecd_exit(lab: &Lab, args: &[&str]) -> (std::process::ExitStatus, String) {
-    let o = std::process::Command::new(IPSECD)
+    let o = std::process::Command::new(ipsecd_bin())
         .args([
             "--pfkey-socket",
             &lab.dir.join("pfkey").display().to_string(),

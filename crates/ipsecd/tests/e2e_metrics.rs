@@ -157,7 +157,7 @@ fn http(ns: &Ns, port: u16, method: &str, path: &str) -> (String, String) {
 }
 
 fn ipsecstat(control: &Path, extra: &[&str]) -> String {
-    let bin = Path::new(IPSECD).with_file_name("ipsecstat");
+    let bin = ipsecd_bin().with_file_name("ipsecstat");
     assert!(
         bin.exists(),
         "{} is missing: cargo build -p ipsec-tools",

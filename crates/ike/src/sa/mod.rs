@@ -383,6 +383,9 @@ fn spi8(rng: &mut dyn Random) -> [u8; 8] {
 
 fn spi4(rng: &mut dyn Random) -> [u8; 4] {
     // SPIs 0..=255 are reserved for IANA (RFC 4303 §2.1).
+    if let Some(s) = rng.reserved_spi().filter(|s| u32::from_be_bytes(*s) >= 256) {
+        return s;
+    }
     let mut s = [0u8; 4];
     while u32::from_be_bytes(s) < 256 {
         rng.fill(&mut s);

@@ -33,8 +33,22 @@ use std::time::{Duration, Instant};
 use ipsec_sys::seqpacket::{Conn, Recv, Sent};
 use ipsec_sys::{PollFd, PollFlags};
 
-/// The daemon under test.
-pub const IPSECD: &str = env!("CARGO_BIN_EXE_ipsecd");
+/// The daemon under test: ipsecd's own tests know its path from Cargo; other crates'
+/// end-to-end tests (in.ikev2d's) take the ipsecd built next to their test binary
+/// (`target/<profile>/ipsecd`; scripts/test.sh builds every binary first).
+pub fn ipsecd_bin() -> PathBuf {
+    if let Some(p) = option_env!("CARGO_BIN_EXE_ipsecd") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let p = exe.parent().unwrap().parent().unwrap().join("ipsecd");
+    assert!(
+        p.exists(),
+        "{} is missing: build it first with `cargo build -p ipsecd`",
+        p.display()
+    );
+    p
+}
 /// The Python interpreter of the TCP and UDP helpers.
 pub const PYTHON: &str = "/usr/bin/python3";
 /// ipsecd's default routing table (0x1500).
@@ -594,7 +608,7 @@ impl Daemon {
             .unwrap();
         let child = self
             .ns
-            .cmd(IPSECD)
+            .cmd(ipsecd_bin().to_str().unwrap())
             .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

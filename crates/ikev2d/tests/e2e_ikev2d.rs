@@ -1,0 +1,321 @@
+//! End-to-end: automatic keying between two hosts, each running ipsecd (policy requiring
+//! ESP between them, no SAs) and in.ikev2d (one PSK rule).
+//!
+//! ```text
+//!   A 192.0.2.1/24 ──va──vb── B 192.0.2.2/24
+//!   ipsecd + in-ikev2d          ipsecd + in-ikev2d
+//! ```
+//!
+//! A ping from A makes A's ipsecd send an ACQUIRE; A's daemon negotiates IKE_SA_INIT and
+//! IKE_AUTH with B's, both install the Child SA pair through PF_KEY, and the traffic
+//! flows both ways. The capture on the link holds only IKE (UDP 500) and ESP. Then the
+//! pair's short lifetime runs out: the soft EXPIRE makes the daemon rekey the pair
+//! (make before break) while pings go on; and when B's ipsecd is killed and restarted,
+//! B's daemon registers again and new traffic is keyed again.
+//! Needs root; skipped otherwise.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+#[path = "../../ipsecd/tests/common/netns.rs"]
+mod netns;
+
+use common::Ike;
+
+use std::time::{Duration, Instant};
+
+use netns::*;
+
+const A: &str = "192.0.2.1";
+const B: &str = "192.0.2.2";
+fn rule(local: &str, remote: &str, extra: &str) -> String {
+    format!(
+        "ikesa_xform {{ encr_alg aes-gcm(256) prf sha256 dh_group 31 }}\n\
+         {{\n  label \"a-b\"\n  auth_method preshared\n  local_addr {local}\n  remote_addr {remote}\n{extra}}}\n"
+    )
+}
+
+fn policy(local: &str, remote: &str) -> String {
+    format!("{{laddr {local} raddr {remote}}} ipsec {{encr_algs aes-gcm sa shared}}\n")
+}
+
+/// Only IKE and ESP between A and B on the wire.
+fn only_ike_and_esp(pcap: &Pcap) {
+    let (a, b): (std::net::IpAddr, std::net::IpAddr) = (A.parse().unwrap(), B.parse().unwrap());
+    let mut esp = 0;
+    for p in pcap.ip().filter(|p| !p.is_nd_or_mld()) {
+        assert!(
+            (p.src, p.dst) == (a, b) || (p.src, p.dst) == (b, a),
+            "a stranger on the link: {p:?}"
+        );
+        match p.proto {
+            50 => esp += 1,
+            17 if p.dport() == Some(500) => {}
+            _ => panic!("cleartext between A and B: {p:?}"),
+        }
+    }
+    assert!(esp > 0, "no ESP captured");
+}
+
+/// A and B joined by a link, each with an ipsecd requiring ESP toward the other.
+fn two_hosts(test: &str) -> Option<(Lab, Ns, Ns, Daemon, Daemon)> {
+    two_hosts_at(test, A, B)
+}
+
+/// [`two_hosts`] with these addresses.
+fn two_hosts_at(test: &str, a_addr: &str, b_addr: &str) -> Option<(Lab, Ns, Ns, Daemon, Daemon)> {
+    let lab = Lab::new(test)?;
+    let (a, b) = common::two_namespaces(&lab, a_addr, b_addr);
+    let da = Daemon::start(&lab, &a, "a", "", &policy(a_addr, b_addr));
+    let db = Daemon::start(&lab, &b, "b", "", &policy(b_addr, a_addr));
+    Some((lab, a, b, da, db))
+}
+
+#[test]
+fn acquire_negotiates_and_installs_esp_both_ways() {
+    let Some((lab, a, b, da, mut db)) = two_hosts("acquire_negotiates_and_installs_esp_both_ways")
+    else {
+        return;
+    };
+    // Short Child SA lifetime on the initiator: soft EXPIRE at 9 s, hard at 10 s; PFS.
+    let ia = Ike::start(
+        &lab,
+        &a,
+        "a",
+        &da,
+        &rule(A, B, "  childsa_lifetime_secs 10\n  childsa_pfs yes\n"),
+        &[],
+    );
+    // Both ask for PFS: the rekey's CREATE_CHILD_SA carries a key exchange.
+    let ib = Ike::start(&lab, &b, "b", &db, &rule(B, A, "  childsa_pfs yes\n"), &[]);
+    let cap = Capture::start(&lab, &a, "va", "link");
+
+    // No SA yet: the first packet makes ipsecd ACQUIRE, in-ikev2d negotiates.
+    let _ = a.ping(B, 2);
+    ia.wait_log("installed", 1, Duration::from_secs(10));
+    ib.wait_log("installed", 1, Duration::from_secs(10));
+    assert!(
+        ia.log().contains("initiating IKE with 192.0.2.2"),
+        "{}",
+        ia.log()
+    );
+    assert!(ia.log().contains("established (initiator"), "{}", ia.log());
+    assert!(ib.log().contains("established (responder"), "{}", ib.log());
+    // Each side's inbound SA is the other's outbound.
+    // The inbound SPIs came from ipsecd (GETSPI) and were keyed with UPDATE.
+    assert!(
+        ia.log()
+            .contains("installed (UPDATE inbound + ADD outbound)"),
+        "{}",
+        ia.log()
+    );
+    assert!(
+        ib.log()
+            .contains("installed (UPDATE inbound + ADD outbound)"),
+        "{}",
+        ib.log()
+    );
+    let (pa, pb) = (ia.pairs(), ib.pairs());
+    assert_eq!(pa.len(), 1);
+    assert_eq!(pb, vec![(pa[0].1, pa[0].0)]);
+
+    a.ping_ok(B, 5);
+    b.ping_ok(A, 5);
+    let (ca, cb) = (da.counters(), db.counters());
+    assert!(ca.sa("esp", pa[0].1).packets >= 5, "{ca:#?}");
+    assert!(ca.sa("esp", pa[0].0).packets >= 5, "{ca:#?}");
+    assert!(cb.sa("esp", pb[0].1).packets >= 5, "{cb:#?}");
+    assert_eq!(ca.drop_reasons(), Default::default(), "{ca:#?}");
+
+    // Rekey on soft EXPIRE (make before break), pings going on meanwhile.
+    let mut ping = a.spawn(&["ping", "-n", "-i", "0.2", "-c", "50", B]);
+    ia.wait_log("soft EXPIRE", 1, Duration::from_secs(15));
+    ia.wait_log("installed", 2, Duration::from_secs(10));
+    ib.wait_log("installed", 2, Duration::from_secs(10));
+    ia.wait_log("deleted: SPIs", 1, Duration::from_secs(10));
+    ib.wait_log("deleted: SPIs", 1, Duration::from_secs(10));
+    let out = ping.success(Duration::from_secs(20)).join("\n");
+    assert!(
+        out.contains("50 received"),
+        "pings lost across the rekey:\n{out}"
+    );
+    let (pa, pb) = (ia.pairs(), ib.pairs());
+    assert_eq!(pb[1], (pa[1].1, pa[1].0));
+    // A asked for the rekey: its new inbound SPI came from GETSPI too; B, the responder
+    // of CREATE_CHILD_SA, added its new pair.
+    assert_eq!(
+        ia.log().matches("installed (UPDATE inbound").count(),
+        2,
+        "{}",
+        ia.log()
+    );
+    assert!(ib.log().contains("installed (ADD inbound"), "{}", ib.log());
+    let ca = da.counters();
+    assert!(
+        ca.sa("esp", pa[1].1).packets > 0,
+        "new pair unused: {ca:#?}"
+    );
+
+    only_ike_and_esp(&cap.stop());
+
+    // ikev2adm: the IKE SA with its current pair, the rule, the counters.
+    let (ok, out, err) = ia.adm(&["show", "ikesa"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(
+            "192.0.2.1:500 <-> 192.0.2.2:500 initiator established rule=\"a-b\" children=1"
+        ) && out.contains(&format!("0x{:08x}/0x{:08x}", pa[1].0, pa[1].1)),
+        "{out}"
+    );
+    let (ok, out, _) = ib.adm(&["show", "rule"]);
+    assert!(
+        ok && out.contains("rule \"a-b\" local 192.0.2.2/32 remote 192.0.2.1/32 ike encr=20/256"),
+        "{out}"
+    );
+    let (ok, out, _) = ia.adm(&["show", "stats"]);
+    assert!(
+        ok && out.contains("ike_established=1\n") && out.contains("children_installed=2\n"),
+        "{out}"
+    );
+    let (ok, _, err) = ia.adm(&["bogus"]);
+    assert!(!ok && err.contains("unknown request \"bogus\""), "{err}");
+
+    // `flush ikesa` on A: B is told and removes its pair too; the next packet negotiates
+    // again.
+    let (ok, out, _) = ia.adm(&["flush", "ikesa"]);
+    assert!(ok && out == "deleted 1\n", "{out}");
+    ib.wait_log(
+        "IKE SA with 192.0.2.1:500 deleted",
+        1,
+        Duration::from_secs(5),
+    );
+    ib.wait_log("deleted: SPIs", 2, Duration::from_secs(5));
+    let _ = a.ping(B, 2);
+    ia.wait_log("installed", 3, Duration::from_secs(10));
+    a.ping_ok(B, 3);
+
+    // ipsecd restarts (SADB lost): B's daemon registers again and forgets its IKE SAs;
+    // B's next packet is keyed by a new IKE SA whose INITIAL_CONTACT makes A drop the old
+    // one, and traffic flows both ways again.
+    db.kill9();
+    db.restart();
+    ib.wait_log("registered for ESP", 2, Duration::from_secs(10));
+    let t0 = Instant::now();
+    while !b.ping(A, 1).status.success() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "no traffic after ipsecd's restart:\nA:\n{}\nB:\n{}",
+            ia.log(),
+            ib.log()
+        );
+    }
+    assert!(
+        ia.log().contains("INITIAL_CONTACT from 192.0.2.2"),
+        "{}",
+        ia.log()
+    );
+    a.ping_ok(B, 3);
+    b.ping_ok(A, 3);
+}
+
+/// The IKE SA is rekeyed when its lifetime runs out (the Child SA moves to the new one,
+/// the old one is deleted), and a peer whose daemon dies is found dead by liveness
+/// checks: its Child SAs leave ipsecd, and the next packet negotiates with the restarted
+/// daemon (INITIAL_CONTACT).
+#[test]
+fn ike_sa_rekey_and_dead_peer_detection() {
+    let Some((lab, a, b, da, db)) = two_hosts("ike_sa_rekey_and_dead_peer_detection") else {
+        return;
+    };
+    let fast = common::FAST_DPD;
+    let ia = Ike::start(
+        &lab,
+        &a,
+        "a",
+        &da,
+        &rule(A, B, "  ikesa_lifetime_secs 4\n"),
+        &fast,
+    );
+    let ib = Ike::start(&lab, &b, "b", &db, &rule(B, A, ""), &fast);
+    let _ = a.ping(B, 2);
+    ia.wait_log("installed", 1, Duration::from_secs(10));
+
+    // At 85 % of 4 s A rekeys the IKE SA; the pair moves over, the old IKE SA goes.
+    ia.wait_log(
+        "rekeying the IKE SA with 192.0.2.2:500",
+        1,
+        Duration::from_secs(10),
+    );
+    ia.wait_log(
+        "IKE SA with 192.0.2.2:500 rekeyed",
+        1,
+        Duration::from_secs(5),
+    );
+    ib.wait_log(
+        "IKE SA with 192.0.2.1:500 rekeyed",
+        1,
+        Duration::from_secs(5),
+    );
+    ib.wait_log(
+        "IKE SA with 192.0.2.1:500 deleted",
+        1,
+        Duration::from_secs(5),
+    );
+    a.ping_ok(B, 3);
+    b.ping_ok(A, 3);
+    let (ok, out, _) = ia.adm(&["show", "ikesa"]);
+    assert!(
+        ok && out.lines().count() == 1 && out.contains("children=1"),
+        "{out}"
+    );
+    assert!(
+        !ia.log().contains("deleted: SPIs"),
+        "a pair was lost in the IKE rekey:\n{}",
+        ia.log()
+    );
+
+    // B's daemon dies: A's liveness check goes unanswered, A removes the pair.
+    ib.kill();
+    ia.wait_log("dead peer", 1, Duration::from_secs(10));
+    ia.wait_log("deleted: SPIs", 1, Duration::from_secs(2));
+    // The restarted daemon deletes the pair its predecessor left in ipsecd.
+    let ib = Ike::start(&lab, &b, "b", &db, &rule(B, A, ""), &fast);
+    ib.wait_log("left by an earlier in.ikev2d", 2, Duration::from_secs(5));
+    let t0 = Instant::now();
+    while !a.ping(B, 1).status.success() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "no traffic with the restarted daemon:\nA:\n{}\nB:\n{}",
+            ia.log(),
+            ib.log()
+        );
+    }
+    b.ping_ok(A, 3);
+}
+
+/// The same over IPv6: IKE on the daemon's IPv6 socket, ESP between the two addresses.
+#[test]
+fn ipv6_peers_negotiate_and_protect_traffic() {
+    const A6: &str = "2001:db8::1";
+    const B6: &str = "2001:db8::2";
+    let Some((lab, a, b, da, db)) =
+        two_hosts_at("ipv6_peers_negotiate_and_protect_traffic", A6, B6)
+    else {
+        return;
+    };
+    let ia = Ike::start(&lab, &a, "a", &da, &rule(A6, B6, ""), &[]);
+    let ib = Ike::start(&lab, &b, "b", &db, &rule(B6, A6, ""), &[]);
+    let _ = a.ping(B6, 2);
+    ia.wait_log("installed", 1, Duration::from_secs(10));
+    ib.wait_log("installed", 1, Duration::from_secs(10));
+    assert!(
+        ia.log()
+            .contains("IKE SA with [2001:db8::2]:500 established (initiator"),
+        "{}",
+        ia.log()
+    );
+    a.ping_ok(B6, 3);
+    b.ping_ok(A6, 3);
+    let (pa, pb) = (ia.pairs(), ib.pairs());
+    assert_eq!(pb, vec![(pa[0].1, pa[0].0)]);
+    assert!(da.counters().sa("esp", pa[0].1).packets >= 3);
+}

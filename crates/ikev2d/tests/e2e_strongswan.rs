@@ -1,0 +1,535 @@
+//! Interoperability with strongSwan: charon (kernel-libipsec, user-space ESP over its own
+//! TUN device) in one namespace, ipsecd + in-ikev2d in the other, PSK authentication.
+//!
+//! ```text
+//!   S 192.0.2.1/24 ──va──vb── O 192.0.2.2/24
+//!   charon + kernel-libipsec    ipsecd (NAT-T port 4500) + in-ikev2d (IKE on 500, and on
+//!                               4500 through ipsecd's natt-relay)
+//! ```
+//!
+//! strongSwan 5.9.8's libipsec sends ESP inside UDP 4500 only, and moves IKE to port
+//! 4500 at IKE_AUTH when both sides do NAT detection; so our Child SAs are UDP-
+//! encapsulated and our IKE on 4500 goes through ipsecd. Each role is tested: we
+//! initiate (a ping from O makes ipsecd ACQUIRE), and strongSwan initiates (`swanctl
+//! --initiate`). Traffic flows both ways; the capture shows no cleartext ICMP.
+//! Needs root and strongSwan (`/usr/lib/ipsec/charon`, `swanctl`); skipped otherwise.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+#[path = "../../ipsecd/tests/common/netns.rs"]
+mod netns;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{Ike, PSK};
+use netns::*;
+
+const S: &str = "192.0.2.1";
+const O: &str = "192.0.2.2";
+const CHARON: &str = "/usr/lib/ipsec/charon";
+
+/// charon in a namespace with a private /run, its own strongswan.conf, vici socket and log.
+struct Charon {
+    proc: Proc,
+    vici: String,
+    log: PathBuf,
+    conf: PathBuf,
+    ns: Ns,
+}
+
+impl Charon {
+    fn start(lab: &Lab, ns: &Ns, ike: &str, esp: &str) -> Self {
+        Self::start_with(lab, ns, ike, esp, "", "")
+    }
+
+    /// [`start`](Self::start) with more options of the connection (`extra`) and of its
+    /// Child SA (`child_extra`), such as `rekey_time = 5s`.
+    fn start_with(
+        lab: &Lab,
+        ns: &Ns,
+        ike: &str,
+        esp: &str,
+        extra: &str,
+        child_extra: &str,
+    ) -> Self {
+        Self::start_as(lab, ns, (ike, esp), (extra, child_extra), (S, S))
+    }
+
+    /// [`start_with`](Self::start_with) from local address `local.0` (also its traffic
+    /// selector) with identity `local.1`.
+    fn start_as(
+        lab: &Lab,
+        ns: &Ns,
+        (ike, esp): (&str, &str),
+        (extra, child_extra): (&str, &str),
+        local: (&str, &str),
+    ) -> Self {
+        let (l_addr, l_id) = local;
+        let dir = lab.dir.join("charon");
+        std::fs::create_dir_all(dir.join("run")).unwrap();
+        let vici = format!("unix://{}/charon.vici", dir.display());
+        let log = dir.join("charon.log");
+        let sconf = lab.file(
+            "strongswan.conf",
+            &format!(
+                "charon {{\n  load_modular = no\n  load = random drbg nonce openssl aes sha1 sha2 md5 hmac gcm ctr ccm chapoly kdf pem pkcs1 pkcs8 x509 pubkey curve25519 gmp kernel-libipsec kernel-netlink socket-default vici\n  \
+                 plugins {{\n    vici {{\n      socket = {vici}\n    }}\n    \
+                 kernel-libipsec {{\n      allow_peer_ts = yes\n    }}\n    \
+                 kernel-netlink {{\n      fwmark = !0x42\n    }}\n    \
+                 socket-default {{\n      fwmark = 0x42\n    }}\n  }}\n  \
+                 filelog {{\n    f {{\n      path = {}\n      flush_line = yes\n      default = 1\n      ike = 2\n      cfg = 2\n      chd = 2\n      esp = 2\n    }}\n  }}\n}}\n",
+                log.display()
+            ),
+        );
+        let conf = lab.file(
+            "swanctl.conf",
+            &format!(
+                "connections {{\n  ironswan {{\n    version = 2\n    local_addrs = {l_addr}\n    remote_addrs = {O}\n    proposals = {ike}\n    {extra}\n    \
+                 local {{\n      auth = psk\n      id = {l_id}\n    }}\n    remote {{\n      auth = psk\n      id = {O}\n    }}\n    \
+                 children {{\n      c {{\n        mode = tunnel\n        esp_proposals = {esp}\n        {child_extra}\n        local_ts = {l_addr}/32\n        remote_ts = {O}/32\n      }}\n    }}\n  }}\n}}\n\
+                 secrets {{\n  ike-1 {{\n    id-1 = {l_id}\n    id-2 = {O}\n    secret = \"{PSK}\"\n  }}\n}}\n"
+            ),
+        );
+        let script = format!(
+            "mount --bind {} /run && exec env STRONGSWAN_CONF={} setsid {CHARON}",
+            dir.join("run").display(),
+            sconf.display()
+        );
+        let proc = ns.spawn(&["sh", "-c", &script]);
+        let c = Self {
+            proc,
+            vici,
+            log,
+            conf,
+            ns: ns.clone(),
+        };
+        let t0 = Instant::now();
+        loop {
+            let o = c.swanctl(&["--load-all", "--file", &c.conf.display().to_string()]);
+            if o.status.success() {
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "charon did not come up: {}\n{}\n{}",
+                String::from_utf8_lossy(&o.stderr),
+                c.log_text(),
+                c.proc.stderr().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        c
+    }
+
+    fn swanctl(&self, args: &[&str]) -> std::process::Output {
+        // The command comes first, its options after it.
+        let mut all = vec!["swanctl", args[0], "--uri", &self.vici];
+        all.extend_from_slice(&args[1..]);
+        self.ns.run(&all)
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Kills charon with SIGKILL (its pid file is in its private /run) and waits until
+    /// it is gone.
+    fn kill9(&mut self, lab: &Lab) {
+        let pidfile = lab.dir.join("charon/run/charon.pid");
+        let pid = std::fs::read_to_string(&pidfile).unwrap();
+        let pid: u32 = pid.trim().parse().unwrap();
+        signal(pid, "KILL");
+        let _ = self.proc.wait_exit(Duration::from_secs(5));
+        let t0 = Instant::now();
+        while Path::new(&format!("/proc/{pid}")).exists() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "charon {pid} did not die"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = std::fs::remove_file(pidfile);
+    }
+}
+
+impl Drop for Charon {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("---- charon log ----\n{}---- end ----", self.log_text());
+        }
+    }
+}
+
+fn available() -> bool {
+    let ok = Path::new(CHARON).exists()
+        && Path::new("/usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so").exists();
+    if !ok {
+        eprintln!("skipping: strongSwan's charon with kernel-libipsec is not installed");
+    }
+    ok
+}
+
+/// ipsecd with a policy requiring ESP with `algs` (ipsecconf) toward S, and in-ikev2d
+/// with one rule: IKE SA transforms `ike_xform`, Child SAs `child_xform` (as responder).
+fn ours(lab: &Lab, o: &Ns, algs: &str, ike_xform: &str, child_xform: &str) -> (Daemon, Ike) {
+    ours_with(lab, o, algs, ike_xform, child_xform, "")
+}
+
+/// [`ours`] with more rule parameters.
+fn ours_with(
+    lab: &Lab,
+    o: &Ns,
+    algs: &str,
+    ike_xform: &str,
+    child_xform: &str,
+    extra: &str,
+) -> (Daemon, Ike) {
+    // Tunnel mode between the hosts themselves (libipsec keys tunnel mode only).
+    let policy = format!(
+        "{{tunnel ip.tun0 negotiate tunnel laddr {O} raddr {S}}} ipsec {{{algs} sa shared}}\n"
+    );
+    let d = Daemon::start(lab, o, "o", "", &policy);
+    let cfg = format!(
+        "ikesa_xform {{ {ike_xform} }}\n{{\n  label \"a-b\"\n  auth_method preshared\n  local_addr {O}\n  remote_addr {S}\n  childsa_mode tunnel\n  childsa_xform {{ {child_xform} }}\n{extra}}}\n"
+    );
+    let control = d.control.display().to_string();
+    let ike = Ike::start(lab, o, "o", &d, &cfg, &["--control-socket", &control]);
+    (d, ike)
+}
+
+fn no_clear_icmp(pcap: &Pcap) {
+    let leaks: Vec<String> = pcap
+        .ip()
+        .filter(|p| matches!(p.proto, 1 | 58) && !p.is_nd_or_mld())
+        .map(|p| format!("{p:?}"))
+        .collect();
+    assert!(leaks.is_empty(), "cleartext ICMP on the wire: {leaks:?}");
+    let esp_in_udp = pcap
+        .ip()
+        .filter(|p| p.proto == 17 && p.payload.get(8..12).is_some_and(|m| m != [0, 0, 0, 0]))
+        .count();
+    assert!(esp_in_udp > 0, "no ESP in UDP captured");
+}
+
+fn lab(test: &str) -> Option<(Lab, Ns, Ns)> {
+    if !available() {
+        return None;
+    }
+    let lab = Lab::new(test)?;
+    let (s, o) = common::two_namespaces(&lab, S, O);
+    Some((lab, s, o))
+}
+
+/// We initiate: a ping from O makes ipsecd ACQUIRE, in-ikev2d negotiates with charon.
+fn we_initiate(test: &str, ike: (&str, &str), esp: (&str, &str, &str)) {
+    let Some((lab, s, o)) = lab(test) else {
+        return;
+    };
+    let charon = Charon::start(&lab, &s, ike.0, esp.0);
+    let (d, ike) = ours(&lab, &o, esp.1, ike.1, esp.2);
+    let cap = Capture::start(&lab, &o, "vb", "wire");
+    let _ = o.ping(S, 2);
+    ike.wait_log("installed", 1, Duration::from_secs(15));
+    assert!(
+        ike.log().contains("established (initiator"),
+        "{}",
+        ike.log()
+    );
+    both_ways(&s, &o, &d, &charon);
+    no_clear_icmp(&cap.stop());
+}
+
+#[test]
+fn we_initiate_to_strongswan_curve25519_aes_gcm() {
+    we_initiate(
+        "we_initiate_to_strongswan_curve25519_aes_gcm",
+        (
+            "aes128gcm16-prfsha256-x25519",
+            "encr_alg aes-gcm(128) prf sha256 dh_group 31",
+        ),
+        ("aes128gcm16", "encr_algs aes-gcm", "encr_alg aes-gcm(128)"),
+    );
+}
+
+#[test]
+fn we_initiate_to_strongswan_ecp256_aes_cbc_hmac_sha256() {
+    we_initiate(
+        "we_initiate_to_strongswan_ecp256_aes_cbc_hmac_sha256",
+        (
+            "aes256-sha256-ecp256",
+            "encr_alg aes(256) auth_alg sha256 prf sha256 dh_group 19",
+        ),
+        (
+            "aes256-sha256",
+            "encr_algs aes-cbc(256) encr_auth_algs hmac-sha256",
+            "encr_alg aes-cbc(256) auth_alg sha256",
+        ),
+    );
+}
+
+/// Pings both ways, all answered; strongSwan lists its IKE SA and Child SA.
+fn pings_and_sas(s: &Ns, o: &Ns, charon: &Charon) {
+    o.ping_ok(S, 5);
+    s.ping_ok(O, 5);
+    let sas = charon.swanctl(&["--list-sas"]);
+    let sas = String::from_utf8_lossy(&sas.stdout);
+    assert!(
+        sas.contains("ESTABLISHED") && sas.contains("INSTALLED"),
+        "{sas}"
+    );
+}
+
+/// Pings both ways, all answered; strongSwan lists the SAs; ipsecd counted ESP both ways.
+fn both_ways(s: &Ns, o: &Ns, d: &Daemon, charon: &Charon) {
+    pings_and_sas(s, o, charon);
+    let c = d.counters();
+    assert!(
+        c.get("out_protected") >= 10 && c.get("in_accepted") >= 10,
+        "{c:#?}"
+    );
+    assert_eq!(c.drop_reasons(), Default::default(), "{c:#?}");
+}
+
+#[test]
+fn strongswan_initiates_to_us_modp2048_aes_gcm() {
+    let Some((lab, s, o)) = lab("strongswan_initiates_to_us_modp2048_aes_gcm") else {
+        return;
+    };
+    let charon = Charon::start(&lab, &s, "aes256gcm16-prfsha384-modp2048", "aes256gcm16");
+    let (d, ike) = ours(
+        &lab,
+        &o,
+        "encr_algs aes-gcm",
+        "encr_alg aes-gcm(256) prf sha384 dh_group 14",
+        "encr_alg aes-gcm(256)",
+    );
+    let cap = Capture::start(&lab, &o, "vb", "wire");
+    let r = charon.swanctl(&["--initiate", "--child", "c", "--timeout", "15"]);
+    assert!(
+        r.status.success(),
+        "swanctl --initiate: {}\n{}\n{}",
+        String::from_utf8_lossy(&r.stdout),
+        String::from_utf8_lossy(&r.stderr),
+        ike.log()
+    );
+    ike.wait_log("installed", 1, Duration::from_secs(10));
+    assert!(
+        ike.log().contains("established (responder"),
+        "{}",
+        ike.log()
+    );
+    both_ways(&s, &o, &d, &charon);
+    no_clear_icmp(&cap.stop());
+}
+
+/// strongSwan initiates and rekeys both the Child SA (every 3 s) and the IKE SA (every 5 s)
+/// while pings run: every ping is answered across the rekeys (make before break on both
+/// sides), our daemon installs each new pair and removes each old one.
+#[test]
+fn strongswan_rekeys_child_and_ike_sa_under_traffic() {
+    let Some((lab, s, o)) = lab("strongswan_rekeys_child_and_ike_sa_under_traffic") else {
+        return;
+    };
+    let charon = Charon::start_with(
+        &lab,
+        &s,
+        "aes128gcm16-prfsha256-x25519",
+        "aes128gcm16",
+        "rekey_time = 5s",
+        "rekey_time = 3s",
+    );
+    let (d, ike) = ours(
+        &lab,
+        &o,
+        "encr_algs aes-gcm",
+        "encr_alg aes-gcm(128) prf sha256 dh_group 31",
+        "encr_alg aes-gcm(128)",
+    );
+    let r = charon.swanctl(&["--initiate", "--child", "c", "--timeout", "15"]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stdout));
+    ike.wait_log("installed", 1, Duration::from_secs(10));
+    let mut ping = o.spawn(&["ping", "-n", "-i", "0.2", "-c", "55", S]);
+    let out = ping.success(Duration::from_secs(30)).join("\n");
+    assert!(
+        out.contains("55 received"),
+        "pings lost across the rekeys:\n{out}\n{}",
+        ike.log()
+    );
+    let log = ike.log();
+    assert!(log.matches("installed (").count() >= 3, "{log}");
+    assert!(log.matches("deleted: SPIs").count() >= 2, "{log}");
+    assert!(log.contains("rekeyed: SPIs"), "{log}");
+    both_ways(&s, &o, &d, &charon);
+}
+
+/// We rekey: our Child SA lifetime is 6 s (soft EXPIRE at 5.4 s) and our IKE SA's 8 s;
+/// pings go on across our CREATE_CHILD_SA rekeys with strongSwan and are all answered.
+#[test]
+fn we_rekey_child_and_ike_sa_with_strongswan_under_traffic() {
+    let Some((lab, s, o)) = lab("we_rekey_child_and_ike_sa_with_strongswan_under_traffic") else {
+        return;
+    };
+    let charon = Charon::start(&lab, &s, "aes128gcm16-prfsha256-x25519", "aes128gcm16");
+    let (d, ike) = ours_with(
+        &lab,
+        &o,
+        "encr_algs aes-gcm",
+        "encr_alg aes-gcm(128) prf sha256 dh_group 31",
+        "encr_alg aes-gcm(128)",
+        "  childsa_lifetime_secs 6\n  ikesa_lifetime_secs 8\n",
+    );
+    let _ = o.ping(S, 2);
+    ike.wait_log("installed", 1, Duration::from_secs(15));
+    let mut ping = o.spawn(&["ping", "-n", "-i", "0.2", "-c", "50", S]);
+    let out = ping.success(Duration::from_secs(30)).join("\n");
+    assert!(
+        out.contains("50 received"),
+        "pings lost across our rekeys:\n{out}\n{}",
+        ike.log()
+    );
+    let log = ike.log();
+    assert!(log.contains("soft EXPIRE"), "{log}");
+    assert!(
+        log.matches("installed (UPDATE inbound").count() >= 2,
+        "{log}"
+    );
+    assert!(log.contains("deleted: SPIs"), "{log}");
+    assert!(log.contains("rekeying the IKE SA"), "{log}");
+    assert!(log.contains("rekeyed: SPIs"), "{log}");
+    both_ways(&s, &o, &d, &charon);
+}
+
+/// NAT traversal: strongSwan sits behind a masquerading router and initiates; both sides
+/// detect the NAT, IKE moves to port 4500, the Child SAs carry ESP in UDP through the
+/// router's mapping, and traffic flows both ways. Our rule names
+/// strongSwan's identity and its private address as its traffic selector.
+///
+/// ```text
+///   S 10.0.0.1 ──vs──vi── N 10.0.0.254 | 192.0.2.1 (masquerade) ──vn──vo── O 192.0.2.2
+/// ```
+#[test]
+fn strongswan_behind_a_nat_initiates() {
+    if !available() {
+        return;
+    }
+    let Some(lab) = Lab::new("strongswan_behind_a_nat_initiates") else {
+        return;
+    };
+    let (s, n, o) = (lab.ns("s"), lab.ns("n"), lab.ns("o"));
+    veth(&s, "vs", &n, "vi");
+    veth(&n, "vn", &o, "vo");
+    s.addr("vs", "10.0.0.1/24");
+    n.addr("vi", "10.0.0.254/24");
+    n.addr("vn", &format!("{S}/24"));
+    o.addr("vo", &format!("{O}/24"));
+    s.ip(&["route", "add", "default", "via", "10.0.0.254"]);
+    n.forwarding();
+    n.ok(&["nft", "add", "table", "ip", "nat"]);
+    n.ok(&[
+        "nft",
+        "add chain ip nat post { type nat hook postrouting priority 100 ; }",
+    ]);
+    n.ok(&[
+        "nft",
+        "add",
+        "rule",
+        "ip",
+        "nat",
+        "post",
+        "oifname",
+        "vn",
+        "masquerade",
+    ]);
+    let charon = Charon::start_as(
+        &lab,
+        &s,
+        ("aes128gcm16-prfsha256-x25519", "aes128gcm16"),
+        ("", ""),
+        ("10.0.0.1", "s.example"),
+    );
+    let policy =
+        format!("{{tunnel ip.tun0 negotiate tunnel laddr {O} raddr 10.0.0.1}} ipsec {{encr_algs aes-gcm sa shared}}\n");
+    let d = Daemon::start(&lab, &o, "o", "", &policy);
+    let cfg = format!(
+        "ikesa_xform {{ encr_alg aes-gcm(128) prf sha256 dh_group 31 }}\n{{\n  label \"a-b\"\n  auth_method preshared\n  local_addr {O}\n  remote_addr {S}\n  remote_id fqdn \"s.example\"\n  remote_ts 10.0.0.1/32\n  childsa_mode tunnel\n}}\n"
+    );
+    let control = d.control.display().to_string();
+    let ike = Ike::start(&lab, &o, "o", &d, &cfg, &["--control-socket", &control]);
+    let cap = Capture::start(&lab, &o, "vo", "wire");
+    let r = charon.swanctl(&["--initiate", "--child", "c", "--timeout", "15"]);
+    assert!(
+        r.status.success(),
+        "swanctl --initiate: {}\n{}",
+        String::from_utf8_lossy(&r.stdout),
+        ike.log()
+    );
+    ike.wait_log("installed", 1, Duration::from_secs(10));
+    assert!(
+        ike.log()
+            .contains("established (responder, IKE on port 4500)"),
+        "{}",
+        ike.log()
+    );
+    s.ping_ok(O, 5);
+    o.ping_ok("10.0.0.1", 5);
+    let c = d.counters();
+    assert!(
+        c.get("out_protected") >= 10 && c.get("in_accepted") >= 10,
+        "{c:#?}"
+    );
+    assert_eq!(c.drop_reasons(), Default::default(), "{c:#?}");
+    no_clear_icmp(&cap.stop());
+}
+
+/// Dead-peer detection: strongSwan is killed; our liveness checks go unanswered and the
+/// pair leaves ipsecd. strongSwan is started again: the next packet makes a new IKE SA
+/// (with INITIAL_CONTACT) and traffic flows both ways.
+#[test]
+fn strongswan_killed_is_found_dead_and_rekeyed_after_its_restart() {
+    let Some((lab, s, o)) = lab("strongswan_killed_is_found_dead_and_rekeyed_after_its_restart")
+    else {
+        return;
+    };
+    let (ike_p, esp_p) = ("aes128gcm16-prfsha256-x25519", "aes128gcm16");
+    let mut charon = Charon::start(&lab, &s, ike_p, esp_p);
+    let policy = format!(
+        "{{tunnel ip.tun0 negotiate tunnel laddr {O} raddr {S}}} ipsec {{encr_algs aes-gcm sa shared}}\n"
+    );
+    let d = Daemon::start(&lab, &o, "o", "", &policy);
+    let cfg = format!(
+        "ikesa_xform {{ encr_alg aes-gcm(128) prf sha256 dh_group 31 }}\n{{\n  label \"a-b\"\n  auth_method preshared\n  local_addr {O}\n  remote_addr {S}\n  childsa_mode tunnel\n}}\n"
+    );
+    let control = d.control.display().to_string();
+    let mut fast = vec!["--control-socket", &control];
+    fast.extend_from_slice(&common::FAST_DPD);
+    let ike = Ike::start(&lab, &o, "o", &d, &cfg, &fast);
+    let _ = o.ping(S, 2);
+    ike.wait_log("installed", 1, Duration::from_secs(15));
+    o.ping_ok(S, 3);
+
+    charon.kill9(&lab);
+    ike.wait_log("dead peer", 1, Duration::from_secs(10));
+    ike.wait_log("deleted: SPIs", 1, Duration::from_secs(2));
+
+    let charon = Charon::start(&lab, &s, ike_p, esp_p);
+    let t0 = Instant::now();
+    while !o.ping(S, 1).status.success() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "no traffic after strongSwan's restart:\n{}",
+            ike.log()
+        );
+    }
+    ike.wait_log("installed", 2, Duration::from_secs(1));
+    pings_and_sas(&s, &o, &charon);
+    // While S was down its kernel answered our ESP in clear (ICMP port unreachable):
+    // policy dropped those, and nothing else.
+    let drops = d.counters().drop_reasons();
+    assert!(
+        drops
+            .keys()
+            .all(|k| k.starts_with("clear_drop_in_spd_got_clear")),
+        "{drops:?}"
+    );
+}
