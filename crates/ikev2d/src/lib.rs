@@ -20,41 +20,14 @@ pub mod config;
 pub mod daemon;
 pub mod pfkey;
 
-/// The operational log on standard error. Never given key material.
+/// The operational log on standard error: [`ipsec_sys::log`], named `in.ikev2d`. Never
+/// given key material.
 pub mod log {
-    use std::fmt::Arguments;
-    use std::io::Write;
-    use std::sync::atomic::{AtomicU8, Ordering};
+    pub use ipsec_sys::log::{debug, error, info};
 
-    static LEVEL: AtomicU8 = AtomicU8::new(1);
-
-    /// 0: errors only, 1: info (default), 2: debug.
+    /// Names the daemon in every line and sets the level (0 errors, 1 info, 2 debug).
     pub fn set_level(level: u8) {
-        LEVEL.store(level, Ordering::Relaxed);
-    }
-
-    fn emit(tag: &str, args: Arguments<'_>) {
-        let mut e = std::io::stderr().lock();
-        let _ = writeln!(e, "in.ikev2d: {tag}{args}");
-    }
-
-    /// Logs an error.
-    pub fn error(args: Arguments<'_>) {
-        emit("error: ", args);
-    }
-
-    /// Logs an operational message.
-    pub fn info(args: Arguments<'_>) {
-        if LEVEL.load(Ordering::Relaxed) >= 1 {
-            emit("", args);
-        }
-    }
-
-    /// Logs a debugging message.
-    pub fn debug(args: Arguments<'_>) {
-        if LEVEL.load(Ordering::Relaxed) >= 2 {
-            emit("", args);
-        }
+        ipsec_sys::log::init("in.ikev2d", level);
     }
 }
 

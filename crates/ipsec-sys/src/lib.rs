@@ -11,6 +11,7 @@
 
 mod cmsg;
 pub mod file;
+pub mod log;
 pub mod netlink;
 pub mod nflog;
 pub mod raw;
