@@ -295,6 +295,12 @@ impl ExpectAuthReq {
         (self.spi_i, self.spi_r)
     }
 
+    /// The IKE SA keys derived from IKE_SA_INIT (the peer is not authenticated yet).
+    #[must_use]
+    pub fn ike_keys(&self) -> &IkeKeys {
+        &self.keys
+    }
+
     /// Handles a datagram for this SA: a retransmitted IKE_SA_INIT request (answered from
     /// the cache) or the IKE_AUTH request.
     pub fn handle(self, datagram: &[u8], rng: &mut dyn Random) -> Step<Self, Established> {
