@@ -215,7 +215,9 @@ fn selectors(prefixes: &[crate::config::Prefix], addr: IpAddr) -> Vec<TrafficSel
         .collect()
 }
 
-fn host_ts(a: IpAddr) -> TrafficSelector {
+/// The traffic selector of one address, every protocol and port.
+#[must_use]
+pub fn host_ts(a: IpAddr) -> TrafficSelector {
     TrafficSelector {
         ip_protocol: 0,
         start_port: 0,
@@ -1175,6 +1177,7 @@ impl Daemon {
         self.sas[i].phase = Some(Phase::Up(Box::new(est)));
         self.sas[i].since = Instant::now();
         self.sas[i].last_rx = Instant::now();
+        let spis = (self.sas[i].spi_i, self.sas[i].spi_r);
         if initial_contact {
             // RFC 7296 §2.4: the peer restarted; forget our older SAs with it.
             let old: Vec<usize> = (0..self.sas.len())
@@ -1188,10 +1191,12 @@ impl Daemon {
                 self.sas.remove(j);
             }
         }
+        // This SA by its SPIs (removals above moved it): another IKE SA with the same peer
+        // (many may exist at once, without INITIAL_CONTACT) does not hold these children.
         let i = self
             .sas
             .iter()
-            .position(|s| matches!(s.phase, Some(Phase::Up(_))) && s.path.remote.ip() == remote)
+            .position(|s| (s.spi_i, s.spi_r) == spis)
             .unwrap_or(i);
         for spi in inbound {
             self.install(i, spi);
