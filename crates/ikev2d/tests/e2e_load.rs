@@ -108,7 +108,7 @@ fn cookie_honouring_initiator_gets_sas_during_a_spoofed_flood() {
     let (a, b) = common::two_namespaces(&lab, A, B);
     // The flood's sources are local to A (AnyIP), and B routes them back to A.
     a.ip(&["route", "add", "local", "10.99.0.0/16", "dev", "lo"]);
-    b.ip(&["route", "add", "10.99.0.0/16", "via", A]);
+    b.ip(&["route", "add", "10.99.0.0/16", "via", A, "dev", "vb"]);
     let (_d, ike) = responder(&lab, &b, "16");
     let mut flood = a.spawn(&[
         LOAD,
