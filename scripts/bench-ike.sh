@@ -152,6 +152,7 @@ cleanup() {
     local rc=$? pid ns
     trap - EXIT INT TERM
     set +e
+    exec 2>/dev/null  # (bash reports the jobs killed below)
     for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     sleep 0.3
     for ns in "$NSG" "$NSO" "$NSS"; do
@@ -420,7 +421,7 @@ if [ "$PROFILE" = 1 ]; then
 fi
 
 # ---- flood -------------------------------------------------------------------------------------------
-FLOOD_LINE='' LEGIT1='' LEGIT2='' IDLE_RSS='' PEAK_RSS='' HWM='' AFTER_STATS='' TSHARK_COUNTS=''
+FLOOD_LINE='' LEGIT1='' LEGIT2='' HELD1='' HELD2='' IDLE_RSS='' PEAK_RSS='' HWM='' AFTER_STATS='' TSHARK_COUNTS=''
 if [ "$FLOOD" = 1 ]; then
     section "half-open flood: $FLOOD_COUNT IKE_SA_INIT requests from spoofed addresses over $FLOOD_SECS s (cookie threshold $THRESHOLD)"
     start_ikev2d "$THRESHOLD" "$WORK/in-ikev2d-flood.log"
@@ -449,11 +450,13 @@ if [ "$FLOOD" = 1 ]; then
             --psk-file "$PSK_FILE" --count 2 --concurrency 1 --seconds 10 2>&1 | tail -1
     }
     sleep "$(python3 -c "print($FLOOD_SECS / 3)")"
+    HELD1=$(adm show stats | sed -n 's/^ike_sas=//p')
     LEGIT1=$(legit)
-    note "legitimate initiator at 1/3 of the flood: $LEGIT1"
+    note "IKE SAs held by in.ikev2d at 1/3 of the flood: $HELD1; legitimate initiator: $LEGIT1"
     sleep "$(python3 -c "print($FLOOD_SECS / 3)")"
+    HELD2=$(adm show stats | sed -n 's/^ike_sas=//p')
     LEGIT2=$(legit)
-    note "legitimate initiator at 2/3 of the flood: $LEGIT2"
+    note "IKE SAs held by in.ikev2d at 2/3 of the flood: $HELD2; legitimate initiator: $LEGIT2"
     wait "$FLOODER" || true
     FLOOD_LINE=$(tail -1 "$WORK/flood.out")
     note "flooder: $FLOOD_LINE"
@@ -510,10 +513,11 @@ fi
 section "IKE benchmarks ($(date -u +%Y-%m-%d), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), built at $VERSION)"
 python3 - "$RESULTS" "$SECS" "$CONC" "$THREADS" "$THRESHOLD" "$FLOOD_COUNT" "$FLOOD_SECS" \
     "$FLOOD_LINE" "$TSHARK_COUNTS" "$LEGIT1" "$LEGIT2" "$IDLE_RSS" "$PEAK_RSS" "$HWM" "$AFTER_STATS" \
+    "$HELD1" "$HELD2" \
     <<'PY' | tee "$OUT/summary.txt"
 import statistics, sys
 (res, secs, conc, threads, thr, fcount, fsecs, fline, tline, l1, l2, idle, peak, hwm,
- after) = sys.argv[1:]
+ after, held1, held2) = sys.argv[1:]
 rows = {}
 for line in open(res).read().splitlines()[1:]:
     name, rnd, n, rate, cpu, busy, _ = line.split("\t", 6)
@@ -572,7 +576,7 @@ if fline:
     bounded = bool(peak) and int(peak) < int(idle) + 16 * 1024
     bars.append(bounded)
     print(f"  in.ikev2d VmRSS: idle {mib(idle)}, peak during the flood {mib(peak)} (VmHWM {mib(hwm)}); "
-          f"{after.strip()}")
+          f"IKE SAs held at 1/3 and 2/3 of the flood: {held1} and {held2}")
     print(f"  memory bounded (peak within 16 MiB of idle) -> {'PASS' if bounded else 'MISSED'}")
     def est(line):
         g = dict(w.split("=", 1) for w in line.split() if "=" in w)
