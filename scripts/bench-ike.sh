@@ -10,7 +10,7 @@
 #                        responders one after the other, the order alternating by round
 #   --seconds S          length of each measurement (default 10)
 #   --concurrency C      IKE SAs in progress at once per generator thread (default 32)
-#   --threads T          generator threads, each its own UDP port (default 1)
+#   --threads T          generator threads, each its own UDP port (default 2)
 #   --keep               keep the IKE SAs (default: the generator deletes each IKE SA as
 #                        soon as it is established, so both responders also do the teardown
 #                        and their state stays bounded from round to round)
@@ -69,7 +69,7 @@ ROOT="$PWD"
 ROUNDS=3
 SECS=10
 CONC=32
-THREADS=1
+THREADS=2
 KEEP=0
 STRONGSWAN=1
 FLOOD=1
