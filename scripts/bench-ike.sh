@@ -4,7 +4,7 @@
 #
 #   scripts/bench-ike.sh [--rounds N] [--seconds S] [--concurrency C] [--threads T]
 #                        [--keep] [--no-strongswan] [--no-flood] [--flood-count N]
-#                        [--flood-seconds S] [--cookie-threshold N] [--profile]
+#                        [--flood-seconds S] [--cookie-threshold N] [--charon-log L] [--profile]
 #
 #   --rounds N           rounds of the rate measurement (default 3); each round measures both
 #                        responders one after the other, the order alternating by round
@@ -19,6 +19,8 @@
 #   --flood-count N      IKE_SA_INIT requests of the flood (default 10000)
 #   --flood-seconds S    spread over S seconds (default 30)
 #   --cookie-threshold N in.ikev2d's threshold during the flood (default 64, its default)
+#   --charon-log L       charon's file log level (default 1, its default; -1: silent, to
+#                        see what its logging costs)
 #   --profile            after the rounds, one more run against our responder under
 #                        `strace -c -f` of in.ikev2d and ipsecd (reports in the results dir)
 #
@@ -77,6 +79,7 @@ FLOOD_COUNT=10000
 FLOOD_SECS=30
 THRESHOLD=64
 PROFILE=0
+CHARON_LOG=1
 usage() { sed -n '2,/^set -e/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -90,11 +93,13 @@ while [ $# -gt 0 ]; do
         --flood-count) FLOOD_COUNT="$2"; shift 2 ;;
         --flood-seconds) FLOOD_SECS="$2"; shift 2 ;;
         --cookie-threshold) THRESHOLD="$2"; shift 2 ;;
+        --charon-log) CHARON_LOG="$2"; shift 2 ;;
         --profile) PROFILE=1; shift ;;
         -h|--help) usage 0 ;;
         *) echo "unknown argument: $1" >&2; usage 2 ;;
     esac
 done
+case "$CHARON_LOG" in -1|0|1|2|3|4) ;; *) echo "--charon-log takes -1 to 4" >&2; exit 2 ;; esac
 for v in "$ROUNDS" "$SECS" "$CONC" "$THREADS" "$FLOOD_COUNT" "$FLOOD_SECS" "$THRESHOLD"; do
     case "$v" in ''|*[!0-9]*|0) echo "numeric options take positive integers" >&2; exit 2 ;; esac
 done
@@ -159,7 +164,17 @@ cleanup() {
         ip netns pids "$ns" 2>/dev/null | while read -r pid; do kill -KILL "$pid" 2>/dev/null || true; done
         ip netns del "$ns" 2>/dev/null || true
     done
-    cp -f "$WORK"/*.log "$OUT"/ 2>/dev/null || true
+    # Keep the logs next to the results (the start and the end of the long ones: both
+    # daemons log every IKE SA, 100,000s of them).
+    for f in "$WORK"/*.log; do
+        [ -f "$f" ] || continue
+        if [ "$(stat -c %s "$f")" -gt 4000000 ]; then
+            { head -n 300 "$f"; echo "[... $(wc -l <"$f") lines in all ...]"; tail -n 3000 "$f"; } \
+                >"$OUT/$(basename "$f")"
+        else
+            cp -f "$f" "$OUT/"
+        fi
+    done
     rm -rf "$WORK"
     exit "$rc"
 }
@@ -302,7 +317,7 @@ charon {
     filelog {
         log {
             path = $WORK/charon.log
-            default = 1
+            default = $CHARON_LOG
         }
     }
 }
