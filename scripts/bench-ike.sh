@@ -232,10 +232,10 @@ ip netns exec "$NSG" ip addr add 192.0.2.1/24 dev "${P}go"
 ip netns exec "$NSO" ip addr add 192.0.2.2/24 dev "${P}og"
 ip netns exec "$NSG" ip addr add 198.51.100.1/24 dev "${P}gs"
 ip netns exec "$NSS" ip addr add 198.51.100.2/24 dev "${P}sg"
-for l in "$NSG ${P}go" "$NSG ${P}gs" "$NSO ${P}og" "$NSS ${P}sg"; do
-    set -- $l
-    ip netns exec "$1" ip link set "$2" up
-done
+ip netns exec "$NSG" ip link set "${P}go" up
+ip netns exec "$NSG" ip link set "${P}gs" up
+ip netns exec "$NSO" ip link set "${P}og" up
+ip netns exec "$NSS" ip link set "${P}sg" up
 wait_for 5 ip netns exec "$NSG" ping -c1 -W1 192.0.2.2
 wait_for 5 ip netns exec "$NSG" ping -c1 -W1 198.51.100.2
 
@@ -379,14 +379,14 @@ KEEP_OPT=()
 [ "$KEEP" = 1 ] && KEEP_OPT=(--keep)
 # measure NAME ROUND: one run of the generator against responder NAME.
 measure() {
-    local name="$1" round="$2" peer local pids out t0 t1 m0 m1
+    local name="$1" round="$2" peer src pids out t0 t1 m0 m1
     if [ "${name#ironswan}" != "$name" ]; then
-        peer=192.0.2.2; local=192.0.2.1; pids=("$IKEV2D" "$IPSECD")
+        peer=192.0.2.2; src=192.0.2.1; pids=("$IKEV2D" "$IPSECD")
     else
-        peer=198.51.100.2; local=198.51.100.1; pids=("$CHARON")
+        peer=198.51.100.2; src=198.51.100.1; pids=("$CHARON")
     fi
     t0=$(cpu_ticks "${pids[@]}"); m0=$(machine_ticks)
-    out=$(ip netns exec "$NSG" "$WORK/ikev2-load" sas --peer "$peer" --local "$local" \
+    out=$(ip netns exec "$NSG" "$WORK/ikev2-load" sas --peer "$peer" --local "$src" \
         --psk-file "$PSK_FILE" --concurrency "$CONC" --threads "$THREADS" --seconds "$SECS" \
         "${KEEP_OPT[@]}" 2>"$WORK/load-$name-$round.err" | tail -1)
     t1=$(cpu_ticks "${pids[@]}"); m1=$(machine_ticks)
@@ -407,9 +407,9 @@ RESPONDERS=(ironswan)
 section "rate: $ROUNDS round(s) of $SECS s per responder, concurrency $CONC x $THREADS thread(s)$( [ "$KEEP" = 1 ] && echo ', IKE SAs kept' || echo ', each IKE SA deleted once established')"
 # A first IKE SA with each, so that neither pays a cold start in the measurement.
 for r in "${RESPONDERS[@]}"; do
-    peer=192.0.2.2; local=192.0.2.1
-    [ "$r" = strongswan ] && { peer=198.51.100.2; local=198.51.100.1; }
-    w=$(ip netns exec "$NSG" "$WORK/ikev2-load" sas --peer "$peer" --local "$local" --psk-file "$PSK_FILE" \
+    peer=192.0.2.2; src=192.0.2.1
+    [ "$r" = strongswan ] && { peer=198.51.100.2; src=198.51.100.1; }
+    w=$(ip netns exec "$NSG" "$WORK/ikev2-load" sas --peer "$peer" --local "$src" --psk-file "$PSK_FILE" \
         --count 20 --concurrency 4 --seconds 10 2>&1 | tail -1)
     note "warm-up $r: $w"
     case "$w" in *established=20*) ;; *) note "$r: warm-up failed; see the logs in $OUT"; exit 1 ;; esac
