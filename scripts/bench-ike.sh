@@ -109,25 +109,9 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 
-section() { printf '\n==== %s ====\n' "$*"; }
-note() { printf '%s\n' "$*"; }
-
-# ---- packages and build ------------------------------------------------------------------------
-APT_UPDATED=0
-apt_install() {
-    local missing=() p
-    for p in "$@"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
-    done
-    [ ${#missing[@]} -eq 0 ] && return 0
-    note "apt-get install ${missing[*]}"
-    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; then
-        [ "$APT_UPDATED" = 1 ] && return 1
-        APT_UPDATED=1
-        apt-get update -q >/dev/null
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
-    fi
-}
+# section, note, apt_install, wait_for, rss_kib, hwm_kib, machine_ticks, HZ
+# shellcheck source=scripts/bench-common.sh
+. "$ROOT/scripts/bench-common.sh"
 
 section "packages and build"
 apt_install iproute2 tcpdump tshark python3 strace
@@ -190,19 +174,6 @@ start_bg() {
     BG_PID=$!
     PIDS+=("$BG_PID")
 }
-# wait_for SECONDS CMD...: polls CMD every 0.1 s until it succeeds.
-wait_for() {
-    local n=$(( $1 * 10 ))
-    shift
-    while [ "$n" -gt 0 ]; do
-        "$@" >/dev/null 2>&1 && return 0
-        sleep 0.1
-        n=$(( n - 1 ))
-    done
-    return 1
-}
-rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
-hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 # CPU ticks (user + system, all threads) summed over the given pids.
 cpu_ticks() {
     local t=0 pid
@@ -211,8 +182,6 @@ cpu_ticks() {
     done
     echo "$t"
 }
-machine_ticks() { awk '/^cpu / {print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; }
-HZ=$(getconf CLK_TCK)
 PSK_FILE="$WORK/psk"
 od -An -tx1 -N24 /dev/urandom | tr -d ' \n' >"$PSK_FILE"
 echo >>"$PSK_FILE"
