@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers shared by the root benchmark scripts (bench-tunnel.sh, bench-ike.sh); sourced, not
 # run.
 
@@ -24,6 +25,18 @@ apt_install() {
     fi
 }
 
+BG_PID=
+# start_bg NS LOGFILE CMD...: starts CMD in namespace NS in the background (at niceness
+# $NICE, if set), remembers its pid in BG_PID and in the array PIDS (the caller's exit trap
+# stops them).
+start_bg() {
+    local ns="$1" log="$2"
+    shift 2
+    ip netns exec "$ns" nice -n "${NICE:-0}" "$@" >"$log" 2>&1 &
+    BG_PID=$!
+    PIDS+=("$BG_PID")
+}
+
 # wait_for SECONDS CMD...: polls CMD every 0.1 s until it succeeds.
 wait_for() {
     local n=$(( $1 * 10 ))
@@ -39,4 +52,5 @@ rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; 
 hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 # busy and total ticks of the whole machine
 machine_ticks() { awk '/^cpu / {print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; }
+# shellcheck disable=SC2034 # used by the scripts that source this file
 HZ=$(getconf CLK_TCK)

@@ -109,7 +109,7 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 
-# section, note, apt_install, wait_for, rss_kib, hwm_kib, machine_ticks, HZ
+# section, note, apt_install, start_bg, wait_for, rss_kib, hwm_kib, machine_ticks, HZ
 # shellcheck source=scripts/bench-common.sh
 . "$ROOT/scripts/bench-common.sh"
 
@@ -165,15 +165,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-BG_PID=
-# start_bg NS LOGFILE CMD...: CMD in namespace NS in the background; its pid in BG_PID.
-start_bg() {
-    local ns="$1" log="$2"
-    shift 2
-    ip netns exec "$ns" "$@" >"$log" 2>&1 &
-    BG_PID=$!
-    PIDS+=("$BG_PID")
-}
 # CPU ticks (user + system, all threads) summed over the given pids.
 cpu_ticks() {
     local t=0 pid

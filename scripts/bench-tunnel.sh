@@ -149,7 +149,7 @@ if [ "$NICE" != 0 ] && [ "$(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/
     echo "$NICE" >/proc/self/autogroup
 fi
 
-# section, note, apt_install, wait_for, rss_kib, hwm_kib, machine_ticks, HZ
+# section, note, apt_install, start_bg, wait_for, rss_kib, hwm_kib, machine_ticks, HZ
 # shellcheck source=scripts/bench-common.sh
 . "$ROOT/scripts/bench-common.sh"
 
@@ -214,15 +214,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# start_bg NS LOGFILE CMD...: starts CMD in namespace NS in the background, remembers its pid.
-BG_PID=
-start_bg() {
-    local ns="$1" log="$2"
-    shift 2
-    ip netns exec "$ns" nice -n "$NICE" "$@" >"$log" 2>&1 &
-    BG_PID=$!
-    PIDS+=("$BG_PID")
-}
 ina() { ip netns exec "$NSA" "$@"; }
 # ina_nice CMD...: in namespace a at the benchmark's niceness (the iperf3 clients)
 ina_nice() { ip netns exec "$NSA" nice -n "$NICE" "$@"; }
