@@ -215,6 +215,28 @@ fn selectors(prefixes: &[crate::config::Prefix], addr: IpAddr) -> Vec<TrafficSel
         .collect()
 }
 
+/// The traffic selectors (ours, the peer's) an ACQUIRE names with its inner source and
+/// destination (tunnel-mode policy), if it has both.
+fn acquire_selectors(m: &Message) -> Option<(TrafficSelector, TrafficSelector)> {
+    let ts = |a: &ipsec_pfkey::wire::Address| {
+        let p = crate::config::Prefix {
+            addr: a.ip(),
+            len: a.prefixlen.min(if a.ip().is_ipv4() { 32 } else { 128 }),
+        };
+        let (start, end) = p.range();
+        let port = a.addr.port();
+        let (start_port, end_port) = if port == 0 { (0, 65535) } else { (port, port) };
+        TrafficSelector {
+            ip_protocol: a.proto,
+            start_port,
+            end_port,
+            start,
+            end,
+        }
+    };
+    Some((ts(m.inner_src.as_ref()?), ts(m.inner_dst.as_ref()?)))
+}
+
 fn host_ts(a: IpAddr) -> TrafficSelector {
     TrafficSelector {
         ip_protocol: 0,
@@ -618,7 +640,10 @@ impl Daemon {
             }
         }
         let rule = &self.config.rules[ri];
-        let pref = rule.child.suite(!rule.tunnel, rule.pfs);
+        // Tunnel-mode policy (a gateway's, or host-to-host): the ACQUIRE's inner selectors
+        // are the traffic selectors, and the Child SA is a tunnel-mode one.
+        let inner = acquire_selectors(m);
+        let pref = rule.child.suite(!rule.tunnel && inner.is_none(), rule.pfs);
         let Some(child) = m
             .proposal
             .as_ref()
@@ -633,6 +658,10 @@ impl Daemon {
             return;
         };
         cfg.child = child;
+        if let Some((ts_local, ts_remote)) = inner {
+            cfg.ts_local = vec![ts_local];
+            cfg.ts_remote = vec![ts_remote];
+        }
         cfg.initial_contact = self.peers_seen.insert(remote) || fresh_contact;
         let path = Path {
             local: SocketAddr::new(local, self.opts.ike_port),

@@ -198,7 +198,9 @@ pub fn add_message(s: &ChildSaSpec<'_>) -> Result<Message, String> {
     }
     if let Some((src, dst)) = s.tunnel {
         c.mode = Mode::Tunnel;
-        c.ulp = if s.src.is_ipv4() { 4 } else { 41 };
+        // IP in IP: the inner packets' family (a gateway may carry IPv6 over IPv4).
+        let inner_v4 = src.or(dst).map_or(s.src.is_ipv4(), |p| p.addr.is_ipv4());
+        c.ulp = if inner_v4 { 4 } else { 41 };
         c.inner = InnerSelectors {
             src,
             dst,

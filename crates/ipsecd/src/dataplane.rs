@@ -75,6 +75,8 @@ pub struct Config {
     pub offload: bool,
     /// UDP offloads for NAT-T: runs of ESP-in-UDP sent with UDP GSO, received with GRO.
     pub udp_offload: bool,
+    /// The outer endpoints of named tunnels (`--tunnel`), for the ACQUIREs of their policy.
+    pub tunnel_ends: Vec<crate::iptun::TunnelEnds>,
     /// Seconds without traffic after which an SA's key schedules are released (built
     /// again on the next packet); checked every quarter of it, at most every 30 s.
     pub key_idle: u64,
@@ -702,6 +704,9 @@ impl Plane {
             }
         }
         let rule = d.policy.and_then(|p| p.source.rule_index());
+        let tunnel_rule = d
+            .policy
+            .and_then(|p| p.source.tunnel().zip(p.source.rule_index()));
         match d.verdict {
             Outbound::Bypass => {
                 self.count("out_bypass", 1);
@@ -742,7 +747,19 @@ impl Plane {
                     },
                     None => {
                         let first = bundles.first().copied().unwrap_or_default();
-                        let req = acquire_request(&first, mode, &key, &g.props);
+                        let mut req = acquire_request(&first, mode, &key, &g.props);
+                        if let (Some((t, i)), Mode::Tunnel, false) =
+                            (tunnel_rule, mode, first.self_encap)
+                        {
+                            let sel = g.spd.policy().rules.get(i).map(|r| r.selector);
+                            let ends = g
+                                .spd
+                                .tunnel_name(t)
+                                .and_then(|n| crate::iptun::ends_of(&self.cfg.tunnel_ends, n));
+                            if let Some(sel) = sel {
+                                crate::iptun::tunnel_acquire(&mut req, &sel, ends, key.src);
+                            }
+                        }
                         match g.keys.acquire(now_s, &req) {
                             AcquireOutcome::Sent { .. } => *woke = true,
                             AcquireOutcome::Suppressed { .. } => {}

@@ -1,0 +1,286 @@
+//! End-to-end: in.ikev2d as a security gateway. Two sites, a host behind each gateway;
+//! each gateway's policy tunnels its net to the other's (ipsecconf `tunnel ip.tun0
+//! negotiate tunnel laddr NET raddr NET`, ipsecd `--tunnel ip.tun0=LOCAL,REMOTE`).
+//!
+//! ```text
+//!   ha 10.1.0.2 ──h0/la── ga 10.1.0.1 | 192.0.2.1 ══wa/wb══ 192.0.2.2 | 10.2.0.1 gb ──lb/h0── hb 10.2.0.2
+//!   net A 10.1.0.0/24                                                             net B 10.2.0.0/24
+//! ```
+//!
+//! A packet from ha to hb makes ga's ipsecd ACQUIRE an SA between the gateways with the
+//! nets as inner selectors; in.ikev2d negotiates a tunnel-mode Child SA with the nets as
+//! traffic selectors and installs it with inner selectors. Checked: the ACQUIRE (seen by
+//! `ipseckey monitor`), the SAs' inner selectors, pings and TCP both ways between the
+//! hosts, and the gateways' link carrying nothing but IKE and ESP.
+//!
+//! With strongSwan: charon (kernel-libipsec, tunnel mode) is gateway ga, ours gb. Both
+//! roles; charon proposes wider selectors (10.1.0.0/16 and 10.2.0.0/16) and our responder
+//! narrows them to its nets. Needs root (and strongSwan for those tests); skipped otherwise.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "common/charon.rs"]
+mod charon;
+mod common;
+#[path = "../../ipsecd/tests/common/netns.rs"]
+mod netns;
+
+use std::time::Duration;
+
+use charon::Charon;
+use common::{Ike, PSK};
+use netns::*;
+
+const GA: &str = "192.0.2.1";
+const GB: &str = "192.0.2.2";
+const NET_A: &str = "10.1.0.0/24";
+const NET_B: &str = "10.2.0.0/24";
+const HA: &str = "10.1.0.2";
+const HB: &str = "10.2.0.2";
+
+/// The four namespaces, addressed and routed: (ha, ga, gb, hb).
+fn sites(lab: &Lab) -> (Ns, Ns, Ns, Ns) {
+    let (ha, ga, gb, hb) = (lab.ns("ha"), lab.ns("ga"), lab.ns("gb"), lab.ns("hb"));
+    veth(&ga, "wa", &gb, "wb");
+    ga.addr("wa", &format!("{GA}/24"));
+    gb.addr("wb", &format!("{GB}/24"));
+    for (h, g, h_addr, g_addr, g_if) in [
+        (&ha, &ga, HA, "10.1.0.1", "la"),
+        (&hb, &gb, HB, "10.2.0.1", "lb"),
+    ] {
+        veth(h, "h0", g, g_if);
+        h.addr("h0", &format!("{h_addr}/24"));
+        g.addr(g_if, &format!("{g_addr}/24"));
+        h.ip(&["route", "add", "default", "via", g_addr]);
+        g.forwarding();
+    }
+    (ha, ga, gb, hb)
+}
+
+/// Our gateway in `g` (outer `local`, peer gateway `remote`) tunnelling `lnet` to `rnet`:
+/// ipsecd with the tunnel's endpoints and its policy, in.ikev2d with one rule (`extra`
+/// are more options of in.ikev2d).
+fn our_gateway(
+    lab: &Lab,
+    g: &Ns,
+    name: &str,
+    (local, remote): (&str, &str),
+    (lnet, rnet): (&str, &str),
+    extra: &[&str],
+) -> (Daemon, Ike) {
+    let policy = format!(
+        "{{tunnel ip.tun0 negotiate tunnel laddr {lnet} raddr {rnet}}} ipsec {{encr_algs aes-gcm sa shared}}\n"
+    );
+    let ends = format!("ip.tun0={local},{remote}");
+    let d = Daemon::start_with(lab, g, name, "", &policy, &["--tunnel", &ends]);
+    let cfg = format!(
+        "ikesa_xform {{ encr_alg aes-gcm(128) prf sha256 dh_group 31 }}\n{{\n  label \"a-b\"\n  auth_method preshared\n  \
+         local_addr {local}\n  remote_addr {remote}\n  local_ts {lnet}\n  remote_ts {rnet}\n  childsa_mode tunnel\n  \
+         childsa_xform {{ encr_alg aes-gcm(128) }}\n}}\n"
+    );
+    let ike = Ike::start(lab, g, name, &d, &cfg, extra);
+    (d, ike)
+}
+
+/// The command line of `ipseckey -n ARGS` against daemon `d`'s PF_KEY socket.
+fn ipseckey(d: &Daemon, args: &[&str]) -> Vec<String> {
+    let bin = ipsecd_bin().parent().unwrap().join("ipseckey");
+    let mut v = vec![
+        "env".to_string(),
+        format!("IRONSWAN_PFKEY_SOCKET={}", d.pfkey.display()),
+        bin.display().to_string(),
+        "-n".to_string(),
+    ];
+    v.extend(args.iter().map(|a| a.to_string()));
+    v
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// Asserts that every packet between the gateways is IKE (UDP 500/4500) or ESP (raw, or
+/// in UDP 4500), that nothing else crossed the link, and that ESP did.
+fn only_ike_and_esp(pcap: &Pcap) {
+    let (a, b): (std::net::IpAddr, std::net::IpAddr) = (GA.parse().unwrap(), GB.parse().unwrap());
+    let mut esp = 0;
+    for p in pcap.ip().filter(|p| !p.is_nd_or_mld()) {
+        assert!(
+            (p.src, p.dst) == (a, b) || (p.src, p.dst) == (b, a),
+            "a packet between the gateways that is not theirs: {p:?}"
+        );
+        let ports = p.payload.get(..4).map(|h| {
+            (
+                u16::from_be_bytes([h[0], h[1]]),
+                u16::from_be_bytes([h[2], h[3]]),
+            )
+        });
+        match (p.proto, ports) {
+            (50, _) => esp += 1,
+            (17, Some((s, d))) if [500, 4500].contains(&s) && [500, 4500].contains(&d) => {
+                // ESP in UDP: not the non-ESP marker of IKE, not a one-byte keepalive.
+                if s == 4500 && p.payload.get(8..12).is_some_and(|m| m != [0, 0, 0, 0]) {
+                    esp += usize::from(p.payload.len() > 9);
+                }
+            }
+            _ => panic!("cleartext between the gateways: {p:?}"),
+        }
+    }
+    assert!(esp > 0, "no ESP captured between the gateways");
+}
+
+/// Pings and TCP transfers between the hosts, both ways.
+fn traffic_both_ways(ha: &Ns, hb: &Ns) {
+    ha.ping_ok(HB, 4);
+    hb.ping_ok(HA, 4);
+    tcp_transfer(ha, hb, HB, 5001, 1 << 20);
+    tcp_transfer(hb, ha, HA, 5002, 1 << 20);
+}
+
+#[test]
+fn gateway_to_gateway_acquire_negotiates_a_subnet_tunnel() {
+    let Some(lab) = Lab::new("gateway_to_gateway_acquire_negotiates_a_subnet_tunnel") else {
+        return;
+    };
+    let (ha, ga, gb, hb) = sites(&lab);
+    let (da, ia) = our_gateway(&lab, &ga, "ga", (GA, GB), (NET_A, NET_B), &[]);
+    let (db, ib) = our_gateway(&lab, &gb, "gb", (GB, GA), (NET_B, NET_A), &[]);
+    let mut monitor = ga.spawn(&strs(&ipseckey(&da, &["monitor"])));
+    monitor.wait_stdout(Duration::from_secs(5), |l| l.contains("monitoring"));
+    let cap = Capture::start(&lab, &ga, "wa", "wire");
+
+    // No SA: the hosts' first packet makes ga's ipsecd ACQUIRE.
+    let _ = ha.ping(HB, 2);
+    ia.wait_log("installed", 1, Duration::from_secs(10));
+    ib.wait_log("installed", 1, Duration::from_secs(10));
+    assert!(
+        ia.log().contains("initiating IKE with 192.0.2.2"),
+        "{}",
+        ia.log()
+    );
+    assert!(ib.log().contains("established (responder"), "{}", ib.log());
+
+    // The ACQUIRE named the tunnel's endpoints outside and the policy's nets inside.
+    monitor.signal("TERM");
+    let mon = monitor.finish(Duration::from_secs(5)).1.join("\n");
+    let acq = mon
+        .split("Read ")
+        .find(|m| m.contains("type ACQUIRE"))
+        .unwrap_or_else(|| panic!("no ACQUIRE seen:\n{mon}"));
+    for want in [
+        "SRC: AF_INET: port 0, 192.0.2.1",
+        "DST: AF_INET: port 0, 192.0.2.2",
+        "INS: AF_INET: port 0, 10.1.0.0/24",
+        "IND: AF_INET: port 0, 10.2.0.0/24",
+    ] {
+        assert!(acq.contains(want), "{want:?} not in the ACQUIRE:\n{acq}");
+    }
+    // Both gateways hold tunnel-mode SAs between them with the nets as inner selectors.
+    for (g, d) in [(&ga, &da), (&gb, &db)] {
+        let dump = g.ok(&strs(&ipseckey(d, &["dump", "esp"])));
+        for want in [
+            "INS: AF_INET: port 0, 10.1.0.0/24",
+            "IND: AF_INET: port 0, 10.2.0.0/24",
+            "INS: AF_INET: port 0, 10.2.0.0/24",
+            "IND: AF_INET: port 0, 10.1.0.0/24",
+            "SRC: AF_INET: port 0, 192.0.2.1",
+            "DST: AF_INET: port 0, 192.0.2.2",
+        ] {
+            assert!(dump.contains(want), "{want:?} not in the SADB:\n{dump}");
+        }
+    }
+
+    traffic_both_ways(&ha, &hb);
+    only_ike_and_esp(&cap.stop());
+    for d in [&da, &db] {
+        let c = d.counters();
+        assert!(
+            c.get("out_protected") >= 8 && c.get("in_accepted") >= 8,
+            "{c:#?}"
+        );
+        assert_eq!(c.drop_reasons(), Default::default(), "{c:#?}");
+    }
+}
+
+/// charon as gateway ga: net A behind it, proposing (as initiator) or accepting (as
+/// responder) the wider 10.1.0.0/16 <-> 10.2.0.0/16, which our gateway narrows to its /24s.
+fn strongswan_gateway(lab: &Lab, ga: &Ns) -> Charon {
+    let conf = format!(
+        "connections {{\n  gw {{\n    version = 2\n    local_addrs = {GA}\n    remote_addrs = {GB}\n    \
+         proposals = aes128gcm16-prfsha256-x25519\n    local {{\n      auth = psk\n      id = {GA}\n    }}\n    \
+         remote {{\n      auth = psk\n      id = {GB}\n    }}\n    children {{\n      nets {{\n        mode = tunnel\n        \
+         esp_proposals = aes128gcm16\n        local_ts = 10.1.0.0/16\n        remote_ts = 10.2.0.0/16\n      }}\n    }}\n  }}\n}}\n\
+         secrets {{\n  ike-1 {{\n    id-1 = {GA}\n    id-2 = {GB}\n    secret = \"{PSK}\"\n  }}\n}}\n"
+    );
+    Charon::start(lab, ga, "charon", &conf)
+}
+
+/// The selectors strongSwan installed: our /24s, not its /16s.
+fn narrowed(c: &Charon) {
+    let sas = c.list_sas();
+    assert!(
+        sas.contains("ESTABLISHED") && sas.contains("INSTALLED"),
+        "{sas}"
+    );
+    let words = sas.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        words.contains("local 10.1.0.0/24 remote 10.2.0.0/24"),
+        "strongSwan's Child SA is not between the narrowed nets:\n{sas}"
+    );
+}
+
+fn with_strongswan(test: &str, we_initiate: bool) {
+    if !charon::available() {
+        return;
+    }
+    let Some(lab) = Lab::new(test) else {
+        return;
+    };
+    let (ha, ga, gb, hb) = sites(&lab);
+    // Charon's kernel-libipsec forwards into its TUN device.
+    let charon = strongswan_gateway(&lab, &ga);
+    // IKE moves to port 4500 with strongSwan: through ipsecd's NAT-T relay.
+    let control = lab.dir.join("gb.control").display().to_string();
+    let (db, ib) = our_gateway(
+        &lab,
+        &gb,
+        "gb",
+        (GB, GA),
+        (NET_B, NET_A),
+        &["--control-socket", &control],
+    );
+    let cap = Capture::start(&lab, &gb, "wb", "wire");
+    if we_initiate {
+        let _ = hb.ping(HA, 2);
+        ib.wait_log("installed", 1, Duration::from_secs(15));
+        assert!(ib.log().contains("established (initiator"), "{}", ib.log());
+    } else {
+        charon.initiate("nets", &|| ib.log());
+        ib.wait_log("installed", 1, Duration::from_secs(10));
+        assert!(ib.log().contains("established (responder"), "{}", ib.log());
+    }
+    narrowed(&charon);
+    traffic_both_ways(&ha, &hb);
+    only_ike_and_esp(&cap.stop());
+    let c = db.counters();
+    assert!(
+        c.get("out_protected") >= 8 && c.get("in_accepted") >= 8,
+        "{c:#?}"
+    );
+    assert_eq!(c.drop_reasons(), Default::default(), "{c:#?}");
+}
+
+#[test]
+fn our_gateway_initiates_a_subnet_tunnel_to_a_strongswan_gateway() {
+    with_strongswan(
+        "our_gateway_initiates_a_subnet_tunnel_to_a_strongswan_gateway",
+        true,
+    );
+}
+
+#[test]
+fn strongswan_gateway_initiates_a_subnet_tunnel_to_our_gateway() {
+    with_strongswan(
+        "strongswan_gateway_initiates_a_subnet_tunnel_to_our_gateway",
+        false,
+    );
+}
