@@ -237,6 +237,15 @@ fn acquire_selectors(m: &Message) -> Option<(TrafficSelector, TrafficSelector)> 
     Some((ts(m.inner_src.as_ref()?), ts(m.inner_dst.as_ref()?)))
 }
 
+/// What NAT detection found, in words.
+fn nat_text(n: ike::sa::NatStatus) -> &'static str {
+    match (n.local_behind_nat, n.peer_behind_nat) {
+        (true, true) => "both sides are behind a NAT",
+        (true, false) => "we are behind a NAT",
+        _ => "the peer is behind a NAT",
+    }
+}
+
 fn host_ts(a: IpAddr) -> TrafficSelector {
     TrafficSelector {
         ip_protocol: 0,
@@ -1108,6 +1117,13 @@ impl Daemon {
                     self.sas[i].spi_r = spi_r;
                     // Float to the NAT-T port when the peer does NAT detection and
                     // ipsecd relays that port (RFC 7296 §2.23).
+                    if let Some(n) = state.nat().filter(|n| n.any()) {
+                        log::info(format_args!(
+                            "NAT detected on the path to {}: {}",
+                            self.sas[i].path.remote,
+                            nat_text(n)
+                        ));
+                    }
                     if state.nat().is_some() && self.relay.is_some() {
                         let sa = &mut self.sas[i];
                         sa.natt = true;

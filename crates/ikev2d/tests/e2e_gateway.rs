@@ -81,19 +81,6 @@ fn our_gateway(
     (d, ike)
 }
 
-/// The command line of `ipseckey -n ARGS` against daemon `d`'s PF_KEY socket.
-fn ipseckey(d: &Daemon, args: &[&str]) -> Vec<String> {
-    let bin = ipsecd_bin().parent().unwrap().join("ipseckey");
-    let mut v = vec![
-        "env".to_string(),
-        format!("IRONSWAN_PFKEY_SOCKET={}", d.pfkey.display()),
-        bin.display().to_string(),
-        "-n".to_string(),
-    ];
-    v.extend(args.iter().map(|a| a.to_string()));
-    v
-}
-
 fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
@@ -144,7 +131,7 @@ fn gateway_to_gateway_acquire_negotiates_a_subnet_tunnel() {
     let (ha, ga, gb, hb) = sites(&lab);
     let (da, ia) = our_gateway(&lab, &ga, "ga", (GA, GB), (NET_A, NET_B), &[]);
     let (db, ib) = our_gateway(&lab, &gb, "gb", (GB, GA), (NET_B, NET_A), &[]);
-    let mut monitor = ga.spawn(&strs(&ipseckey(&da, &["monitor"])));
+    let mut monitor = ga.spawn(&strs(&common::ipseckey_args(&da, &["monitor"])));
     monitor.wait_stdout(Duration::from_secs(5), |l| l.contains("monitoring"));
     let cap = Capture::start(&lab, &ga, "wa", "wire");
 
@@ -176,7 +163,7 @@ fn gateway_to_gateway_acquire_negotiates_a_subnet_tunnel() {
     }
     // Both gateways hold tunnel-mode SAs between them with the nets as inner selectors.
     for (g, d) in [(&ga, &da), (&gb, &db)] {
-        let dump = g.ok(&strs(&ipseckey(d, &["dump", "esp"])));
+        let dump = common::dump_esp(g, d);
         for want in [
             "INS: AF_INET: port 0, 10.1.0.0/24",
             "IND: AF_INET: port 0, 10.2.0.0/24",

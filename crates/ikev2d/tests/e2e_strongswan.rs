@@ -424,23 +424,7 @@ fn strongswan_behind_a_nat_initiates() {
     n.addr("vn", &format!("{S}/24"));
     o.addr("vo", &format!("{O}/24"));
     s.ip(&["route", "add", "default", "via", "10.0.0.254"]);
-    n.forwarding();
-    n.ok(&["nft", "add", "table", "ip", "nat"]);
-    n.ok(&[
-        "nft",
-        "add chain ip nat post { type nat hook postrouting priority 100 ; }",
-    ]);
-    n.ok(&[
-        "nft",
-        "add",
-        "rule",
-        "ip",
-        "nat",
-        "post",
-        "oifname",
-        "vn",
-        "masquerade",
-    ]);
+    common::masquerade(&n, "vn");
     let charon = Charon::start_as(
         &lab,
         &s,
