@@ -125,6 +125,8 @@ struct IkeSa {
     reserved: Option<u32>,
     /// The sequence number of our outstanding GETSPI.
     getspi: Option<u32>,
+    /// ACQUIREs for this peer that wait until the IKE SA is up or its window is free.
+    deferred: Vec<Message>,
     /// IKE_SA_INIT / IKE_AUTH messages that arrived before the GETSPI answer.
     held: Vec<(Vec<u8>, Path, bool)>,
     /// When it was made (half-open), established, or replaced by its rekeyed successor.
@@ -152,6 +154,7 @@ impl IkeSa {
             queued: Vec::new(),
             reserved: None,
             getspi: None,
+            deferred: Vec::new(),
             held: Vec::new(),
             since: Instant::now(),
             last_rx: Instant::now(),
@@ -235,6 +238,35 @@ fn acquire_selectors(m: &Message) -> Option<(TrafficSelector, TrafficSelector)> 
         }
     };
     Some((ts(m.inner_src.as_ref()?), ts(m.inner_dst.as_ref()?)))
+}
+
+/// Keeps ACQUIRE `m` for IKE SA `sa` until it can make a Child SA (at most 8 wait).
+fn defer(sa: &mut IkeSa, m: &Message) {
+    if sa.deferred.len() < 8 && !sa.deferred.iter().any(|d| d.seq == m.seq) {
+        sa.deferred.push(m.clone());
+    }
+}
+
+/// Whether our Child SA pair with inbound SPI `inbound` serves selectors `wanted` (ours,
+/// the peer's): they overlap its own. Without selectors any pair serves.
+fn child_covers(
+    est: &Established,
+    inbound: u32,
+    wanted: Option<&(Vec<TrafficSelector>, Vec<TrafficSelector>)>,
+) -> bool {
+    let Some((l, r)) = wanted else {
+        return true;
+    };
+    let spi = inbound.to_be_bytes();
+    let Some(c) = est.child_by_inbound(spi) else {
+        return false;
+    };
+    let (ours, peers) = if c.spi_i == spi {
+        (&c.ts_i, &c.ts_r)
+    } else {
+        (&c.ts_r, &c.ts_i)
+    };
+    !ike::ts::narrow(l, ours).is_empty() && !ike::ts::narrow(r, peers).is_empty()
 }
 
 /// What NAT detection found, in words.
@@ -595,6 +627,13 @@ impl Daemon {
 
     fn acquire(&mut self, m: &Message) {
         self.stats.acquires += 1;
+        self.key_acquire(m);
+    }
+
+    /// Keys what an ACQUIRE asks for: a new IKE SA, or a new Child SA pair in the IKE SA
+    /// with the peer (for other selectors than its pairs'), or later (deferred) when that
+    /// IKE SA is still being made or busy with another exchange.
+    fn key_acquire(&mut self, m: &Message) {
         let (Some(src), Some(dst)) = (m.src, m.dst) else {
             return;
         };
@@ -620,21 +659,35 @@ impl Daemon {
             let now = Instant::now();
             let sa = &mut self.sas[i];
             let Some(Phase::Up(est)) = &mut sa.phase else {
-                return; // still negotiating
+                defer(sa, m); // still negotiating: asked again once it is up
+                return;
             };
-            if !sa.children.is_empty() {
+            let wanted = acquire_selectors(m).map(|(l, r)| (vec![l], vec![r]));
+            if sa
+                .children
+                .iter()
+                .any(|c| child_covers(est, c.inbound, wanted.as_ref()))
+            {
                 return; // the pair exists (the ACQUIRE crossed its ADD)
             }
             if let Some(spi) = sa.reserved.take() {
                 self.rng.reserve(spi);
             }
             let spi_i = sa.spi_i;
-            let r = est.create_child(None, now, &mut self.rng);
+            let r = match wanted {
+                Some(ts) => est.create_child_for(ts, now, &mut self.rng),
+                None => est.create_child(None, now, &mut self.rng),
+            };
             self.take_back_spi(spi_i);
             match r {
                 Ok(req) => {
                     self.sas[i].acquire_seq = m.seq;
                     self.send_ike(i, &req);
+                    return;
+                }
+                Err(ike::sa::IkeError::Busy) if !self.sas[i].children.is_empty() => {
+                    // Another exchange of ours (with pairs in use): after it.
+                    defer(&mut self.sas[i], m);
                     return;
                 }
                 Err(e) => {
@@ -1026,6 +1079,22 @@ impl Daemon {
         self.lend_spi(i);
         self.handle_phase(i, phase, msg);
         self.take_back_spi(spi_i);
+        self.retry_deferred(spi_i);
+    }
+
+    /// The ACQUIREs that waited for IKE SA `spi_i` (being made, or busy): again, once it
+    /// is up (those that must wait longer are deferred again).
+    fn retry_deferred(&mut self, spi_i: [u8; 8]) {
+        let Some(sa) = self
+            .sas
+            .iter_mut()
+            .find(|s| s.spi_i == spi_i && matches!(s.phase, Some(Phase::Up(_))))
+        else {
+            return;
+        };
+        for m in std::mem::take(&mut sa.deferred) {
+            self.key_acquire(&m);
+        }
     }
 
     /// After an exchange: an SPI it did not take stays reserved for the IKE SA whose

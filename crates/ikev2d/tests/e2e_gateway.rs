@@ -36,6 +36,8 @@ const NET_A: &str = "10.1.0.0/24";
 const NET_B: &str = "10.2.0.0/24";
 const HA: &str = "10.1.0.2";
 const HB: &str = "10.2.0.2";
+const NET_C: &str = "10.3.0.0/24";
+const HC: &str = "10.3.0.2";
 
 /// The four namespaces, addressed and routed: (ha, ga, gb, hb).
 fn sites(lab: &Lab) -> (Ns, Ns, Ns, Ns) {
@@ -57,24 +59,34 @@ fn sites(lab: &Lab) -> (Ns, Ns, Ns, Ns) {
 }
 
 /// Our gateway in `g` (outer `local`, peer gateway `remote`) tunnelling `lnet` to `rnet`:
-/// ipsecd with the tunnel's endpoints and its policy, in.ikev2d with one rule (`extra`
-/// are more options of in.ikev2d).
+/// ipsecd with the tunnel's endpoints and its policy (a rule for each pair of nets), in.ikev2d
+/// with one rule (`extra` are more options of in.ikev2d).
 fn our_gateway(
     lab: &Lab,
     g: &Ns,
     name: &str,
     (local, remote): (&str, &str),
-    (lnet, rnet): (&str, &str),
+    (lnets, rnets): (&[&str], &[&str]),
     extra: &[&str],
 ) -> (Daemon, Ike) {
-    let policy = format!(
-        "{{tunnel ip.tun0 negotiate tunnel laddr {lnet} raddr {rnet}}} ipsec {{encr_algs aes-gcm sa shared}}\n"
-    );
+    let policy: String = lnets
+        .iter()
+        .flat_map(|l| rnets.iter().map(move |r| (l, r)))
+        .map(|(lnet, rnet)| {
+            format!(
+                "{{tunnel ip.tun0 negotiate tunnel laddr {lnet} raddr {rnet}}} ipsec {{encr_algs aes-gcm sa shared}}\n"
+            )
+        })
+        .collect();
     let ends = format!("ip.tun0={local},{remote}");
     let d = Daemon::start_with(lab, g, name, "", &policy, &["--tunnel", &ends]);
+    let ts = |side: &str, nets: &[&str]| -> String {
+        nets.iter().map(|n| format!("  {side}_ts {n}\n")).collect()
+    };
+    let (local_ts, remote_ts) = (ts("local", lnets), ts("remote", rnets));
     let cfg = format!(
         "ikesa_xform {{ encr_alg aes-gcm(128) prf sha256 dh_group 31 }}\n{{\n  label \"a-b\"\n  auth_method preshared\n  \
-         local_addr {local}\n  remote_addr {remote}\n  local_ts {lnet}\n  remote_ts {rnet}\n  childsa_mode tunnel\n  \
+         local_addr {local}\n  remote_addr {remote}\n{local_ts}{remote_ts}  childsa_mode tunnel\n  \
          childsa_xform {{ encr_alg aes-gcm(128) }}\n}}\n"
     );
     let ike = Ike::start(lab, g, name, &d, &cfg, extra);
@@ -123,60 +135,87 @@ fn traffic_both_ways(ha: &Ns, hb: &Ns) {
     tcp_transfer(hb, ha, HA, 5002, 1 << 20);
 }
 
+/// Ours against ours; two nets behind gb (B and C, hb has an address in each), so ga's
+/// policy has two rules for the one tunnel: one IKE SA, a Child SA pair for each pair of
+/// nets (the second ACQUIRE, arriving while the IKE SA is being made, waits for it).
 #[test]
 fn gateway_to_gateway_acquire_negotiates_a_subnet_tunnel() {
     let Some(lab) = Lab::new("gateway_to_gateway_acquire_negotiates_a_subnet_tunnel") else {
         return;
     };
     let (ha, ga, gb, hb) = sites(&lab);
-    let (da, ia) = our_gateway(&lab, &ga, "ga", (GA, GB), (NET_A, NET_B), &[]);
-    let (db, ib) = our_gateway(&lab, &gb, "gb", (GB, GA), (NET_B, NET_A), &[]);
+    gb.addr("lb", "10.3.0.1/24");
+    hb.addr("h0", &format!("{HC}/24"));
+    let (da, ia) = our_gateway(&lab, &ga, "ga", (GA, GB), (&[NET_A], &[NET_B, NET_C]), &[]);
+    let (db, ib) = our_gateway(&lab, &gb, "gb", (GB, GA), (&[NET_B, NET_C], &[NET_A]), &[]);
     let mut monitor = ga.spawn(&strs(&common::ipseckey_args(&da, &["monitor"])));
     monitor.wait_stdout(Duration::from_secs(5), |l| l.contains("monitoring"));
     let cap = Capture::start(&lab, &ga, "wa", "wire");
 
-    // No SA: the hosts' first packet makes ga's ipsecd ACQUIRE.
+    // No SA: the hosts' first packets (to both nets at once) make ga's ipsecd ACQUIRE.
+    let mut to_c = ha.spawn(&["ping", "-n", "-c", "3", "-i", "0.5", HC]);
     let _ = ha.ping(HB, 2);
-    ia.wait_log("installed", 1, Duration::from_secs(10));
-    ib.wait_log("installed", 1, Duration::from_secs(10));
-    assert!(
-        ia.log().contains("initiating IKE with 192.0.2.2"),
-        "{}",
-        ia.log()
+    let _ = to_c.finish(Duration::from_secs(10));
+    ia.wait_log("installed", 2, Duration::from_secs(10));
+    ib.wait_log("installed", 2, Duration::from_secs(10));
+    let log = ia.log();
+    assert_eq!(
+        log.matches("initiating IKE with 192.0.2.2").count(),
+        1,
+        "{log}"
     );
-    assert!(ib.log().contains("established (responder"), "{}", ib.log());
+    assert_eq!(
+        ib.log().matches("established (responder").count(),
+        1,
+        "{}",
+        ib.log()
+    );
 
-    // The ACQUIRE named the tunnel's endpoints outside and the policy's nets inside.
+    // Each ACQUIRE named the tunnel's endpoints outside and a rule's nets inside.
     monitor.signal("TERM");
     let mon = monitor.finish(Duration::from_secs(5)).1.join("\n");
-    let acq = mon
-        .split("Read ")
-        .find(|m| m.contains("type ACQUIRE"))
-        .unwrap_or_else(|| panic!("no ACQUIRE seen:\n{mon}"));
-    for want in [
-        "SRC: AF_INET: port 0, 192.0.2.1",
-        "DST: AF_INET: port 0, 192.0.2.2",
-        "INS: AF_INET: port 0, 10.1.0.0/24",
-        "IND: AF_INET: port 0, 10.2.0.0/24",
-    ] {
-        assert!(acq.contains(want), "{want:?} not in the ACQUIRE:\n{acq}");
+    for net in ["10.2.0.0/24", "10.3.0.0/24"] {
+        let ind = format!("IND: AF_INET: port 0, {net}");
+        let acq = mon
+            .split("Read ")
+            .find(|m| m.contains("type ACQUIRE") && m.contains(&ind))
+            .unwrap_or_else(|| panic!("no ACQUIRE for {net}:\n{mon}"));
+        for want in [
+            "SRC: AF_INET: port 0, 192.0.2.1",
+            "DST: AF_INET: port 0, 192.0.2.2",
+            "INS: AF_INET: port 0, 10.1.0.0/24",
+        ] {
+            assert!(acq.contains(want), "{want:?} not in the ACQUIRE:\n{acq}");
+        }
     }
     // Both gateways hold tunnel-mode SAs between them with the nets as inner selectors.
     for (g, d) in [(&ga, &da), (&gb, &db)] {
         let dump = common::dump_esp(g, d);
-        for want in [
-            "INS: AF_INET: port 0, 10.1.0.0/24",
-            "IND: AF_INET: port 0, 10.2.0.0/24",
-            "INS: AF_INET: port 0, 10.2.0.0/24",
-            "IND: AF_INET: port 0, 10.1.0.0/24",
-            "SRC: AF_INET: port 0, 192.0.2.1",
-            "DST: AF_INET: port 0, 192.0.2.2",
-        ] {
-            assert!(dump.contains(want), "{want:?} not in the SADB:\n{dump}");
+        for net in ["10.2.0.0/24", "10.3.0.0/24"] {
+            for want in [
+                "INS: AF_INET: port 0, 10.1.0.0/24.".to_string(),
+                format!("IND: AF_INET: port 0, {net}."),
+                format!("INS: AF_INET: port 0, {net}."),
+                "IND: AF_INET: port 0, 10.1.0.0/24.".to_string(),
+            ] {
+                assert!(dump.contains(&want), "{want:?} not in the SADB:\n{dump}");
+            }
         }
+        assert_eq!(
+            dump.matches("SRC: AF_INET: port 0, 192.0.2.1.").count(),
+            2,
+            "{dump}"
+        );
+        assert_eq!(
+            dump.matches("SRC: AF_INET: port 0, 192.0.2.2.").count(),
+            2,
+            "{dump}"
+        );
     }
 
     traffic_both_ways(&ha, &hb);
+    ha.ping_ok(HC, 3);
+    tcp_transfer(&hb, &ha, HA, 5003, 1 << 19);
     only_ike_and_esp(&cap.stop());
     for d in [&da, &db] {
         let c = d.counters();
@@ -232,7 +271,7 @@ fn with_strongswan(test: &str, we_initiate: bool) {
         &gb,
         "gb",
         (GB, GA),
-        (NET_B, NET_A),
+        (&[NET_B], &[NET_A]),
         &["--control-socket", &control],
     );
     let cap = Capture::start(&lab, &gb, "wb", "wire");

@@ -387,6 +387,27 @@ impl Established {
         self.request(Request::CreateChild(Box::new(req)), now, rng)
     }
 
+    /// Builds a CREATE_CHILD_SA request for a new Child SA pair between other selectors
+    /// than the configured ones (ours, the peer's): a gateway's policy naming another pair
+    /// of networks behind the same peer.
+    ///
+    /// # Errors
+    /// As [`Established::create_child`].
+    pub fn create_child_for(
+        &mut self,
+        ts: (Vec<TrafficSelector>, Vec<TrafficSelector>),
+        now: Instant,
+        rng: &mut dyn Random,
+    ) -> Result<Vec<u8>, IkeError> {
+        let configured = (
+            std::mem::replace(&mut self.cfg.ts_local, ts.0),
+            std::mem::replace(&mut self.cfg.ts_remote, ts.1),
+        );
+        let r = self.create_child(None, now, rng);
+        (self.cfg.ts_local, self.cfg.ts_remote) = configured;
+        r
+    }
+
     /// Builds a request rekeying the IKE SA (RFC 7296 §1.3.2): a new IKE SA with fresh
     /// SPIs, nonces and key exchange, keyed from this one's SK_d (§2.18). When it
     /// completes ([`Event::IkeRekeyed`]), delete this SA with [`Established::delete_ike`].
