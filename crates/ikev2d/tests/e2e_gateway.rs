@@ -41,18 +41,29 @@ const HC: &str = "10.3.0.2";
 
 /// The four namespaces, addressed and routed: (ha, ga, gb, hb).
 fn sites(lab: &Lab) -> (Ns, Ns, Ns, Ns) {
+    sites_with(lab, [HA, "10.1.0.1", HB, "10.2.0.1"])
+}
+
+/// [`sites`] with these inner addresses (ha, ga's, hb, gb's; /24 or /64).
+fn sites_with(lab: &Lab, inner: [&str; 4]) -> (Ns, Ns, Ns, Ns) {
     let (ha, ga, gb, hb) = (lab.ns("ha"), lab.ns("ga"), lab.ns("gb"), lab.ns("hb"));
     veth(&ga, "wa", &gb, "wb");
     ga.addr("wa", &format!("{GA}/24"));
     gb.addr("wb", &format!("{GB}/24"));
+    let [ha_addr, ga_addr, hb_addr, gb_addr] = inner;
+    let (fam, len) = if ha_addr.contains(':') {
+        ("-6", 64)
+    } else {
+        ("-4", 24)
+    };
     for (h, g, h_addr, g_addr, g_if) in [
-        (&ha, &ga, HA, "10.1.0.1", "la"),
-        (&hb, &gb, HB, "10.2.0.1", "lb"),
+        (&ha, &ga, ha_addr, ga_addr, "la"),
+        (&hb, &gb, hb_addr, gb_addr, "lb"),
     ] {
         veth(h, "h0", g, g_if);
-        h.addr("h0", &format!("{h_addr}/24"));
-        g.addr(g_if, &format!("{g_addr}/24"));
-        h.ip(&["route", "add", "default", "via", g_addr]);
+        h.addr("h0", &format!("{h_addr}/{len}"));
+        g.addr(g_if, &format!("{g_addr}/{len}"));
+        h.ip(&[fam, "route", "add", "default", "via", g_addr]);
         g.forwarding();
     }
     (ha, ga, gb, hb)
@@ -224,6 +235,42 @@ fn gateway_to_gateway_acquire_negotiates_a_subnet_tunnel() {
             "{c:#?}"
         );
         assert_eq!(c.drop_reasons(), Default::default(), "{c:#?}");
+    }
+}
+
+/// IPv6 nets over IPv4 between the gateways: the ACQUIRE's inner selectors and the
+/// traffic selectors are IPv6, the SAs IPv6-in-IPv4 tunnel mode.
+#[test]
+fn gateway_to_gateway_ipv6_nets_over_ipv4() {
+    let Some(lab) = Lab::new("gateway_to_gateway_ipv6_nets_over_ipv4") else {
+        return;
+    };
+    let (ha6, hb6) = ("fd00:1::2", "fd00:2::2");
+    let (ha, ga, gb, hb) = sites_with(&lab, [ha6, "fd00:1::1", hb6, "fd00:2::1"]);
+    let (net_a, net_b) = ("fd00:1::/64", "fd00:2::/64");
+    let (da, ia) = our_gateway(&lab, &ga, "ga", (GA, GB), (&[net_a], &[net_b]), &[]);
+    let (db, ib) = our_gateway(&lab, &gb, "gb", (GB, GA), (&[net_b], &[net_a]), &[]);
+    let cap = Capture::start(&lab, &ga, "wa", "wire");
+    let _ = ha.ping(hb6, 2);
+    ia.wait_log("installed", 1, Duration::from_secs(10));
+    ib.wait_log("installed", 1, Duration::from_secs(10));
+    for (g, d) in [(&ga, &da), (&gb, &db)] {
+        let dump = common::dump_esp(g, d);
+        for want in [
+            "SRC: Source address (proto=41)",
+            "INS: AF_INET6: port 0, fd00:1::/64.",
+            "IND: AF_INET6: port 0, fd00:2::/64.",
+            "SRC: AF_INET: port 0, 192.0.2.1.",
+        ] {
+            assert!(dump.contains(want), "{want:?} not in the SADB:\n{dump}");
+        }
+    }
+    ha.ping_ok(hb6, 3);
+    hb.ping_ok(ha6, 3);
+    tcp_transfer(&ha, &hb, hb6, 5001, 1 << 19);
+    only_ike_and_esp(&cap.stop());
+    for d in [&da, &db] {
+        assert_eq!(d.counters().drop_reasons(), Default::default());
     }
 }
 
