@@ -240,6 +240,10 @@ fn acquire_selectors(m: &Message) -> Option<(TrafficSelector, TrafficSelector)> 
     Some((ts(m.inner_src.as_ref()?), ts(m.inner_dst.as_ref()?)))
 }
 
+#[cfg(test)]
+#[path = "daemon_gateway_tests.rs"]
+mod gateway_tests;
+
 /// Keeps ACQUIRE `m` for IKE SA `sa` until it can make a Child SA (at most 8 wait).
 fn defer(sa: &mut IkeSa, m: &Message) {
     if sa.deferred.len() < 8 && !sa.deferred.iter().any(|d| d.seq == m.seq) {

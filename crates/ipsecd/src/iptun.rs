@@ -184,4 +184,52 @@ mod tests {
         let (_, d) = inner_selectors(&sel, "fd00:1::2".parse().unwrap());
         assert_eq!((d.addr.ip().to_string(), d.prefixlen), ("::".into(), 0));
     }
+
+    #[test]
+    fn a_tunnel_acquire_names_the_endpoints_when_the_tunnel_has_them() {
+        use ipsec_pfkey::engine::AcquireNeed;
+        use ipsec_pfkey::wire::Proposal;
+        let host = |a: &str| Address::new(SocketAddr::new(a.parse().unwrap(), 0));
+        let req = AcquireRequest {
+            need: AcquireNeed {
+                proto: ipsec_core::Proto::Esp,
+                src: host("10.1.0.2"),
+                dst: host("10.2.0.2"),
+                inner_src: None,
+                inner_dst: None,
+            },
+            proposal: Proposal {
+                replay: 64,
+                combs: Vec::new(),
+            },
+            eprop: None,
+            kmc: None,
+            ident_src: None,
+            ident_dst: None,
+        };
+        let sel = Selector {
+            laddr: Some(Prefix {
+                addr: "10.1.0.0".parse().unwrap(),
+                len: 24,
+            }),
+            raddr: Some(Prefix {
+                addr: "10.2.0.0".parse().unwrap(),
+                len: 24,
+            }),
+            ..Selector::default()
+        };
+        let ends: TunnelEnds = "ip.tun0=192.0.2.1,192.0.2.2".parse().unwrap();
+        let mut gw = req.clone();
+        tunnel_acquire(&mut gw, &sel, Some(&ends), "10.1.0.2".parse().unwrap());
+        assert_eq!(
+            (gw.need.src, gw.need.dst),
+            (host("192.0.2.1"), host("192.0.2.2"))
+        );
+        assert_eq!(gw.need.inner_dst.map(|a| a.prefixlen), Some(24));
+        // No endpoints: between the hosts themselves, still with the rule's prefixes inside.
+        let mut h2h = req.clone();
+        tunnel_acquire(&mut h2h, &sel, None, "10.1.0.2".parse().unwrap());
+        assert_eq!((h2h.need.src, h2h.need.dst), (req.need.src, req.need.dst));
+        assert_eq!(h2h.need.inner_src, gw.need.inner_src);
+    }
 }
