@@ -244,6 +244,15 @@ fn acquire_selectors(m: &Message) -> Option<(TrafficSelector, TrafficSelector)> 
 #[path = "daemon_gateway_tests.rs"]
 mod gateway_tests;
 
+/// The inner selector of a tunnel-mode SA for one side's traffic selectors: its one
+/// selector, or the one that holds all the others (a traffic-triggered initiator puts the
+/// packet's own selector first, RFC 7296 §2.9), as a prefix; `None` (any) otherwise.
+fn inner_selector(ts: &[TrafficSelector]) -> Option<ipsec_core::sa::Prefix> {
+    ts.iter()
+        .find(|t| ike::ts::within(ts, std::slice::from_ref(t)))
+        .and_then(ts_prefix)
+}
+
 /// Keeps ACQUIRE `m` for IKE SA `sa` until it can make a Child SA (at most 8 wait).
 fn defer(sa: &mut IkeSa, m: &Message) {
     if sa.deferred.len() < 8 && !sa.deferred.iter().any(|d| d.seq == m.seq) {
@@ -1352,11 +1361,7 @@ impl Daemon {
         } else {
             (&c.ts_r, &c.ts_i)
         };
-        let inner = |ts: &Vec<TrafficSelector>| match ts.as_slice() {
-            [t] => ts_prefix(t),
-            _ => None,
-        };
-        let (in_local, in_remote) = (inner(ts_local), inner(ts_remote));
+        let (in_local, in_remote) = (inner_selector(ts_local), inner_selector(ts_remote));
         let encap = sa
             .natt
             .then_some((sa.path.local.port(), sa.path.remote.port()));

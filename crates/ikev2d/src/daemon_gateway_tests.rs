@@ -66,3 +66,31 @@ fn without_both_inner_selectors_there_are_none() {
     assert!(acquire_selectors(&acquire(None, None)).is_none());
     assert!(acquire_selectors(&acquire(Some(inner("10.1.0.0", 24, 0, 0)), None)).is_none());
 }
+
+#[test]
+fn the_inner_selector_is_the_one_holding_the_others() {
+    let ts = |a: &str, b: &str| TrafficSelector {
+        ip_protocol: 0,
+        start_port: 0,
+        end_port: 65535,
+        start: a.parse().unwrap(),
+        end: b.parse().unwrap(),
+    };
+    let host = ts("10.1.0.2", "10.1.0.2");
+    let net = ts("10.1.0.0", "10.1.0.255");
+    let other = ts("10.9.0.0", "10.9.0.255");
+    let pfx = |a: &str, len| {
+        Some(ipsec_core::sa::Prefix {
+            addr: a.parse().unwrap(),
+            len,
+        })
+    };
+    assert_eq!(inner_selector(&[net]), pfx("10.1.0.0", 24));
+    assert_eq!(inner_selector(&[host, net]), pfx("10.1.0.0", 24));
+    assert_eq!(inner_selector(&[net, host]), pfx("10.1.0.0", 24));
+    // Two nets, neither inside the other: no one prefix.
+    assert_eq!(inner_selector(&[net, other]), None);
+    // A range that is not a prefix.
+    assert_eq!(inner_selector(&[ts("10.1.0.1", "10.1.0.2")]), None);
+    assert_eq!(inner_selector(&[]), None);
+}
