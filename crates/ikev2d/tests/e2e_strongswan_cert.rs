@@ -282,6 +282,30 @@ impl Setup {
     }
 }
 
+impl Setup {
+    /// strongSwan verified our signature under our identity, with our certificate.
+    fn check_charon_log(&self, charon: &charon::Charon) {
+        let log = charon.log_text();
+        let ours = self.o_id.1.trim_matches('"');
+        let kind = match self.alg {
+            Alg::Rsa => "RSA",
+            Alg::Ec => "ECDSA",
+        };
+        let line = log
+            .lines()
+            .find(|l| l.contains(&format!("authentication of '{ours}' with")))
+            .unwrap_or_else(|| panic!("strongSwan did not authenticate {ours}:\n{log}"));
+        assert!(
+            line.contains(kind) && line.ends_with("successful"),
+            "{line}"
+        );
+        assert!(
+            log.contains(&format!("using trusted ca certificate \"{}\"", dn("ca"))),
+            "{log}"
+        );
+    }
+}
+
 fn lab(test: &str) -> Option<(Lab, Ns, Ns)> {
     if !available() {
         return None;
@@ -314,11 +338,7 @@ fn we_initiate(test: &str, setup: &Setup) {
     );
     both_ways(&s, &o, &d, &charon);
     no_clear_icmp(&cap.stop());
-    let log = charon.log_text();
-    assert!(
-        log.contains("authentication of") && log.contains("successful"),
-        "{log}"
-    );
+    setup.check_charon_log(&charon);
 }
 
 /// strongSwan initiates (`swanctl --initiate`); we answer with our certificate.
@@ -345,6 +365,7 @@ fn strongswan_initiates(test: &str, setup: &Setup) {
     );
     both_ways(&s, &o, &d, &charon);
     no_clear_icmp(&cap.stop());
+    setup.check_charon_log(&charon);
 }
 
 #[test]
