@@ -21,7 +21,9 @@ mod netns;
 
 use std::time::{Duration, Instant};
 
-use common::charon::{self, available, both_ways, no_clear_icmp, pings_and_sas, O, S};
+use common::charon::{
+    self, available, both_ways, negotiate_and_check, no_clear_icmp, pings_and_sas, Starter, O, S,
+};
 use common::{Ike, PSK};
 use netns::*;
 
@@ -110,16 +112,7 @@ fn we_initiate(test: &str, ike: (&str, &str), esp: (&str, &str, &str)) {
     };
     let charon = Charon::start(&lab, &s, ike.0, esp.0);
     let (d, ike) = ours(&lab, &o, esp.1, ike.1, esp.2);
-    let cap = Capture::start(&lab, &o, "vb", "wire");
-    let _ = o.ping(S, 2);
-    ike.wait_log("installed", 1, Duration::from_secs(15));
-    assert!(
-        ike.log().contains("established (initiator"),
-        "{}",
-        ike.log()
-    );
-    both_ways(&s, &o, &d, &charon);
-    no_clear_icmp(&cap.stop());
+    negotiate_and_check(&lab, (&s, &o), &d, &ike, &charon, Starter::Us);
 }
 
 #[test]
@@ -163,23 +156,7 @@ fn strongswan_initiates_to_us_modp2048_aes_gcm() {
         "encr_alg aes-gcm(256) prf sha384 dh_group 14",
         "encr_alg aes-gcm(256)",
     );
-    let cap = Capture::start(&lab, &o, "vb", "wire");
-    let r = charon.swanctl(&["--initiate", "--child", "c", "--timeout", "15"]);
-    assert!(
-        r.status.success(),
-        "swanctl --initiate: {}\n{}\n{}",
-        String::from_utf8_lossy(&r.stdout),
-        String::from_utf8_lossy(&r.stderr),
-        ike.log()
-    );
-    ike.wait_log("installed", 1, Duration::from_secs(10));
-    assert!(
-        ike.log().contains("established (responder"),
-        "{}",
-        ike.log()
-    );
-    both_ways(&s, &o, &d, &charon);
-    no_clear_icmp(&cap.stop());
+    negotiate_and_check(&lab, (&s, &o), &d, &ike, &charon, Starter::StrongSwan);
 }
 
 /// strongSwan initiates and rekeys both the Child SA (every 3 s) and the IKE SA (every 5 s)

@@ -13,6 +13,7 @@
 //! Needs root, strongSwan and openssl; skipped otherwise.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod certtool;
 mod common;
 #[path = "../../ipsecd/tests/common/netns.rs"]
 mod netns;
@@ -22,11 +23,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::charon::{self, available, both_ways, no_clear_icmp, O, S};
+use common::charon::{self, available, negotiate_and_check, Starter, O, S};
 use common::Ike;
 use netns::*;
 
-const IKEV2CERT: &str = env!("CARGO_BIN_EXE_ikev2cert");
 const ORG: &str = "Ironswan Interop";
 
 #[derive(Clone, Copy)]
@@ -154,21 +154,6 @@ fn dn(name: &str) -> String {
     format!("C=XX, O={ORG}, CN={name}")
 }
 
-fn ikev2cert(store: &Path, args: &[&str]) -> String {
-    let o = Command::new(IKEV2CERT)
-        .arg("-d")
-        .arg(store)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "ikev2cert {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 /// One interop setup: the PKI, both sides' credentials, the identities.
 struct Setup {
     alg: Alg,
@@ -218,7 +203,7 @@ impl Setup {
         issue(&pki, "s", self.alg, &format!("DNS:s.example,IP:{S}"), s_ca);
 
         let store = lab.dir.join("store");
-        let out = ikev2cert(
+        let out = certtool::ok(
             &store,
             &[
                 "import",
@@ -228,7 +213,7 @@ impl Setup {
             ],
         );
         assert!(out.contains("imported trust anchor (label ca)"), "{out}");
-        let out = ikev2cert(
+        let out = certtool::ok(
             &store,
             &[
                 "import",
@@ -319,84 +304,52 @@ fn lab(test: &str) -> Option<(Lab, Ns, Ns)> {
     Some((lab, s, o))
 }
 
-/// We initiate (a ping from O makes ipsecd ACQUIRE) and authenticate with `setup`'s
-/// certificates; traffic then flows both ways inside ESP.
-fn we_initiate(test: &str, setup: &Setup) {
+/// `starter` starts the IKE SA, both sides authenticate with `setup`'s certificates;
+/// traffic then flows both ways inside ESP.
+fn run(test: &str, setup: &Setup, starter: Starter) {
     let Some((lab, s, o)) = lab(test) else {
         return;
     };
     let (store, sw) = setup.credentials(&lab);
     let charon = setup.charon(&lab, &s, &sw);
     let (d, ike) = setup.ours(&lab, &o, &store);
-    let cap = Capture::start(&lab, &o, "vb", "wire");
-    let _ = o.ping(S, 2);
-    ike.wait_log("installed", 1, Duration::from_secs(15));
-    assert!(
-        ike.log().contains("established (initiator"),
-        "{}",
-        ike.log()
-    );
-    both_ways(&s, &o, &d, &charon);
-    no_clear_icmp(&cap.stop());
-    setup.check_charon_log(&charon);
-}
-
-/// strongSwan initiates (`swanctl --initiate`); we answer with our certificate.
-fn strongswan_initiates(test: &str, setup: &Setup) {
-    let Some((lab, s, o)) = lab(test) else {
-        return;
-    };
-    let (store, sw) = setup.credentials(&lab);
-    let charon = setup.charon(&lab, &s, &sw);
-    let (d, ike) = setup.ours(&lab, &o, &store);
-    let cap = Capture::start(&lab, &o, "vb", "wire");
-    let r = charon.swanctl(&["--initiate", "--child", "c", "--timeout", "15"]);
-    assert!(
-        r.status.success(),
-        "swanctl --initiate: {}\n{}",
-        String::from_utf8_lossy(&r.stdout),
-        ike.log()
-    );
-    ike.wait_log("installed", 1, Duration::from_secs(10));
-    assert!(
-        ike.log().contains("established (responder"),
-        "{}",
-        ike.log()
-    );
-    both_ways(&s, &o, &d, &charon);
-    no_clear_icmp(&cap.stop());
+    negotiate_and_check(&lab, (&s, &o), &d, &ike, &charon, starter);
     setup.check_charon_log(&charon);
 }
 
 #[test]
 fn we_initiate_to_strongswan_rsa_certificates_dn_identities() {
-    we_initiate(
+    run(
         "we_initiate_to_strongswan_rsa_certificates_dn_identities",
         &Setup::rsa_dn(),
+        Starter::Us,
     );
 }
 
 #[test]
 fn strongswan_initiates_rsa_certificates_dn_identities() {
-    strongswan_initiates(
+    run(
         "strongswan_initiates_rsa_certificates_dn_identities",
         &Setup::rsa_dn(),
+        Starter::StrongSwan,
     );
 }
 
 #[test]
 fn we_initiate_to_strongswan_ecdsa_p256_certificates_fqdn_identities() {
-    we_initiate(
+    run(
         "we_initiate_to_strongswan_ecdsa_p256_certificates_fqdn_identities",
         &Setup::ec_fqdn(),
+        Starter::Us,
     );
 }
 
 #[test]
 fn strongswan_initiates_ecdsa_p256_certificates_fqdn_identities() {
-    strongswan_initiates(
+    run(
         "strongswan_initiates_ecdsa_p256_certificates_fqdn_identities",
         &Setup::ec_fqdn(),
+        Starter::StrongSwan,
     );
 }
 

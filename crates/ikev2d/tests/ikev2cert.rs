@@ -1,14 +1,13 @@
-//! `ikev2cert` (the real binary) managing a certificate store, and `in-ikev2d -c`
-//! checking certificate rules against it. Uses the test PKI of crates/ike/tests/certs
+//! `ikev2cert` (the real binary) managing a certificate store. Uses the test PKI of crates/ike/tests/certs
 //! (DER certificates and PKCS#8 keys).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-const IKEV2CERT: &str = env!("CARGO_BIN_EXE_ikev2cert");
-const IKEV2D: &str = env!("CARGO_BIN_EXE_in-ikev2d");
+mod certtool;
+
+use certtool::{ok, pki};
 
 struct Dir(PathBuf);
 
@@ -25,14 +24,6 @@ fn tmp(tag: &str) -> Dir {
     Dir(d)
 }
 
-fn pki(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../ike/tests/certs")
-        .join(name)
-        .display()
-        .to_string()
-}
-
 /// A copy of a test key with `mode`.
 fn key_copy(dir: &Path, name: &str, mode: u32) -> String {
     let p = dir.join(format!("{name}.{mode:o}"));
@@ -43,24 +34,12 @@ fn key_copy(dir: &Path, name: &str, mode: u32) -> String {
 
 /// Runs ikev2cert on `store`: (exit code, stdout, stderr).
 fn cert(store: &Path, args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(IKEV2CERT)
-        .arg("-d")
-        .arg(store)
-        .args(args)
-        .output()
-        .unwrap();
+    let o = certtool::run(store, args);
     (
         o.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&o.stdout).into_owned(),
         String::from_utf8_lossy(&o.stderr).into_owned(),
     )
-}
-
-fn ok(store: &Path, args: &[&str]) -> String {
-    let (code, out, err) = cert(store, args);
-    assert_eq!(code, 0, "ikev2cert {args:?}: {err}");
-    assert!(!err.contains("panicked"), "{err}");
-    out
 }
 
 fn fails(store: &Path, args: &[&str], code: i32, what: &str) {
@@ -243,110 +222,5 @@ fn import_list_and_delete_certificates_anchors_and_keys() {
         &["import", "infile=/nonexistent/x.pem"],
         1,
         "/nonexistent/x.pem: No such file",
-    );
-}
-
-const RULE: &str = "{\n  label \"gw\"\n  auth_method AUTH\n  local_addr 192.0.2.1\n  remote_addr 192.0.2.2\n  local_id LOCAL\n  remote_id fqdn bob.example\n}\n";
-
-fn check(config: &Path) -> (bool, String, String) {
-    let o = Command::new(IKEV2D)
-        .arg("-c")
-        .arg("-f")
-        .arg(config)
-        .args(["--preshared", "/nonexistent/ikev2.preshared"])
-        .output()
-        .unwrap();
-    (
-        o.status.success(),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-/// `in-ikev2d -c` finds each certificate rule's certificate and key in the store, by
-/// DN or subjectAltName, and names what is missing.
-#[test]
-fn dash_c_checks_certificate_rules_against_the_store() {
-    if ipsec_sys::geteuid() != 0 {
-        eprintln!("skipping: keys must be owned by root");
-        return;
-    }
-    let dir = tmp("check");
-    let store = dir.0.join("store");
-    let config = |auth: &str, local: &str| {
-        let p = dir.0.join("ikev2.config");
-        std::fs::write(
-            &p,
-            format!(
-                "cert_store \"{}\"\n{}",
-                store.display(),
-                RULE.replace("AUTH", auth).replace("LOCAL", local)
-            ),
-        )
-        .unwrap();
-        p
-    };
-    let cfg = config("rsa_sig", "fqdn alice.example");
-    let (ok_, _, err) = check(&cfg);
-    assert!(!ok_);
-    assert!(
-        err.contains("no such directory (fill it with ikev2cert)"),
-        "{err}"
-    );
-
-    let key = key_copy(&dir.0, "alice-rsa.key", 0o600);
-    ok(
-        &store,
-        &[
-            "import",
-            &format!("infile={}", pki("alice-rsa.crt")),
-            &format!("keyfile={key}"),
-        ],
-    );
-    let (ok_, _, err) = check(&cfg);
-    assert!(!ok_);
-    assert!(err.contains("no trust anchor"), "{err}");
-    ok(
-        &store,
-        &[
-            "import",
-            &format!("infile={}", pki("rsa-root.crt")),
-            "objtype=anchor",
-        ],
-    );
-    ok(
-        &store,
-        &["import", &format!("infile={}", pki("rsa-int.crt"))],
-    );
-
-    let (ok_, out, err) = check(&cfg);
-    assert!(ok_, "{err}");
-    assert!(
-        out.contains("1 rule(s), 0 pre-shared key(s), 1 certificate rule(s) with credentials in"),
-        "{out}"
-    );
-    // By DN, written with other spacing and case than the certificate's.
-    let (ok_, _, err) = check(&config("cert", "dn \"c=XX,o=ironswan test,  CN=alice\""));
-    assert!(ok_, "{err}");
-    // The wrong key type for the method, an identity without a certificate.
-    let (ok_, _, err) = check(&config("ecdsa_sha256", "fqdn alice.example"));
-    assert!(!ok_);
-    assert!(
-        err.contains("rule \"gw\" (line 2): auth_method needs an ECDSA key, the certificate for alice.example has RSA-2048"),
-        "{err}"
-    );
-    let (ok_, _, err) = check(&config("cert", "fqdn carol.example"));
-    assert!(!ok_);
-    assert!(
-        err.contains("local_id carol.example: ")
-            && err.contains("no certificate with a private key for this identity"),
-        "{err}"
-    );
-    // A syntax error in a DN: file, line, column.
-    let (ok_, _, err) = check(&config("cert", "dn \"CN=alice, Q=1\""));
-    assert!(!ok_);
-    assert!(
-        err.contains("ikev2.config:7:15: expected a DN such as"),
-        "{err}"
     );
 }

@@ -408,20 +408,11 @@ fn colons(hex: &str) -> String {
         .join(":")
 }
 
-/// `YYYY-MM-DD HH:MM:SS UTC` of seconds since 1970 (proleptic Gregorian).
+/// `YYYY-MM-DD HH:MM:SS UTC` of seconds since 1970 (times before 1970 show as 1970).
 fn utc(t: i64) -> String {
-    let days = t.div_euclid(86_400);
-    let secs = t.rem_euclid(86_400);
-    // Civil from days (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let t = u64::try_from(t).unwrap_or(0);
+    let (y, m, d) = ipsec_core::civil::civil_from_days(t / 86_400);
+    let secs = t % 86_400;
     format!(
         "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
         secs / 3600,

@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::netns::{signal, Daemon, Lab, Ns, Pcap, Proc};
+use crate::common::Ike;
+use crate::netns::{signal, Capture, Daemon, Lab, Ns, Pcap, Proc};
 
 /// strongSwan's address (namespace S).
 pub const S: &str = "192.0.2.1";
@@ -172,4 +173,48 @@ pub fn both_ways(s: &Ns, o: &Ns, d: &Daemon, charon: &Charon) {
         "{c:#?}"
     );
     assert_eq!(c.drop_reasons(), Default::default(), "{c:#?}");
+}
+
+/// Which side starts the IKE SA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Starter {
+    /// We do: a ping from O makes ipsecd ACQUIRE.
+    Us,
+    /// strongSwan does (`swanctl --initiate`).
+    StrongSwan,
+}
+
+/// Starts the IKE SA between `charon` (in `s`) and our `ike` (with ipsecd `d`, in `o`),
+/// waits for our Child SA, checks our role, then [`both_ways`] and, on a capture of the
+/// whole exchange, [`no_clear_icmp`].
+pub fn negotiate_and_check(
+    lab: &Lab,
+    (s, o): (&Ns, &Ns),
+    d: &Daemon,
+    ike: &Ike,
+    charon: &Charon,
+    starter: Starter,
+) {
+    let cap = Capture::start(lab, o, "vb", "wire");
+    let role = match starter {
+        Starter::Us => {
+            let _ = o.ping(S, 2);
+            "established (initiator"
+        }
+        Starter::StrongSwan => {
+            let r = charon.swanctl(&["--initiate", "--child", "c", "--timeout", "15"]);
+            assert!(
+                r.status.success(),
+                "swanctl --initiate: {}\n{}\n{}",
+                String::from_utf8_lossy(&r.stdout),
+                String::from_utf8_lossy(&r.stderr),
+                ike.log()
+            );
+            "established (responder"
+        }
+    };
+    ike.wait_log("installed", 1, Duration::from_secs(15));
+    assert!(ike.log().contains(role), "{}", ike.log());
+    both_ways(s, o, d, charon);
+    no_clear_icmp(&cap.stop());
 }
