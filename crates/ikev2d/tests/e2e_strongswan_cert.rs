@@ -7,9 +7,11 @@
 //!   charon + kernel-libipsec    ipsecd + in-ikev2d (auth_method rsa_sig / ecdsa_sha256)
 //! ```
 //!
-//! Both roles, with RSA-2048 certificates and DN identities, and with ECDSA P-256
-//! certificates and FQDN identities; pings flow both ways, only ESP on the wire. And a
-//! certificate of a CA we do not trust is refused: no Child SA is installed.
+//! Both roles, with RSA-2048 certificates under an intermediate CA and DN identities
+//! (each IKE_AUTH carries two certificates, ~2.5 KB: IP-fragmented UDP, since we do not
+//! announce IKE fragmentation), and with ECDSA P-256 certificates and FQDN identities;
+//! pings flow both ways, only ESP on the wire. And a certificate of a CA we do not
+//! trust is refused: no Child SA is installed.
 //! Needs root, strongSwan and openssl; skipped otherwise.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -102,14 +104,17 @@ fn ca(dir: &Path, name: &str, alg: Alg) {
 /// An end-entity certificate `name.pem` (CN=name, subjectAltNames `san`) issued by
 /// CA `by`, with key `name.key`.
 fn issue(dir: &Path, name: &str, alg: Alg, san: &str, by: &str) {
+    let ext = format!(
+        "basicConstraints=CA:false\nkeyUsage=critical,digitalSignature\nsubjectAltName={san}\n"
+    );
+    issue_ext(dir, name, alg, &ext, by);
+}
+
+/// A certificate `name.pem` (CN=name, extensions `ext`) issued by CA `by`, with key
+/// `name.key`.
+fn issue_ext(dir: &Path, name: &str, alg: Alg, ext: &str, by: &str) {
     key(dir, name, alg);
-    std::fs::write(
-        dir.join(format!("{name}.ext")),
-        format!(
-            "basicConstraints=CA:false\nkeyUsage=critical,digitalSignature\nsubjectAltName={san}\n"
-        ),
-    )
-    .unwrap();
+    std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
     let subj = format!("/C=XX/O={ORG}/CN={name}");
     let csr = format!("{name}.csr");
     openssl(
@@ -164,6 +169,8 @@ struct Setup {
     s_id: (String, String),
     /// strongSwan's certificate comes from a CA we do not trust.
     rogue: bool,
+    /// The end entities are issued by an intermediate CA, which each side sends.
+    intermediate: bool,
 }
 
 impl Setup {
@@ -174,6 +181,7 @@ impl Setup {
             o_id: (format!("dn \"{}\"", dn("o")), format!("\"{}\"", dn("o"))),
             s_id: (format!("dn \"{}\"", dn("s")), format!("\"{}\"", dn("s"))),
             rogue: false,
+            intermediate: true,
         }
     }
 
@@ -184,6 +192,7 @@ impl Setup {
             o_id: ("fqdn o.example".into(), "o.example".into()),
             s_id: ("fqdn s.example".into(), "s.example".into()),
             rogue: false,
+            intermediate: false,
         }
     }
 
@@ -193,12 +202,25 @@ impl Setup {
         let pki = lab.dir.join("pki");
         std::fs::create_dir_all(&pki).unwrap();
         ca(&pki, "ca", self.alg);
-        issue(&pki, "o", self.alg, &format!("DNS:o.example,IP:{O}"), "ca");
+        let issuer = if self.intermediate {
+            let ext = "basicConstraints=critical,CA:true,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n";
+            issue_ext(&pki, "int", self.alg, ext, "ca");
+            "int"
+        } else {
+            "ca"
+        };
+        issue(
+            &pki,
+            "o",
+            self.alg,
+            &format!("DNS:o.example,IP:{O}"),
+            issuer,
+        );
         let s_ca = if self.rogue {
             ca(&pki, "rogue", self.alg);
             "rogue"
         } else {
-            "ca"
+            issuer
         };
         issue(&pki, "s", self.alg, &format!("DNS:s.example,IP:{S}"), s_ca);
 
@@ -213,6 +235,10 @@ impl Setup {
             ],
         );
         assert!(out.contains("imported trust anchor (label ca)"), "{out}");
+        if self.intermediate {
+            let int = format!("infile={}", pki.join("int.pem").display());
+            certtool::ok(&store, &["import", &int, "label=int"]);
+        }
         let out = certtool::ok(
             &store,
             &[
@@ -228,11 +254,15 @@ impl Setup {
         );
 
         let sw = lab.dir.join("swanctl");
-        for (sub, file) in [
+        let mut files = vec![
             ("x509", "s.pem"),
             ("x509ca", "ca.pem"),
             ("private", "s.key"),
-        ] {
+        ];
+        if self.intermediate {
+            files.push(("x509ca", "int.pem"));
+        }
+        for (sub, file) in files {
             std::fs::create_dir_all(sw.join(sub)).unwrap();
             std::fs::copy(pki.join(file), sw.join(sub).join(file)).unwrap();
         }
@@ -288,6 +318,36 @@ impl Setup {
             log.contains(&format!("using trusted ca certificate \"{}\"", dn("ca"))),
             "{log}"
         );
+        if self.intermediate {
+            // Our chain came with the intermediate, strongSwan's with its own: IKE_AUTH
+            // messages longer than the link MTU both ways, as IP-fragmented UDP (we do
+            // not announce IKE fragmentation).
+            assert!(
+                log.contains(&format!(
+                    "using trusted intermediate ca certificate \"{}\"",
+                    dn("int")
+                )),
+                "{log}"
+            );
+            let big = |dir: &str| {
+                log.lines().filter(|l| l.contains(dir)).any(|l| {
+                    l.rsplit_once('(')
+                        .and_then(|(_, n)| n.strip_suffix(" bytes)"))
+                        .and_then(|n| n.parse::<usize>().ok())
+                        .is_some_and(|n| n > 1500)
+                })
+            };
+            assert!(big("received packet") && big("sending packet"), "{log}");
+            let ours_init: Vec<&str> = log
+                .lines()
+                .filter(|l| l.contains("parsed IKE_SA_INIT"))
+                .collect();
+            assert!(!ours_init.is_empty(), "{log}");
+            assert!(
+                ours_init.iter().all(|l| !l.contains("FRAG_SUP")),
+                "{ours_init:?}"
+            );
+        }
     }
 }
 
