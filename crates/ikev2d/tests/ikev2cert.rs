@@ -217,6 +217,24 @@ fn import_list_and_delete_certificates_anchors_and_keys() {
         1,
         "junk.pem:1: CERTIFICATE: invalid base64 body",
     );
+    let der_junk = dir.0.join("junk.der");
+    std::fs::write(&der_junk, [0x30, 0x03, 0x02, 0x01, 0x00]).unwrap();
+    fails(
+        &store,
+        &["import", &format!("infile={}", der_junk.display())],
+        1,
+        "junk.der: not a DER certificate or private key",
+    );
+    if root {
+        // A DER private key given as infile must be 0600 too.
+        let loose_in = format!("infile={loose}");
+        fails(
+            &store,
+            &["import", &loose_in],
+            1,
+            "a private key must be in a file of mode 0600",
+        );
+    }
     fails(
         &store,
         &["import", "infile=/nonexistent/x.pem"],

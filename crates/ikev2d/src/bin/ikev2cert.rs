@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use ike::cert::store::{CertStore, Entry, Kind};
-use ike::cert::Certificate;
+use ike::cert::{Certificate, PrivateKey};
 use ikev2d::config::{load_config, DEFAULT_CERT_STORE};
 use zeroize::Zeroizing;
 
@@ -176,12 +176,11 @@ fn check_key_file(path: &Path) -> Result<(), Fail> {
     Ok(())
 }
 
-/// Whether the input may hold a private key (PEM with a key block, or DER that is no
-/// certificate).
+/// Whether the input holds a private key (PEM with a key block, or a DER key).
 fn may_hold_key(data: &[u8]) -> bool {
     match core::str::from_utf8(data) {
         Ok(t) if t.contains("-----BEGIN ") => t.contains("PRIVATE KEY-----"),
-        _ => Certificate::from_der(data).is_err(),
+        _ => Certificate::from_der(data).is_err() && PrivateKey::from_der(data).is_ok(),
     }
 }
 
