@@ -44,8 +44,12 @@ struct Args {
     /// The IKE port.
     #[arg(long, default_value_t = 500)]
     ike_port: u16,
-    /// Firewall mark of the IKE packets (0: none).
-    #[arg(long, default_value_t = 0)]
+    /// Firewall mark of the IKE packets (0: none). The default is ipsecd's: IKE then
+    /// bypasses the TUN device and its policy (as Solaris's in.ikev2d sockets bypass
+    /// IPsec), so that an IKE message longer than the path MTU (IKE_AUTH with
+    /// certificates) leaves as IP fragments; through the TUN, policy would drop the
+    /// fragments without ports.
+    #[arg(long, default_value_t = 0x1500)]
     mark: u32,
     /// Half-open IKE SAs above which responders demand cookies (RFC 7296 §2.6).
     #[arg(long, default_value_t = 64)]
