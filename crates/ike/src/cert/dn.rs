@@ -46,7 +46,8 @@ const ATTRS: &[(&[&str], &[u8], u8)] = &[
 ];
 
 /// The DER Name of `text`: `TYPE=value` pairs separated by commas (`\,` is a comma
-/// inside a value), attribute types as in [`ATTRS`] (any case).
+/// inside a value); attribute types C, ST (S), L, O, OU, CN, E (EMAIL), DC, SN,
+/// SERIALNUMBER, T, G and UID, in any case.
 ///
 /// # Errors
 /// What is wrong with the text, for a configuration error message.
