@@ -18,15 +18,13 @@
 //! narrows them to its nets. Needs root (and strongSwan for those tests); skipped otherwise.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "common/charon.rs"]
-mod charon;
 mod common;
 #[path = "../../ipsecd/tests/common/netns.rs"]
 mod netns;
 
 use std::time::Duration;
 
-use charon::Charon;
+use common::charon::{self, Charon};
 use common::{Ike, PSK};
 use netns::*;
 
@@ -284,12 +282,12 @@ fn strongswan_gateway(lab: &Lab, ga: &Ns) -> Charon {
          esp_proposals = aes128gcm16\n        local_ts = 10.1.0.0/16\n        remote_ts = 10.2.0.0/16\n      }}\n    }}\n  }}\n}}\n\
          secrets {{\n  ike-1 {{\n    id-1 = {GA}\n    id-2 = {GB}\n    secret = \"{PSK}\"\n  }}\n}}\n"
     );
-    Charon::start(lab, ga, "charon", &conf)
+    Charon::start_conf(lab, ga, &conf, None)
 }
 
 /// The selectors strongSwan installed: our /24s, not its /16s.
 fn narrowed(c: &Charon) {
-    let sas = c.list_sas();
+    let sas = String::from_utf8_lossy(&c.swanctl(&["--list-sas"]).stdout).into_owned();
     assert!(
         sas.contains("ESTABLISHED") && sas.contains("INSTALLED"),
         "{sas}"
@@ -327,7 +325,13 @@ fn with_strongswan(test: &str, we_initiate: bool) {
         ib.wait_log("installed", 1, Duration::from_secs(15));
         assert!(ib.log().contains("established (initiator"), "{}", ib.log());
     } else {
-        charon.initiate("nets", &|| ib.log());
+        let r = charon.swanctl(&["--initiate", "--child", "nets", "--timeout", "15"]);
+        assert!(
+            r.status.success(),
+            "swanctl --initiate: {}\n{}",
+            String::from_utf8_lossy(&r.stdout),
+            ib.log()
+        );
         ib.wait_log("installed", 1, Duration::from_secs(10));
         assert!(ib.log().contains("established (responder"), "{}", ib.log());
     }

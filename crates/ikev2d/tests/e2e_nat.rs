@@ -19,15 +19,13 @@
 //! Needs root and strongSwan; skipped otherwise.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "common/charon.rs"]
-mod charon;
 mod common;
 #[path = "../../ipsecd/tests/common/netns.rs"]
 mod netns;
 
 use std::time::Duration;
 
-use charon::Charon;
+use common::charon::{self, Charon};
 use common::{Ike, PSK};
 use netns::*;
 
@@ -45,7 +43,7 @@ fn strongswan(lab: &Lab, s: &Ns, (local_ts, remote_ts): (&str, &str)) -> Charon 
          esp_proposals = aes128gcm16\n        local_ts = {local_ts}\n        remote_ts = {remote_ts}\n      }}\n    }}\n  }}\n}}\n\
          secrets {{\n  ike-1 {{\n    id-1 = {S}\n    id-2 = o.example\n    secret = \"{PSK}\"\n  }}\n}}\n"
     );
-    Charon::start(lab, s, "charon", &conf)
+    Charon::start_conf(lab, s, &conf, None)
 }
 
 /// O behind the masquerading router N, S outside: (o, n, s).
