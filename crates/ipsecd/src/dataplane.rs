@@ -742,7 +742,8 @@ impl Plane {
                     },
                     None => {
                         let first = bundles.first().copied().unwrap_or_default();
-                        let req = acquire_request(&first, mode, &key, &g.props);
+                        let mut req = acquire_request(&first, mode, &key, &g.props);
+                        req.proposal = alternatives(bundles, req.need.proto, &g.props);
                         match g.keys.acquire(now_s, &req) {
                             AcquireOutcome::Sent { .. } => *woke = true,
                             AcquireOutcome::Suppressed { .. } => {}
@@ -1535,6 +1536,26 @@ fn proposal(p: &Protection, proto: Proto, props: &crate::props::Props) -> Propos
     Proposal {
         replay: crate::props::replay(props),
         combs: vec![c],
+    }
+}
+
+/// The proposal of every `or` alternative of the policy that uses `proto`, in the
+/// policy's order (the first is [`acquire_request`]'s own): one combination each.
+/// X_INVERSE_ACQUIRE answers in the same order (`crate::inverse`).
+fn alternatives(bundles: &[Protection], proto: Proto, props: &crate::props::Props) -> Proposal {
+    let mut combs = Vec::new();
+    for p in bundles {
+        let uses = match proto {
+            Proto::Esp => p.esp.is_some(),
+            Proto::Ah => p.esp.is_none() && p.ah.is_some(),
+        };
+        if uses {
+            combs.extend(proposal(p, proto, props).combs);
+        }
+    }
+    Proposal {
+        replay: crate::props::replay(props),
+        combs,
     }
 }
 
