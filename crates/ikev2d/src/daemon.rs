@@ -684,6 +684,7 @@ impl Daemon {
             backoff: self.opts.backoff,
             initial_contact: false,
             more_proposals: Vec::new(),
+            child_more: Vec::new(),
             cert: None,
         })
     }
