@@ -26,13 +26,13 @@ use std::time::{Duration, Instant};
 
 use ike::consts::{exchange, flags};
 use ike::sa::{
-    respond_sa_init, Backoff, CookieJar, Established, Event, ExpectAuthReq, ExpectAuthResp,
-    ExpectSaInitResp, IkeConfig, InitContext, InitRejected, Path, Step,
+    respond_sa_init, Backoff, ChildSuite, CookieJar, Established, Event, ExpectAuthReq,
+    ExpectAuthResp, ExpectSaInitResp, IkeConfig, InitContext, InitRejected, Path, Step,
 };
 use ike::wire::{Header, TrafficSelector};
 use ipsec_pfkey::consts::{
     ESRCH, SADB_ACQUIRE, SADB_DELETE, SADB_DUMP, SADB_EXPIRE, SADB_GETSPI, SADB_SATYPE_ESP,
-    SADB_UPDATE, SADB_X_KMP_IKE,
+    SADB_UPDATE, SADB_X_INVERSE_ACQUIRE, SADB_X_KMP_IKE,
 };
 use ipsec_pfkey::Message;
 use ipsec_sys::seqpacket::{Conn, Listener, Recv, Sent};
@@ -40,10 +40,10 @@ use ipsec_sys::udp::PktinfoSocket;
 use ipsec_sys::{PollFd, PollFlags};
 
 use crate::config::{ip_identity, Config, Preshared, Rule};
-use crate::pfkey::{
-    add_message, delete_message, getspi_message, suite_from_proposal, ts_prefix, ChildSaSpec, Pfkey,
-};
+use crate::pfkey::{add_message, delete_message, getspi_message, ts_prefix, ChildSaSpec, Pfkey};
 use crate::{log, OsRandom};
+
+mod policy_hold;
 
 /// The daemon's options.
 #[derive(Debug, Clone)]
@@ -125,8 +125,14 @@ struct IkeSa {
     reserved: Option<u32>,
     /// The sequence number of our outstanding GETSPI.
     getspi: Option<u32>,
-    /// IKE_SA_INIT / IKE_AUTH messages that arrived before the GETSPI answer.
+    /// IKE_SA_INIT / IKE_AUTH messages that arrived before the GETSPI answer (and the
+    /// peer's Child SA request, and what came after it, before the policy's answer).
     held: Vec<(Vec<u8>, Path, bool)>,
+    /// The sequence number of our outstanding X_INVERSE_ACQUIRE.
+    inverse: Option<u32>,
+    /// ipsecd's answer for the held Child SA request: the suites policy allows, or
+    /// `None` when no policy protects its selectors (the rule's transforms apply).
+    policy_answer: Option<Option<Vec<ChildSuite>>>,
     /// When it was made (half-open), established, or replaced by its rekeyed successor.
     since: Instant,
     /// When a message last came from the peer on it.
@@ -153,6 +159,8 @@ impl IkeSa {
             reserved: None,
             getspi: None,
             held: Vec::new(),
+            inverse: None,
+            policy_answer: None,
             since: Instant::now(),
             last_rx: Instant::now(),
             rekey_requested: false,
@@ -517,6 +525,10 @@ impl Daemon {
                 self.got_spi(m.seq, spi, peer, local);
                 continue;
             }
+            if m.msg_type == SADB_X_INVERSE_ACQUIRE && m.pid == std::process::id() {
+                self.got_policy(&m);
+                continue;
+            }
             if m.errno != 0 {
                 // ESRCH for a DELETE: ipsecd removed the SA itself (hard EXPIRE).
                 let gone = m.msg_type == SADB_DELETE && m.errno == ESRCH;
@@ -597,6 +609,11 @@ impl Daemon {
             if let Some(spi) = sa.reserved.take() {
                 self.rng.reserve(spi);
             }
+            // What the policy asks for now (it may have changed since the IKE SA).
+            if let (Some(p), Some(rule)) = (&m.proposal, self.config.rules.get(ri)) {
+                let pref = rule.child.suite(!rule.tunnel, rule.pfs);
+                est.set_child_offer(&crate::policy::suites_from_proposal(p, pref));
+            }
             let spi_i = sa.spi_i;
             let r = est.create_child(None, now, &mut self.rng);
             self.take_back_spi(spi_i);
@@ -619,11 +636,12 @@ impl Daemon {
         }
         let rule = &self.config.rules[ri];
         let pref = rule.child.suite(!rule.tunnel, rule.pfs);
-        let Some(child) = m
+        let suites = m
             .proposal
             .as_ref()
-            .and_then(|p| suite_from_proposal(p, pref))
-        else {
+            .map(|p| crate::policy::suites_from_proposal(p, pref))
+            .unwrap_or_default();
+        let Some((&child, more)) = suites.split_first() else {
             log::error(format_args!(
                 "ACQUIRE {local} -> {remote}: no algorithm of the policy can be negotiated"
             ));
@@ -633,6 +651,7 @@ impl Daemon {
             return;
         };
         cfg.child = child;
+        cfg.child_more = more.to_vec();
         cfg.initial_contact = self.peers_seen.insert(remote) || fresh_contact;
         let path = Path {
             local: SocketAddr::new(local, self.opts.ike_port),
@@ -922,6 +941,10 @@ impl Daemon {
             }
             return;
         }
+        // A Child SA request of the peer waits for ipsecd's policy and SPI.
+        if self.hold_for_policy(i, msg, path, natt) {
+            return;
+        }
         // The peer moved (NAT-T port float, or a NAT rebinding): follow it.
         if natt && !self.sas[i].natt && h.flags & flags::RESPONSE == 0 {
             self.sas[i].natt = true;
@@ -985,6 +1008,10 @@ impl Daemon {
         let Some(phase) = self.sas[i].phase.take() else {
             return;
         };
+        let mut phase = phase;
+        if let Some(answer) = self.sas[i].policy_answer.take() {
+            policy_hold::apply(&mut phase, answer);
+        }
         let spi_i = self.sas[i].spi_i;
         self.lend_spi(i);
         self.handle_phase(i, phase, msg);

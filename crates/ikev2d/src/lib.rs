@@ -7,6 +7,7 @@
 //! * [`config`]: ikev2.config(5) (pre-shared-key rules) and ikev2.preshared.
 //! * [`pfkey`]: the PF_KEY connection and the messages a key manager sends.
 //! * [`daemon`]: the event loop.
+//! * [`policy`]: Child SA algorithms from the IPsec policy (ACQUIRE, X_INVERSE_ACQUIRE).
 //!
 //! Talks to ipsecd only through PF_KEY and, for IKE on the NAT-T port that ipsecd owns,
 //! its `natt-relay` control request.
@@ -19,6 +20,7 @@ pub const DEFAULT_ADMIN_SOCKET: &str = "/run/ironswan/ikev2d.sock";
 pub mod config;
 pub mod daemon;
 pub mod pfkey;
+pub mod policy;
 
 /// The operational log on standard error: [`ipsec_sys::log`], named `in.ikev2d`. Never
 /// given key material.
