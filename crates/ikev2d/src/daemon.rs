@@ -5,7 +5,8 @@
 //!   ipsecd ──ACQUIRE──► rule lookup ─► ExpectSaInitResp::start ──IKE_SA_INIT──► peer
 //!   peer ──IKE──► UDP 500 / relay ─► SA by SPIs ─► state.handle ─► reply / next state
 //!                                    (none: IKE_SA_INIT request ─► respond_sa_init)
-//!   Established (new Child SA) ─► ADD inbound + ADD outbound ──► ipsecd
+//!   peer's Child SA request ─► X_INVERSE_ACQUIRE + GETSPI, held until answered (policy_hold)
+//!   Established (new Child SA) ─► UPDATE inbound (larval) + ADD outbound ──► ipsecd
 //!   Event::ChildDeleted / IkeDeleted ─► DELETE both SAs;  hard EXPIRE ─► DELETE pair + peer
 //!   soft EXPIRE (of an outbound SA) ─► CREATE_CHILD_SA rekey; ChildRekeyed ─► ADD new,
 //!                                      then delete the old pair (make before break)

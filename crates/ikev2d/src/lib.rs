@@ -1,7 +1,8 @@
 //! in.ikev2d: Ironswan's IKEv2 daemon (issue 9). It keys ipsecd automatically: it
 //! REGISTERs with ipsecd over PF_KEY, answers ACQUIREs by negotiating IKE and Child SAs
 //! with the peer named by the configuration (the sans-IO core of the `ike` crate), and
-//! installs the resulting ESP SAs with PF_KEY ADD; as responder it accepts IKE from
+//! installs the resulting ESP SAs with PF_KEY UPDATE (of the SPI GETSPI reserved) and ADD,
+//! with the algorithms IPsec policy allows; as responder it accepts IKE from
 //! peers its rules name and installs SAs likewise.
 //!
 //! * [`config`]: ikev2.config(5) (pre-shared-key rules) and ikev2.preshared.

@@ -692,6 +692,36 @@ fn inverse_acquire_answers_from_the_live_policy() {
 }
 
 #[test]
+fn inverse_acquire_with_inner_selectors_asks_the_tunnel_policy() {
+    use ipsec_crypto::{encr_info, EncrAlg};
+    let d = daemon("inverse-tunnel", &[]);
+    let mut a = d.client();
+    let r = d.control(
+        "policy add t\n{tunnel ip.tun0 negotiate tunnel laddr 10.1.0.0/16 raddr 10.2.0.0/16} ipsec {encr_algs aes-gcm sa shared}\n",
+    );
+    assert!(r.starts_with("ok"), "{r}");
+    let inner = |s: &str, len: u8| Address {
+        prefixlen: len,
+        ..addr(s)
+    };
+    let mut m = Message::new(SADB_X_INVERSE_ACQUIRE, 0);
+    m.src = Some(addr("192.0.2.1"));
+    m.dst = Some(addr("192.0.2.2"));
+    // Without inner selectors the host SPD is asked: it has no rule.
+    a.refused(m.clone(), ENOENT, 0);
+    m.inner_src = Some(inner("10.1.0.0", 16));
+    m.inner_dst = Some(inner("10.2.0.5", 32));
+    let r = a.ok(m.clone());
+    assert_eq!(r.inner_src, m.inner_src);
+    assert_eq!(r.inner_dst, m.inner_dst);
+    let gcm = encr_info(EncrAlg::AesGcm16).pfkey;
+    assert_eq!(esp_pairs(&r.eprop.unwrap()), vec![(gcm, 0)]);
+    // Inner addresses outside the tunnel's selectors: no policy.
+    m.inner_dst = Some(inner("10.3.0.5", 32));
+    a.refused(m, ENOENT, 0);
+}
+
+#[test]
 fn sa_pairs_updatepair_delpair_and_delpair_state() {
     let d = daemon("pairs", &[]);
     let mut a = d.client();

@@ -67,7 +67,14 @@ impl Daemon {
                 return false;
             }
         }
-        // A new inbound SA: its SPI comes from ipsecd (larval SA, keyed by UPDATE).
+        // A new inbound SA: its SPI comes from ipsecd (larval SA, keyed by UPDATE). On an
+        // established SA an SPI still reserved from an earlier refused exchange may be
+        // near its larval timeout: a fresh one is asked for.
+        if matches!(self.sas[i].phase, Some(Phase::Up(_))) {
+            if let Some(spi) = self.sas[i].reserved.take() {
+                self.drop_larval(spi);
+            }
+        }
         self.getspi(i);
         self.sas[i].held.push((msg.to_vec(), path, natt));
         true
