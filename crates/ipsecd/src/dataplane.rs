@@ -1678,6 +1678,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn acquire_proposes_every_alternative_of_its_protocol_in_order() {
+        use ipsec_core::spd::AlgSpec;
+        use ipsec_crypto::{auth_info, encr_info, AuthAlg, EncrAlg};
+        let gcm = Protection::esp(AlgSpec::of(EncrAlg::AesGcm16));
+        let ah = Protection::ah(AlgSpec::of(AuthAlg::HmacSha256));
+        let cbc = Protection::from_props(
+            None,
+            Some(AlgSpec::of(EncrAlg::AesCbc)),
+            Some(AlgSpec::of(AuthAlg::HmacSha256)),
+            ipsec_core::spd::SaSharing::Shared,
+        );
+        let p = alternatives(&[gcm, ah, cbc], Proto::Esp, &crate::props::Props::default());
+        let got: Vec<(u8, u8)> = p.combs.iter().map(|c| (c.encrypt, c.auth)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (encr_info(EncrAlg::AesGcm16).pfkey, 0),
+                (
+                    encr_info(EncrAlg::AesCbc).pfkey,
+                    auth_info(AuthAlg::HmacSha256).pfkey
+                )
+            ]
+        );
+        let p = alternatives(&[gcm, ah, cbc], Proto::Ah, &crate::props::Props::default());
+        assert_eq!(p.combs.len(), 1);
+    }
+
+    #[test]
     fn acquire_of_a_unique_or_self_encapsulated_socket_names_its_binding() {
         let key = PacketKey::udp(
             Dir::Out,
