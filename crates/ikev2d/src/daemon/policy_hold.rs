@@ -13,6 +13,7 @@
 
 use std::net::SocketAddr;
 
+use ike::consts::exchange;
 use ike::sa::{ChildSuite, Path};
 use ipsec_pfkey::Message;
 
@@ -44,6 +45,14 @@ impl Daemon {
             return true;
         }
         if sa.policy_answer.is_some() || self.pf.is_none() {
+            return false;
+        }
+        // Only requests of the exchanges that make Child SAs are opened to look inside.
+        let maybe = ike::wire::Header::parse(msg).is_ok_and(|(h, _, _)| {
+            !h.is_response()
+                && (h.exchange == exchange::IKE_AUTH || h.exchange == exchange::CREATE_CHILD_SA)
+        });
+        if !maybe {
             return false;
         }
         let req = match &sa.phase {
