@@ -358,6 +358,13 @@ fn strongswan_rekeys_child_and_ike_sa_under_traffic() {
     );
     let log = ike.log();
     assert!(log.matches("installed (").count() >= 3, "{log}");
+    // strongSwan's CREATE_CHILD_SA rekeys: each new inbound SPI came from ipsecd (GETSPI),
+    // keyed with UPDATE, and policy was asked for each.
+    assert!(!log.contains("installed (ADD inbound"), "{log}");
+    assert!(
+        log.matches("IPsec policy for the Child SA with").count() >= 3,
+        "{log}"
+    );
     assert!(log.matches("deleted: SPIs").count() >= 2, "{log}");
     assert!(log.contains("rekeyed: SPIs"), "{log}");
     both_ways(&s, &o, &d, &charon);
