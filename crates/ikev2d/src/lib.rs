@@ -5,7 +5,9 @@
 //! with the algorithms IPsec policy allows; as responder it accepts IKE from
 //! peers its rules name and installs SAs likewise.
 //!
-//! * [`config`]: ikev2.config(5) (pre-shared-key rules) and ikev2.preshared.
+//! * [`config`]: ikev2.config(5) (pre-shared-key and certificate rules) and
+//!   ikev2.preshared.
+//! * [`certs`]: the certificate rules' credentials, from the `ikev2cert` store.
 //! * [`pfkey`]: the PF_KEY connection and the messages a key manager sends.
 //! * [`daemon`]: the event loop.
 //! * [`policy`]: Child SA algorithms from the IPsec policy (ACQUIRE, X_INVERSE_ACQUIRE).
@@ -18,6 +20,7 @@
 /// Where in.ikev2d listens for ikev2adm by default.
 pub const DEFAULT_ADMIN_SOCKET: &str = "/run/ironswan/ikev2d.sock";
 
+pub mod certs;
 pub mod config;
 pub mod daemon;
 pub mod pfkey;
