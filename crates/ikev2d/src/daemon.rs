@@ -5,7 +5,8 @@
 //!   ipsecd ──ACQUIRE──► rule lookup ─► ExpectSaInitResp::start ──IKE_SA_INIT──► peer
 //!   peer ──IKE──► UDP 500 / relay ─► SA by SPIs ─► state.handle ─► reply / next state
 //!                                    (none: IKE_SA_INIT request ─► respond_sa_init)
-//!   Established (new Child SA) ─► ADD inbound + ADD outbound ──► ipsecd
+//!   peer's Child SA request ─► X_INVERSE_ACQUIRE + GETSPI, held until answered (policy_hold)
+//!   Established (new Child SA) ─► UPDATE inbound (larval) + ADD outbound ──► ipsecd
 //!   Event::ChildDeleted / IkeDeleted ─► DELETE both SAs;  hard EXPIRE ─► DELETE pair + peer
 //!   soft EXPIRE (of an outbound SA) ─► CREATE_CHILD_SA rekey; ChildRekeyed ─► ADD new,
 //!                                      then delete the old pair (make before break)
@@ -26,13 +27,13 @@ use std::time::{Duration, Instant};
 
 use ike::consts::{exchange, flags};
 use ike::sa::{
-    respond_sa_init, Backoff, CookieJar, Established, Event, ExpectAuthReq, ExpectAuthResp,
-    ExpectSaInitResp, IkeConfig, InitContext, InitRejected, Path, Step,
+    respond_sa_init, Backoff, ChildSuite, CookieJar, Established, Event, ExpectAuthReq,
+    ExpectAuthResp, ExpectSaInitResp, IkeConfig, InitContext, InitRejected, Path, Step,
 };
 use ike::wire::{Header, TrafficSelector};
 use ipsec_pfkey::consts::{
     ESRCH, SADB_ACQUIRE, SADB_DELETE, SADB_DUMP, SADB_EXPIRE, SADB_GETSPI, SADB_SATYPE_ESP,
-    SADB_UPDATE, SADB_X_KMP_IKE,
+    SADB_UPDATE, SADB_X_INVERSE_ACQUIRE, SADB_X_KMP_IKE,
 };
 use ipsec_pfkey::Message;
 use ipsec_sys::seqpacket::{Conn, Listener, Recv, Sent};
@@ -40,10 +41,10 @@ use ipsec_sys::udp::PktinfoSocket;
 use ipsec_sys::{PollFd, PollFlags};
 
 use crate::config::{ip_identity, Config, Preshared, Rule};
-use crate::pfkey::{
-    add_message, delete_message, getspi_message, suite_from_proposal, ts_prefix, ChildSaSpec, Pfkey,
-};
+use crate::pfkey::{add_message, delete_message, getspi_message, ts_prefix, ChildSaSpec, Pfkey};
 use crate::{log, OsRandom};
+
+mod policy_hold;
 
 /// The daemon's options.
 #[derive(Debug, Clone)]
@@ -127,8 +128,14 @@ struct IkeSa {
     getspi: Option<u32>,
     /// ACQUIREs for this peer that wait until the IKE SA is up or its window is free.
     deferred: Vec<Message>,
-    /// IKE_SA_INIT / IKE_AUTH messages that arrived before the GETSPI answer.
+    /// IKE_SA_INIT / IKE_AUTH messages that arrived before the GETSPI answer (and the
+    /// peer's Child SA request, and what came after it, before the policy's answer).
     held: Vec<(Vec<u8>, Path, bool)>,
+    /// The sequence number of our outstanding X_INVERSE_ACQUIRE.
+    inverse: Option<u32>,
+    /// ipsecd's answer for the held Child SA request: the suites policy allows, or
+    /// `None` when no policy protects its selectors (the rule's transforms apply).
+    policy_answer: Option<Option<Vec<ChildSuite>>>,
     /// When it was made (half-open), established, or replaced by its rekeyed successor.
     since: Instant,
     /// When a message last came from the peer on it.
@@ -156,6 +163,8 @@ impl IkeSa {
             getspi: None,
             deferred: Vec::new(),
             held: Vec::new(),
+            inverse: None,
+            policy_answer: None,
             since: Instant::now(),
             last_rx: Instant::now(),
             rekey_requested: false,
@@ -596,6 +605,10 @@ impl Daemon {
                 self.got_spi(m.seq, spi, peer, local);
                 continue;
             }
+            if m.msg_type == SADB_X_INVERSE_ACQUIRE && m.pid == std::process::id() {
+                self.got_policy(&m);
+                continue;
+            }
             if m.errno != 0 {
                 // ESRCH for a DELETE: ipsecd removed the SA itself (hard EXPIRE).
                 let gone = m.msg_type == SADB_DELETE && m.errno == ESRCH;
@@ -689,6 +702,11 @@ impl Daemon {
             if let Some(spi) = sa.reserved.take() {
                 self.rng.reserve(spi);
             }
+            // What the policy asks for now (it may have changed since the IKE SA).
+            if let (Some(p), Some(rule)) = (&m.proposal, self.config.rules.get(ri)) {
+                let pref = rule.child.suite(!rule.tunnel && wanted.is_none(), rule.pfs);
+                est.set_child_offer(&crate::policy::suites_from_proposal(p, pref));
+            }
             let spi_i = sa.spi_i;
             let r = match wanted {
                 Some(ts) => est.create_child_for(ts, now, &mut self.rng),
@@ -722,11 +740,12 @@ impl Daemon {
         // are the traffic selectors, and the Child SA is a tunnel-mode one.
         let inner = acquire_selectors(m);
         let pref = rule.child.suite(!rule.tunnel && inner.is_none(), rule.pfs);
-        let Some(child) = m
+        let suites = m
             .proposal
             .as_ref()
-            .and_then(|p| suite_from_proposal(p, pref))
-        else {
+            .map(|p| crate::policy::suites_from_proposal(p, pref))
+            .unwrap_or_default();
+        let Some((&child, more)) = suites.split_first() else {
             log::error(format_args!(
                 "ACQUIRE {local} -> {remote}: no algorithm of the policy can be negotiated"
             ));
@@ -740,6 +759,7 @@ impl Daemon {
             cfg.ts_local = vec![ts_local];
             cfg.ts_remote = vec![ts_remote];
         }
+        cfg.child_more = more.to_vec();
         cfg.initial_contact = self.peers_seen.insert(remote) || fresh_contact;
         let path = Path {
             local: SocketAddr::new(local, self.opts.ike_port),
@@ -813,6 +833,7 @@ impl Daemon {
             backoff: self.opts.backoff,
             initial_contact: false,
             more_proposals: Vec::new(),
+            child_more: Vec::new(),
             cert,
         })
     }
@@ -1050,6 +1071,10 @@ impl Daemon {
             }
             return;
         }
+        // A Child SA request of the peer waits for ipsecd's policy and SPI.
+        if self.hold_for_policy(i, msg, path, natt) {
+            return;
+        }
         // The peer moved (NAT-T port float, or a NAT rebinding): follow it.
         if natt && !self.sas[i].natt && h.flags & flags::RESPONSE == 0 {
             self.sas[i].natt = true;
@@ -1113,6 +1138,10 @@ impl Daemon {
         let Some(phase) = self.sas[i].phase.take() else {
             return;
         };
+        let mut phase = phase;
+        if let Some(answer) = self.sas[i].policy_answer.take() {
+            policy_hold::apply(&mut phase, answer);
+        }
         let spi_i = self.sas[i].spi_i;
         self.lend_spi(i);
         self.handle_phase(i, phase, msg);

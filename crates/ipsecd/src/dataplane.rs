@@ -748,6 +748,7 @@ impl Plane {
                     None => {
                         let first = bundles.first().copied().unwrap_or_default();
                         let mut req = acquire_request(&first, mode, &key, &g.props);
+                        req.proposal = alternatives(bundles, req.need.proto, &g.props);
                         if let (Some((t, i)), Mode::Tunnel, false) =
                             (tunnel_rule, mode, first.self_encap)
                         {
@@ -1555,6 +1556,26 @@ fn proposal(p: &Protection, proto: Proto, props: &crate::props::Props) -> Propos
     }
 }
 
+/// The proposal of every `or` alternative of the policy that uses `proto`, in the
+/// policy's order (the first is [`acquire_request`]'s own): one combination each.
+/// X_INVERSE_ACQUIRE answers in the same order (`crate::inverse`).
+fn alternatives(bundles: &[Protection], proto: Proto, props: &crate::props::Props) -> Proposal {
+    let mut combs = Vec::new();
+    for p in bundles {
+        let uses = match proto {
+            Proto::Esp => p.esp.is_some(),
+            Proto::Ah => p.esp.is_none() && p.ah.is_some(),
+        };
+        if uses {
+            combs.extend(proposal(p, proto, props).combs);
+        }
+    }
+    Proposal {
+        replay: crate::props::replay(props),
+        combs,
+    }
+}
+
 /// How often idle key schedules are looked for: a quarter of the idle time, 1 to 30 s.
 fn key_sweep(idle: u64) -> Duration {
     Duration::from_secs((idle / 4).clamp(1, 30))
@@ -1672,6 +1693,34 @@ fn too_big(pkt: &[u8], mtu: usize) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn acquire_proposes_every_alternative_of_its_protocol_in_order() {
+        use ipsec_core::spd::AlgSpec;
+        use ipsec_crypto::{auth_info, encr_info, AuthAlg, EncrAlg};
+        let gcm = Protection::esp(AlgSpec::of(EncrAlg::AesGcm16));
+        let ah = Protection::ah(AlgSpec::of(AuthAlg::HmacSha256));
+        let cbc = Protection::from_props(
+            None,
+            Some(AlgSpec::of(EncrAlg::AesCbc)),
+            Some(AlgSpec::of(AuthAlg::HmacSha256)),
+            ipsec_core::spd::SaSharing::Shared,
+        );
+        let p = alternatives(&[gcm, ah, cbc], Proto::Esp, &crate::props::Props::default());
+        let got: Vec<(u8, u8)> = p.combs.iter().map(|c| (c.encrypt, c.auth)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (encr_info(EncrAlg::AesGcm16).pfkey, 0),
+                (
+                    encr_info(EncrAlg::AesCbc).pfkey,
+                    auth_info(AuthAlg::HmacSha256).pfkey
+                )
+            ]
+        );
+        let p = alternatives(&[gcm, ah, cbc], Proto::Ah, &crate::props::Props::default());
+        assert_eq!(p.combs.len(), 1);
+    }
 
     #[test]
     fn acquire_of_a_unique_or_self_encapsulated_socket_names_its_binding() {

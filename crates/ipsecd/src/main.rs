@@ -16,6 +16,7 @@ mod core;
 mod cryptopool;
 mod dataplane;
 mod gso;
+mod inverse;
 mod iptun;
 mod keys;
 mod log;
