@@ -78,7 +78,9 @@ impl ExpectSaInitResp {
         for p in cfg.ike_proposals() {
             p.suite.key_sizes()?;
         }
-        child_sizes(&cfg.child)?;
+        for c in cfg.child_suites() {
+            child_sizes(&c)?;
+        }
         let spi_i = spi8(rng);
         let share = key_share(cfg.group, rng)?;
         let ni = random_vec(rng, NONCE_LEN);
@@ -318,7 +320,11 @@ impl ExpectSaInitResp {
         if cfg.child.transport {
             inner.push(notify_payload(notify::USE_TRANSPORT_MODE, &[]));
         }
-        inner.push(Payload::Sa(vec![esp_proposal(&cfg.child, &child_spi, 1)]));
+        inner.push(Payload::Sa(child_proposals(
+            &cfg.child_suites(),
+            &child_spi,
+            None,
+        )));
         inner.push(Payload::TsI(cfg.ts_local.clone()));
         inner.push(Payload::TsR(cfg.ts_remote.clone()));
         let h = header(self.spi_i, spi_r, exchange::IKE_AUTH, flags::INITIATOR, 1);
@@ -436,15 +442,19 @@ impl ExpectAuthResp {
             &self.ni,
             &self.keys.sk_pr,
         )?;
-        let wanted = esp_proposal(&cfg.child, &[], 1);
+        let suites = cfg.child_suites();
+        let wanted = child_proposals(&suites, &[], None);
         let answer = child_answer(cfg, inner, &wanted, &cfg.ts_local, &cfg.ts_remote)?;
+        let suite = *suites
+            .get(answer.chosen)
+            .ok_or(IkeError::NoProposalChosen)?;
         let keys = child_keys(
             cfg.prf,
             &self.keys.sk_d,
             None,
             &self.ni,
             &self.nr,
-            child_sizes(&cfg.child)?,
+            child_sizes(&suite)?,
         )?;
         Ok(Established {
             nat: self.nat,
@@ -458,7 +468,7 @@ impl ExpectAuthResp {
                 sa: ChildSa {
                     spi_i: self.child_spi,
                     spi_r: answer.spi,
-                    suite: cfg.child,
+                    suite,
                     keys,
                     ts_i: answer.ts_i,
                     ts_r: answer.ts_r,
@@ -475,6 +485,7 @@ impl ExpectAuthResp {
             expect_request_id: 0,
             pending: None,
             closed: false,
+            child_policy: None,
             _auth: proof,
         })
     }

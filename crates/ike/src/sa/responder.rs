@@ -267,6 +267,7 @@ pub fn respond_sa_init(
         init_request: datagram.to_vec(),
         init_response: resp.clone(),
         peer_hashes: peer_sig_hashes(&m.payloads),
+        child_policy: None,
     };
     Ok((state, resp))
 }
@@ -286,6 +287,8 @@ pub struct ExpectAuthReq {
     init_response: Vec<u8>,
     /// The peer's SIGNATURE_HASH_ALGORITHMS (RFC 7427 §4).
     peer_hashes: Vec<u16>,
+    /// What policy allows for the Child SA of IKE_AUTH (`set_child_policy`).
+    child_policy: Option<Vec<ChildSuite>>,
 }
 
 impl ExpectAuthReq {
@@ -299,6 +302,25 @@ impl ExpectAuthReq {
     #[must_use]
     pub fn ike_keys(&self) -> &IkeKeys {
         &self.keys
+    }
+
+    /// The suites the Child SA of IKE_AUTH may use (what the IPsec policy allows for its
+    /// selectors); empty: none (NO_PROPOSAL_CHOSEN). Without it the configuration's
+    /// [`IkeConfig::child_suites`] apply.
+    pub fn set_child_policy(&mut self, allowed: Vec<ChildSuite>) {
+        self.child_policy = Some(allowed);
+    }
+
+    /// The Child SA that `datagram` asks for, if it is the IKE_AUTH request (its
+    /// integrity checked, the peer not yet authenticated). Changes nothing.
+    #[must_use]
+    pub fn child_request(&self, datagram: &[u8]) -> Option<PeerChildRequest> {
+        let mut plain = Zeroizing::new(Vec::new());
+        let (h, inner) = self.ciphers.inp.open(datagram, &mut plain).ok()?;
+        if h.exchange != exchange::IKE_AUTH || h.is_response() || h.message_id != 1 {
+            return None;
+        }
+        peer_child_request(&self.cfg, &inner, None)
     }
 
     /// Handles a datagram for this SA: a retransmitted IKE_SA_INIT request (answered from
@@ -372,10 +394,12 @@ impl ExpectAuthReq {
         let Payload::Sa(props) = one(inner, pt::SA, "SA")? else {
             return Err(IkeError::MissingPayload("SA"));
         };
-        let wanted = esp_proposal(&cfg.child, &[], 1);
-        let Some(chosen) = props.iter().find(|p| {
-            p.protocol == protocol::ESP && p.spi.len() == 4 && offers(p, &wanted.transforms)
-        }) else {
+        // The initiator's first proposal that policy (or the configuration) allows.
+        let allowed = self
+            .child_policy
+            .clone()
+            .unwrap_or_else(|| cfg.child_suites());
+        let Some((chosen, suite)) = choose_child(props, &allowed, None) else {
             return Err(IkeError::NoProposalChosen);
         };
         let spi_i: [u8; 4] = chosen
@@ -410,9 +434,7 @@ impl ExpectAuthReq {
         if transport {
             reply_payloads.push(notify_payload(notify::USE_TRANSPORT_MODE, &[]));
         }
-        reply_payloads.push(Payload::Sa(vec![esp_proposal(
-            &cfg.child, &spi_r, chosen.num,
-        )]));
+        reply_payloads.push(Payload::Sa(vec![esp_proposal(&suite, &spi_r, chosen.num)]));
         reply_payloads.push(Payload::TsI(tsi.clone()));
         reply_payloads.push(Payload::TsR(tsr.clone()));
         let h = header(
@@ -429,7 +451,7 @@ impl ExpectAuthReq {
             None,
             &self.ni,
             &self.nr,
-            child_sizes(&cfg.child)?,
+            child_sizes(&suite)?,
         )?;
         Ok(Established {
             nat: self.nat,
@@ -443,7 +465,7 @@ impl ExpectAuthReq {
                 sa: ChildSa {
                     spi_i,
                     spi_r,
-                    suite: cfg.child,
+                    suite,
                     keys,
                     ts_i: tsi,
                     ts_r: tsr,
@@ -460,6 +482,7 @@ impl ExpectAuthReq {
             expect_request_id: 2,
             pending: None,
             closed: false,
+            child_policy: None,
             _auth: proof,
         })
     }

@@ -154,6 +154,7 @@ fn config(local: IpAddr, peer: IpAddr, g: Group, psk: Zeroizing<Vec<u8>>, b: Bac
             transport: false,
             pfs: false,
         },
+        child_more: Vec::new(),
         local_id: ip_identity(local),
         remote_id: Some(ip_identity(peer)),
         psk,
