@@ -32,8 +32,8 @@ use ike::sa::{
 };
 use ike::wire::{Header, TrafficSelector};
 use ipsec_pfkey::consts::{
-    ESRCH, SADB_ACQUIRE, SADB_DELETE, SADB_DUMP, SADB_EXPIRE, SADB_GETSPI, SADB_SATYPE_ESP,
-    SADB_UPDATE, SADB_X_INVERSE_ACQUIRE, SADB_X_KMP_IKE,
+    ESRCH, SADB_ACQUIRE, SADB_DELETE, SADB_DUMP, SADB_EXPIRE, SADB_GETSPI, SADB_REGISTER,
+    SADB_SATYPE_ESP, SADB_UPDATE, SADB_X_INVERSE_ACQUIRE, SADB_X_KMP_IKE,
 };
 use ipsec_pfkey::Message;
 use ipsec_sys::seqpacket::{Conn, Listener, Recv, Sent};
@@ -474,7 +474,7 @@ impl Daemon {
             Ok(p) => {
                 self.stats.pfkey_connects += 1;
                 log::info(format_args!(
-                    "registered for ESP with ipsecd at {}",
+                    "connected to ipsecd at {}, registering for ESP",
                     self.opts.pfkey_socket.display()
                 ));
                 self.pf = Some(p);
@@ -605,6 +605,18 @@ impl Daemon {
                     _ => (any_v4(), any_v4()),
                 };
                 self.got_spi(m.seq, spi, peer, local);
+                continue;
+            }
+            if m.msg_type == SADB_REGISTER && m.pid == std::process::id() {
+                // ipsecd's answer: from now on its ACQUIREs come to us.
+                if m.errno == 0 {
+                    log::info(format_args!(
+                        "registered for ESP with ipsecd at {}",
+                        self.opts.pfkey_socket.display()
+                    ));
+                } else {
+                    log::error(format_args!("PF_KEY REGISTER refused: errno {}", m.errno));
+                }
                 continue;
             }
             if m.msg_type == SADB_X_INVERSE_ACQUIRE && m.pid == std::process::id() {
