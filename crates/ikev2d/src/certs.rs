@@ -143,7 +143,10 @@ pub fn load_cert_creds(config: &Config) -> Result<CertCreds, String> {
             dir.display()
         ));
     }
-    let store = CertStore::open(&dir).map_err(|e| e.to_string())?;
+    // Read-only: the daemon (and `in.ikev2d -c`) never creates or chmods the store,
+    // and refuses one anybody but root could change.
+    let store =
+        CertStore::open_existing(&dir).map_err(|e| format!("certificate store refused: {e}"))?;
     let anchors = store
         .list()
         .map_err(|e| e.to_string())?

@@ -210,7 +210,7 @@ mod tests {
     }
 
     /// A Name from RDNs, each a list of (attribute OID contents, value tag, value).
-    fn name(rdns: &[&[(&[u8], u8, &[u8])]]) -> Vec<u8> {
+    fn name(rdns: &[&[Atv<'_>]]) -> Vec<u8> {
         let mut body = Vec::new();
         for rdn in rdns {
             let mut set = Vec::new();
