@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ike::cert::store::{CertStore, Kind};
-use ike::cert::{CertAuth, Certificate, Hash, PublicKey};
+use ike::cert::{CertAuth, Certificate, Hash, PeerAuth, PublicKey};
 use ike::consts::id;
 use ike::sa::Identity;
 use ike::wire::Id;
@@ -110,6 +110,13 @@ fn rule_creds(store: &CertStore, rule: &Rule, now: i64) -> Result<(CertAuth, Ide
         AuthMethod::RsaSig | AuthMethod::RsaPss | AuthMethod::Ecdsa(_) => {}
     }
     auth.rsa_pss = rule.auth == AuthMethod::RsaPss;
+    // The method binds the peer as well: its AUTH method and key type.
+    auth.peer = match rule.auth {
+        AuthMethod::RsaSig => PeerAuth::RsaPkcs1,
+        AuthMethod::RsaPss => PeerAuth::RsaPss,
+        AuthMethod::Ecdsa(h) => PeerAuth::Ecdsa(h),
+        AuthMethod::Cert | AuthMethod::Preshared => PeerAuth::Any,
+    };
     if let AuthMethod::Ecdsa(Some(h)) = rule.auth {
         auth.hashes = std::iter::once(h)
             .chain(Hash::ALL.into_iter().filter(|&x| x != h))

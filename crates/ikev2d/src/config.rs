@@ -30,10 +30,13 @@
 //! or subjectAltName is that identity (and whose private key the store holds), and
 //! checks the peer's certificate chain against the store's trust anchors and its ID
 //! against `remote_id` (by default the peer's address, which must then be in the
-//! certificate's subjectAltNames). `rsa_*` and `ecdsa*` also require the key type;
-//! `rsa_pss` signs with RSASSA-PSS. A DN is written `"C=US, O=Example, CN=gw"` (RDNs
+//! certificate's subjectAltNames). `rsa_*` and `ecdsa*` also require the key type, of
+//! our certificate and of the peer's, and the peer's signature: `rsa_sig` PKCS#1 v1.5,
+//! `rsa_pss` RSASSA-PSS (which we then sign with too), `ecdsa_shaN` ECDSA with that
+//! hash (`ecdsa` any), `cert` any. A DN is written `"C=US, O=Example, CN=gw"` (RDNs
 //! in order, types C ST L O OU CN E DC SN SERIALNUMBER T G UID) and matches a peer's DN
-//! attribute by attribute, ignoring case and string types. The store is the directory
+//! RDN by RDN, ignoring ASCII case and the choice between PrintableString, UTF8String
+//! and IA5String ([`ike::cert::dn_equal`]). The store is the directory
 //! `ikev2cert` manages: `cert_store` (Ironswan's; Solaris keeps its keystore in the
 //! ikeuser PKCS#11 softtoken) names it, default [`DEFAULT_CERT_STORE`].
 //!
