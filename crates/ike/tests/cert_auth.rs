@@ -112,8 +112,8 @@ fn distinguished_name_identity_and_each_hash() {
     }
 }
 
-/// A remote DN written as configuration text matches the certificate's subject
-/// attribute by attribute (other case, other string types); another DN is refused.
+/// A remote DN written as configuration text matches the certificate's subject RDN by
+/// RDN (other ASCII case, UTF8String for PrintableString); another DN is refused.
 #[test]
 fn configured_distinguished_name_matches_by_attributes() {
     let subject = Certificate::name_to_string(&cert("alice-ec").subject);

@@ -6,6 +6,8 @@
 //!  DIR/anchors/<sha256 of the certificate>.der   trust anchors
 //!  DIR/keys/<sha256 of the public key>.der        private keys, PKCS#8 or PKCS#1/SEC 1,
 //!                                                 mode 0600 in a 0700 directory
+//!                                                 (as created; see below for what is
+//!                                                 required)
 //! ```
 //!
 //! Files are named by fingerprint, so importing the same object twice is harmless, and
