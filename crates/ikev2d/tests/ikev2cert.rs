@@ -321,6 +321,16 @@ fn input_files_are_checked_on_the_descriptor_read() {
             in_link.display()
         ),
     );
+    // A link to the FIFO: refused the same way, without blocking.
+    let fifo_link = dir.0.join("fifo.link");
+    std::os::unix::fs::symlink(&fifo, &fifo_link).unwrap();
+    let (code, err) = cert_bounded(
+        &store,
+        &["import", &format!("infile={}", fifo_link.display())],
+    )
+    .expect("ikev2cert blocked reading a FIFO through a link");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("fifo.link: not a regular file"), "{err}");
     // A certificate through a link (as in /etc/ssl/certs) is fine.
     let cert_link = dir.0.join("root.link");
     std::os::unix::fs::symlink(pki("rsa-root.crt"), &cert_link).unwrap();

@@ -121,9 +121,23 @@ impl FileRule {
 /// # Errors
 /// The open or `fstat` failure.
 pub fn open_nofollow(path: &Path) -> std::io::Result<(fs::File, fs::Metadata)> {
+    open_flags(path, libc::O_NOFOLLOW)
+}
+
+/// [`open_nofollow`], but following a symbolic link (for input that is not secret).
+///
+/// # Errors
+/// The open or `fstat` failure.
+pub fn open_following(path: &Path) -> std::io::Result<(fs::File, fs::Metadata)> {
+    open_flags(path, 0)
+}
+
+/// Opens `path` for reading, never blocking on a FIFO or taking a terminal, and
+/// `fstat`s the descriptor.
+fn open_flags(path: &Path, flags: i32) -> std::io::Result<(fs::File, fs::Metadata)> {
     let f = fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY | libc::O_NONBLOCK)
+        .custom_flags(flags | libc::O_NOCTTY | libc::O_NONBLOCK)
         .open(path)?;
     let md = f.metadata()?;
     Ok((f, md))

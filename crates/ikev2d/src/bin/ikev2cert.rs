@@ -157,17 +157,20 @@ fn open(dir: &Path) -> Result<CertStore, Fail> {
 /// input that turns out to hold no private key (`None` metadata then).
 fn read_input(path: &Path) -> Result<(Zeroizing<Vec<u8>>, Option<std::fs::Metadata>), Fail> {
     let show = |e: std::io::Error| Fail(format!("{}: {e}", path.display()), false);
-    let (f, md) = match store::open_nofollow(path) {
-        Ok((f, md)) => (f, Some(md)),
+    let (f, md, linked) = match store::open_nofollow(path) {
+        Ok((f, md)) => (f, md, false),
         // A link (ELOOP): followed, but then the input may hold no key.
-        Err(e) if store::is_link_refused(&e) => (std::fs::File::open(path).map_err(show)?, None),
+        Err(e) if store::is_link_refused(&e) => {
+            let (f, md) = store::open_following(path).map_err(show)?;
+            (f, md, true)
+        }
         Err(e) => return Err(show(e)),
     };
-    if md.as_ref().is_some_and(|m| !m.file_type().is_file()) {
+    if !md.file_type().is_file() {
         return fail(format!("{}: not a regular file", path.display()));
     }
     let data = store::read_all(f).map_err(show)?;
-    Ok((data, md))
+    Ok((data, (!linked).then_some(md)))
 }
 
 /// Refuses a private key file others could have read or written (`md` from the
