@@ -107,6 +107,21 @@ fn rule_creds(store: &CertStore, rule: &Rule, now: i64) -> Result<(CertAuth, Ide
         AuthMethod::Preshared | AuthMethod::Cert => {}
         AuthMethod::RsaSig | AuthMethod::RsaPss if !is_rsa => return Err(wrong_key("RSA")),
         AuthMethod::Ecdsa(_) if is_rsa => return Err(wrong_key("ECDSA")),
+        // We sign ECDSA with the curve's hash (SHA-256 on P-256, SHA-384 on P-384);
+        // a peer with the same rule accepts only the rule's hash.
+        AuthMethod::Ecdsa(Some(h))
+            if !matches!(
+                (h, &ee.key),
+                (Hash::Sha256, Some(PublicKey::EcP256(_)))
+                    | (Hash::Sha384, Some(PublicKey::EcP384(_)))
+            ) =>
+        {
+            return Err(wrong_key(match h {
+                Hash::Sha256 => "ECDSA P-256",
+                Hash::Sha384 => "ECDSA P-384",
+                Hash::Sha512 => "ECDSA P-521 (which we cannot use)",
+            }))
+        }
         AuthMethod::RsaSig | AuthMethod::RsaPss | AuthMethod::Ecdsa(_) => {}
     }
     auth.rsa_pss = rule.auth == AuthMethod::RsaPss;

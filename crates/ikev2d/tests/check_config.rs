@@ -183,6 +183,35 @@ fn dash_c_checks_certificate_rules_against_the_store() {
         err.contains("rule \"gw\" (line 2): auth_method needs an ECDSA key, the certificate for alice.example has RSA-2048"),
         "{err}"
     );
+    // The hash of ecdsa_shaN must be the one we sign with: the curve's.
+    let ec = dir.0.join("alice-ec.key");
+    std::fs::copy(pki("alice-ec.key"), &ec).unwrap();
+    std::fs::set_permissions(&ec, std::fs::Permissions::from_mode(0o600)).unwrap();
+    certtool::ok(
+        &store,
+        &[
+            "import",
+            &format!("infile={}", pki("alice-ec.crt")),
+            &format!("keyfile={}", ec.display()),
+        ],
+    );
+    certtool::ok(
+        &store,
+        &[
+            "import",
+            &format!("infile={}", pki("ec-root.crt")),
+            "objtype=anchor",
+        ],
+    );
+    let ec_dn = "dn \"C=XX, O=Ironswan Test, CN=alice.example\"";
+    let (ok_, _, err) = check(config("ecdsa_sha256", ec_dn));
+    assert!(ok_, "{err}");
+    let (ok_, _, err) = check(config("ecdsa_sha384", ec_dn));
+    assert!(!ok_);
+    assert!(
+        err.contains("auth_method needs an ECDSA P-384 key"),
+        "{err}"
+    );
     let (ok_, _, err) = check(config("cert", "fqdn carol.example"));
     assert!(!ok_);
     assert!(
