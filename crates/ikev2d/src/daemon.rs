@@ -1433,9 +1433,9 @@ impl Daemon {
             (&c.ts_r, &c.ts_i)
         };
         let (in_local, in_remote) = (inner_selector(ts_local), inner_selector(ts_remote));
-        let encap = sa
-            .natt
-            .then_some((sa.path.local.port(), sa.path.remote.port()));
+        // Which side is NATed goes on the SAs: only ours-behind-a-NAT sends keepalives.
+        let ports = (sa.path.local.port(), sa.path.remote.port());
+        let encap = sa.natt.then(|| crate::pfkey::Encap::new(ports, est.nat()));
         let inb = ChildSaSpec {
             spi: spi32(inbound),
             src: remote,
