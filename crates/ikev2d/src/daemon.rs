@@ -845,6 +845,10 @@ impl Daemon {
             ts_local: selectors(&rule.local_ts, local),
             ts_remote: selectors(&rule.remote_ts, remote),
             backoff: self.opts.backoff,
+            // Every Child SA request of a peer is held for ipsecd's policy answer
+            // (daemon/policy_hold.rs); one that has none is refused.
+            child_policy_required: true,
+            max_child_sas: ike::sa::DEFAULT_MAX_CHILD_SAS,
             initial_contact: false,
             more_proposals: Vec::new(),
             child_more: Vec::new(),

@@ -24,7 +24,7 @@ use ike::sa::{ChildSuite, PeerChildRequest};
 use ike::wire::TrafficSelector;
 use ipsec_crypto::{auth_by_pfkey, encr_by_pfkey, AuthAlg};
 use ipsec_pfkey::consts::{
-    SADB_SATYPE_AH, SADB_SATYPE_ESP, SADB_X_ALGTYPE_AUTH, SADB_X_ALGTYPE_CRYPT,
+    ENOENT, SADB_SATYPE_AH, SADB_SATYPE_ESP, SADB_X_ALGTYPE_AUTH, SADB_X_ALGTYPE_CRYPT,
     SADB_X_INVERSE_ACQUIRE,
 };
 use ipsec_pfkey::wire::{Address, EProp, Proposal};
@@ -135,6 +135,40 @@ pub fn suites_from_proposal(p: &Proposal, preferred: ChildSuite) -> Vec<ChildSui
         }
     }
     v
+}
+
+/// What ipsecd's answer to an X_INVERSE_ACQUIRE lets a responder accept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyAnswer {
+    /// Policy protects the selectors and allows these suites (its X_EPROP; empty: none
+    /// the core can key).
+    Allows(Vec<ChildSuite>),
+    /// No policy protects the selectors (ENOENT): the rule's transforms apply.
+    NoPolicy,
+    /// Any other answer (another errno, or success without X_EPROP): nothing is allowed.
+    Refused(u8),
+}
+
+impl PolicyAnswer {
+    /// The answer of reply `m`.
+    #[must_use]
+    pub fn of(m: &Message, transport: bool, pfs: bool) -> Self {
+        match (&m.eprop, m.errno) {
+            (Some(e), 0) => Self::Allows(suites_from_eprop(e, transport, pfs)),
+            (_, ENOENT) => Self::NoPolicy,
+            (_, errno) => Self::Refused(errno),
+        }
+    }
+
+    /// The suites the held request may use, `rule` being the rule's own.
+    #[must_use]
+    pub fn suites(self, rule: ChildSuite) -> Vec<ChildSuite> {
+        match self {
+            Self::Allows(v) => v,
+            Self::NoPolicy => vec![rule],
+            Self::Refused(_) => Vec::new(),
+        }
+    }
 }
 
 /// The protocol and ports of one side's selectors, when they name exactly one.
@@ -277,5 +311,37 @@ mod tests {
         let m = inverse_acquire_message(l, r, &req, false);
         assert!(m.inner_src.is_none() && m.inner_dst.is_none());
         Message::parse(&m.emit().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn only_enoent_falls_back_to_the_rule() {
+        let rule = ChildSuite {
+            encr: 20,
+            key_bits: 256,
+            integ: None,
+            transport: true,
+            pfs: false,
+        };
+        let reply = |errno: u8, eprop: Option<EProp>| {
+            let mut m = Message::new(SADB_X_INVERSE_ACQUIRE, SADB_SATYPE_ESP);
+            m.errno = errno;
+            m.eprop = eprop;
+            PolicyAnswer::of(&m, true, false)
+        };
+        assert_eq!(reply(ENOENT, None), PolicyAnswer::NoPolicy);
+        assert_eq!(reply(ENOENT, None).suites(rule), vec![rule]);
+        // Any other failure, or success without an X_EPROP: nothing is accepted.
+        for (errno, eprop) in [(5, None), (22, None), (0, None)] {
+            assert_eq!(
+                reply(errno, eprop).suites(rule),
+                Vec::new(),
+                "errno {errno}"
+            );
+        }
+        let none_keyable = EProp {
+            replay: 64,
+            ecombs: vec![],
+        };
+        assert_eq!(reply(0, Some(none_keyable)).suites(rule), Vec::new());
     }
 }

@@ -19,7 +19,7 @@ use ipsec_pfkey::Message;
 
 use super::{Daemon, Phase};
 use crate::log;
-use crate::policy::{inverse_acquire_message, suites_from_eprop};
+use crate::policy::{inverse_acquire_message, PolicyAnswer};
 
 /// Hands the policy's answer to the state about to handle the held request.
 pub(super) fn apply(phase: &mut Phase, answer: Option<Vec<ChildSuite>>) {
@@ -99,22 +99,24 @@ impl Daemon {
         let rule = self.config.rules.get(sa.rule);
         let (transport, pfs) = rule.map_or((true, false), |r| (!r.tunnel, r.pfs));
         let peer: SocketAddr = sa.path.remote;
-        let answer = match (&m.eprop, m.errno) {
-            (Some(e), 0) => {
-                let v = suites_from_eprop(e, transport, pfs);
-                log::info(format_args!(
-                    "IPsec policy for the Child SA with {peer} allows {} suite(s){}",
-                    v.len(),
-                    describe(&v)
-                ));
-                Some(v)
-            }
-            (_, errno) => {
-                log::info(format_args!(
-                    "no IPsec policy protects the Child SA with {peer} (errno {errno}): the rule's transforms apply"
-                ));
-                None
-            }
+        let answer = PolicyAnswer::of(m, transport, pfs);
+        match &answer {
+            PolicyAnswer::Allows(v) => log::info(format_args!(
+                "IPsec policy for the Child SA with {peer} allows {} suite(s){}",
+                v.len(),
+                describe(v)
+            )),
+            PolicyAnswer::NoPolicy => log::info(format_args!(
+                "no IPsec policy protects the Child SA with {peer}: the rule's transforms apply"
+            )),
+            PolicyAnswer::Refused(errno) => log::error(format_args!(
+                "X_INVERSE_ACQUIRE for the Child SA with {peer} failed (errno {errno}): refused"
+            )),
+        }
+        // Without a rule (it cannot happen) nothing is allowed.
+        let answer = match rule {
+            Some(r) => Some(answer.suites(r.child.suite(transport, pfs))),
+            None => Some(Vec::new()),
         };
         let sa = &mut self.sas[i];
         sa.inverse = None;
