@@ -26,6 +26,7 @@
 //! The answer is built under the daemon's lock just before the engine handles the request
 //! (see [`install`]), so `ipsecconf -a/-d/-f/-r` is reflected immediately.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use ipsec_core::spd::{
@@ -54,9 +55,13 @@ pub fn install_for(g: &mut Shared, msg: &[u8]) {
 /// Installs an answer made of the active policy and properties.
 pub fn install(g: &mut Shared) {
     let names = g.spd.tunnel_names();
-    let tunnels: Vec<TunnelId> = (0u32..)
+    let tunnels: Vec<(TunnelId, Option<(IpAddr, IpAddr)>)> = (0u32..)
         .map(TunnelId)
-        .take_while(|t| names.name(*t).is_some())
+        .map_while(|t| {
+            let name = names.name(t)?;
+            let ends = crate::iptun::ends_of(&g.tunnel_ends, name).map(|e| (e.local, e.remote));
+            Some((t, ends))
+        })
         .collect();
     let mut lifetimes = Comb::default();
     crate::props::set_lifetimes(&mut lifetimes, &g.props);
@@ -73,7 +78,8 @@ pub fn install(g: &mut Shared) {
 #[derive(Debug)]
 pub struct SpdAnswer {
     spd: Arc<CompiledSpd>,
-    tunnels: Vec<TunnelId>,
+    /// Every tunnel, with its outer endpoints (ours, the peer's) when configured.
+    tunnels: Vec<(TunnelId, Option<(IpAddr, IpAddr)>)>,
     replay: u8,
     lifetimes: Comb,
 }
@@ -98,10 +104,21 @@ impl PolicyQuery for SpdAnswer {
 }
 
 impl SpdAnswer {
-    /// The `ipsec` rule protecting the selectors: outbound first, then inbound.
+    /// The `ipsec` rule protecting the selectors: outbound first, then inbound. With inner
+    /// selectors only tunnels between SRC and DST are searched (and those without
+    /// configured endpoints, whose SAs are keyed between the hosts themselves).
     fn lookup(&self, q: &InverseQuery) -> Option<&Arc<PolicyEntry>> {
         let (src, dst, tunnels) = match (q.inner_src, q.inner_dst) {
-            (Some(s), Some(d)) => (s, d, self.tunnels.iter().map(|t| Some(*t)).collect()),
+            (Some(s), Some(d)) => {
+                let ends = (q.src.ip(), q.dst.ip());
+                let ts = self
+                    .tunnels
+                    .iter()
+                    .filter(|(_, e)| e.is_none_or(|e| e == ends))
+                    .map(|(t, _)| Some(*t))
+                    .collect();
+                (s, d, ts)
+            }
             _ => (q.src, q.dst, vec![None]),
         };
         for dir in [Dir::Out, Dir::In] {
@@ -343,5 +360,61 @@ mod tests {
             answer(PolicySet::new()).inverse_acquire(&q("10.0.0.1", "10.0.0.2")),
             Err(ENOENT)
         );
+    }
+
+    #[test]
+    fn only_tunnels_between_src_and_dst_answer() {
+        use ipsec_core::spd::Negotiate;
+        let cbc = Protection::from_props(
+            None,
+            Some(AlgSpec::of(EncrAlg::AesCbc)),
+            Some(AlgSpec::of(AuthAlg::HmacSha256)),
+            Default::default(),
+        );
+        let gcm = Protection::esp(AlgSpec::of(EncrAlg::AesGcm16));
+        let mut set = PolicySet::new();
+        for (name, p) in [("tun-a", cbc), ("tun-b", gcm)] {
+            set.rules.push(
+                Rule::new(Selector::any(), PolicyDir::Both, Action::Ipsec(vec![p]))
+                    .in_tunnel(name, Some(Negotiate::Tunnel)),
+            );
+        }
+        let mut spd = Spd::with_policy(set).unwrap();
+        let (a, b) = (spd.tunnel_id("tun-a"), spd.tunnel_id("tun-b"));
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let answer = SpdAnswer {
+            spd: spd.snapshot(),
+            tunnels: vec![
+                (a, Some((ip("192.0.2.1"), ip("192.0.2.2")))),
+                (b, Some((ip("192.0.2.1"), ip("192.0.2.9")))),
+            ],
+            replay: 64,
+            lifetimes: Comb::default(),
+        };
+        let net = |s: &str| Address {
+            prefixlen: 24,
+            ..Address::new(SocketAddr::new(s.parse().unwrap(), 0))
+        };
+        let tunnel_q = |dst: &str| InverseQuery {
+            inner_src: Some(net("10.1.0.0")),
+            inner_dst: Some(net("10.2.0.0")),
+            ..q("192.0.2.1", dst)
+        };
+        let first_encr = |dst: &str| {
+            answer
+                .inverse_acquire(&tunnel_q(dst))
+                .map(|e| e.ecombs[0].algs[0].alg)
+        };
+        // The peer at the end of tun-b gets tun-b's policy, not tun-a's (searched first).
+        assert_eq!(
+            first_encr("192.0.2.9"),
+            Ok(encr_info(EncrAlg::AesGcm16).pfkey)
+        );
+        assert_eq!(
+            first_encr("192.0.2.2"),
+            Ok(encr_info(EncrAlg::AesCbc).pfkey)
+        );
+        // A peer at the end of no tunnel: no tunnel policy applies.
+        assert_eq!(first_encr("192.0.2.77"), Err(ENOENT));
     }
 }

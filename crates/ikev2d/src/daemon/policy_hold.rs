@@ -64,7 +64,18 @@ impl Daemon {
             return false;
         };
         let tunnel = self.config.rules.get(sa.rule).is_some_and(|r| r.tunnel);
-        let m = inverse_acquire_message(sa.path.local.ip(), sa.path.remote.ip(), &req, tunnel);
+        let Some(m) =
+            inverse_acquire_message(sa.path.local.ip(), sa.path.remote.ip(), &req, tunnel)
+        else {
+            // Policy cannot be asked about these selectors as one pair: refused
+            // (NO_PROPOSAL_CHOSEN), never keyed with the rule's transforms.
+            log::info(format_args!(
+                "Child SA request of {}: its traffic selectors cannot be checked against IPsec policy as one pair; refused",
+                sa.path.remote
+            ));
+            self.sas[i].policy_answer = Some(Some(Vec::new()));
+            return false;
+        };
         let sent = match &mut self.pf {
             Some(p) => p.send(m),
             None => return false,
