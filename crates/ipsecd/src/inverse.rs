@@ -30,11 +30,11 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use ipsec_core::spd::{
-    AlgSpec, CompiledSpd, Dir, EspAuth, PacketKey, PolicyEntry, Protection, TunnelId,
+    AlgSpec, CompiledSpd, Dir, EspAuth, PacketKey, PolicyEntry, Prefix, Protection, TunnelId,
 };
 use ipsec_crypto::{auth_info, auth_table, encr_info, encr_table, AuthAlg, EncrAlg};
 use ipsec_pfkey::consts::{
-    ENOENT, SADB_SATYPE_AH, SADB_SATYPE_ESP, SADB_X_ALGTYPE_AUTH, SADB_X_ALGTYPE_CRYPT,
+    EINVAL, ENOENT, SADB_SATYPE_AH, SADB_SATYPE_ESP, SADB_X_ALGTYPE_AUTH, SADB_X_ALGTYPE_CRYPT,
 };
 use ipsec_pfkey::engine::{InverseQuery, PolicyQuery};
 use ipsec_pfkey::wire::{Address, AlgDesc, Comb, EComb, EProp};
@@ -86,7 +86,7 @@ pub struct SpdAnswer {
 
 impl PolicyQuery for SpdAnswer {
     fn inverse_acquire(&self, q: &InverseQuery) -> Result<EProp, u8> {
-        let entry = self.lookup(q).ok_or(ENOENT)?;
+        let entry = self.lookup(q)?.ok_or(ENOENT)?;
         let alts = entry.action.alternatives();
         let ecombs: Vec<EComb> = alts
             .iter()
@@ -107,7 +107,12 @@ impl SpdAnswer {
     /// The `ipsec` rule protecting the selectors: outbound first, then inbound. With inner
     /// selectors only tunnels between SRC and DST are searched (and those without
     /// configured endpoints, whose SAs are keyed between the hosts themselves).
-    fn lookup(&self, q: &InverseQuery) -> Option<&Arc<PolicyEntry>> {
+    ///
+    /// Inner selectors are ranges, looked up by their first addresses: a rule found that
+    /// does not hold all of both ranges protects only part of them, and the answer is
+    /// EINVAL (never ENOENT, which would let the key manager fall back to its own
+    /// algorithms).
+    fn lookup(&self, q: &InverseQuery) -> Result<Option<&Arc<PolicyEntry>>, u8> {
         let (src, dst, tunnels) = match (q.inner_src, q.inner_dst) {
             (Some(s), Some(d)) => {
                 let ends = (q.src.ip(), q.dst.ip());
@@ -125,13 +130,32 @@ impl SpdAnswer {
             for t in &tunnels {
                 let key = packet_key(dir, &src, &dst, *t);
                 if let Some(e) = self.spd.lookup(&key) {
+                    if q.inner_src.is_some() && !self.holds_ranges(e, &src, &dst) {
+                        return Err(EINVAL);
+                    }
                     if e.action.alternatives().iter().any(|p| !p.is_empty()) {
-                        return Some(e);
+                        return Ok(Some(e));
                     }
                 }
             }
         }
-        None
+        Ok(None)
+    }
+
+    /// Whether the file rule of `e` holds the whole inner prefixes `src` (ours) and `dst`
+    /// (the peer's), not only their first addresses.
+    fn holds_ranges(&self, e: &PolicyEntry, src: &Address, dst: &Address) -> bool {
+        let Some(rule) = e
+            .source
+            .rule_index()
+            .and_then(|i| self.spd.policy().rules.get(i))
+        else {
+            return true; // a socket's policy: no inner selectors
+        };
+        let holds = |p: Option<Prefix>, a: &Address| {
+            p.is_none_or(|p| p.len <= a.prefixlen && p.contains(a.ip()))
+        };
+        holds(rule.selector.laddr, src) && holds(rule.selector.raddr, dst)
     }
 
     /// The extended combinations of one alternative: AH and ESP descriptors, every `any`
@@ -416,5 +440,54 @@ mod tests {
         );
         // A peer at the end of no tunnel: no tunnel policy applies.
         assert_eq!(first_encr("192.0.2.77"), Err(ENOENT));
+    }
+
+    #[test]
+    fn a_rule_holding_part_of_the_range_is_no_answer() {
+        use ipsec_core::spd::Negotiate;
+        let pfx = |a: &str, len| Prefix {
+            addr: a.parse().unwrap(),
+            len,
+        };
+        let sel = Selector {
+            laddr: Some(pfx("10.1.0.0", 24)),
+            raddr: Some(pfx("10.2.0.0", 24)),
+            ..Selector::any()
+        };
+        let mut set = PolicySet::new();
+        set.rules.push(
+            Rule::new(
+                sel,
+                PolicyDir::Both,
+                Action::Ipsec(vec![Protection::esp(AlgSpec::any())]),
+            )
+            .in_tunnel("t", Some(Negotiate::Tunnel)),
+        );
+        let mut spd = Spd::with_policy(set).unwrap();
+        let t = spd.tunnel_id("t");
+        let answer = SpdAnswer {
+            spd: spd.snapshot(),
+            tunnels: vec![(t, None)],
+            replay: 64,
+            lifetimes: Comb::default(),
+        };
+        let net = |s: &str, len| Address {
+            prefixlen: len,
+            ..Address::new(SocketAddr::new(s.parse().unwrap(), 0))
+        };
+        let ask = |ours: Address, peers: Address| {
+            answer
+                .inverse_acquire(&InverseQuery {
+                    inner_src: Some(ours),
+                    inner_dst: Some(peers),
+                    ..q("192.0.2.1", "192.0.2.2")
+                })
+                .map(|_| ())
+        };
+        assert_eq!(ask(net("10.1.0.0", 24), net("10.2.0.0", 24)), Ok(()));
+        assert_eq!(ask(net("10.1.0.0", 25), net("10.2.0.7", 32)), Ok(()));
+        // 10.1.0.0/16 starts inside the rule's /24 but goes beyond it.
+        assert_eq!(ask(net("10.1.0.0", 16), net("10.2.0.0", 24)), Err(EINVAL));
+        assert_eq!(ask(net("10.1.0.0", 24), net("10.2.0.0", 0)), Err(EINVAL));
     }
 }
