@@ -61,6 +61,9 @@ pub struct Options {
     pub mark: u32,
     /// Half-open IKE SAs above which cookies are required.
     pub cookie_threshold: usize,
+    /// Child SA pairs one IKE SA may hold: a peer's request for more is refused with
+    /// NO_ADDITIONAL_SAS ([`ike::sa::IkeConfig::max_child_sas`]).
+    pub max_child_sas: usize,
     /// The administration socket of ikev2adm (`None`: none).
     pub admin_socket: Option<PathBuf>,
     /// Dead-peer detection: a liveness check after this long without a message from the
@@ -872,7 +875,7 @@ impl Daemon {
             // Every Child SA request of a peer is held for ipsecd's policy answer
             // (daemon/policy_hold.rs); one that has none is refused.
             child_policy_required: true,
-            max_child_sas: ike::sa::DEFAULT_MAX_CHILD_SAS,
+            max_child_sas: self.opts.max_child_sas,
             initial_contact: false,
             more_proposals: Vec::new(),
             child_more: Vec::new(),

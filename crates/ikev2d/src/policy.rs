@@ -16,7 +16,11 @@
 //! Child SA transforms in ikev2.config at all). The rule's `childsa_xform` is the fallback
 //! when ipsecd answers that no policy protects them (ENOENT), so that configurations
 //! keying traffic ipsecd has no `ipsec` rule for keep working; as initiator it is only a
-//! preference among what the ACQUIRE allows.
+//! preference among what the ACQUIRE allows. Every other outcome refuses the Child SA
+//! (NO_PROPOSAL_CHOSEN): another errno or an answer without X_EPROP ([`PolicyAnswer`]),
+//! selectors that cannot be asked about as one pair ([`inverse_acquire_message`]), no
+//! PF_KEY connection or a failed send (the core refuses a request whose policy answer
+//! was never set, `IkeConfig::child_policy_required`).
 
 use std::net::{IpAddr, SocketAddr};
 

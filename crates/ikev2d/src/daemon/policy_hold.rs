@@ -7,7 +7,8 @@
 //!                                             └► GETSPI (no SPI reserved) ─► larval SA
 //!   held: the request and whatever follows it
 //!   X_INVERSE_ACQUIRE reply ─► policy_answer ─┐ (and the GETSPI answer) ─► handle held:
-//!        set_child_policy(suites) or, without policy (ENOENT), the rule's transforms
+//!        set_child_policy(suites) or, without policy (ENOENT), the rule's transforms;
+//!        any other answer: none (NO_PROPOSAL_CHOSEN)
 //!        the reserved SPI is the new inbound SPI; install() keys it with UPDATE
 //! ```
 
