@@ -155,6 +155,8 @@ pub mod notify {
     pub const TEMPORARY_FAILURE: u16 = 43;
     /// The Child SA to rekey does not exist (§2.25).
     pub const CHILD_SA_NOT_FOUND: u16 = 44;
+    /// The responder accepts no more Child SAs on this IKE SA.
+    pub const NO_ADDITIONAL_SAS: u16 = 35;
     /// First IKE SA with this peer: delete older ones (status).
     pub const INITIAL_CONTACT: u16 = 16384;
     /// Sender's window size (status).

@@ -183,6 +183,8 @@ pub fn fuzz_config() -> IkeConfig {
         ts_local: any.clone(),
         ts_remote: any,
         backoff: Backoff::default(),
+        child_policy_required: false,
+        max_child_sas: crate::sa::DEFAULT_MAX_CHILD_SAS,
         initial_contact: false,
         more_proposals: Vec::new(),
         child_more: Vec::new(),

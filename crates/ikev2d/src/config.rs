@@ -1062,19 +1062,35 @@ fn hex_key(v: &str) -> Option<Zeroizing<Vec<u8>>> {
     Some(out)
 }
 
-/// Parses ikev2.preshared text (see the module docs). Error messages never include a key.
+/// What a token of ikev2.preshared is, for an error message: never its text, which could
+/// be a key written in the wrong place.
+fn preshared_kind(t: &Tok) -> &'static str {
+    match t {
+        Tok::Open => "'{'",
+        Tok::Close => "'}'",
+        Tok::Word(_) => "a word",
+        Tok::Str(_) => "a string",
+    }
+}
+
+/// Parses ikev2.preshared text (see the module docs). Error messages never include a key,
+/// nor any other text of the file: they name the position and what was expected.
 ///
 /// # Errors
 /// The first error, with its line and column.
 pub fn parse_preshared(file: &str, text: &str) -> Result<Preshared, ConfigError> {
     let mut lx = Lexer::new(file, text)?;
     let mut out = Preshared::default();
+    let mut lines = std::collections::HashMap::new();
     while let Some(t) = lx.peek().cloned() {
         lx.pos += 1;
         if t.tok != Tok::Open {
             return Err(lx.err(
                 &t,
-                format!("expected '{{' opening an entry, found {}", show(&t.tok)),
+                format!(
+                    "expected '{{' opening an entry, found {}",
+                    preshared_kind(&t.tok)
+                ),
             ));
         }
         let mut label = None;
@@ -1083,7 +1099,16 @@ pub fn parse_preshared(file: &str, text: &str) -> Result<Preshared, ConfigError>
             let k = lx.next("label, key or '}'")?;
             match &k.tok {
                 Tok::Close => break,
-                Tok::Word(w) if w == "label" => label = Some(lx.value("a label")?.0),
+                Tok::Word(w) if w == "label" => {
+                    let v = lx.next("a label")?;
+                    match &v.tok {
+                        Tok::Word(w) | Tok::Str(w) => label = Some(w.clone()),
+                        other => {
+                            let found = preshared_kind(other);
+                            return Err(lx.err(&v, format!("expected a label, found {found}")));
+                        }
+                    }
+                }
                 Tok::Word(w) if w == "key" => {
                     let vt = lx.next("a key (a string or 0xHEX)")?;
                     key = Some(match &vt.tok {
@@ -1105,16 +1130,23 @@ pub fn parse_preshared(file: &str, text: &str) -> Result<Preshared, ConfigError>
                 other => {
                     return Err(lx.err(
                         &k,
-                        format!("expected label, key or '}}', found {}", show(other)),
+                        format!(
+                            "expected label, key or '}}', found {}",
+                            preshared_kind(other)
+                        ),
                     ))
                 }
             }
         }
         let label = label.ok_or_else(|| lx.err(&t, "entry has no label".into()))?;
         let key = key.ok_or_else(|| lx.err(&t, "entry has no key".into()))?;
-        if out.keys.insert(label.clone(), key).is_some() {
-            return Err(lx.err(&t, format!("a second key for label {label:?}")));
+        if let Some(first) = lines.insert(label.clone(), t.line) {
+            return Err(lx.err(
+                &t,
+                format!("a second entry with the label of the entry at line {first}"),
+            ));
         }
+        out.keys.insert(label, key);
     }
     Ok(out)
 }
@@ -1356,7 +1388,41 @@ ikesa_xform { encr_alg aes-gcm(256) prf sha384 dh_group 14 }
         let e = parse_preshared("p", "{ label x }").unwrap_err();
         assert_eq!(e.to_string(), "p:1:1: entry has no key");
         let e = parse_preshared("p", "{ label x key \"k\" }\n{ label x key \"j\" }").unwrap_err();
-        assert_eq!(e.to_string(), "p:2:1: a second key for label \"x\"");
+        assert_eq!(
+            e.to_string(),
+            "p:2:1: a second entry with the label of the entry at line 1"
+        );
+    }
+
+    #[test]
+    fn preshared_errors_never_show_the_file_text() {
+        for (text, want) in [
+            // The keyword `key` forgotten: the secret is where a keyword was expected.
+            (
+                "{ label x \"s3cret\" }",
+                "p:1:11: expected label, key or '}', found a string",
+            ),
+            (
+                "{ label x 0x5ec7e7 }",
+                "p:1:11: expected label, key or '}', found a word",
+            ),
+            (
+                "\"s3cret\" { label x }",
+                "p:1:1: expected '{' opening an entry, found a string",
+            ),
+            (
+                "{ label { key \"s3cret\" }",
+                "p:1:9: expected a label, found '{'",
+            ),
+            (
+                "{ label s3cret key \"a\" }\n{ label s3cret key \"b\" }",
+                "p:2:1: a second entry with the label of the entry at line 1",
+            ),
+        ] {
+            let e = parse_preshared("p", text).unwrap_err().to_string();
+            assert_eq!(e, want, "{text}");
+            assert!(!e.contains("s3cret") && !e.contains("5ec7e7"), "{e}");
+        }
     }
 
     #[test]

@@ -61,6 +61,9 @@ pub struct Options {
     pub mark: u32,
     /// Half-open IKE SAs above which cookies are required.
     pub cookie_threshold: usize,
+    /// Child SA pairs one IKE SA may hold: a peer's request for more is refused with
+    /// NO_ADDITIONAL_SAS ([`ike::sa::IkeConfig::max_child_sas`]).
+    pub max_child_sas: usize,
     /// The administration socket of ikev2adm (`None`: none).
     pub admin_socket: Option<PathBuf>,
     /// Dead-peer detection: a liveness check after this long without a message from the
@@ -271,8 +274,20 @@ fn defer(sa: &mut IkeSa, m: &Message) {
     }
 }
 
+/// The suites to offer for ACQUIRE `m` under `rule` (`inner`: it names inner selectors),
+/// in the policy's order with the rule's first when allowed; empty when the ACQUIRE has no
+/// proposal or none of its algorithms can be keyed.
+fn acquire_offer(m: &Message, rule: &Rule, inner: bool) -> Vec<ChildSuite> {
+    let pref = rule.child.suite(!rule.tunnel && !inner, rule.pfs);
+    m.proposal
+        .as_ref()
+        .map(|p| crate::policy::suites_from_proposal(p, pref))
+        .unwrap_or_default()
+}
+
 /// Whether our Child SA pair with inbound SPI `inbound` serves selectors `wanted` (ours,
-/// the peer's): they overlap its own. Without selectors any pair serves.
+/// the peer's): they lie inside its own (an overlap is not enough: the pair would not
+/// carry the rest). Without selectors any pair serves.
 fn child_covers(
     est: &Established,
     inbound: u32,
@@ -290,7 +305,15 @@ fn child_covers(
     } else {
         (&c.ts_r, &c.ts_i)
     };
-    !ike::ts::narrow(l, ours).is_empty() && !ike::ts::narrow(r, peers).is_empty()
+    pair_serves((ours, peers), (l, r))
+}
+
+/// Whether a pair with selectors `pair` (ours, the peer's) carries all of `wanted`.
+fn pair_serves(
+    pair: (&[TrafficSelector], &[TrafficSelector]),
+    wanted: (&[TrafficSelector], &[TrafficSelector]),
+) -> bool {
+    ike::ts::within(wanted.0, pair.0) && ike::ts::within(wanted.1, pair.1)
 }
 
 /// What NAT detection found, in words.
@@ -713,13 +736,22 @@ impl Daemon {
             {
                 return; // the pair exists (the ACQUIRE crossed its ADD)
             }
+            // What the policy asks for now (it may have changed since the IKE SA); never
+            // an earlier ACQUIRE's offer.
+            let offer = self
+                .config
+                .rules
+                .get(ri)
+                .map_or_else(Vec::new, |rule| acquire_offer(m, rule, wanted.is_some()));
+            if offer.is_empty() {
+                log::error(format_args!(
+                    "ACQUIRE {local} -> {remote}: no algorithm of the policy can be negotiated"
+                ));
+                return;
+            }
+            est.set_child_offer(&offer);
             if let Some(spi) = sa.reserved.take() {
                 self.rng.reserve(spi);
-            }
-            // What the policy asks for now (it may have changed since the IKE SA).
-            if let (Some(p), Some(rule)) = (&m.proposal, self.config.rules.get(ri)) {
-                let pref = rule.child.suite(!rule.tunnel && wanted.is_none(), rule.pfs);
-                est.set_child_offer(&crate::policy::suites_from_proposal(p, pref));
             }
             let spi_i = sa.spi_i;
             let r = match wanted {
@@ -753,12 +785,7 @@ impl Daemon {
         // Tunnel-mode policy (a gateway's, or host-to-host): the ACQUIRE's inner selectors
         // are the traffic selectors, and the Child SA is a tunnel-mode one.
         let inner = acquire_selectors(m);
-        let pref = rule.child.suite(!rule.tunnel && inner.is_none(), rule.pfs);
-        let suites = m
-            .proposal
-            .as_ref()
-            .map(|p| crate::policy::suites_from_proposal(p, pref))
-            .unwrap_or_default();
+        let suites = acquire_offer(m, rule, inner.is_some());
         let Some((&child, more)) = suites.split_first() else {
             log::error(format_args!(
                 "ACQUIRE {local} -> {remote}: no algorithm of the policy can be negotiated"
@@ -845,6 +872,10 @@ impl Daemon {
             ts_local: selectors(&rule.local_ts, local),
             ts_remote: selectors(&rule.remote_ts, remote),
             backoff: self.opts.backoff,
+            // Every Child SA request of a peer is held for ipsecd's policy answer
+            // (daemon/policy_hold.rs); one that has none is refused.
+            child_policy_required: true,
+            max_child_sas: self.opts.max_child_sas,
             initial_contact: false,
             more_proposals: Vec::new(),
             child_more: Vec::new(),

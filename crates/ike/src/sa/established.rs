@@ -876,8 +876,17 @@ impl Established {
                 Some(c.inbound())
             }
         };
+        // Pairs being replaced may briefly double the count during rekeys.
+        let limit = if old.is_some() {
+            cfg.max_child_sas.saturating_mul(2)
+        } else {
+            cfg.max_child_sas
+        };
+        if self.children.len() >= limit {
+            return Err(refuse(notify::NO_ADDITIONAL_SAS));
+        }
         // The peer's first proposal that policy (or the configuration) allows.
-        let allowed = policy.unwrap_or_else(|| cfg.child_suites());
+        let allowed = child_policy::allowed_suites(&cfg, policy);
         let Ok(Payload::Sa(props)) = one(inner, pt::SA, "SA") else {
             return Err(refuse(notify::INVALID_SYNTAX));
         };
@@ -1116,5 +1125,89 @@ mod test {
         };
         assert!(r.handle(&forge(u32::MAX), &mut rng).is_ok());
         assert!(r.handle(&forge(0), &mut rng).is_err(), "message ID wrapped");
+    }
+
+    /// The initiator's CREATE_CHILD_SA request `req` with an AH proposal put before its
+    /// ESP ones (sealed again with the initiator's keys).
+    fn with_ah_first(i: &Established, r: &Established, req: &[u8], rng: &mut Counter) -> Vec<u8> {
+        let mut plain = Zeroizing::new(Vec::new());
+        let (h, mut inner) = r.ciphers.inp.open(req, &mut plain).unwrap();
+        for p in &mut inner {
+            if let Payload::Sa(props) = p {
+                let mut ah = props[0].clone();
+                ah.protocol = protocol::AH;
+                for p in props.iter_mut() {
+                    p.num += 1;
+                }
+                props.insert(0, ah);
+            }
+        }
+        i.ciphers.seal(&h, &inner, rng).unwrap()
+    }
+
+    /// The notification type a refused CREATE_CHILD_SA response brings back.
+    fn refusal(i: &mut Established, reply: &[u8], rng: &mut Counter) -> IkeError {
+        match i.handle(reply, rng).unwrap().event {
+            Some(Event::ChildFailed(e)) => e,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn ah_proposal_does_not_skip_the_policy() {
+        let (mut i, mut r) = established();
+        r.cfg.child_policy_required = true;
+        let mut rng = Counter(7);
+        let now = Instant::now();
+        let req = i.create_child(None, now, &mut rng).unwrap();
+        let req = with_ah_first(&i, &r, &req, &mut rng);
+        // Seen as a Child SA request, so the caller asks its policy.
+        let seen = r.child_request(&req).unwrap();
+        assert!(seen.rekey.is_none() && !seen.ts_local.is_empty());
+        // Not asked (no answer set): refused, whatever the configuration allows.
+        let out = r.handle(&req, &mut rng).unwrap();
+        assert_eq!(
+            refusal(&mut i, &out.reply.unwrap(), &mut rng),
+            IkeError::PeerNotify(notify::NO_PROPOSAL_CHOSEN)
+        );
+        // Asked, and policy allows the suite: the ESP proposal (number 2) is chosen.
+        let req = i.create_child(None, now, &mut rng).unwrap();
+        let req = with_ah_first(&i, &r, &req, &mut rng);
+        r.set_child_policy(r.cfg.child_suites());
+        let out = r.handle(&req, &mut rng).unwrap();
+        assert!(matches!(out.event, Some(Event::ChildCreated { .. })));
+        assert_eq!(r.children.last().unwrap().sa.suite, r.cfg.child);
+    }
+
+    #[test]
+    fn child_sas_per_ike_sa_are_capped() {
+        let (mut i, mut r) = established();
+        let mut rng = Counter(8);
+        let now = Instant::now();
+        let before = r.children.len();
+        r.cfg.max_child_sas = before + 1;
+        let req = i.create_child(None, now, &mut rng).unwrap();
+        let out = r.handle(&req, &mut rng).unwrap();
+        assert!(matches!(out.event, Some(Event::ChildCreated { .. })));
+        let created = i.handle(&out.reply.unwrap(), &mut rng).unwrap().event;
+        assert!(matches!(created, Some(Event::ChildCreated { .. })));
+        // At the cap: a new pair is refused with NO_ADDITIONAL_SAS, nothing is kept.
+        let req = i.create_child(None, now, &mut rng).unwrap();
+        let out = r.handle(&req, &mut rng).unwrap();
+        assert!(out.event.is_none());
+        assert_eq!(
+            refusal(&mut i, &out.reply.unwrap(), &mut rng),
+            IkeError::PeerNotify(notify::NO_ADDITIONAL_SAS)
+        );
+        assert_eq!(r.children.len(), before + 1);
+        // A rekey of an existing pair still goes through.
+        let spi = i.children[0].inbound();
+        let req = i.create_child(Some(spi), now, &mut rng).unwrap();
+        let out = r.handle(&req, &mut rng).unwrap();
+        assert!(
+            matches!(out.event, Some(Event::ChildRekeyed { .. })),
+            "{:?}",
+            out.event
+        );
     }
 }

@@ -156,6 +156,9 @@ pub struct ChildSuite {
     pub pfs: bool,
 }
 
+/// A default for [`IkeConfig::max_child_sas`].
+pub const DEFAULT_MAX_CHILD_SAS: usize = 64;
+
 /// One side's configuration of an IKE SA with PSK authentication.
 #[derive(Clone)]
 pub struct IkeConfig {
@@ -184,6 +187,15 @@ pub struct IkeConfig {
     pub ts_remote: Vec<TrafficSelector>,
     /// Initiator retransmission policy.
     pub backoff: Backoff,
+    /// Responder: a peer's Child SA request is refused (NO_PROPOSAL_CHOSEN) unless the
+    /// caller set the policy's answer for it (`set_child_policy`); `child` and
+    /// `child_more` are then never accepted on their own (a daemon that asks IPsec
+    /// policy about every request sets this).
+    pub child_policy_required: bool,
+    /// The most Child SA pairs the IKE SA holds: a peer's request for another is refused
+    /// with NO_ADDITIONAL_SAS (a rekey may add one pair beyond it while the old one is
+    /// being deleted). [`DEFAULT_MAX_CHILD_SAS`] is a sensible value.
+    pub max_child_sas: usize,
     /// Initiator: send INITIAL_CONTACT in IKE_AUTH (RFC 7296 §2.4), telling the peer to
     /// drop any older IKE SA with us (set for the first SA after a restart).
     pub initial_contact: bool,

@@ -395,10 +395,7 @@ impl ExpectAuthReq {
             return Err(IkeError::MissingPayload("SA"));
         };
         // The initiator's first proposal that policy (or the configuration) allows.
-        let allowed = self
-            .child_policy
-            .clone()
-            .unwrap_or_else(|| cfg.child_suites());
+        let allowed = child_policy::allowed_suites(cfg, self.child_policy.clone());
         let Some((chosen, suite)) = choose_child(props, &allowed, None) else {
             return Err(IkeError::NoProposalChosen);
         };
