@@ -99,6 +99,7 @@ fn configs(group: Group) -> (IkeConfig, IkeConfig) {
         initial_contact: false,
         more_proposals: Vec::new(),
         cert: None,
+        fragment_len: None,
     };
     let cr = IkeConfig {
         local_id: b,

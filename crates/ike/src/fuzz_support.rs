@@ -186,6 +186,7 @@ pub fn fuzz_config() -> IkeConfig {
         initial_contact: false,
         more_proposals: Vec::new(),
         cert: None,
+        fragment_len: None,
     }
 }
 

@@ -460,6 +460,12 @@ impl Reassembly {
         }
     }
 
+    /// The message ID being reassembled.
+    #[must_use]
+    pub fn message_id(&self) -> u32 {
+        self.message_id
+    }
+
     /// Adds an opened fragment. Returns the first inner payload type and the whole inner
     /// payload chain (parse it with [`parse_chain`]) once every fragment is in.
     ///

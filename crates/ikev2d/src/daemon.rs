@@ -135,6 +135,8 @@ struct IkeSa {
     rekey_requested: bool,
     /// A rekeyed IKE SA waiting for its deletion (no Child SA, no timers of its own).
     superseded: bool,
+    /// When an incomplete fragmented message held by it is abandoned (RFC 7383).
+    frag_due: Option<Instant>,
 }
 
 impl IkeSa {
@@ -157,6 +159,7 @@ impl IkeSa {
             last_rx: Instant::now(),
             rekey_requested: false,
             superseded: false,
+            frag_due: None,
         }
     }
 }
@@ -370,6 +373,9 @@ impl Daemon {
                 at(sa.since + LINGER);
             }
             if let Some(t) = self.next_own_request(i) {
+                at(t);
+            }
+            if let Some(t) = sa.frag_due {
                 at(t);
             }
         }
@@ -685,6 +691,7 @@ impl Daemon {
             initial_contact: false,
             more_proposals: Vec::new(),
             cert: None,
+            fragment_len: self.config.fragments.message_len(remote),
         })
     }
 
@@ -773,9 +780,21 @@ impl Daemon {
     // -----------------------------------------------------------------------------------
     // IKE transport.
 
+    /// Sends `msg` for SA `i`: whole, or as IKE fragments when the SA uses them (RFC
+    /// 7383; a retransmission gives the same fragments).
     fn send_ike(&mut self, i: usize, msg: &[u8]) {
-        if let Some(sa) = self.sas.get(i) {
-            self.send_on(sa.path, sa.natt, msg);
+        let rng = &mut self.rng;
+        let Some(sa) = self.sas.get_mut(i) else {
+            return;
+        };
+        let datagrams = match &mut sa.phase {
+            Some(Phase::Auth(s)) => s.datagrams(msg, rng),
+            Some(Phase::Up(e)) => e.datagrams(msg, rng),
+            _ => vec![msg.to_vec()],
+        };
+        let (path, natt) = (sa.path, sa.natt);
+        for d in datagrams {
+            self.send_on(path, natt, &d);
         }
     }
 
@@ -1129,9 +1148,12 @@ impl Daemon {
                     self.send_ike(i, &r);
                 }
             }
-            Step::Next { state, reply } => {
+            Step::Next { mut state, reply } => {
                 if let Some(r) = reply {
-                    self.send_ike(i, &r);
+                    let (path, natt) = (self.sas[i].path, self.sas[i].natt);
+                    for d in state.datagrams(&r, &mut self.rng) {
+                        self.send_on(path, natt, &d);
+                    }
                 }
                 self.established(i, state);
             }
@@ -1432,6 +1454,7 @@ impl Daemon {
         while i < self.sas.len() {
             let mut resend = None;
             let mut dead = None;
+            let mut frag_due = None;
             match &mut self.sas[i].phase {
                 Some(Phase::Init(s)) => match s.handle_timeout(now) {
                     Ok(r) => resend = r.map(<[u8]>::to_vec),
@@ -1441,12 +1464,16 @@ impl Daemon {
                     Ok(r) => resend = r.map(<[u8]>::to_vec),
                     Err(e) => dead = Some(e.to_string()),
                 },
-                Some(Phase::Up(s)) => match s.handle_timeout(now) {
-                    Ok(r) => resend = r,
-                    Err(e) => dead = Some(format!("dead peer: {e}")),
-                },
+                Some(Phase::Up(s)) => {
+                    frag_due = s.expire_fragments(now);
+                    match s.handle_timeout(now) {
+                        Ok(r) => resend = r,
+                        Err(e) => dead = Some(format!("dead peer: {e}")),
+                    }
+                }
                 Some(Phase::HalfOpen(_)) | None => {}
             }
+            self.sas[i].frag_due = frag_due;
             let sa = &self.sas[i];
             let lingering = matches!(sa.phase, Some(Phase::HalfOpen(_))) || sa.superseded;
             if lingering && now >= sa.since + LINGER {

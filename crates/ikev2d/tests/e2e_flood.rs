@@ -90,6 +90,7 @@ fn requests() -> String {
         initial_contact: false,
         more_proposals: Vec::new(),
         cert: None,
+        fragment_len: None,
     };
     let path = Path {
         local: "192.0.2.1:500".parse().unwrap(),

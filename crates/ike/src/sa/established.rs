@@ -439,6 +439,7 @@ impl Established {
             orphan_deletes: Vec::new(),
             cached: None,
             peer_initial_contact: false,
+            frag: self.frag.renewed(),
             backoff: self.backoff,
             next_request_id: 0,
             expect_request_id: 0,
@@ -456,6 +457,33 @@ impl Established {
                 return s;
             }
         }
+    }
+
+    /// The datagrams that carry `msg` (a request or response of this SA, first sent or
+    /// again): `msg` itself, or its fragments when both sides support IKE fragmentation
+    /// (RFC 7383) and it is longer than [`IkeConfig::fragment_len`]. The same message
+    /// always gives the same fragments.
+    pub fn datagrams(&mut self, msg: &[u8], rng: &mut dyn Random) -> Vec<Vec<u8>> {
+        self.frag.datagrams(&self.ciphers.out, msg, rng)
+    }
+
+    /// Whether both sides announced IKE fragmentation support.
+    #[must_use]
+    pub fn fragmentation(&self) -> bool {
+        self.frag.active()
+    }
+
+    /// Fragments dropped because their integrity check failed.
+    #[must_use]
+    pub fn bad_fragments(&self) -> u64 {
+        self.frag.bad_fragments()
+    }
+
+    /// Abandons incomplete fragmented messages older than [`REASSEMBLY_TIMEOUT`] (counted
+    /// from the first call that saw them); returns when to call again, if anything is
+    /// being reassembled.
+    pub fn expire_fragments(&mut self, now: Instant) -> Option<Instant> {
+        self.frag.expire(now)
     }
 
     /// When [`Established::handle_timeout`] is next due, if a request is outstanding.
@@ -502,7 +530,41 @@ impl Established {
             }
         }
         let mut plain = Zeroizing::new(Vec::new());
-        let (h, inner) = self.ciphers.inp.open(datagram, &mut plain)?;
+        let (expect, next_request, waiting) = (
+            self.expect_request_id,
+            self.next_request_id,
+            self.pending.is_some(),
+        );
+        let verdict = |h: &Header, f: &crate::sk::Fragment| {
+            let id = u64::from(h.message_id);
+            if h.is_response() {
+                if waiting && h.message_id.wrapping_add(1) == next_request {
+                    Verdict::Take
+                } else {
+                    Verdict::Drop
+                }
+            } else if id == expect {
+                Verdict::Take
+            } else if id + 1 == expect && f.number == 1 {
+                Verdict::Replay
+            } else {
+                Verdict::Drop
+            }
+        };
+        let (h, inner) = match self
+            .frag
+            .open(&self.ciphers.inp, datagram, &mut plain, verdict)?
+        {
+            Opened::Message(h, inner) => (h, inner),
+            Opened::Waiting => return Ok(Output::default()),
+            Opened::Replay => {
+                return Ok(Output {
+                    reply: self.cached.as_ref().map(|(_, r)| r.clone()),
+                    event: None,
+                    rekeyed: None,
+                })
+            }
+        };
         if h.spi_i != self.spi_i || h.spi_r != self.spi_r || h.is_initiator() == self.initiator {
             return Err(IkeError::Unexpected("SPIs or Initiator flag"));
         }
@@ -534,7 +596,7 @@ impl Established {
             .collect();
         let reply = self.message(h.exchange, true, h.message_id, &refs, rng)?;
         self.expect_request_id += 1;
-        self.cached = Some((datagram.to_vec(), reply.clone()));
+        self.cached = Some((fragments::request_key(datagram), reply.clone()));
         if event == Some(Event::IkeDeleted) {
             self.closed = true;
             self.pending = None;

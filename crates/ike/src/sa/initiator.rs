@@ -54,6 +54,9 @@ fn sa_init_request(
         notify::NAT_DETECTION_DESTINATION_IP,
         &nat[1],
     ));
+    if cfg.fragment_len.is_some() {
+        payloads.push(notify_payload(notify::IKEV2_FRAGMENTATION_SUPPORTED, &[]));
+    }
     Message {
         header: header(spi_i, [0; 8], exchange::IKE_SA_INIT, flags::INITIATOR, 0),
         payloads,
@@ -335,6 +338,10 @@ impl ExpectSaInitResp {
             nat: detect_nat(&m.payloads, &self.spi_i, &spi_r, self.path),
             child_spi,
             pending: Pending::new(packet, now, cfg.backoff),
+            frag: Frag::new(
+                cfg.fragment_len,
+                has_notify(&m.payloads, notify::IKEV2_FRAGMENTATION_SUPPORTED),
+            ),
         })
     }
 }
@@ -353,6 +360,7 @@ pub struct ExpectAuthResp {
     init_response: Vec<u8>,
     child_spi: [u8; 4],
     pending: Pending,
+    frag: Frag,
 }
 
 impl ExpectAuthResp {
@@ -377,6 +385,17 @@ impl ExpectAuthResp {
         &self.keys
     }
 
+    /// The datagrams that carry the IKE_AUTH request `msg` (as [`Established::datagrams`]).
+    pub fn datagrams(&mut self, msg: &[u8], rng: &mut dyn Random) -> Vec<Vec<u8>> {
+        self.frag.datagrams(&self.ciphers.out, msg, rng)
+    }
+
+    /// Whether both sides announced IKE fragmentation support (RFC 7383).
+    #[must_use]
+    pub fn fragmentation(&self) -> bool {
+        self.frag.active()
+    }
+
     /// When [`ExpectAuthResp::handle_timeout`] is next due.
     #[must_use]
     pub fn poll_timeout(&self) -> Instant {
@@ -392,12 +411,19 @@ impl ExpectAuthResp {
     }
 
     /// Handles a datagram that may be the IKE_AUTH response.
-    pub fn handle(self, datagram: &[u8]) -> Step<Self, Established> {
+    pub fn handle(mut self, datagram: &[u8]) -> Step<Self, Established> {
         let mut plain = Zeroizing::new(Vec::new());
-        let (h, inner) = match self.ciphers.inp.open(datagram, &mut plain) {
-            Ok(x) => x,
+        let (h, inner) = match fragments::open_auth(
+            &mut self.frag,
+            &self.ciphers.inp,
+            datagram,
+            &mut plain,
+            true,
+        ) {
+            Ok(Some(x)) => x,
+            Ok(None) => return fragments::waiting(self),
             // Bad ICV or garbage: silent drop, keep waiting (RFC 7296 §2.21.1).
-            Err(e) => return stay(self, e.into()),
+            Err(e) => return stay(self, e),
         };
         if h.exchange != exchange::IKE_AUTH
             || !h.is_response()
@@ -426,7 +452,7 @@ impl ExpectAuthResp {
         }
     }
 
-    fn accept_auth_response(&self, inner: &[Payload<'_>]) -> Result<Established, IkeError> {
+    fn accept_auth_response(&mut self, inner: &[Payload<'_>]) -> Result<Established, IkeError> {
         let cfg = &self.cfg;
         let proof = authenticate_peer(
             cfg,
@@ -470,6 +496,7 @@ impl ExpectAuthResp {
             cached: None,
             peer_initial_contact: false,
             ciphers: Ciphers::new(cfg.suite, &self.keys, true)?,
+            frag: core::mem::take(&mut self.frag),
             backoff: cfg.backoff,
             next_request_id: 2,
             expect_request_id: 0,

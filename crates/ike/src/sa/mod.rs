@@ -81,12 +81,15 @@ use crate::wire::{
 pub use crate::Random;
 
 mod established;
+mod fragments;
 mod initiator;
 mod proposals;
 mod responder;
 
 use established::Request;
 pub use established::{Event, Output};
+pub use fragments::REASSEMBLY_TIMEOUT;
+use fragments::{Frag, Opened, Verdict};
 pub use initiator::{ExpectAuthResp, ExpectSaInitResp};
 pub use proposals::IkeProposal;
 pub use responder::{respond_sa_init, CookieJar, ExpectAuthReq, InitContext, InitRejected};
@@ -184,6 +187,11 @@ pub struct IkeConfig {
     /// Certificate authentication (RFC 7427) both ways instead of the PSK: our key and
     /// certificates, the trust anchors for the peer's ([`crate::cert`]).
     pub cert: Option<CertAuth>,
+    /// IKE fragmentation (RFC 7383): `Some(n)` announces support in IKE_SA_INIT and,
+    /// when the peer announces it too, sends every protected message longer than `n`
+    /// bytes (the IKE message, without IP and UDP headers) as fragments of at most `n`
+    /// bytes. `None`: no support announced, fragments are refused.
+    pub fragment_len: Option<usize>,
 }
 
 impl fmt::Debug for IkeConfig {
@@ -234,6 +242,8 @@ pub enum IkeError {
     /// Certificate authentication failed (answered with AUTHENTICATION_FAILED), or our
     /// own credentials cannot sign for this peer.
     Certificate(CertError),
+    /// An authenticated fragment could not be reassembled (RFC 7383 limits).
+    Fragment(crate::sk::FragmentError),
 }
 
 impl fmt::Display for IkeError {
@@ -253,6 +263,7 @@ impl fmt::Display for IkeError {
             Self::Busy => f.write_str("a request is outstanding"),
             Self::NeedsRekey => f.write_str("message IDs used up: rekey the IKE SA"),
             Self::Certificate(e) => write!(f, "certificate authentication: {e}"),
+            Self::Fragment(e) => write!(f, "IKE fragment: {e}"),
         }
     }
 }
@@ -929,6 +940,8 @@ pub struct Established {
     cached: Option<(Vec<u8>, Vec<u8>)>,
     peer_initial_contact: bool,
     ciphers: Ciphers,
+    /// IKE fragmentation (RFC 7383).
+    frag: Frag,
     backoff: Backoff,
     /// Message ID of our next request.
     next_request_id: u32,

@@ -249,6 +249,11 @@ pub fn respond_sa_init(
         notify::NAT_DETECTION_DESTINATION_IP,
         &our_nat[1],
     ));
+    // RFC 7383 §2.3: announced only in answer to an initiator that announced it.
+    let peer_frag = has_notify(&m.payloads, notify::IKEV2_FRAGMENTATION_SUPPORTED);
+    if peer_frag && cfg.fragment_len.is_some() {
+        payloads.push(notify_payload(notify::IKEV2_FRAGMENTATION_SUPPORTED, &[]));
+    }
     let resp = Message {
         header: header(h.spi_i, spi_r, exchange::IKE_SA_INIT, flags::RESPONSE, 0),
         payloads,
@@ -267,6 +272,7 @@ pub fn respond_sa_init(
         init_request: datagram.to_vec(),
         init_response: resp.clone(),
         peer_hashes: peer_sig_hashes(&m.payloads),
+        frag: Frag::new(cfg.fragment_len.filter(|_| peer_frag), peer_frag),
     };
     Ok((state, resp))
 }
@@ -286,6 +292,7 @@ pub struct ExpectAuthReq {
     init_response: Vec<u8>,
     /// The peer's SIGNATURE_HASH_ALGORITHMS (RFC 7427 §4).
     peer_hashes: Vec<u16>,
+    frag: Frag,
 }
 
 impl ExpectAuthReq {
@@ -303,7 +310,7 @@ impl ExpectAuthReq {
 
     /// Handles a datagram for this SA: a retransmitted IKE_SA_INIT request (answered from
     /// the cache) or the IKE_AUTH request.
-    pub fn handle(self, datagram: &[u8], rng: &mut dyn Random) -> Step<Self, Established> {
+    pub fn handle(mut self, datagram: &[u8], rng: &mut dyn Random) -> Step<Self, Established> {
         if datagram == self.init_request.as_slice() {
             let reply = Some(self.init_response.clone());
             return Step::Stay {
@@ -313,9 +320,17 @@ impl ExpectAuthReq {
             };
         }
         let mut plain = Zeroizing::new(Vec::new());
-        let (h, inner) = match self.ciphers.inp.open(datagram, &mut plain) {
-            Ok(x) => x,
-            Err(e) => return stay(self, e.into()),
+        let (h, inner) = match fragments::open_auth(
+            &mut self.frag,
+            &self.ciphers.inp,
+            datagram,
+            &mut plain,
+            false,
+        ) {
+            Ok(Some(x)) => x,
+            Ok(None) => return fragments::waiting(self),
+            // Bad ICV or garbage: silent drop, keep waiting (RFC 7296 §2.21.1).
+            Err(e) => return stay(self, e),
         };
         if h.exchange != exchange::IKE_AUTH
             || h.is_response()
@@ -330,7 +345,9 @@ impl ExpectAuthReq {
             Ok(est) => {
                 let reply = est.cached.as_ref().map(|(_, r)| r.clone());
                 let est = Established {
-                    cached: est.cached.map(|(_, r)| (datagram.to_vec(), r)),
+                    cached: est
+                        .cached
+                        .map(|(_, r)| (fragments::request_key(datagram), r)),
                     ..est
                 };
                 Step::Next { state: est, reply }
@@ -356,7 +373,7 @@ impl ExpectAuthReq {
     }
 
     fn accept_auth_request(
-        &self,
+        &mut self,
         inner: &[Payload<'_>],
         rng: &mut dyn Random,
     ) -> Result<Established, IkeError> {
@@ -455,6 +472,7 @@ impl ExpectAuthReq {
             cached: Some((Vec::new(), reply)),
             peer_initial_contact: initial_contact,
             ciphers: Ciphers::new(cfg.suite, &self.keys, false)?,
+            frag: core::mem::take(&mut self.frag),
             backoff: cfg.backoff,
             next_request_id: 0,
             expect_request_id: 2,

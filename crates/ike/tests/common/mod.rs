@@ -95,6 +95,7 @@ pub fn configs(suite: SkSuite, group: Group, child: ChildSuite) -> (IkeConfig, I
         initial_contact: false,
         more_proposals: Vec::new(),
         cert: None,
+        fragment_len: None,
     };
     let resp = IkeConfig {
         local_id: bob,
