@@ -298,7 +298,7 @@ impl Default for Fragments {
 }
 
 /// The smallest `fragment_size` accepted: room for headers and some content.
-pub const MIN_FRAGMENT_SIZE: u16 = 256;
+pub const MIN_FRAGMENT_SIZE: u16 = 128;
 
 impl Fragments {
     /// The longest IKE message sent whole to `remote` (the IKE core's fragment limit):
@@ -1263,7 +1263,7 @@ ikesa_xform { encr_alg aes-gcm(256) prf sha384 dh_group 14 }
         assert_eq!(c.fragments.message_len(v4), None);
         assert_eq!(
             err("fragment_size 100\n"),
-            "f:1:15: fragment_size must be 256 to 65535, found 100"
+            "f:1:15: fragment_size must be 128 to 65535, found 100"
         );
         assert_eq!(
             err("fragmentation maybe\n"),

@@ -65,6 +65,19 @@ impl Charon {
         (extra, child_extra): (&str, &str),
         local: (&str, &str),
     ) -> Self {
+        Self::start_conf(lab, ns, (ike, esp), (extra, child_extra), local, "")
+    }
+
+    /// [`start_as`](Self::start_as) with more options in strongswan.conf's `charon`
+    /// section (`charon_extra`, such as `fragment_size = 200`).
+    fn start_conf(
+        lab: &Lab,
+        ns: &Ns,
+        (ike, esp): (&str, &str),
+        (extra, child_extra): (&str, &str),
+        local: (&str, &str),
+        charon_extra: &str,
+    ) -> Self {
         let (l_addr, l_id) = local;
         let dir = lab.dir.join("charon");
         std::fs::create_dir_all(dir.join("run")).unwrap();
@@ -73,7 +86,7 @@ impl Charon {
         let sconf = lab.file(
             "strongswan.conf",
             &format!(
-                "charon {{\n  load_modular = no\n  load = random drbg nonce openssl aes sha1 sha2 md5 hmac gcm ctr ccm chapoly kdf pem pkcs1 pkcs8 x509 pubkey curve25519 gmp kernel-libipsec kernel-netlink socket-default vici\n  \
+                "charon {{\n  {charon_extra}\n  load_modular = no\n  load = random drbg nonce openssl aes sha1 sha2 md5 hmac gcm ctr ccm chapoly kdf pem pkcs1 pkcs8 x509 pubkey curve25519 gmp kernel-libipsec kernel-netlink socket-default vici\n  \
                  plugins {{\n    vici {{\n      socket = {vici}\n    }}\n    \
                  kernel-libipsec {{\n      allow_peer_ts = yes\n    }}\n    \
                  kernel-netlink {{\n      fwmark = !0x42\n    }}\n    \
@@ -185,13 +198,25 @@ fn ours_with(
     child_xform: &str,
     extra: &str,
 ) -> (Daemon, Ike) {
+    ours_globals(lab, o, algs, (ike_xform, child_xform), extra, "")
+}
+
+/// [`ours_with`] with more global parameters (`globals`, before the rule).
+fn ours_globals(
+    lab: &Lab,
+    o: &Ns,
+    algs: &str,
+    (ike_xform, child_xform): (&str, &str),
+    extra: &str,
+    globals: &str,
+) -> (Daemon, Ike) {
     // Tunnel mode between the hosts themselves (libipsec keys tunnel mode only).
     let policy = format!(
         "{{tunnel ip.tun0 negotiate tunnel laddr {O} raddr {S}}} ipsec {{{algs} sa shared}}\n"
     );
     let d = Daemon::start(lab, o, "o", "", &policy);
     let cfg = format!(
-        "ikesa_xform {{ {ike_xform} }}\n{{\n  label \"a-b\"\n  auth_method preshared\n  local_addr {O}\n  remote_addr {S}\n  childsa_mode tunnel\n  childsa_xform {{ {child_xform} }}\n{extra}}}\n"
+        "{globals}ikesa_xform {{ {ike_xform} }}\n{{\n  label \"a-b\"\n  auth_method preshared\n  local_addr {O}\n  remote_addr {S}\n  childsa_mode tunnel\n  childsa_xform {{ {child_xform} }}\n{extra}}}\n"
     );
     let control = d.control.display().to_string();
     let ike = Ike::start(lab, o, "o", &d, &cfg, &["--control-socket", &control]);
@@ -532,4 +557,100 @@ fn strongswan_killed_is_found_dead_and_rekeyed_after_its_restart() {
             .all(|k| k.starts_with("clear_drop_in_spd_got_clear")),
         "{drops:?}"
     );
+}
+
+/// IKE fragmentation (RFC 7383) with strongSwan: both sides send fragments of at most
+/// 200-byte IP datagrams, so the IKE_AUTH messages (PSK) go as Encrypted Fragment payloads
+/// both ways; the SAs come up and pings flow both ways, only as ESP.
+fn fragmented_ike_auth(test: &str, we_initiate: bool) {
+    let Some((lab, s, o)) = lab(test) else {
+        return;
+    };
+    let charon = Charon::start_conf(
+        &lab,
+        &s,
+        ("aes128gcm16-prfsha256-x25519", "aes128gcm16"),
+        ("fragmentation = yes", ""),
+        (S, S),
+        "fragment_size = 200",
+    );
+    let (d, ike) = ours_globals(
+        &lab,
+        &o,
+        "encr_algs aes-gcm",
+        (
+            "encr_alg aes-gcm(128) prf sha256 dh_group 31",
+            "encr_alg aes-gcm(128)",
+        ),
+        "",
+        "fragmentation yes\nfragment_size 200\n",
+    );
+    let cap = Capture::start(&lab, &o, "vb", "wire");
+    if we_initiate {
+        let _ = o.ping(S, 2);
+    } else {
+        let r = charon.swanctl(&["--initiate", "--child", "c", "--timeout", "15"]);
+        assert!(
+            r.status.success(),
+            "swanctl --initiate: {}\n{}\n{}",
+            String::from_utf8_lossy(&r.stdout),
+            String::from_utf8_lossy(&r.stderr),
+            ike.log()
+        );
+    }
+    ike.wait_log("installed", 1, Duration::from_secs(15));
+    let role = if we_initiate {
+        "initiator"
+    } else {
+        "responder"
+    };
+    assert!(
+        ike.log().contains(&format!("established ({role}")),
+        "{}",
+        ike.log()
+    );
+    both_ways(&s, &o, &d, &charon);
+    let file = cap.file.clone();
+    no_clear_icmp(&cap.stop());
+    // IKE payload type 53: Encrypted and Authenticated Fragment.
+    let rows = tshark(
+        &lab,
+        &file,
+        "",
+        "isakmp.typepayload == 53",
+        &[
+            "ip.src",
+            "ip.dst",
+            "isakmp.frag.number",
+            "isakmp.frag.total",
+        ],
+    );
+    let from = |a: &str| {
+        rows.iter()
+            .filter(|r| r[0] == a && tshark_num(&r[3]).is_some_and(|t| t >= 2))
+            .count()
+    };
+    assert!(
+        from(S) >= 2 && from(O) >= 2,
+        "Encrypted Fragment payloads S->O {}, O->S {}: {rows:?}\n{}",
+        from(S),
+        from(O),
+        charon.log_text()
+    );
+    let ours: Vec<u64> = rows
+        .iter()
+        .filter(|r| r[0] == O)
+        .filter_map(|r| tshark_num(&r[2]))
+        .collect();
+    assert!(ours.contains(&1) && ours.contains(&2), "{rows:?}");
+}
+
+#[test]
+fn we_initiate_to_strongswan_with_fragmented_ike_auth() {
+    fragmented_ike_auth("we_initiate_to_strongswan_with_fragmented_ike_auth", true);
+}
+
+#[test]
+fn strongswan_initiates_to_us_with_fragmented_ike_auth() {
+    fragmented_ike_auth("strongswan_initiates_to_us_with_fragmented_ike_auth", false);
 }
