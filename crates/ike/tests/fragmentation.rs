@@ -321,3 +321,13 @@ proptest! {
         assert_match(&run);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The `ike_fragments` fuzz body on random inputs (the fuzz target runs the same).
+    #[test]
+    fn fragment_fuzz_body_holds(data in proptest::collection::vec(any::<u8>(), 0..1200)) {
+        prop_assert_eq!(ike::fuzz_support::ike_fragments(&data), Ok(()));
+    }
+}
