@@ -142,6 +142,18 @@ impl Charon {
         self.ns.run(&all)
     }
 
+    /// `swanctl --initiate` of Child SA `c`, which must succeed (`ike`'s log otherwise).
+    fn initiate(&self, ike: &Ike) {
+        let r = self.swanctl(&["--initiate", "--child", "c", "--timeout", "15"]);
+        assert!(
+            r.status.success(),
+            "swanctl --initiate: {}\n{}\n{}",
+            String::from_utf8_lossy(&r.stdout),
+            String::from_utf8_lossy(&r.stderr),
+            ike.log()
+        );
+    }
+
     fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -330,14 +342,7 @@ fn strongswan_initiates_to_us_modp2048_aes_gcm() {
         "encr_alg aes-gcm(256)",
     );
     let cap = Capture::start(&lab, &o, "vb", "wire");
-    let r = charon.swanctl(&["--initiate", "--child", "c", "--timeout", "15"]);
-    assert!(
-        r.status.success(),
-        "swanctl --initiate: {}\n{}\n{}",
-        String::from_utf8_lossy(&r.stdout),
-        String::from_utf8_lossy(&r.stderr),
-        ike.log()
-    );
+    charon.initiate(&ike);
     ike.wait_log("installed", 1, Duration::from_secs(10));
     assert!(
         ike.log().contains("established (responder"),
@@ -589,14 +594,7 @@ fn fragmented_ike_auth(test: &str, we_initiate: bool) {
     if we_initiate {
         let _ = o.ping(S, 2);
     } else {
-        let r = charon.swanctl(&["--initiate", "--child", "c", "--timeout", "15"]);
-        assert!(
-            r.status.success(),
-            "swanctl --initiate: {}\n{}\n{}",
-            String::from_utf8_lossy(&r.stdout),
-            String::from_utf8_lossy(&r.stderr),
-            ike.log()
-        );
+        charon.initiate(&ike);
     }
     ike.wait_log("installed", 1, Duration::from_secs(15));
     let role = if we_initiate {
