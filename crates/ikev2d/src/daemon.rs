@@ -1190,6 +1190,16 @@ impl Daemon {
             },
             self.sas[i].path.local.port()
         ));
+        if let Some(e) = est.ike_auth_child_error() {
+            // RFC 7296 §1.2: the IKE SA stands without a Child SA.
+            log::error(format_args!(
+                "IKE SA with {}: no Child SA made in IKE_AUTH: {e}",
+                self.sas[i].path.remote
+            ));
+            if let Some(spi) = est.unused_spi() {
+                self.drop_larval(u32::from_be_bytes(spi));
+            }
+        }
         let inbound: Vec<[u8; 4]> = est
             .children()
             .map(|c| if est.is_initiator() { c.spi_i } else { c.spi_r })

@@ -319,3 +319,54 @@ fn ipv6_peers_negotiate_and_protect_traffic() {
     assert_eq!(pb, vec![(pa[0].1, pa[0].0)]);
     assert!(da.counters().sa("esp", pa[0].1).packets >= 3);
 }
+
+/// B's policy has no room for the selectors A asks for: B answers IKE_AUTH with
+/// TS_UNACCEPTABLE and no SA payload (RFC 7296 §1.2, §2.21.2). Both keep the
+/// authenticated IKE SA without a Child SA: nothing is installed, ikev2adm lists the
+/// established IKE SA with no children, and it still answers liveness checks.
+#[test]
+fn child_sa_refused_in_ike_auth_keeps_the_ike_sa() {
+    let Some((lab, a, b, da, db)) = two_hosts("child_sa_refused_in_ike_auth_keeps_the_ike_sa")
+    else {
+        return;
+    };
+    let ia = Ike::start(&lab, &a, "a", &da, &rule(A, B, ""), &common::FAST_DPD);
+    let ib = Ike::start(
+        &lab,
+        &b,
+        "b",
+        &db,
+        &rule(B, A, "  local_ts 192.0.2.99/32\n"),
+        &common::FAST_DPD,
+    );
+    let _ = a.ping(B, 1);
+    ia.wait_log("no Child SA made in IKE_AUTH", 1, Duration::from_secs(10));
+    ib.wait_log("no Child SA made in IKE_AUTH", 1, Duration::from_secs(10));
+    assert!(
+        ia.log().contains("TS_UNACCEPTABLE") || ia.log().contains("notification 38"),
+        "{}",
+        ia.log()
+    );
+    for (ike, role) in [(&ia, "initiator"), (&ib, "responder")] {
+        let (ok, out, err) = ike.adm(&["show", "ikesa"]);
+        assert!(ok, "{err}");
+        let line = out
+            .lines()
+            .find(|l| l.starts_with("ikesa "))
+            .unwrap_or_else(|| panic!("no IKE SA listed:\n{out}"));
+        assert!(
+            line.contains(&format!("{role} established")) && line.contains("children=0"),
+            "{line}"
+        );
+        assert!(!ike.log().contains("installed"), "{}", ike.log());
+    }
+    // The IKE SA lives on: dead-peer detection (1 s of silence) gets its answers.
+    std::thread::sleep(Duration::from_secs(3));
+    for ike in [&ia, &ib] {
+        assert!(!ike.log().contains("dead peer"), "{}", ike.log());
+        let (_, out, _) = ike.adm(&["show", "ikesa"]);
+        assert!(out.contains("established"), "{out}");
+    }
+    let (ca, cb) = (da.counters(), db.counters());
+    assert_eq!(ca.get("in_accepted") + cb.get("in_accepted"), 0);
+}

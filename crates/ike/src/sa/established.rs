@@ -185,6 +185,21 @@ impl Established {
         self.children.first().map(|c| &c.sa)
     }
 
+    /// Why the Child SA of IKE_AUTH was not made, if it was refused (by us as responder,
+    /// with the error notification sent, or by the peer) while the IKE SA was
+    /// established (RFC 7296 §1.2): the IKE SA is up with no Child SA.
+    #[must_use]
+    pub fn ike_auth_child_error(&self) -> Option<IkeError> {
+        self.child_refused
+    }
+
+    /// Initiator whose IKE_AUTH Child SA was refused: the inbound SPI its request
+    /// offered, which no Child SA uses (the caller releases it).
+    #[must_use]
+    pub fn unused_spi(&self) -> Option<[u8; 4]> {
+        self.unused_spi
+    }
+
     /// Every Child SA pair of this IKE SA, oldest first.
     pub fn children(&self) -> impl Iterator<Item = &ChildSa> {
         self.children.iter().map(|c| &c.sa)
@@ -435,6 +450,8 @@ impl Established {
             ciphers: Ciphers::new(self.cfg.suite, &keys, initiator)?,
             keys,
             children: core::mem::take(&mut self.children),
+            child_refused: None,
+            unused_spi: None,
             rekeys: Vec::new(),
             orphan_deletes: Vec::new(),
             cached: None,

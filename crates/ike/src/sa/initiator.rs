@@ -434,13 +434,19 @@ impl ExpectAuthResp {
         {
             return stay(self, IkeError::Unexpected("not our IKE_AUTH response"));
         }
-        if let Some(n) = error_notify(&inner) {
-            return Step::Failed {
-                error: IkeError::PeerNotify(n),
-                reply: None,
-            };
-        }
-        match self.accept_auth_response(&inner) {
+        // An error about the Child SA alone, in a response that authenticates the
+        // responder, leaves the IKE SA up without a Child SA (RFC 7296 §1.2, §2.21.2).
+        let child_refused = match error_notify(&inner) {
+            Some(n) if child_only_error(n) && has_auth(&inner) => Some(IkeError::PeerNotify(n)),
+            Some(n) => {
+                return Step::Failed {
+                    error: IkeError::PeerNotify(n),
+                    reply: None,
+                }
+            }
+            None => None,
+        };
+        match self.accept_auth_response(&inner, child_refused) {
             Ok(est) => Step::Next {
                 state: est,
                 reply: None,
@@ -452,7 +458,11 @@ impl ExpectAuthResp {
         }
     }
 
-    fn accept_auth_response(&mut self, inner: &[Payload<'_>]) -> Result<Established, IkeError> {
+    fn accept_auth_response(
+        &mut self,
+        inner: &[Payload<'_>],
+        child_refused: Option<IkeError>,
+    ) -> Result<Established, IkeError> {
         let cfg = &self.cfg;
         let proof = authenticate_peer(
             cfg,
@@ -462,8 +472,6 @@ impl ExpectAuthResp {
             &self.ni,
             &self.keys.sk_pr,
         )?;
-        let wanted = esp_proposal(&cfg.child, &[], 1);
-        let answer = child_answer(cfg, inner, &wanted, &cfg.ts_local, &cfg.ts_remote)?;
         let keys = child_keys(
             cfg.prf,
             &self.keys.sk_d,
@@ -472,14 +480,12 @@ impl ExpectAuthResp {
             &self.nr,
             child_sizes(&cfg.child)?,
         )?;
-        Ok(Established {
-            nat: self.nat,
-            initiator: true,
-            spi_i: self.spi_i,
-            spi_r: self.spi_r,
-            keys: self.keys.clone(),
-            cfg: cfg.clone(),
-            children: vec![Child {
+        let children = if child_refused.is_some() {
+            Vec::new()
+        } else {
+            let wanted = esp_proposal(&cfg.child, &[], 1);
+            let answer = child_answer(cfg, inner, &wanted, &cfg.ts_local, &cfg.ts_remote)?;
+            vec![Child {
                 requested_by_us: true,
                 sa: ChildSa {
                     spi_i: self.child_spi,
@@ -490,7 +496,18 @@ impl ExpectAuthResp {
                     ts_r: answer.ts_r,
                     transport: answer.transport,
                 },
-            }],
+            }]
+        };
+        Ok(Established {
+            nat: self.nat,
+            initiator: true,
+            spi_i: self.spi_i,
+            spi_r: self.spi_r,
+            keys: self.keys.clone(),
+            cfg: cfg.clone(),
+            children,
+            unused_spi: child_refused.map(|_| self.child_spi),
+            child_refused,
             rekeys: Vec::new(),
             orphan_deletes: Vec::new(),
             cached: None,

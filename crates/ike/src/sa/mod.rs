@@ -706,11 +706,36 @@ fn has_notify(ps: &[Payload<'_>], ty: u16) -> bool {
         .any(|p| matches!(p, Payload::Notify(n) if n.ty == ty))
 }
 
+fn has_auth(ps: &[Payload<'_>]) -> bool {
+    ps.iter().any(|p| p.ty() == pt::AUTH)
+}
+
 fn error_notify(ps: &[Payload<'_>]) -> Option<u16> {
     ps.iter().find_map(|p| match p {
         Payload::Notify(n) if n.ty < 16384 => Some(n.ty),
         _ => None,
     })
+}
+
+/// The error notification that refuses a Child SA for `e`.
+fn child_error_notify(e: IkeError) -> u16 {
+    match e {
+        IkeError::TsUnacceptable => notify::TS_UNACCEPTABLE,
+        _ => notify::NO_PROPOSAL_CHOSEN,
+    }
+}
+
+/// Error notifications about the Child SA of IKE_AUTH that leave the IKE SA up (RFC 7296
+/// §1.2, §2.21.2): the Child SA error types other than the authentication failures.
+fn child_only_error(n: u16) -> bool {
+    matches!(
+        n,
+        notify::NO_PROPOSAL_CHOSEN
+            | notify::TS_UNACCEPTABLE
+            | notify::SINGLE_PAIR_REQUIRED
+            | notify::INTERNAL_ADDRESS_FAILURE
+            | notify::FAILED_CP_REQUIRED
+    )
 }
 
 fn header(spi_i: [u8; 8], spi_r: [u8; 8], ex: u8, fl: u8, message_id: u32) -> Header {
@@ -930,6 +955,12 @@ pub struct Established {
     spi_r: [u8; 8],
     keys: IkeKeys,
     children: Vec<Child>,
+    /// The Child SA of IKE_AUTH was refused (by us as responder, or by the peer) while
+    /// the IKE SA was made (RFC 7296 §1.2): why.
+    child_refused: Option<IkeError>,
+    /// Initiator, with `child_refused`: the inbound SPI our IKE_AUTH request offered,
+    /// which no Child SA uses.
+    unused_spi: Option<[u8; 4]>,
     /// Completed rekeys whose old pair still exists, to resolve simultaneous rekeys of
     /// one pair (RFC 7296 §2.8.1).
     rekeys: Vec<RekeyRecord>,

@@ -386,29 +386,16 @@ impl ExpectAuthReq {
             &self.nr,
             &self.keys.sk_pi,
         )?;
-        let Payload::Sa(props) = one(inner, pt::SA, "SA")? else {
-            return Err(IkeError::MissingPayload("SA"));
+        // A Child SA we cannot make does not undo the authenticated IKE SA (RFC 7296
+        // §1.2, §2.21.2): the response then carries the error notification and no SA.
+        let child = match offered_child(cfg, inner) {
+            Ok(c) => Ok(c),
+            Err(e @ (IkeError::NoProposalChosen | IkeError::TsUnacceptable)) => Err(e),
+            Err(e) => return Err(e),
         };
-        let wanted = esp_proposal(&cfg.child, &[], 1);
-        let Some(chosen) = props.iter().find(|p| {
-            p.protocol == protocol::ESP && p.spi.len() == 4 && offers(p, &wanted.transforms)
-        }) else {
-            return Err(IkeError::NoProposalChosen);
-        };
-        let spi_i: [u8; 4] = chosen
-            .spi
-            .try_into()
-            .map_err(|_| IkeError::NoProposalChosen)?;
-        let (tsi, tsr) = selectors(inner)?;
-        // Narrow to our policy (RFC 7296 §2.9); the initiator's TSi is our remote side.
-        let tsi = ts::narrow(tsi, &cfg.ts_remote);
-        let tsr = ts::narrow(tsr, &cfg.ts_local);
-        if tsi.is_empty() || tsr.is_empty() {
-            return Err(IkeError::TsUnacceptable);
-        }
-        let transport = cfg.child.transport && has_notify(inner, notify::USE_TRANSPORT_MODE);
         let initial_contact = has_notify(inner, notify::INITIAL_CONTACT);
-        let spi_r = spi4(rng);
+        // An SPI is drawn only for a Child SA that will exist.
+        let spi_r = if child.is_ok() { spi4(rng) } else { [0; 4] };
         let idr = cfg.local_id.as_id();
         let (method, my_auth) = own_auth(
             cfg,
@@ -424,14 +411,17 @@ impl ExpectAuthReq {
             method,
             data: &my_auth,
         }));
-        if transport {
-            reply_payloads.push(notify_payload(notify::USE_TRANSPORT_MODE, &[]));
+        match &child {
+            Ok(c) => {
+                if c.transport {
+                    reply_payloads.push(notify_payload(notify::USE_TRANSPORT_MODE, &[]));
+                }
+                reply_payloads.push(Payload::Sa(vec![esp_proposal(&cfg.child, &spi_r, c.num)]));
+                reply_payloads.push(Payload::TsI(c.tsi.clone()));
+                reply_payloads.push(Payload::TsR(c.tsr.clone()));
+            }
+            Err(e) => reply_payloads.push(notify_payload(child_error_notify(*e), &[])),
         }
-        reply_payloads.push(Payload::Sa(vec![esp_proposal(
-            &cfg.child, &spi_r, chosen.num,
-        )]));
-        reply_payloads.push(Payload::TsI(tsi.clone()));
-        reply_payloads.push(Payload::TsR(tsr.clone()));
         let h = header(
             self.spi_i,
             self.spi_r,
@@ -448,6 +438,24 @@ impl ExpectAuthReq {
             &self.nr,
             child_sizes(&cfg.child)?,
         )?;
+        let (children, child_refused) = match child {
+            Ok(c) => (
+                vec![Child {
+                    requested_by_us: false,
+                    sa: ChildSa {
+                        spi_i: c.spi_i,
+                        spi_r,
+                        suite: cfg.child,
+                        keys,
+                        ts_i: c.tsi,
+                        ts_r: c.tsr,
+                        transport: c.transport,
+                    },
+                }],
+                None,
+            ),
+            Err(e) => (Vec::new(), Some(e)),
+        };
         Ok(Established {
             nat: self.nat,
             initiator: false,
@@ -455,18 +463,9 @@ impl ExpectAuthReq {
             spi_r: self.spi_r,
             keys: self.keys.clone(),
             cfg: cfg.clone(),
-            children: vec![Child {
-                requested_by_us: false,
-                sa: ChildSa {
-                    spi_i,
-                    spi_r,
-                    suite: cfg.child,
-                    keys,
-                    ts_i: tsi,
-                    ts_r: tsr,
-                    transport,
-                },
-            }],
+            children,
+            child_refused,
+            unused_spi: None,
             rekeys: Vec::new(),
             orphan_deletes: Vec::new(),
             cached: Some((Vec::new(), reply)),
@@ -481,4 +480,49 @@ impl ExpectAuthReq {
             _auth: proof,
         })
     }
+}
+
+/// The Child SA the initiator's IKE_AUTH request asks for, as we accept it.
+struct OfferedChild {
+    /// The number of the proposal taken.
+    num: u8,
+    /// The initiator's SPI.
+    spi_i: [u8; 4],
+    /// The selectors narrowed to our policy.
+    tsi: Vec<TrafficSelector>,
+    tsr: Vec<TrafficSelector>,
+    transport: bool,
+}
+
+/// Checks the Child SA part of an IKE_AUTH request: an ESP proposal we accept and
+/// selectors that narrow to something in our policy (RFC 7296 §2.9).
+fn offered_child(cfg: &IkeConfig, inner: &[Payload<'_>]) -> Result<OfferedChild, IkeError> {
+    let Payload::Sa(props) = one(inner, pt::SA, "SA")? else {
+        return Err(IkeError::MissingPayload("SA"));
+    };
+    let wanted = esp_proposal(&cfg.child, &[], 1);
+    let Some(chosen) = props
+        .iter()
+        .find(|p| p.protocol == protocol::ESP && p.spi.len() == 4 && offers(p, &wanted.transforms))
+    else {
+        return Err(IkeError::NoProposalChosen);
+    };
+    let spi_i: [u8; 4] = chosen
+        .spi
+        .try_into()
+        .map_err(|_| IkeError::NoProposalChosen)?;
+    let (tsi, tsr) = selectors(inner)?;
+    // The initiator's TSi is our remote side.
+    let tsi = ts::narrow(tsi, &cfg.ts_remote);
+    let tsr = ts::narrow(tsr, &cfg.ts_local);
+    if tsi.is_empty() || tsr.is_empty() {
+        return Err(IkeError::TsUnacceptable);
+    }
+    Ok(OfferedChild {
+        num: chosen.num,
+        spi_i,
+        tsi,
+        tsr,
+        transport: cfg.child.transport && has_notify(inner, notify::USE_TRANSPORT_MODE),
+    })
 }
