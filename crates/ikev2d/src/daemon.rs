@@ -1128,6 +1128,11 @@ impl Daemon {
                         if let Some(ev) = o.event {
                             self.event(i, ev, o.rekeyed);
                         }
+                        if let (Some(d), Some(Event::IkeRekeyCollision { won })) =
+                            (o.redundant, o.event)
+                        {
+                            self.redundant_ike_sa(i, d, won);
+                        }
                     }
                     Err(e) => {
                         self.stats.dropped += 1;
@@ -1384,7 +1389,7 @@ impl Daemon {
                 ));
                 self.remove_children(i);
             }
-            Event::IkeRekeyed => {
+            Event::IkeRekeyed | Event::IkeRekeyCollision { .. } => {
                 if let Some(new) = rekeyed {
                     // The new IKE SA takes the Child SAs; the old one stays until it is
                     // deleted: by us when we asked for the rekey (RFC 7296 §1.3.2), else
@@ -1406,7 +1411,11 @@ impl Daemon {
                     n.reserved = old.reserved.take();
                     old.superseded = true;
                     old.since = Instant::now();
-                    let by_us = old.rekey_requested;
+                    // In a simultaneous rekey (RFC 7296 §2.8.2) the winner deletes the old SA.
+                    let by_us = match ev {
+                        Event::IkeRekeyCollision { won } => won,
+                        _ => old.rekey_requested,
+                    };
                     log::info(format_args!(
                         "IKE SA with {} rekeyed: SPIs {}:{}",
                         n.path.remote,
@@ -1448,6 +1457,38 @@ impl Daemon {
             _ => {}
         }
         self.run_queue(i);
+    }
+
+    /// The redundant IKE SA of a simultaneous rekey with SA `i`'s peer (RFC 7296
+    /// §2.8.2): kept, without Child SAs, until it is deleted: by us now when we lost, by
+    /// the peer when we won (forgotten after a while otherwise).
+    fn redundant_ike_sa(&mut self, i: usize, mut d: Box<Established>, won: bool) {
+        let old = &self.sas[i];
+        let (rule, path, natt) = (old.rule, old.path, old.natt);
+        log::info(format_args!(
+            "simultaneous IKE SA rekey with {}: {}",
+            path.remote,
+            if won {
+                "ours stands, the peer deletes its redundant SA"
+            } else {
+                "the peer's stands, deleting our redundant SA"
+            }
+        ));
+        let req = if won {
+            None
+        } else {
+            d.delete_ike(Instant::now(), &mut self.rng).ok()
+        };
+        let mut n = IkeSa::new(rule, Phase::Up(d), path, natt, ([0; 8], [0; 8]));
+        if let Some(Phase::Up(e)) = &n.phase {
+            (n.spi_i, n.spi_r) = e.spis();
+        }
+        n.superseded = true;
+        self.sas.push(n);
+        if let Some(r) = req {
+            let last = self.sas.len() - 1;
+            self.send_ike(last, &r);
+        }
     }
 
     /// Removes SA `i` if it is closed.

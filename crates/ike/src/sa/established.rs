@@ -119,6 +119,16 @@ pub enum Event {
     /// Our IKE SA rekey failed (the peer's error notification, or a response we could
     /// not accept); nothing changed.
     IkeRekeyFailed(IkeError),
+    /// Both sides rekeyed the IKE SA at once (RFC 7296 §2.8.2) and the collision is
+    /// settled: [`Output::rekeyed`] is the surviving new IKE SA (it holds every Child SA),
+    /// made by the exchange without the lowest of the four nonces. `won`: that exchange
+    /// was ours, so we delete the old IKE SA as after a normal rekey and the peer deletes
+    /// the redundant one; otherwise we delete the redundant one ([`Output::redundant`],
+    /// if any) and the peer deletes the old one.
+    IkeRekeyCollision {
+        /// The surviving new IKE SA is the one our request made.
+        won: bool,
+    },
 }
 
 /// The result of a datagram handled by an [`Established`] SA.
@@ -133,6 +143,10 @@ pub struct Output {
     /// one stays until the side that asked for the rekey deletes it
     /// ([`Established::delete_ike`] on the old SA).
     pub rekeyed: Option<Box<Established>>,
+    /// With [`Event::IkeRekeyCollision`]: the redundant new IKE SA of the two, if it
+    /// exists on our side: ours to delete ([`Established::delete_ike`]) when we lost, the
+    /// peer's to delete (keep it until then) when we won.
+    pub redundant: Option<Box<Established>>,
 }
 
 /// The ESP proposal of a CREATE_CHILD_SA exchange: with the key exchange group when the
@@ -449,7 +463,7 @@ impl Established {
             spi_r,
             ciphers: Ciphers::new(self.cfg.suite, &keys, initiator)?,
             keys,
-            children: core::mem::take(&mut self.children),
+            children: Vec::new(),
             child_refused: None,
             unused_spi: None,
             rekeys: Vec::new(),
@@ -457,6 +471,8 @@ impl Established {
             cached: None,
             peer_initial_contact: false,
             frag: self.frag.renewed(),
+            collision: None,
+            rekeyed_away: false,
             backoff: self.backoff,
             next_request_id: 0,
             expect_request_id: 0,
@@ -543,6 +559,7 @@ impl Established {
                     reply: Some(resp.clone()),
                     event: None,
                     rekeyed: None,
+                    redundant: None,
                 });
             }
         }
@@ -579,6 +596,7 @@ impl Established {
                     reply: self.cached.as_ref().map(|(_, r)| r.clone()),
                     event: None,
                     rekeyed: None,
+                    redundant: None,
                 })
             }
         };
@@ -598,8 +616,13 @@ impl Established {
         let (payloads_out, event) = match h.exchange {
             exchange::INFORMATIONAL => self.answer_informational(&inner),
             exchange::CREATE_CHILD_SA if ike_rekey => match self.answer_ike_rekey(&inner, rng) {
-                Ok((out, new)) => {
-                    rekeyed = Some(Box::new(new));
+                Ok((out, new, low)) if self.pending.is_some() => {
+                    // Our own rekey is in flight: settled when it completes (§2.8.2).
+                    self.collision = Some((Box::new(new), low));
+                    (out, None)
+                }
+                Ok((out, new, _)) => {
+                    rekeyed = Some(self.hand_over(new));
                     (out, Some(Event::IkeRekeyed))
                 }
                 Err((ty, data)) => (vec![OwnedPayload::Notify(ty, data)], None),
@@ -614,14 +637,22 @@ impl Established {
         let reply = self.message(h.exchange, true, h.message_id, &refs, rng)?;
         self.expect_request_id += 1;
         self.cached = Some((fragments::request_key(datagram), reply.clone()));
+        let mut event = event;
         if event == Some(Event::IkeDeleted) {
             self.closed = true;
             self.pending = None;
+            if let Some((new, _)) = self.collision.take() {
+                // The peer completed its rekey and deletes the old SA while ours was in
+                // flight: its new SA stands, ours is forgotten (§2.25.2).
+                rekeyed = Some(self.hand_over(*new));
+                event = Some(Event::IkeRekeyCollision { won: false });
+            }
         }
         Ok(Output {
             reply: Some(reply),
             event,
             rekeyed,
+            redundant: None,
         })
     }
 
@@ -653,30 +684,66 @@ impl Established {
                 Ok(ev) => ev,
                 Err(e) => Event::ChildFailed(e),
             },
-            Request::RekeyIke(req) => match self.accept_ike_rekey(&req, inner) {
-                Ok(new) => {
-                    return Ok(Output {
-                        reply: None,
-                        event: Some(Event::IkeRekeyed),
-                        rekeyed: Some(Box::new(new)),
-                    })
-                }
-                Err(e) => Event::IkeRekeyFailed(e),
-            },
+            Request::RekeyIke(req) => {
+                let result = self.accept_ike_rekey(&req, inner);
+                return Ok(self.settle_ike_rekey(result));
+            }
         };
         Ok(Output {
             reply: None,
             event: Some(event),
             rekeyed: None,
+            redundant: None,
         })
     }
 
-    /// The peer's answer to our IKE SA rekey.
+    /// Moves the Child SAs to `new`, the IKE SA that replaces this one.
+    fn hand_over(&mut self, mut new: Established) -> Box<Established> {
+        new.children = core::mem::take(&mut self.children);
+        self.rekeyed_away = true;
+        Box::new(new)
+    }
+
+    /// The outcome of our IKE SA rekey (the new SA and the lowest nonce of the
+    /// exchange, or why it failed), with a simultaneous rekey of the peer's if we answered
+    /// one meanwhile (RFC 7296 §2.8.2): the new SA made with the lowest of the four nonces
+    /// is redundant.
+    fn settle_ike_rekey(&mut self, result: Result<(Established, Vec<u8>), IkeError>) -> Output {
+        let (event, rekeyed, redundant) = match (result, self.collision.take()) {
+            (Ok((mine, _)), None) => (Event::IkeRekeyed, Some(self.hand_over(mine)), None),
+            (Ok((mine, my_low)), Some((theirs, their_low))) => {
+                let won = nonce_lt(&their_low, &my_low);
+                let (keep, drop) = if won {
+                    (mine, theirs)
+                } else {
+                    (*theirs, Box::new(mine))
+                };
+                let keep = self.hand_over(keep);
+                (Event::IkeRekeyCollision { won }, Some(keep), Some(drop))
+            }
+            // Ours was refused; the peer's, which we answered, stands.
+            (Err(_), Some((theirs, _))) => (
+                Event::IkeRekeyCollision { won: false },
+                Some(self.hand_over(*theirs)),
+                None,
+            ),
+            (Err(e), None) => (Event::IkeRekeyFailed(e), None, None),
+        };
+        Output {
+            reply: None,
+            event: Some(event),
+            rekeyed,
+            redundant,
+        }
+    }
+
+    /// The peer's answer to our IKE SA rekey: the new SA and the lower nonce of the
+    /// exchange.
     fn accept_ike_rekey(
         &mut self,
         req: &IkeRekeyRequest,
         inner: &[Payload<'_>],
-    ) -> Result<Established, IkeError> {
+    ) -> Result<(Established, Vec<u8>), IkeError> {
         if let Some(n) = error_notify(inner) {
             return Err(IkeError::PeerNotify(n));
         }
@@ -702,7 +769,8 @@ impl Established {
             return Err(IkeError::InvalidKePayload(req.share.group().id()));
         }
         let gir = req.share.agree(data)?;
-        self.successor(true, req.spi, spi_r, &gir, &req.ni, nr)
+        let new = self.successor(true, req.spi, spi_r, &gir, &req.ni, nr)?;
+        Ok((new, lowest(&req.ni, nr).to_vec()))
     }
 
     fn remove_child(&mut self, inbound: [u8; 4]) -> Event {
@@ -860,11 +928,14 @@ impl Established {
         &mut self,
         inner: &[Payload<'_>],
         rng: &mut dyn Random,
-    ) -> Result<(Vec<OwnedPayload>, Established), Refusal> {
+    ) -> Result<(Vec<OwnedPayload>, Established, Vec<u8>), Refusal> {
         let refuse = |ty: u16| (ty, Vec::new());
         let syntax = |_| refuse(notify::INVALID_SYNTAX);
-        if self.pending.is_some() {
-            // Our own request (a rekey or a Child SA change) is in flight (§2.25).
+        let rekeying = matches!(self.pending, Some((_, Request::RekeyIke(_))));
+        if (self.pending.is_some() && !rekeying) || self.rekeyed_away || self.collision.is_some() {
+            // Another request of ours is in flight (a Child SA change or a delete), or the
+            // SA is already replaced (§2.25.2). A rekey of ours in flight is a
+            // simultaneous rekey: answered as usual, settled later (§2.8.2).
             return Err(refuse(notify::TEMPORARY_FAILURE));
         }
         let cfg = self.cfg.clone();
@@ -879,12 +950,13 @@ impl Established {
         let new = self
             .successor(false, spi_i, spi_r, &gir, ni, &nr)
             .map_err(syntax)?;
+        let low = lowest(ni, &nr).to_vec();
         let out = vec![
             OwnedPayload::IkeSa(spi_r, num),
             OwnedPayload::Nonce(nr),
             OwnedPayload::Ke(share.group().id(), share.public().to_vec()),
         ];
-        Ok((out, new))
+        Ok((out, new, low))
     }
 
     /// Our answer to a CREATE_CHILD_SA request: the new pair, or an error notification

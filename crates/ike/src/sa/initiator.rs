@@ -514,6 +514,8 @@ impl ExpectAuthResp {
             peer_initial_contact: false,
             ciphers: Ciphers::new(cfg.suite, &self.keys, true)?,
             frag: core::mem::take(&mut self.frag),
+            collision: None,
+            rekeyed_away: false,
             backoff: cfg.backoff,
             next_request_id: 2,
             expect_request_id: 0,

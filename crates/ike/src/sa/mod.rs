@@ -973,6 +973,11 @@ pub struct Established {
     ciphers: Ciphers,
     /// IKE fragmentation (RFC 7383).
     frag: Frag,
+    /// A simultaneous IKE SA rekey of the peer's that we answered while ours was in
+    /// flight: its new SA and the lower nonce of its exchange (RFC 7296 §2.8.2).
+    collision: Option<(Box<Established>, Vec<u8>)>,
+    /// A successor has taken over (our rekey or the peer's completed): no more rekeys.
+    rekeyed_away: bool,
     backoff: Backoff,
     /// Message ID of our next request.
     next_request_id: u32,

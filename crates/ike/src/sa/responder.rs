@@ -472,6 +472,8 @@ impl ExpectAuthReq {
             peer_initial_contact: initial_contact,
             ciphers: Ciphers::new(cfg.suite, &self.keys, false)?,
             frag: core::mem::take(&mut self.frag),
+            collision: None,
+            rekeyed_away: false,
             backoff: cfg.backoff,
             next_request_id: 0,
             expect_request_id: 2,
