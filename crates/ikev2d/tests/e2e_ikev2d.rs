@@ -330,13 +330,11 @@ fn child_sa_refused_in_ike_auth_keeps_the_ike_sa() {
     else {
         return;
     };
-    let ia = Ike::start(&lab, &a, "a", &da, &rule(A, B, ""), &common::FAST_DPD);
-    let ib = Ike::start(
+    let (ia, ib) = ikes(
         &lab,
-        &b,
-        "b",
-        &db,
-        &rule(B, A, "  local_ts 192.0.2.99/32\n"),
+        (&a, &b),
+        (&da, &db),
+        ("", "  local_ts 192.0.2.99/32\n"),
         &common::FAST_DPD,
     );
     let _ = a.ping(B, 1);
@@ -369,4 +367,137 @@ fn child_sa_refused_in_ike_auth_keeps_the_ike_sa() {
     }
     let (ca, cb) = (da.counters(), db.counters());
     assert_eq!(ca.get("in_accepted") + cb.get("in_accepted"), 0);
+}
+
+/// in-ikev2d on A and on B (rules toward each other with `extra_a` / `extra_b`), with
+/// the options `args`.
+fn ikes(
+    lab: &Lab,
+    (a, b): (&Ns, &Ns),
+    (da, db): (&Daemon, &Daemon),
+    (extra_a, extra_b): (&str, &str),
+    args: &[&str],
+) -> (Ike, Ike) {
+    let ia = Ike::start(lab, a, "a", da, &rule(A, B, extra_a), args);
+    let ib = Ike::start(lab, b, "b", db, &rule(B, A, extra_b), args);
+    (ia, ib)
+}
+
+/// What of the IKE leaving a namespace is dropped.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Block {
+    /// Every IKE message (UDP port 500).
+    All,
+    /// Responses only (the Response flag, bit 0x20 of the IKE header's flags, byte 19).
+    Responses,
+    /// Nothing.
+    Nothing,
+}
+
+/// Drops IKE leaving `ns` as `what` says.
+fn block_ike(ns: &Ns, what: Block) {
+    let _ = ns.run(&["nft", "delete table inet blk"]);
+    let rule = match what {
+        Block::All => "add rule inet blk out udp dport 500 drop",
+        Block::Responses => "add rule inet blk out udp dport 500 @th,216,8 & 0x20 == 0x20 drop",
+        Block::Nothing => return,
+    };
+    ns.ok(&["nft", "add table inet blk"]);
+    ns.ok(&[
+        "nft",
+        "add chain inet blk out { type filter hook output priority 0 ; }",
+    ]);
+    ns.ok(&["nft", rule]);
+}
+
+/// Both daemons rekey the IKE SA at once (RFC 7296 §2.8.2): their rekey timers fall at the
+/// same moment (85 % of 19 s on the initiator, 95 % of 17 s on the responder) while IKE is
+/// blocked both ways; then the retransmitted requests may pass but not the answers, so
+/// each side answers the other's rekey while its own is in flight, and then the answers
+/// pass. The collision is settled by the nonces: each side ends with one IKE SA, the same
+/// one, holding the Child SA pair, and traffic goes on.
+#[test]
+fn simultaneous_ike_sa_rekeys_settle_on_one_sa() {
+    let Some((lab, a, b, da, db)) = two_hosts("simultaneous_ike_sa_rekeys_settle_on_one_sa") else {
+        return;
+    };
+    let (ia, ib) = ikes(
+        &lab,
+        (&a, &b),
+        (&da, &db),
+        ("  ikesa_lifetime_secs 19\n", "  ikesa_lifetime_secs 17\n"),
+        &[],
+    );
+    let _ = a.ping(B, 2);
+    ia.wait_log("installed", 1, Duration::from_secs(10));
+    ib.wait_log("installed", 1, Duration::from_secs(10));
+    let t0 = Instant::now();
+    a.ping_ok(B, 2);
+    std::thread::sleep(Duration::from_secs(12).saturating_sub(t0.elapsed()));
+    for ns in [&a, &b] {
+        block_ike(ns, Block::All);
+    }
+    ia.wait_log("rekeying the IKE SA", 1, Duration::from_secs(10));
+    ib.wait_log("rekeying the IKE SA", 1, Duration::from_secs(10));
+    // The retransmitted requests pass, the answers do not: each side answers the other's
+    // request while its own is in flight. Then the answers pass too.
+    for ns in [&a, &b] {
+        block_ike(ns, Block::Responses);
+    }
+    std::thread::sleep(Duration::from_millis(2500));
+    for ns in [&a, &b] {
+        block_ike(ns, Block::Nothing);
+    }
+    ia.wait_log("rekeyed: SPIs", 1, Duration::from_secs(10));
+    ib.wait_log("rekeyed: SPIs", 1, Duration::from_secs(10));
+    // Each side deleted what it had to; one IKE SA is left on each, the same one.
+    let one_sa = |ike: &Ike| {
+        let t0 = Instant::now();
+        loop {
+            let (ok, out, err) = ike.adm(&["show", "ikesa"]);
+            assert!(ok, "{err}");
+            let lines: Vec<String> = out
+                .lines()
+                .filter(|l| l.starts_with("ikesa "))
+                .map(str::to_string)
+                .collect();
+            if lines.len() == 1 {
+                return lines[0].clone();
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "{out}\nA:\n{}\nB:\n{}",
+                ia.log(),
+                ib.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let (la, lb) = (one_sa(&ia), one_sa(&ib));
+    let spis = |l: &str| l.split_whitespace().nth(1).unwrap().to_string();
+    assert_eq!(spis(&la), spis(&lb), "{la}\n{lb}");
+    assert!(
+        la.contains("established") && la.contains("children=1"),
+        "{la}"
+    );
+    assert!(
+        lb.contains("established") && lb.contains("children=1"),
+        "{lb}"
+    );
+    for ike in [&ia, &ib] {
+        assert!(
+            !ike.log().contains("deleted: SPIs"),
+            "a pair was lost:\n{}",
+            ike.log()
+        );
+    }
+    // The two retransmitted requests crossed: settled by the nonces, one side won.
+    let won = |ike: &Ike| {
+        let log = ike.log();
+        assert!(log.contains("simultaneous IKE SA rekey"), "{log}");
+        log.contains("ours stands")
+    };
+    assert_ne!(won(&ia), won(&ib));
+    a.ping_ok(B, 3);
+    b.ping_ok(A, 3);
 }

@@ -53,10 +53,25 @@
 //! IKE_SA_INIT, CERT payloads and an RFC 7427 signature in IKE_AUTH; the peer's chain,
 //! identity binding and signature are checked before [`AuthVerified`] exists.
 //!
-//! Time and randomness are inputs (`now`, [`Random`]). Not here yet: the use of
-//! fragmentation, and collisions of an IKE SA rekey with another request
-//! (refused with TEMPORARY_FAILURE rather than resolved). Simultaneous rekeys of one
-//! Child SA pair are resolved by the lowest-nonce rule of §2.8.1.
+//! IKE fragmentation (RFC 7383, [`IkeConfig::fragment_len`]): IKEV2_FRAGMENTATION_SUPPORTED
+//! both ways in IKE_SA_INIT; when both sides announce it, every protected message longer
+//! than the limit goes out as Encrypted Fragment messages (`datagrams` on
+//! [`ExpectAuthResp`] and [`Established`]; a retransmission resends the same fragments),
+//! and fragments coming in are authenticated one by one, then reassembled within bounds
+//! and handled as the whole message (see `fragments`). A retransmitted first fragment of
+//! a request already answered brings the whole cached response again.
+//!
+//! A Child SA that cannot be made in IKE_AUTH (NO_PROPOSAL_CHOSEN, TS_UNACCEPTABLE...)
+//! does not undo the authenticated IKE SA (RFC 7296 §1.2, §2.21.2): both sides reach
+//! [`Established`] without a Child SA ([`Established::ike_auth_child_error`]).
+//!
+//! Simultaneous rekeys of one Child SA pair are resolved by the lowest-nonce rule of
+//! §2.8.1, and simultaneous IKE SA rekeys by that of §2.8.2
+//! ([`Event::IkeRekeyCollision`]). Other requests that meet an IKE SA rekey in flight
+//! are refused with TEMPORARY_FAILURE (§2.25.2).
+//!
+//! Time and randomness are inputs (`now`, [`Random`]). Not here yet: more than one
+//! Child SA proposal, EAP and configuration payloads.
 
 use core::fmt;
 use std::net::{IpAddr, SocketAddr};
