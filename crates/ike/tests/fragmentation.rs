@@ -131,6 +131,14 @@ fn no_fragmentation_unless_both_announce() {
 
 /// Runs the handshake with fragmentation on both sides and returns both ends.
 fn fragmented_handshake(seed: u64) -> (Run, TestRng, TestRng) {
+    let (run, ri, rr, _, _) = fragmented_handshake_with(seed);
+    (run, ri, rr)
+}
+
+/// [`fragmented_handshake`], also returning the IKE_AUTH request's and response's
+/// fragments.
+#[allow(clippy::type_complexity)]
+fn fragmented_handshake_with(seed: u64) -> (Run, TestRng, TestRng, Vec<Vec<u8>>, Vec<Vec<u8>>) {
     let (ci, cr) = frag_configs(Some(LIMIT), Some(LIMIT));
     let now = Instant::now();
     let (mut ri, mut rr) = (TestRng(seed), TestRng(seed + 1));
@@ -153,8 +161,9 @@ fn fragmented_handshake(seed: u64) -> (Run, TestRng, TestRng) {
     let (mut resp, m4) = resp.unwrap();
     let mut i = i2;
     let mut init = None;
-    for f in resp.datagrams(&m4, &mut rr) {
-        match i.handle(&f) {
+    let rfrags = resp.datagrams(&m4, &mut rr);
+    for f in &rfrags {
+        match i.handle(f) {
             ike::sa::Step::Stay { state, .. } => i = state,
             ike::sa::Step::Next { state, .. } => {
                 init = Some(state);
@@ -168,7 +177,7 @@ fn fragmented_handshake(seed: u64) -> (Run, TestRng, TestRng) {
         resp,
     };
     assert_match(&run);
-    (run, ri, rr)
+    (run, ri, rr, frags, rfrags)
 }
 
 #[test]
@@ -330,4 +339,33 @@ proptest! {
     fn fragment_fuzz_body_holds(data in proptest::collection::vec(any::<u8>(), 0..1200)) {
         prop_assert_eq!(ike::fuzz_support::ike_fragments(&data), Ok(()));
     }
+}
+
+/// The responder's last response keeps its fragments while requests of its own go out
+/// fragmented: a retransmitted first fragment of the IKE_AUTH request still brings the
+/// same fragments back.
+#[test]
+fn cached_response_fragments_survive_own_requests() {
+    let (run, mut ri, mut rr, frags, rfrags) = fragmented_handshake_with(61);
+    let Run {
+        init: mut init,
+        resp: mut resp,
+    } = run;
+    let now = Instant::now();
+    // Two fragmented CREATE_CHILD_SA requests of the responder's.
+    for _ in 0..2 {
+        let req = resp.create_child(None, now, &mut rr).unwrap();
+        let qf = resp.datagrams(&req, &mut rr);
+        assert!(qf.len() > 1);
+        let mut reply = None;
+        for f in &qf {
+            reply = reply.or(init.handle(f, &mut ri).unwrap().reply);
+        }
+        for f in init.datagrams(&reply.unwrap(), &mut ri) {
+            let _ = resp.handle(&f, &mut rr).unwrap();
+        }
+    }
+    assert_eq!(resp.children().count(), 3);
+    let out = resp.handle(&frags[0], &mut rr).unwrap();
+    assert_eq!(resp.datagrams(&out.reply.unwrap(), &mut rr), rfrags);
 }

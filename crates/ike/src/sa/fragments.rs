@@ -19,10 +19,6 @@ use crate::sk::{Fragment, FragmentError, Reassembly, ReassemblyLimits};
 /// How long an incomplete fragmented message is kept (RFC 7383 §2.6 leaves it to us).
 pub const REASSEMBLY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How many sent messages keep their fragments for retransmission (our request and our
-/// last response).
-const SENT_KEPT: usize = 2;
-
 /// What the state does with an authenticated fragment, judged from its header.
 pub(super) enum Verdict {
     /// Part of the message the state waits for: reassemble.
@@ -93,7 +89,7 @@ pub(super) struct Frag {
     accept: bool,
     /// Both sides announced support: messages longer than this are fragmented.
     limit: Option<usize>,
-    /// Fragments of messages sent lately: (whole message, fragments).
+    /// Fragments of our last request and our last response: (whole message, fragments).
     sent: Vec<(Vec<u8>, Vec<Vec<u8>>)>,
     /// Reassembly of a request (index 0) and of a response (index 1), with the time it
     /// was first seen by [`Frag::expire`].
@@ -158,9 +154,9 @@ impl Frag {
         let Some(frags) = frags else {
             return vec![msg.to_vec()];
         };
-        if self.sent.len() >= SENT_KEPT {
-            self.sent.remove(0);
-        }
+        // One request and one response are kept: the ones that can be sent again.
+        let response = |m: &[u8]| m.get(19).is_some_and(|f| f & flags::RESPONSE != 0);
+        self.sent.retain(|(m, _)| response(m) != response(msg));
         self.sent.push((msg.to_vec(), frags.clone()));
         frags
     }
