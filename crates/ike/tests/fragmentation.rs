@@ -347,10 +347,7 @@ proptest! {
 #[test]
 fn cached_response_fragments_survive_own_requests() {
     let (run, mut ri, mut rr, frags, rfrags) = fragmented_handshake_with(61);
-    let Run {
-        init: mut init,
-        resp: mut resp,
-    } = run;
+    let Run { mut init, mut resp } = run;
     let now = Instant::now();
     // Two fragmented CREATE_CHILD_SA requests of the responder's.
     for _ in 0..2 {
