@@ -1147,7 +1147,16 @@ impl Daemon {
     /// The outcome of an IKE_AUTH message, either role.
     fn auth_step<S>(&mut self, i: usize, step: Step<S, Established>, wrap: fn(S) -> Phase) {
         match step {
-            Step::Stay { state, reply, .. } => {
+            Step::Stay {
+                state,
+                reply,
+                dropped,
+            } => {
+                if let Some(e) = dropped {
+                    // A forged or corrupted IKE_AUTH message or fragment, dropped silently.
+                    self.stats.dropped += 1;
+                    log::debug(format_args!("IKE SA {i}: dropped: {e}"));
+                }
                 self.sas[i].phase = Some(wrap(state));
                 if let Some(r) = reply {
                     self.send_ike(i, &r);

@@ -83,7 +83,7 @@ pub(super) fn waiting<S, N>(state: S) -> Step<S, N> {
 }
 
 /// Fragmentation state of one IKE SA (in any state after IKE_SA_INIT).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(super) struct Frag {
     /// We announced support: fragments are accepted.
     accept: bool,
@@ -96,6 +96,19 @@ pub(super) struct Frag {
     rx: [Option<(Reassembly, Option<Instant>)>; 2],
     /// Fragments dropped because their integrity check failed.
     bad: u64,
+}
+
+impl fmt::Debug for Frag {
+    /// The settings and counts only: no message content.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Frag")
+            .field("accept", &self.accept)
+            .field("limit", &self.limit)
+            .field("sent", &self.sent.len())
+            .field("reassembling", &self.rx.iter().flatten().count())
+            .field("bad", &self.bad)
+            .finish()
+    }
 }
 
 /// Whether `datagram` carries an Encrypted Fragment payload as its first payload.
