@@ -554,7 +554,7 @@ impl Established {
             return Err(IkeError::Unexpected("the IKE SA is deleted"));
         }
         if let Some((req, resp)) = &self.cached {
-            if datagram == req.as_slice() {
+            if !req.is_empty() && datagram == req.as_slice() {
                 return Ok(Output {
                     reply: Some(resp.clone()),
                     event: None,
