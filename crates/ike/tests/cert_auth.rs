@@ -112,6 +112,30 @@ fn distinguished_name_identity_and_each_hash() {
     }
 }
 
+/// A remote DN written as configuration text matches the certificate's subject
+/// attribute by attribute (other case, other string types); another DN is refused.
+#[test]
+fn configured_distinguished_name_matches_by_attributes() {
+    let subject = Certificate::name_to_string(&cert("alice-ec").subject);
+    let written = ike::cert::parse_dn(&subject.to_uppercase()).unwrap();
+    assert_ne!(written, cert("alice-ec").subject);
+    let (mut ci, mut cr) = cert_configs(&["alice-ec"], &["bob-rsa"]);
+    ci.local_id = Identity {
+        id_type: id::DER_ASN1_DN,
+        data: cert("alice-ec").subject.clone(),
+    };
+    cr.remote_id = Some(Identity {
+        id_type: id::DER_ASN1_DN,
+        data: written,
+    });
+    assert_match(&handshake(ci.clone(), cr.clone(), 52));
+    cr.remote_id = Some(Identity {
+        id_type: id::DER_ASN1_DN,
+        data: ike::cert::parse_dn(&format!("{subject}, OU=other")).unwrap(),
+    });
+    assert_eq!(refused(ci, cr), IkeError::AuthenticationFailed);
+}
+
 /// Both sides after IKE_SA_INIT: the responder waiting for IKE_AUTH, the initiator
 /// with its IKE_AUTH request, and the initiator's outbound SK cipher to open it.
 struct AtAuth {

@@ -7,11 +7,11 @@
 //! file        ::= { global-param } { rule }
 //! global-param::= ikesa_xform xform | ikesa_lifetime_secs N | childsa_lifetime_secs N
 //!               | childsa_pfs yes|no | childsa_xform child-xform
-//!               | childsa_mode transport|tunnel
+//!               | childsa_mode transport|tunnel | cert_store DIRECTORY
 //! rule        ::= "{" { rule-param } "}"
-//! rule-param  ::= label STRING | auth_method preshared
+//! rule-param  ::= label STRING | auth_method METHOD
 //!               | local_addr ADDR[/LEN] | remote_addr ADDR[/LEN]   (repeatable)
-//!               | local_id TYPE VALUE | remote_id TYPE VALUE
+//!               | local_id TYPE [=] VALUE | remote_id TYPE [=] VALUE
 //!               | local_ts ADDR[/LEN] | remote_ts ADDR[/LEN]              (Ironswan, repeatable)
 //!               | ikesa_xform xform | ikesa_lifetime_secs N | childsa_lifetime_secs N
 //!               | childsa_pfs yes|no | childsa_xform child-xform
@@ -20,8 +20,22 @@
 //! child-xform ::= "{" encr_alg ENCR [auth_alg INTEG] "}"              (Ironswan)
 //! ENCR        ::= aes | aes-cbc | aes-gcm | chacha20-poly1305, optionally (BITS)
 //! INTEG, PRF  ::= sha256 | sha384 | sha512 (also hmac-sha256...); auth_alg none with AEAD
-//! TYPE        ::= ip | ipv4 | ipv6 | fqdn | dns | user_fqdn | email
+//! TYPE        ::= ip | ipv4 | ipv6 | fqdn | dns | user_fqdn | email | dn | asn1dn
+//! METHOD      ::= preshared | cert | rsa_sig | rsa_pss | ecdsa | ecdsa_sha256
+//!               | ecdsa_sha384 | ecdsa_sha512
 //! ```
+//!
+//! Certificate rules (any METHOD but `preshared`, after Solaris's signature methods)
+//! need a `local_id`: the daemon signs with the certificate of the store whose subject
+//! or subjectAltName is that identity (and whose private key the store holds), and
+//! checks the peer's certificate chain against the store's trust anchors and its ID
+//! against `remote_id` (by default the peer's address, which must then be in the
+//! certificate's subjectAltNames). `rsa_*` and `ecdsa*` also require the key type;
+//! `rsa_pss` signs with RSASSA-PSS. A DN is written `"C=US, O=Example, CN=gw"` (RDNs
+//! in order, types C ST L O OU CN E DC SN SERIALNUMBER T G UID) and matches a peer's DN
+//! attribute by attribute, ignoring case and string types. The store is the directory
+//! `ikev2cert` manages: `cert_store` (Ironswan's; Solaris keeps its keystore in the
+//! ikeuser PKCS#11 softtoken) names it, default [`DEFAULT_CERT_STORE`].
 //!
 //! `#` starts a comment that runs to the end of the line; a `"` string may hold spaces.
 //! Each rule needs a label, `auth_method preshared` and at least one local and one
@@ -54,7 +68,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ike::consts::id;
 use ike::dh::Group;
@@ -62,6 +76,32 @@ use ike::prf::PrfAlg;
 use ike::sa::{ChildSuite, Identity};
 use ike::sk::SkSuite;
 use zeroize::Zeroizing;
+
+/// The certificate store directory when the configuration names none.
+pub const DEFAULT_CERT_STORE: &str = "/etc/inet/ike/ikev2cert";
+
+/// How a rule authenticates both sides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// The pre-shared key of the rule's label (ikev2.preshared).
+    Preshared,
+    /// Certificates and RFC 7427 signatures: any key type the store's certificate has.
+    Cert,
+    /// Certificates with an RSA key, PKCS#1 v1.5 signatures.
+    RsaSig,
+    /// Certificates with an RSA key, RSASSA-PSS signatures.
+    RsaPss,
+    /// Certificates with an ECDSA key; the hash preferred, if named.
+    Ecdsa(Option<ike::cert::Hash>),
+}
+
+impl AuthMethod {
+    /// Whether the method uses certificates.
+    #[must_use]
+    pub fn is_cert(self) -> bool {
+        self != Self::Preshared
+    }
+}
 
 /// A configuration error: where, and what was expected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -228,6 +268,8 @@ struct Params {
 pub struct Rule {
     /// The rule's label (the key of its pre-shared key).
     pub label: String,
+    /// How both sides authenticate.
+    pub auth: AuthMethod,
     /// Local addresses.
     pub local_addr: Vec<Prefix>,
     /// Remote addresses.
@@ -272,6 +314,8 @@ impl Rule {
 pub struct Config {
     /// The rules in file order (the first match wins).
     pub rules: Vec<Rule>,
+    /// The certificate store directory (`cert_store`; `None`: [`DEFAULT_CERT_STORE`]).
+    pub cert_store: Option<PathBuf>,
     /// IKE fragmentation (RFC 7383), global parameters `fragmentation` and
     /// `fragment_size`.
     pub fragments: Fragments,
@@ -313,6 +357,26 @@ impl Fragments {
 }
 
 impl Config {
+    /// The certificate store directory.
+    #[must_use]
+    pub fn cert_store(&self) -> PathBuf {
+        self.cert_store
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CERT_STORE))
+    }
+
+    /// Whether some rule uses certificates.
+    #[must_use]
+    pub fn uses_certs(&self) -> bool {
+        self.rules.iter().any(|r| r.auth.is_cert())
+    }
+
+    /// Whether some rule uses a pre-shared key.
+    #[must_use]
+    pub fn uses_preshared(&self) -> bool {
+        self.rules.iter().any(|r| !r.auth.is_cert())
+    }
+
     /// The first rule covering `local` and `remote`.
     #[must_use]
     pub fn find(&self, local: IpAddr, remote: IpAddr) -> Option<&Rule> {
@@ -523,8 +587,11 @@ fn prefix(lx: &mut Lexer<'_>) -> Result<Prefix, ConfigError> {
 }
 
 fn identity(lx: &mut Lexer<'_>) -> Result<Identity, ConfigError> {
-    let (ty, tt) = lx.value("an identity type (ip, fqdn, user_fqdn)")?;
-    let (v, vt) = lx.value("an identity value")?;
+    let (ty, tt) = lx.value("an identity type (ip, fqdn, user_fqdn, dn)")?;
+    let (mut v, mut vt) = lx.value("an identity value")?;
+    if v == "=" && vt.tok == Tok::Word("=".into()) {
+        (v, vt) = lx.value("an identity value")?;
+    }
     match ty.to_ascii_lowercase().as_str() {
         "ip" | "ipv4" | "ipv6" | "ipv4_addr" | "ipv6_addr" => {
             let a: IpAddr = v
@@ -540,9 +607,18 @@ fn identity(lx: &mut Lexer<'_>) -> Result<Identity, ConfigError> {
             id_type: id::RFC822_ADDR,
             data: v.into_bytes(),
         }),
+        "dn" | "asn1dn" | "der_asn1_dn" => Ok(Identity {
+            id_type: id::DER_ASN1_DN,
+            data: ike::cert::parse_dn(&v).map_err(|e| {
+                lx.err(
+                    &vt,
+                    format!("expected a DN such as \"C=US, O=Example, CN=gw\": {e}"),
+                )
+            })?,
+        }),
         _ => Err(lx.err(
             &tt,
-            format!("expected an identity type (ip, fqdn, user_fqdn), found {ty:?}"),
+            format!("expected an identity type (ip, fqdn, user_fqdn, dn), found {ty:?}"),
         )),
     }
 }
@@ -749,6 +825,29 @@ fn child_xform(lx: &mut Lexer<'_>) -> Result<ChildXform, ConfigError> {
     })
 }
 
+fn auth_method(lx: &mut Lexer<'_>) -> Result<AuthMethod, ConfigError> {
+    use ike::cert::Hash;
+    let (m, mt) = lx.value("an authentication method")?;
+    Ok(match m.as_str() {
+        "preshared" => AuthMethod::Preshared,
+        "cert" | "certificate" => AuthMethod::Cert,
+        "rsa_sig" | "rsa_pkcs1" => AuthMethod::RsaSig,
+        "rsa_pss" => AuthMethod::RsaPss,
+        "ecdsa" => AuthMethod::Ecdsa(None),
+        "ecdsa_sha256" | "ecdsa_256" => AuthMethod::Ecdsa(Some(Hash::Sha256)),
+        "ecdsa_sha384" | "ecdsa_384" => AuthMethod::Ecdsa(Some(Hash::Sha384)),
+        "ecdsa_sha512" | "ecdsa_521" => AuthMethod::Ecdsa(Some(Hash::Sha512)),
+        _ => {
+            return Err(lx.err(
+                &mt,
+                format!(
+                    "expected an authentication method (preshared, cert, rsa_sig, rsa_pss, ecdsa, ecdsa_sha256, ecdsa_sha384, ecdsa_sha512), found {m:?}"
+                ),
+            ))
+        }
+    })
+}
+
 /// The parameters allowed before the first rule (and in rules).
 const GLOBAL_PARAMS: [&str; 6] = [
     "childsa_mode",
@@ -815,7 +914,7 @@ fn common_param(lx: &mut Lexer<'_>, key: &str, p: &mut Params) -> Result<bool, C
 
 fn rule(lx: &mut Lexer<'_>, open: &Token, global: &Params) -> Result<Rule, ConfigError> {
     let mut label = None;
-    let mut psk = false;
+    let mut auth = None;
     let mut local_addr = Vec::new();
     let mut remote_addr = Vec::new();
     let mut local_id = None;
@@ -847,16 +946,7 @@ fn rule(lx: &mut Lexer<'_>, open: &Token, global: &Params) -> Result<Rule, Confi
         }
         match key.as_str() {
             "label" => label = Some(lx.value("a label")?.0),
-            "auth_method" => {
-                let (m, mt) = lx.value("an authentication method")?;
-                if m != "preshared" {
-                    return Err(lx.err(
-                        &mt,
-                        format!("auth_method {m:?}: only preshared is supported"),
-                    ));
-                }
-                psk = true;
-            }
+            "auth_method" => auth = Some(auth_method(lx)?),
             "local_addr" => local_addr.push(prefix(lx)?),
             "remote_addr" => remote_addr.push(prefix(lx)?),
             "local_id" => local_id = Some(identity(lx)?),
@@ -875,8 +965,11 @@ fn rule(lx: &mut Lexer<'_>, open: &Token, global: &Params) -> Result<Rule, Confi
     }
     let missing = |what: &str| lx.err(open, format!("rule has no {what}"));
     let label = label.ok_or_else(|| missing("label"))?;
-    if !psk {
-        return Err(missing("auth_method (preshared)"));
+    let auth = auth.ok_or_else(|| missing("auth_method (preshared or cert)"))?;
+    if auth.is_cert() && local_id.is_none() {
+        return Err(missing(
+            "local_id (a certificate rule names the identity of its certificate)",
+        ));
     }
     if local_addr.is_empty() {
         return Err(missing("local_addr"));
@@ -886,6 +979,7 @@ fn rule(lx: &mut Lexer<'_>, open: &Token, global: &Params) -> Result<Rule, Confi
     }
     Ok(Rule {
         label,
+        auth,
         local_addr,
         remote_addr,
         local_id,
@@ -918,6 +1012,7 @@ pub fn parse_config(file: &str, text: &str) -> Result<Config, ConfigError> {
     };
     let mut rules: Vec<Rule> = Vec::new();
     let mut fragments = Fragments::default();
+    let mut cert_store = None;
     while let Some(t) = lx.peek().cloned() {
         lx.pos += 1;
         match &t.tok {
@@ -933,7 +1028,21 @@ pub fn parse_config(file: &str, text: &str) -> Result<Config, ConfigError> {
             }
             Tok::Word(w) if rules.is_empty() && common_param(&mut lx, w, &mut global)? => {}
             Tok::Word(w) if rules.is_empty() && fragment_param(&mut lx, w, &mut fragments)? => {}
-            Tok::Word(w) if GLOBAL_PARAMS.contains(&w.as_str()) || FRAGMENT_PARAMS.contains(&w.as_str()) => {
+            Tok::Word(w) if rules.is_empty() && w == "cert_store" => {
+                let (dir, dt) = lx.value("a directory")?;
+                if !dir.starts_with('/') {
+                    return Err(lx.err(
+                        &dt,
+                        format!("cert_store {dir:?}: expected an absolute directory path"),
+                    ));
+                }
+                cert_store = Some(PathBuf::from(dir));
+            }
+            Tok::Word(w)
+                if GLOBAL_PARAMS.contains(&w.as_str())
+                    || FRAGMENT_PARAMS.contains(&w.as_str())
+                    || w == "cert_store" =>
+            {
                 return Err(lx.err(
                     &t,
                     format!("global parameter {w:?} must come before the first rule"),
@@ -943,14 +1052,18 @@ pub fn parse_config(file: &str, text: &str) -> Result<Config, ConfigError> {
                 return Err(lx.err(
                     &t,
                     format!(
-                        "expected a global parameter (ikesa_xform, ikesa_lifetime_secs, childsa_lifetime_secs, childsa_pfs, childsa_xform, childsa_mode, fragmentation, fragment_size) or '{{' opening a rule, found {}",
+                        "expected a global parameter (ikesa_xform, ikesa_lifetime_secs, childsa_lifetime_secs, childsa_pfs, childsa_xform, childsa_mode, cert_store, fragmentation, fragment_size) or '{{' opening a rule, found {}",
                         show(other)
                     ),
                 ))
             }
         }
     }
-    Ok(Config { rules, fragments })
+    Ok(Config {
+        rules,
+        cert_store,
+        fragments,
+    })
 }
 
 /// Reads and parses an ikev2.config file.
@@ -1181,6 +1294,42 @@ ikesa_xform { encr_alg aes-gcm(256) prf sha384 dh_group 14 }
         );
     }
 
+    #[test]
+    fn certificate_rules_parse() {
+        let c = parse_config(
+            "f",
+            r#"cert_store "/var/lib/ironswan/certs"
+{ label "dn" auth_method rsa_sig local_addr 10.0.0.1 remote_addr 10.0.0.2
+  local_id dn "C=US, O=Example, CN=gw" remote_id DN = "C=US, O=Example, CN=peer" }
+{ label "fq" auth_method ecdsa_sha384 local_addr 10.0.0.1 remote_addr 10.0.0.3
+  local_id fqdn gw.example.com remote_id user_fqdn = "bob@example.com" }
+{ label "ip" auth_method cert local_addr 10.0.0.1 remote_addr 10.0.0.4 local_id ip 10.0.0.1 }
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.cert_store(), PathBuf::from("/var/lib/ironswan/certs"));
+        assert!(c.uses_certs() && !c.uses_preshared());
+        let [dn, fq, ip] = c.rules.as_slice() else {
+            panic!("{c:?}")
+        };
+        assert_eq!(dn.auth, AuthMethod::RsaSig);
+        let l = dn.local_id.as_ref().unwrap();
+        assert_eq!(l.id_type, id::DER_ASN1_DN);
+        assert!(ike::cert::dn_equal(
+            &l.data,
+            &ike::cert::parse_dn("c=us,o=example,cn=GW").unwrap()
+        ));
+        assert_eq!(fq.auth, AuthMethod::Ecdsa(Some(ike::cert::Hash::Sha384)));
+        assert_eq!(fq.remote_id.as_ref().unwrap().data, b"bob@example.com");
+        assert_eq!(fq.remote_id.as_ref().unwrap().id_type, id::RFC822_ADDR);
+        assert_eq!(ip.auth, AuthMethod::Cert);
+        assert_eq!(ip.remote_id, None);
+        assert_eq!(
+            parse_config("f", "").unwrap().cert_store(),
+            PathBuf::from(DEFAULT_CERT_STORE)
+        );
+    }
+
     fn err(text: &str) -> String {
         parse_config("f", text).unwrap_err().to_string()
     }
@@ -1212,8 +1361,24 @@ ikesa_xform { encr_alg aes-gcm(256) prf sha384 dh_group 14 }
             "f:4:13: expected an IP address or ADDRESS/PREFIX, found \"10.0.0.999\""
         );
         assert_eq!(
-            err("{\n label x\n auth_method cert\n}"),
-            "f:3:14: auth_method \"cert\": only preshared is supported"
+            err("{\n label x\n auth_method certs\n}"),
+            "f:3:14: expected an authentication method (preshared, cert, rsa_sig, rsa_pss, ecdsa, ecdsa_sha256, ecdsa_sha384, ecdsa_sha512), found \"certs\""
+        );
+        assert_eq!(
+            err("{\n label x\n auth_method cert\n local_addr 10.0.0.1\n remote_addr 10.0.0.2\n}"),
+            "f:1:1: rule has no local_id (a certificate rule names the identity of its certificate)"
+        );
+        assert_eq!(
+            err("{\n label x\n local_id dn \"C=US, XO=a\"\n}"),
+            "f:3:14: expected a DN such as \"C=US, O=Example, CN=gw\": unknown DN attribute type \"XO\": expected C, ST, L, O, OU, CN, E, DC, SN, SERIALNUMBER, T, G or UID"
+        );
+        assert_eq!(
+            err("{\n label x\n remote_id DN = \"CN\"\n}"),
+            "f:3:17: expected a DN such as \"C=US, O=Example, CN=gw\": \"CN\": expected TYPE=value (such as CN=gw)"
+        );
+        assert_eq!(
+            err("cert_store relative/dir\n"),
+            "f:1:12: cert_store \"relative/dir\": expected an absolute directory path"
         );
         assert_eq!(
             err("{\n label x\n"),
@@ -1237,7 +1402,7 @@ ikesa_xform { encr_alg aes-gcm(256) prf sha384 dh_group 14 }
         );
         assert_eq!(
             err("bogus"),
-            "f:1:1: expected a global parameter (ikesa_xform, ikesa_lifetime_secs, childsa_lifetime_secs, childsa_pfs, childsa_xform, childsa_mode, fragmentation, fragment_size) or '{' opening a rule, found \"bogus\""
+            "f:1:1: expected a global parameter (ikesa_xform, ikesa_lifetime_secs, childsa_lifetime_secs, childsa_pfs, childsa_xform, childsa_mode, cert_store, fragmentation, fragment_size) or '{' opening a rule, found \"bogus\""
         );
     }
 

@@ -175,6 +175,8 @@ pub struct Daemon {
     opts: Options,
     config: Config,
     psk: Preshared,
+    /// Credentials of the certificate rules (empty without any).
+    certs: crate::certs::CertCreds,
     pf: Option<Pfkey>,
     next_connect: Instant,
     /// The IKE sockets: the bind address, and IPv6's any address when that is IPv4's.
@@ -256,6 +258,7 @@ impl Daemon {
             opts,
             config,
             psk,
+            certs: crate::certs::CertCreds::default(),
             pf: None,
             next_connect: Instant::now(),
             udp,
@@ -663,34 +666,56 @@ impl Daemon {
         }
     }
 
+    /// Gives the credentials of the certificate rules
+    /// ([`crate::certs::load_cert_creds`]).
+    #[must_use]
+    pub fn with_certs(mut self, certs: crate::certs::CertCreds) -> Self {
+        self.certs = certs;
+        self
+    }
+
     /// The IKE configuration of rule `ri` for this pair of addresses.
     fn ike_config(&self, ri: usize, local: IpAddr, remote: IpAddr) -> Option<IkeConfig> {
         let rule: &Rule = self.config.rules.get(ri)?;
-        let Some(psk) = self.psk.get(&rule.label) else {
-            log::error(format_args!(
-                "rule {:?}: no pre-shared key with this label",
-                rule.label
-            ));
-            return None;
+        let (psk, cert, local_id) = if rule.auth.is_cert() {
+            let Some((auth, id)) = self.certs.get(&rule.label) else {
+                log::error(format_args!(
+                    "rule {:?}: no certificate credentials",
+                    rule.label
+                ));
+                return None;
+            };
+            (zeroize::Zeroizing::new(Vec::new()), Some(auth), Some(id))
+        } else {
+            let Some(psk) = self.psk.get(&rule.label) else {
+                log::error(format_args!(
+                    "rule {:?}: no pre-shared key with this label",
+                    rule.label
+                ));
+                return None;
+            };
+            (psk.clone(), None, None)
         };
         Some(IkeConfig {
             suite: rule.ike.suite,
             prf: rule.ike.prf,
             group: rule.ike.group,
             child: rule.child.suite(!rule.tunnel, rule.pfs),
-            local_id: rule.local_id.clone().unwrap_or_else(|| ip_identity(local)),
+            local_id: local_id
+                .or_else(|| rule.local_id.clone())
+                .unwrap_or_else(|| ip_identity(local)),
             remote_id: Some(
                 rule.remote_id
                     .clone()
                     .unwrap_or_else(|| ip_identity(remote)),
             ),
-            psk: psk.clone(),
+            psk,
             ts_local: selectors(&rule.local_ts, local),
             ts_remote: selectors(&rule.remote_ts, remote),
             backoff: self.opts.backoff,
             initial_contact: false,
             more_proposals: Vec::new(),
-            cert: None,
+            cert,
             fragment_len: self.config.fragments.message_len(remote),
         })
     }

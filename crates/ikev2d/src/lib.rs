@@ -4,7 +4,9 @@
 //! installs the resulting ESP SAs with PF_KEY ADD; as responder it accepts IKE from
 //! peers its rules name and installs SAs likewise.
 //!
-//! * [`config`]: ikev2.config(5) (pre-shared-key rules) and ikev2.preshared.
+//! * [`config`]: ikev2.config(5) (pre-shared-key and certificate rules) and
+//!   ikev2.preshared.
+//! * [`certs`]: the certificate rules' credentials, from the `ikev2cert` store.
 //! * [`pfkey`]: the PF_KEY connection and the messages a key manager sends.
 //! * [`daemon`]: the event loop.
 //!
@@ -16,6 +18,7 @@
 /// Where in.ikev2d listens for ikev2adm by default.
 pub const DEFAULT_ADMIN_SOCKET: &str = "/run/ironswan/ikev2d.sock";
 
+pub mod certs;
 pub mod config;
 pub mod daemon;
 pub mod pfkey;

@@ -19,27 +19,19 @@ mod common;
 #[path = "../../ipsecd/tests/common/netns.rs"]
 mod netns;
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use common::charon::{
+    self, available, both_ways, negotiate_and_check, no_clear_icmp, pings_and_sas, Starter, O, S,
+};
 use common::{Ike, PSK};
 use netns::*;
 
-const S: &str = "192.0.2.1";
-const O: &str = "192.0.2.2";
-const CHARON: &str = "/usr/lib/ipsec/charon";
-
-/// charon in a namespace with a private /run, its own strongswan.conf, vici socket and log.
-struct Charon {
-    proc: Proc,
-    vici: String,
-    log: PathBuf,
-    conf: PathBuf,
-    ns: Ns,
-}
+/// charon with a PSK connection to O (see [`common::charon`]).
+struct Charon;
 
 impl Charon {
-    fn start(lab: &Lab, ns: &Ns, ike: &str, esp: &str) -> Self {
+    fn start(lab: &Lab, ns: &Ns, ike: &str, esp: &str) -> charon::Charon {
         Self::start_with(lab, ns, ike, esp, "", "")
     }
 
@@ -52,7 +44,7 @@ impl Charon {
         esp: &str,
         extra: &str,
         child_extra: &str,
-    ) -> Self {
+    ) -> charon::Charon {
         Self::start_as(lab, ns, (ike, esp), (extra, child_extra), (S, S))
     }
 
@@ -64,7 +56,7 @@ impl Charon {
         (ike, esp): (&str, &str),
         (extra, child_extra): (&str, &str),
         local: (&str, &str),
-    ) -> Self {
+    ) -> charon::Charon {
         Self::start_conf(lab, ns, (ike, esp), (extra, child_extra), local, "")
     }
 
@@ -77,122 +69,16 @@ impl Charon {
         (extra, child_extra): (&str, &str),
         local: (&str, &str),
         charon_extra: &str,
-    ) -> Self {
+    ) -> charon::Charon {
         let (l_addr, l_id) = local;
-        let dir = lab.dir.join("charon");
-        std::fs::create_dir_all(dir.join("run")).unwrap();
-        let vici = format!("unix://{}/charon.vici", dir.display());
-        let log = dir.join("charon.log");
-        let sconf = lab.file(
-            "strongswan.conf",
-            &format!(
-                "charon {{\n  {charon_extra}\n  load_modular = no\n  load = random drbg nonce openssl aes sha1 sha2 md5 hmac gcm ctr ccm chapoly kdf pem pkcs1 pkcs8 x509 pubkey curve25519 gmp kernel-libipsec kernel-netlink socket-default vici\n  \
-                 plugins {{\n    vici {{\n      socket = {vici}\n    }}\n    \
-                 kernel-libipsec {{\n      allow_peer_ts = yes\n    }}\n    \
-                 kernel-netlink {{\n      fwmark = !0x42\n    }}\n    \
-                 socket-default {{\n      fwmark = 0x42\n    }}\n  }}\n  \
-                 filelog {{\n    f {{\n      path = {}\n      flush_line = yes\n      default = 1\n      ike = 2\n      cfg = 2\n      chd = 2\n      esp = 2\n    }}\n  }}\n}}\n",
-                log.display()
-            ),
+        let conf = format!(
+            "connections {{\n  ironswan {{\n    version = 2\n    local_addrs = {l_addr}\n    remote_addrs = {O}\n    proposals = {ike}\n    {extra}\n    \
+             local {{\n      auth = psk\n      id = {l_id}\n    }}\n    remote {{\n      auth = psk\n      id = {O}\n    }}\n    \
+             children {{\n      c {{\n        mode = tunnel\n        esp_proposals = {esp}\n        {child_extra}\n        local_ts = {l_addr}/32\n        remote_ts = {O}/32\n      }}\n    }}\n  }}\n}}\n\
+             secrets {{\n  ike-1 {{\n    id-1 = {l_id}\n    id-2 = {O}\n    secret = \"{PSK}\"\n  }}\n}}\n"
         );
-        let conf = lab.file(
-            "swanctl.conf",
-            &format!(
-                "connections {{\n  ironswan {{\n    version = 2\n    local_addrs = {l_addr}\n    remote_addrs = {O}\n    proposals = {ike}\n    {extra}\n    \
-                 local {{\n      auth = psk\n      id = {l_id}\n    }}\n    remote {{\n      auth = psk\n      id = {O}\n    }}\n    \
-                 children {{\n      c {{\n        mode = tunnel\n        esp_proposals = {esp}\n        {child_extra}\n        local_ts = {l_addr}/32\n        remote_ts = {O}/32\n      }}\n    }}\n  }}\n}}\n\
-                 secrets {{\n  ike-1 {{\n    id-1 = {l_id}\n    id-2 = {O}\n    secret = \"{PSK}\"\n  }}\n}}\n"
-            ),
-        );
-        let script = format!(
-            "mount --bind {} /run && exec env STRONGSWAN_CONF={} setsid {CHARON}",
-            dir.join("run").display(),
-            sconf.display()
-        );
-        let proc = ns.spawn(&["sh", "-c", &script]);
-        let c = Self {
-            proc,
-            vici,
-            log,
-            conf,
-            ns: ns.clone(),
-        };
-        let t0 = Instant::now();
-        loop {
-            let o = c.swanctl(&["--load-all", "--file", &c.conf.display().to_string()]);
-            if o.status.success() {
-                break;
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(10),
-                "charon did not come up: {}\n{}\n{}",
-                String::from_utf8_lossy(&o.stderr),
-                c.log_text(),
-                c.proc.stderr().join("\n")
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        c
+        charon::Charon::start_conf_with(lab, ns, &conf, None, charon_extra)
     }
-
-    fn swanctl(&self, args: &[&str]) -> std::process::Output {
-        // The command comes first, its options after it.
-        let mut all = vec!["swanctl", args[0], "--uri", &self.vici];
-        all.extend_from_slice(&args[1..]);
-        self.ns.run(&all)
-    }
-
-    /// `swanctl --initiate` of Child SA `c`, which must succeed (`ike`'s log otherwise).
-    fn initiate(&self, ike: &Ike) {
-        let r = self.swanctl(&["--initiate", "--child", "c", "--timeout", "15"]);
-        assert!(
-            r.status.success(),
-            "swanctl --initiate: {}\n{}\n{}",
-            String::from_utf8_lossy(&r.stdout),
-            String::from_utf8_lossy(&r.stderr),
-            ike.log()
-        );
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Kills charon with SIGKILL (its pid file is in its private /run) and waits until
-    /// it is gone.
-    fn kill9(&mut self, lab: &Lab) {
-        let pidfile = lab.dir.join("charon/run/charon.pid");
-        let pid = std::fs::read_to_string(&pidfile).unwrap();
-        let pid: u32 = pid.trim().parse().unwrap();
-        signal(pid, "KILL");
-        let _ = self.proc.wait_exit(Duration::from_secs(5));
-        let t0 = Instant::now();
-        while Path::new(&format!("/proc/{pid}")).exists() {
-            assert!(
-                t0.elapsed() < Duration::from_secs(5),
-                "charon {pid} did not die"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = std::fs::remove_file(pidfile);
-    }
-}
-
-impl Drop for Charon {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("---- charon log ----\n{}---- end ----", self.log_text());
-        }
-    }
-}
-
-fn available() -> bool {
-    let ok = Path::new(CHARON).exists()
-        && Path::new("/usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so").exists();
-    if !ok {
-        eprintln!("skipping: strongSwan's charon with kernel-libipsec is not installed");
-    }
-    ok
 }
 
 /// ipsecd with a policy requiring ESP with `algs` (ipsecconf) toward S, and in-ikev2d
@@ -235,20 +121,6 @@ fn ours_globals(
     (d, ike)
 }
 
-fn no_clear_icmp(pcap: &Pcap) {
-    let leaks: Vec<String> = pcap
-        .ip()
-        .filter(|p| matches!(p.proto, 1 | 58) && !p.is_nd_or_mld())
-        .map(|p| format!("{p:?}"))
-        .collect();
-    assert!(leaks.is_empty(), "cleartext ICMP on the wire: {leaks:?}");
-    let esp_in_udp = pcap
-        .ip()
-        .filter(|p| p.proto == 17 && p.payload.get(8..12).is_some_and(|m| m != [0, 0, 0, 0]))
-        .count();
-    assert!(esp_in_udp > 0, "no ESP in UDP captured");
-}
-
 fn lab(test: &str) -> Option<(Lab, Ns, Ns)> {
     if !available() {
         return None;
@@ -265,16 +137,7 @@ fn we_initiate(test: &str, ike: (&str, &str), esp: (&str, &str, &str)) {
     };
     let charon = Charon::start(&lab, &s, ike.0, esp.0);
     let (d, ike) = ours(&lab, &o, esp.1, ike.1, esp.2);
-    let cap = Capture::start(&lab, &o, "vb", "wire");
-    let _ = o.ping(S, 2);
-    ike.wait_log("installed", 1, Duration::from_secs(15));
-    assert!(
-        ike.log().contains("established (initiator"),
-        "{}",
-        ike.log()
-    );
-    both_ways(&s, &o, &d, &charon);
-    no_clear_icmp(&cap.stop());
+    negotiate_and_check(&lab, (&s, &o), &d, &ike, &charon, Starter::Us);
 }
 
 #[test]
@@ -305,29 +168,6 @@ fn we_initiate_to_strongswan_ecp256_aes_cbc_hmac_sha256() {
     );
 }
 
-/// Pings both ways, all answered; strongSwan lists its IKE SA and Child SA.
-fn pings_and_sas(s: &Ns, o: &Ns, charon: &Charon) {
-    o.ping_ok(S, 5);
-    s.ping_ok(O, 5);
-    let sas = charon.swanctl(&["--list-sas"]);
-    let sas = String::from_utf8_lossy(&sas.stdout);
-    assert!(
-        sas.contains("ESTABLISHED") && sas.contains("INSTALLED"),
-        "{sas}"
-    );
-}
-
-/// Pings both ways, all answered; strongSwan lists the SAs; ipsecd counted ESP both ways.
-fn both_ways(s: &Ns, o: &Ns, d: &Daemon, charon: &Charon) {
-    pings_and_sas(s, o, charon);
-    let c = d.counters();
-    assert!(
-        c.get("out_protected") >= 10 && c.get("in_accepted") >= 10,
-        "{c:#?}"
-    );
-    assert_eq!(c.drop_reasons(), Default::default(), "{c:#?}");
-}
-
 #[test]
 fn strongswan_initiates_to_us_modp2048_aes_gcm() {
     let Some((lab, s, o)) = lab("strongswan_initiates_to_us_modp2048_aes_gcm") else {
@@ -341,16 +181,7 @@ fn strongswan_initiates_to_us_modp2048_aes_gcm() {
         "encr_alg aes-gcm(256) prf sha384 dh_group 14",
         "encr_alg aes-gcm(256)",
     );
-    let cap = Capture::start(&lab, &o, "vb", "wire");
-    charon.initiate(&ike);
-    ike.wait_log("installed", 1, Duration::from_secs(10));
-    assert!(
-        ike.log().contains("established (responder"),
-        "{}",
-        ike.log()
-    );
-    both_ways(&s, &o, &d, &charon);
-    no_clear_icmp(&cap.stop());
+    negotiate_and_check(&lab, (&s, &o), &d, &ike, &charon, Starter::StrongSwan);
 }
 
 /// strongSwan initiates and rekeys both the Child SA (every 3 s) and the IKE SA (every 5 s)
@@ -567,7 +398,7 @@ fn strongswan_killed_is_found_dead_and_rekeyed_after_its_restart() {
 /// IKE fragmentation (RFC 7383) with strongSwan: both sides send fragments of at most
 /// 200-byte IP datagrams, so the IKE_AUTH messages (PSK) go as Encrypted Fragment payloads
 /// both ways; the SAs come up and pings flow both ways, only as ESP.
-fn fragmented_ike_auth(test: &str, we_initiate: bool) {
+fn fragmented_ike_auth(test: &str, starter: Starter) {
     let Some((lab, s, o)) = lab(test) else {
         return;
     };
@@ -590,26 +421,7 @@ fn fragmented_ike_auth(test: &str, we_initiate: bool) {
         "",
         "fragmentation yes\nfragment_size 200\n",
     );
-    let cap = Capture::start(&lab, &o, "vb", "wire");
-    if we_initiate {
-        let _ = o.ping(S, 2);
-    } else {
-        charon.initiate(&ike);
-    }
-    ike.wait_log("installed", 1, Duration::from_secs(15));
-    let role = if we_initiate {
-        "initiator"
-    } else {
-        "responder"
-    };
-    assert!(
-        ike.log().contains(&format!("established ({role}")),
-        "{}",
-        ike.log()
-    );
-    both_ways(&s, &o, &d, &charon);
-    let file = cap.file.clone();
-    no_clear_icmp(&cap.stop());
+    let file = negotiate_and_check(&lab, (&s, &o), &d, &ike, &charon, starter);
     // IKE payload type 53: Encrypted and Authenticated Fragment.
     let rows = tshark(
         &lab,
@@ -645,10 +457,16 @@ fn fragmented_ike_auth(test: &str, we_initiate: bool) {
 
 #[test]
 fn we_initiate_to_strongswan_with_fragmented_ike_auth() {
-    fragmented_ike_auth("we_initiate_to_strongswan_with_fragmented_ike_auth", true);
+    fragmented_ike_auth(
+        "we_initiate_to_strongswan_with_fragmented_ike_auth",
+        Starter::Us,
+    );
 }
 
 #[test]
 fn strongswan_initiates_to_us_with_fragmented_ike_auth() {
-    fragmented_ike_auth("strongswan_initiates_to_us_with_fragmented_ike_auth", false);
+    fragmented_ike_auth(
+        "strongswan_initiates_to_us_with_fragmented_ike_auth",
+        Starter::StrongSwan,
+    );
 }

@@ -58,15 +58,31 @@ pub fn load(srv: &Server, path: &std::path::Path) -> Result<(), String> {
     }
 }
 
+/// A table read and checked against what ipsecd implements, ready for [`apply`].
+pub struct Checked {
+    table: Table,
+    filter: ipsec_pfkey::engine::AlgFilter,
+}
+
+/// Parses `text` (named `name` in errors) and checks every entry; changes nothing.
+pub fn check(name: &str, text: &str) -> Result<Checked, String> {
+    let table = parse(text, name).map_err(|e| e.to_string())?;
+    let filter = table
+        .validate(name)
+        .map_err(|e| format!("{e} (table unchanged)"))?;
+    Ok(Checked { table, filter })
+}
+
 fn sync(srv: &Server, name: &str, text: &str) -> String {
-    let table = match parse(text, name) {
-        Ok(t) => t,
-        Err(e) => return format!("error {e}"),
-    };
-    let filter = match table.validate(name) {
-        Ok(f) => f,
-        Err(e) => return format!("error {e} (table unchanged)"),
-    };
+    match check(name, text) {
+        Ok(c) => apply(srv, name, c),
+        Err(e) => format!("error {e}"),
+    }
+}
+
+/// Installs a checked table; returns the `ok ...` reply.
+pub fn apply(srv: &Server, name: &str, checked: Checked) -> String {
+    let Checked { table, filter } = checked;
     let (auth, encr) = (filter.auth.len(), filter.encr.len());
     let mut g = srv.lock();
     let stale = g

@@ -211,6 +211,7 @@ fn run(args: &Args) -> Result<(), String> {
         props::apply(&mut g);
         g.reload.policy_file = args.policy_file.clone();
         g.reload.keys_file = args.keys_file.clone();
+        g.reload.algs_file = args.algs_file.clone();
         g.reload.keys_loaded();
     }
     let mut srv = Server::bind(&args.pfkey_socket, core, limits)

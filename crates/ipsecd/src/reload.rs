@@ -1,7 +1,8 @@
 //! Reloading the configuration (SIGHUP, or the control socket's `reload` request, which
-//! `ipsecadm reload` and systemd's `ExecReload` use): the properties file, the policy file
-//! and the keys file are read again, as Solaris' `svcadm refresh` of the policy and
-//! manual-key services re-runs `ipsecconf -Fa` and `ipseckey -f`.
+//! `ipsecadm reload` and systemd's `ExecReload` use): the properties file, the policy file,
+//! the keys file and the algorithm table (`--algs-file`) are read again, as Solaris'
+//! `svcadm refresh` of the policy, manual-key and ipsecalgs services re-runs
+//! `ipsecconf -Fa`, `ipseckey -f` and `ipsecalgs -s`.
 //!
 //! All or nothing: every file is read and checked first (the properties parsed, the policy
 //! parsed and compiled, the keys loaded into a scratch key engine); only when all are good
@@ -33,6 +34,8 @@ pub struct State {
     pub policy_file: Option<PathBuf>,
     /// `--keys-file`.
     pub keys_file: Option<PathBuf>,
+    /// `--algs-file` (the ipsecalgs table synced at start).
+    pub algs_file: Option<PathBuf>,
     /// Reloads that worked.
     pub ok: u64,
     /// Reloads refused (nothing changed).
@@ -97,6 +100,15 @@ fn reload(srv: &mut Server) -> Result<String, String> {
         }
         None => None,
     };
+    let algs = match &state.algs_file {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            let name = p.display().to_string();
+            let checked = crate::algs::check(&name, &text)?;
+            Some((name, checked))
+        }
+        None => None,
+    };
     let keys = match &state.keys_file {
         Some(k) => {
             let h = state.keys_hash(k)?;
@@ -118,6 +130,13 @@ fn reload(srv: &mut Server) -> Result<String, String> {
     }
     // 2. Swap in.
     let mut done = Vec::new();
+    if let Some((name, checked)) = algs {
+        let reply = crate::algs::apply(srv, &name, checked);
+        done.push(format!(
+            "algorithm table from {name} ({})",
+            reply.trim_start_matches("ok ")
+        ));
+    }
     if let Some((p, text)) = policy {
         let reply = crate::policy::handle(srv, &format!(" replace all {}\n{text}", p.display()));
         if let Some(e) = reply.strip_prefix("error ") {

@@ -159,3 +159,49 @@ fn an_unimplementable_algs_file_keeps_ipsecd_from_starting() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A reload (SIGHUP, `ipsecadm reload`) syncs the `--algs-file` table again, as a refresh of
+/// Solaris' ipsecalgs service re-runs `ipsecalgs -s`; a file ipsecd cannot implement is
+/// refused with its file, line and column and the table in force stays.
+#[test]
+fn a_reload_syncs_the_algs_file_again_all_or_nothing() {
+    let dir = temp_dir("algs-reload");
+    let file = dir.join("ipsecalgs");
+    std::fs::write(&file, Table::builtin().to_file_text()).unwrap();
+    let d = Daemon::start(
+        bin(),
+        "algs-reload",
+        &["--algs-file", file.to_str().unwrap()],
+    );
+    let mut c = d.client();
+    c.ok(esp_add(0x200, "10.0.0.1", "10.0.0.2"));
+
+    std::fs::write(&file, narrowed()).unwrap();
+    let reply = d.control("reload");
+    assert!(
+        reply.starts_with("ok ")
+            && reply.contains(&format!("algorithm table from {}", file.display())),
+        "{reply}"
+    );
+    assert_eq!(d.control("algs show"), format!("ok\n{}", narrowed()));
+    c.refused(
+        esp_add(0x201, "10.0.0.1", "10.0.0.2"),
+        EINVAL,
+        D::BadEalg as u16,
+    );
+
+    std::fs::write(
+        &file,
+        "PROTO|3|PROTO_IPSEC_ESP|sync\n\nALG|3|99|rot13|CKM_ROT13|128|16\n",
+    )
+    .unwrap();
+    let reply = d.control("reload");
+    assert!(
+        reply.starts_with("error reload refused, configuration unchanged: ")
+            && reply.contains(&format!("{}:3:1: ALG|3|99|rot13", file.display())),
+        "{reply}"
+    );
+    assert_eq!(d.control("algs show"), format!("ok\n{}", narrowed()));
+    c.ok(esp_cbc(0x202, 32));
+    let _ = std::fs::remove_dir_all(&dir);
+}

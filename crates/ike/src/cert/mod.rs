@@ -33,9 +33,11 @@ use crate::consts::id;
 use crate::wire::Id;
 
 mod der;
+mod dn;
 pub mod store;
 mod x509;
 
+pub use dn::{dn_equal, parse_dn};
 pub use x509::{key_usage, AltName, Certificate};
 
 use der::{tag, Reader};
@@ -731,9 +733,9 @@ pub fn id_matches(ident: &Id<'_>, cert: &Certificate) -> bool {
         (id::FQDN, AltName::Dns(d)) => text().is_some_and(|t| t.eq_ignore_ascii_case(d)),
         (id::RFC822_ADDR, AltName::Email(e)) => text().is_some_and(|t| t.eq_ignore_ascii_case(e)),
         (id::IPV4_ADDR | id::IPV6_ADDR, AltName::Ip(a)) => a.as_slice() == ident.data,
-        (id::DER_ASN1_DN, AltName::Directory(d)) => d.as_slice() == ident.data,
+        (id::DER_ASN1_DN, AltName::Directory(d)) => dn_equal(d, ident.data),
         _ => false,
-    }) || (ident.id_type == id::DER_ASN1_DN && ident.data == cert.subject.as_slice())
+    }) || (ident.id_type == id::DER_ASN1_DN && dn_equal(ident.data, &cert.subject))
 }
 
 /// Dotted form of an OID's contents octets.

@@ -621,7 +621,16 @@ fn authenticate_peer(
         return Err(IkeError::MissingPayload("AUTH"));
     };
     if let Some(want) = &cfg.remote_id {
-        if want.as_id() != *id {
+        // A DN matches by its attributes, not its encoding (the peer's CA chose the
+        // string types, the configuration could not).
+        let same = if want.id_type == crate::consts::id::DER_ASN1_DN
+            && id.id_type == crate::consts::id::DER_ASN1_DN
+        {
+            crate::cert::dn_equal(&want.data, id.data)
+        } else {
+            want.as_id() == *id
+        };
+        if !same {
             return Err(IkeError::AuthenticationFailed);
         }
     }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use ikev2d::certs::load_cert_creds;
 use ikev2d::config::{load_config, load_preshared};
 use ikev2d::daemon::{any_v4, Daemon, Options};
 use ikev2d::log;
@@ -16,7 +17,8 @@ use ipsec_sys::signal::{SignalPipe, SIGINT, SIGTERM};
 #[derive(Parser, Debug)]
 #[command(name = "in.ikev2d", version)]
 struct Args {
-    /// Check the configuration (and the pre-shared keys file) and exit.
+    /// Check the configuration (with the pre-shared keys file and the certificate
+    /// store's credentials for the certificate rules) and exit.
     #[arg(short = 'c')]
     check: bool,
     /// The configuration file.
@@ -42,8 +44,12 @@ struct Args {
     /// The IKE port.
     #[arg(long, default_value_t = 500)]
     ike_port: u16,
-    /// Firewall mark of the IKE packets (0: none).
-    #[arg(long, default_value_t = 0)]
+    /// Firewall mark of the IKE packets (0: none). The default is ipsecd's: IKE then
+    /// bypasses the TUN device and its policy (as Solaris's in.ikev2d sockets bypass
+    /// IPsec), so that an IKE message longer than the path MTU (IKE_AUTH with
+    /// certificates) leaves as IP fragments; through the TUN, policy would drop the
+    /// fragments without ports.
+    #[arg(long, default_value_t = 0x1500)]
     mark: u32,
     /// Half-open IKE SAs above which responders demand cookies (RFC 7296 §2.6).
     #[arg(long, default_value_t = 64)]
@@ -77,14 +83,26 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let psk = match load_preshared(&args.preshared) {
-        Ok(p) => p,
+    // Certificate-only configurations need no pre-shared keys file.
+    let psk = if config.uses_preshared() || args.preshared.exists() {
+        match load_preshared(&args.preshared) {
+            Ok(p) => p,
+            Err(e) => {
+                log::error(format_args!("{e}"));
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        ikev2d::config::Preshared::default()
+    };
+    let certs = match load_cert_creds(&config) {
+        Ok(c) => c,
         Err(e) => {
-            log::error(format_args!("{e}"));
+            log::error(format_args!("{}: {e}", args.config.display()));
             return ExitCode::FAILURE;
         }
     };
-    for r in &config.rules {
+    for r in config.rules.iter().filter(|r| !r.auth.is_cert()) {
         if psk.get(&r.label).is_none() {
             log::error(format_args!(
                 "{}:{}: rule {:?} has no key in {}",
@@ -97,12 +115,23 @@ fn main() -> ExitCode {
         }
     }
     if args.check {
-        println!(
-            "{}: {} rule(s), {} pre-shared key(s): OK",
-            args.config.display(),
-            config.rules.len(),
-            psk.len()
-        );
+        if certs.is_empty() {
+            println!(
+                "{}: {} rule(s), {} pre-shared key(s): OK",
+                args.config.display(),
+                config.rules.len(),
+                psk.len()
+            );
+        } else {
+            println!(
+                "{}: {} rule(s), {} pre-shared key(s), {} certificate rule(s) with credentials in {}: OK",
+                args.config.display(),
+                config.rules.len(),
+                psk.len(),
+                certs.len(),
+                config.cert_store().display()
+            );
+        }
         return ExitCode::SUCCESS;
     }
     let signals = match SignalPipe::new(&[SIGTERM, SIGINT]) {
@@ -127,7 +156,7 @@ fn main() -> ExitCode {
         },
     };
     let mut d = match Daemon::new(opts, config, psk) {
-        Ok(d) => d,
+        Ok(d) => d.with_certs(certs),
         Err(e) => {
             log::error(format_args!("IKE port: {e}"));
             return ExitCode::FAILURE;

@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use crate::netns::{veth, Daemon, Lab, Ns, Proc};
 
+pub mod charon;
+
 /// Namespaces `a` and `b` of `lab` joined by the veth pair va/vb, with addresses `a_addr`
 /// and `b_addr` (/24 for IPv4, /64 for IPv6).
 pub fn two_namespaces(lab: &Lab, a_addr: &str, b_addr: &str) -> (Ns, Ns) {

@@ -6,6 +6,7 @@
 //! output tends to end up in logs and pipelines, where keys must not leak by default.
 
 use serde_json::{json, Map, Value};
+use zeroize::Zeroize;
 
 use ipsec_pfkey::wire::{Address, Identity, Key, Lifetime};
 use ipsec_pfkey::Message;
@@ -37,10 +38,35 @@ fn key(k: &Key, show: bool) -> Value {
     let mut o = Map::new();
     o.insert("bits".into(), json!(k.bits));
     if show {
-        let hex: String = k.expose().iter().map(|b| format!("{b:02x}")).collect();
+        // Sized up front so no reallocation leaves a copy of the key text behind;
+        // [`scrub`] wipes it once printed.
+        let bytes = k.expose();
+        let mut hex = String::with_capacity(2 * bytes.len());
+        for b in bytes.iter() {
+            hex.push(char::from(HEX[usize::from(b >> 4)]));
+            hex.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
         o.insert("hex".into(), Value::String(hex));
     }
     Value::Object(o)
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Wipes every key text (`"hex"` members) in a value made by [`message`].
+pub fn scrub(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            for (name, member) in o.iter_mut() {
+                match member {
+                    Value::String(s) if name == "hex" => s.zeroize(),
+                    _ => scrub(member),
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(scrub),
+        _ => {}
+    }
 }
 
 fn ident(i: &Identity) -> Value {
@@ -193,7 +219,16 @@ mod tests {
         assert_eq!(v["sa"]["spi"], "0x1000");
         assert_eq!(v["sa"]["encr"], "aes-cbc");
         assert!(!v.to_string().contains("4242"));
-        let v = message(&m, 100, true);
+        let mut v = message(&m, 100, true);
         assert_eq!(v["encr_key"]["hex"], "42".repeat(16));
+        m.key_auth = Key::new(&[0xa5; 20]);
+        let mut v2 = message(&m, 100, true);
+        assert_eq!(v2["auth_key"]["hex"], "a5".repeat(20));
+        scrub(&mut v);
+        scrub(&mut v2);
+        assert_eq!(v["encr_key"]["hex"], "");
+        assert_eq!(v2["auth_key"]["hex"], "");
+        assert_eq!(v2["encr_key"]["bits"], 128);
+        assert!(!v2.to_string().contains("4242"));
     }
 }

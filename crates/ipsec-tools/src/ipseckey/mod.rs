@@ -221,7 +221,15 @@ impl Session {
         // Sized up front: a growing String would leave copies of key text behind.
         let mut s = Zeroizing::new(String::with_capacity(8 * len + 4096));
         if self.json {
-            s.push_str(&json::message(m, len, self.show_keys).to_string());
+            // Serialized straight into the zeroizing buffer (no temporary String), and the
+            // value's key texts wiped afterwards.
+            let mut v = json::message(m, len, self.show_keys);
+            let mut buf = Zeroizing::new(Vec::with_capacity(8 * len + 4096));
+            let ok = serde_json::to_writer(&mut *buf, &v).is_ok();
+            json::scrub(&mut v);
+            if ok {
+                s.push_str(std::str::from_utf8(&buf).unwrap_or_default());
+            }
             s.push('\n');
         } else {
             print::samsg(&mut s, m, len, self.print_opts(), now(), timestamp);

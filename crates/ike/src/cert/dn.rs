@@ -1,0 +1,172 @@
+//! Distinguished names as configuration text (`C=US, O=Example, CN=gw`) and their
+//! comparison.
+//!
+//! [`parse_dn`] writes the DER Name of the text, RDNs in the order written (the form
+//! strongSwan and `openssl x509 -nameopt RFC2253`'s reverse show), country and serial
+//! number as PrintableString, e-mail and domain components as IA5String, everything
+//! else as UTF8String. [`dn_equal`] compares two DER Names attribute by attribute:
+//! same attribute types in the same order, values equal ignoring ASCII case and the
+//! string type, so that a name written in a configuration matches the one a CA encoded.
+
+use super::der::{encode, tag, Reader};
+
+const SET: u8 = 0x31;
+const UTF8: u8 = 0x0c;
+const PRINTABLE: u8 = 0x13;
+const IA5: u8 = 0x16;
+
+/// The attribute types a DN may be written with: names, OID contents, string tag.
+const ATTRS: &[(&[&str], &[u8], u8)] = &[
+    (&["CN"], &[0x55, 0x04, 0x03], UTF8),
+    (&["SN", "SURNAME"], &[0x55, 0x04, 0x04], UTF8),
+    (&["SERIALNUMBER"], &[0x55, 0x04, 0x05], PRINTABLE),
+    (&["C"], &[0x55, 0x04, 0x06], PRINTABLE),
+    (&["L"], &[0x55, 0x04, 0x07], UTF8),
+    (&["ST", "S"], &[0x55, 0x04, 0x08], UTF8),
+    (&["STREET"], &[0x55, 0x04, 0x09], UTF8),
+    (&["O"], &[0x55, 0x04, 0x0a], UTF8),
+    (&["OU"], &[0x55, 0x04, 0x0b], UTF8),
+    (&["T", "TITLE"], &[0x55, 0x04, 0x0c], UTF8),
+    (&["G", "GN", "GIVENNAME"], &[0x55, 0x04, 0x2a], UTF8),
+    (
+        &["E", "EMAIL", "EMAILADDRESS"],
+        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x01],
+        IA5,
+    ),
+    (
+        &["DC"],
+        &[0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x19],
+        IA5,
+    ),
+    (
+        &["UID"],
+        &[0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x01],
+        UTF8,
+    ),
+];
+
+/// The DER Name of `text`: `TYPE=value` pairs separated by commas (`\,` is a comma
+/// inside a value); attribute types C, ST (S), L, O, OU, CN, E (EMAIL), DC, SN,
+/// SERIALNUMBER, T, G and UID, in any case.
+///
+/// # Errors
+/// What is wrong with the text, for a configuration error message.
+pub fn parse_dn(text: &str) -> Result<Vec<u8>, String> {
+    let mut parts = Vec::new();
+    let mut cur = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(n) => cur.push(n),
+                None => return Err("a DN may not end with '\\'".into()),
+            },
+            ',' => parts.push(core::mem::take(&mut cur)),
+            _ => cur.push(c),
+        }
+    }
+    parts.push(cur);
+    let mut rdns = Vec::new();
+    for part in parts {
+        let Some((ty, value)) = part.split_once('=') else {
+            return Err(format!(
+                "{:?}: expected TYPE=value (such as CN=gw)",
+                part.trim()
+            ));
+        };
+        let (ty, value) = (ty.trim(), value.trim());
+        let upper = ty.to_ascii_uppercase();
+        let Some((_, oid, string_tag)) = ATTRS.iter().find(|(n, _, _)| n.contains(&upper.as_str()))
+        else {
+            return Err(format!(
+                "unknown DN attribute type {ty:?}: expected C, ST, L, O, OU, CN, E, DC, SN, SERIALNUMBER, T, G or UID"
+            ));
+        };
+        if value.is_empty() {
+            return Err(format!("{ty}= has an empty value"));
+        }
+        if *string_tag != UTF8 && !value.is_ascii() {
+            return Err(format!("{ty}={value}: expected ASCII"));
+        }
+        if upper == "C" && value.len() != 2 {
+            return Err(format!("C={value}: expected a two-letter country code"));
+        }
+        let mut atv = encode(tag::OID, oid);
+        atv.extend(encode(*string_tag, value.as_bytes()));
+        rdns.extend(encode(SET, &encode(tag::SEQUENCE, &atv)));
+    }
+    Ok(encode(tag::SEQUENCE, &rdns))
+}
+
+/// The (attribute type, value) pairs of a DER Name, in order; `None` if it is not one.
+fn attributes(name: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
+    let mut r = Reader::new(name);
+    let mut rdns = r.sequence().ok()?;
+    r.finish().ok()?;
+    let mut out = Vec::new();
+    while !rdns.is_empty() {
+        let set = rdns.expect(SET).ok()?;
+        let mut atvs = Reader::new(set.value);
+        while !atvs.is_empty() {
+            let mut atv = atvs.sequence().ok()?;
+            let o = atv.expect(tag::OID).ok()?;
+            let v = atv.any().ok()?;
+            atv.finish().ok()?;
+            out.push((o.value, v.value));
+        }
+    }
+    Some(out)
+}
+
+/// Whether two DER Names are the same name (see the module docs); two byte-equal
+/// encodings always are.
+#[must_use]
+pub fn dn_equal(a: &[u8], b: &[u8]) -> bool {
+    if a == b {
+        return true;
+    }
+    match (attributes(a), attributes(b)) {
+        (Some(x), Some(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .zip(&y)
+                    .all(|((oa, va), (ob, vb))| oa == ob && va.eq_ignore_ascii_case(vb))
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cert::Certificate;
+
+    #[test]
+    fn written_dn_matches_the_certificate_subject() {
+        let c = Certificate::from_der(include_bytes!("../../tests/certs/alice-rsa.crt")).unwrap();
+        let shown = Certificate::name_to_string(&c.subject);
+        let parsed = parse_dn(&shown).unwrap();
+        assert!(dn_equal(&parsed, &c.subject), "{shown}");
+        assert!(dn_equal(
+            &parse_dn(&shown.to_lowercase()).unwrap(),
+            &c.subject
+        ));
+        let other = parse_dn(&format!("{shown}, OU=x")).unwrap();
+        assert!(!dn_equal(&other, &c.subject));
+    }
+
+    #[test]
+    fn bad_dns_are_refused() {
+        for bad in ["", "CN", "XX=a", "C=USA", "CN=", "CN=a\\"] {
+            assert!(parse_dn(bad).is_err(), "{bad}");
+        }
+        let d = parse_dn("C=US, O=Ex\\, Inc, CN=gw").unwrap();
+        let attrs = attributes(&d).unwrap();
+        assert_eq!(attrs.len(), 3);
+        assert_eq!(attrs[1].1, b"Ex, Inc");
+        assert!(!dn_equal(
+            &d,
+            &parse_dn("C=US, CN=gw, O=Ex\\, Inc").unwrap()
+        ));
+    }
+}
