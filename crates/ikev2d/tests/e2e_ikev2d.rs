@@ -507,3 +507,68 @@ fn simultaneous_ike_sa_rekeys_settle_on_one_sa() {
     a.ping_ok(B, 3);
     b.ping_ok(A, 3);
 }
+
+/// Two in.ikev2d with `fragment_size 200`: the IKE_AUTH messages go as Encrypted
+/// Fragment payloads. A's first IKE_AUTH fragments are dropped on their way out (an
+/// nftables rule on SKF messages, IKE payload type 53, byte 16 of the IKE header);
+/// A's retransmission (the same fragments) completes the exchange.
+#[test]
+fn ike_auth_fragments_lost_then_retransmitted() {
+    let Some((lab, a, b, da, db)) = two_hosts("ike_auth_fragments_lost_then_retransmitted") else {
+        return;
+    };
+    let small = "fragment_size 200\n";
+    let ia = Ike::start(
+        &lab,
+        &a,
+        "a",
+        &da,
+        &format!("{small}{}", rule(A, B, "")),
+        &[],
+    );
+    let ib = Ike::start(
+        &lab,
+        &b,
+        "b",
+        &db,
+        &format!("{small}{}", rule(B, A, "")),
+        &[],
+    );
+    let cap = Capture::start(&lab, &a, "va", "link");
+    a.ok(&["nft", "add table inet blk"]);
+    a.ok(&[
+        "nft",
+        "add chain inet blk out { type filter hook output priority 0 ; }",
+    ]);
+    a.ok(&[
+        "nft",
+        "add rule inet blk out udp dport 500 @th,192,8 == 53 drop",
+    ]);
+    let _ = a.ping(B, 1);
+    ia.wait_log("Operation not permitted", 2, Duration::from_secs(10));
+    a.ok(&["nft", "delete table inet blk"]);
+    ia.wait_log("installed", 1, Duration::from_secs(10));
+    ib.wait_log("installed", 1, Duration::from_secs(10));
+    a.ping_ok(B, 3);
+    b.ping_ok(A, 3);
+    let pcap = cap.stop();
+    // On the link: IKE_AUTH only as fragments (SKF first payload), both ways.
+    let skf = |src: &str| {
+        let src: std::net::IpAddr = src.parse().unwrap();
+        pcap.ip()
+            .filter(|p| p.src == src && p.proto == 17 && p.payload.get(8 + 16) == Some(&53))
+            .count()
+    };
+    assert!(
+        skf(A) >= 2 && skf(B) >= 2,
+        "SKF A->B {}, B->A {}",
+        skf(A),
+        skf(B)
+    );
+    let sk = pcap
+        .ip()
+        .filter(|p| p.proto == 17 && p.payload.get(8 + 16..8 + 19) == Some(&[46, 0x20, 35][..]))
+        .count();
+    assert_eq!(sk, 0, "an unfragmented IKE_AUTH");
+    only_ike_and_esp(&pcap);
+}
