@@ -98,6 +98,7 @@ fn configs(group: Group) -> (IkeConfig, IkeConfig) {
         backoff: Backoff::default(),
         initial_contact: false,
         more_proposals: Vec::new(),
+        child_more: Vec::new(),
         cert: None,
         fragment_len: None,
     };

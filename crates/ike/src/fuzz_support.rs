@@ -185,6 +185,7 @@ pub fn fuzz_config() -> IkeConfig {
         backoff: Backoff::default(),
         initial_contact: false,
         more_proposals: Vec::new(),
+        child_more: Vec::new(),
         cert: None,
         fragment_len: None,
     }

@@ -436,7 +436,7 @@ pub type Reassembled = (u8, Zeroizing<Vec<u8>>);
 ///
 /// Only fragments that passed [`SkCipher::open_fragment`] are added, so nothing
 /// unauthenticated is buffered. Memory is bounded by [`ReassemblyLimits`].
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Reassembly {
     message_id: u32,
     limits: ReassemblyLimits,

@@ -366,3 +366,57 @@ fn cached_response_fragments_survive_own_requests() {
     let out = resp.handle(&frags[0], &mut rr).unwrap();
     assert_eq!(resp.datagrams(&out.reply.unwrap(), &mut rr), rfrags);
 }
+
+/// The Child SA a fragmented request asks for is seen (`child_request`, which changes
+/// nothing) on the fragment that completes it, not before: IKE_AUTH at the half-open
+/// responder, CREATE_CHILD_SA on the established SA.
+#[test]
+fn child_request_seen_on_the_completing_fragment() {
+    let (ci, cr) = frag_configs(Some(LIMIT), Some(LIMIT));
+    let now = Instant::now();
+    let (mut ri, mut rr) = (TestRng(71), TestRng(72));
+    let i1 = ExpectSaInitResp::start(ci, i_path(), now, &mut ri).unwrap();
+    let (r1, m2) = respond_sa_init(&cr, i1.request(), &ctx(), &mut rr).unwrap();
+    let (mut i2, m3) = next(i1.handle(&m2, now, &mut ri));
+    let frags = i2.datagrams(&m3.unwrap(), &mut ri);
+    let (last, rest) = frags.split_last().unwrap();
+    let mut r = r1;
+    for f in rest {
+        assert!(r.child_request(f).is_none());
+        r = stayed(r.handle(f, &mut rr)).0;
+    }
+    let req = r
+        .child_request(last)
+        .expect("the completing fragment shows the request");
+    assert_eq!(req.ts_remote, ts([10, 1, 0, 0], [10, 1, 255, 255]));
+    assert!(req.rekey.is_none());
+    // Peeking changed nothing: the same fragment completes the exchange.
+    let (mut resp, m4) = next(r.handle(last, &mut rr));
+    let mut i = i2;
+    let mut init = None;
+    for f in resp.datagrams(&m4.unwrap(), &mut rr) {
+        match i.handle(&f) {
+            ike::sa::Step::Stay { state, .. } => i = state,
+            ike::sa::Step::Next { state, .. } => {
+                init = Some(state);
+                break;
+            }
+            ike::sa::Step::Failed { error, .. } => panic!("{error}"),
+        }
+    }
+    let mut init = init.unwrap();
+    // A fragmented CREATE_CHILD_SA rekey on the established SA.
+    let c = init.child().unwrap().clone();
+    let q = init.create_child(Some(c.spi_i), now, &mut ri).unwrap();
+    let qf = init.datagrams(&q, &mut ri);
+    let (last, rest) = qf.split_last().unwrap();
+    for f in rest {
+        assert!(resp.child_request(f).is_none());
+        let out = resp.handle(f, &mut rr).unwrap();
+        assert!(out.reply.is_none() && out.event.is_none());
+    }
+    let req = resp.child_request(last).expect("completing fragment");
+    assert_eq!(req.rekey, Some(c.spi_r));
+    let out = resp.handle(last, &mut rr).unwrap();
+    assert!(matches!(out.event, Some(Event::ChildRekeyed { .. })));
+}

@@ -43,9 +43,11 @@
 //! (IKE SA: AES-GCM-16 128, PRF HMAC-SHA-256, group 31; 3600 s IKE SA, 28800 s Child SA;
 //! no PFS; Child SA: AES-GCM-16 128). A rule's identities default to its addresses.
 //!
-//! Child SA algorithms normally come from the IPsec policy (the ACQUIRE's proposal, as
-//! Solaris does); `childsa_xform` (an Ironswan addition) names what the responder
-//! accepts, since the responder learns the peer's proposal only in IKE_AUTH.
+//! Child SA algorithms come from the IPsec policy, as Solaris does: the ACQUIRE's
+//! proposal as initiator, ipsecd's answer to X_INVERSE_ACQUIRE as responder (see
+//! [`crate::policy`]); `childsa_xform` (an Ironswan addition) is the initiator's
+//! preference among what policy allows, and what the responder accepts only where no
+//! IPsec policy protects the Child SA's selectors.
 //! `local_ts` and `remote_ts` (Ironswan's) name the traffic selectors of the Child SAs
 //! when they are not the two addresses (a tunnel-mode peer behind a NAT protects its
 //! private address). `childsa_mode tunnel` (also Ironswan's) keys host-to-host Child SAs in tunnel mode

@@ -5,7 +5,8 @@
 //!   ipsecd ──ACQUIRE──► rule lookup ─► ExpectSaInitResp::start ──IKE_SA_INIT──► peer
 //!   peer ──IKE──► UDP 500 / relay ─► SA by SPIs ─► state.handle ─► reply / next state
 //!                                    (none: IKE_SA_INIT request ─► respond_sa_init)
-//!   Established (new Child SA) ─► ADD inbound + ADD outbound ──► ipsecd
+//!   peer's Child SA request ─► X_INVERSE_ACQUIRE + GETSPI, held until answered (policy_hold)
+//!   Established (new Child SA) ─► UPDATE inbound (larval) + ADD outbound ──► ipsecd
 //!   Event::ChildDeleted / IkeDeleted ─► DELETE both SAs;  hard EXPIRE ─► DELETE pair + peer
 //!   soft EXPIRE (of an outbound SA) ─► CREATE_CHILD_SA rekey; ChildRekeyed ─► ADD new,
 //!                                      then delete the old pair (make before break)
@@ -26,13 +27,13 @@ use std::time::{Duration, Instant};
 
 use ike::consts::{exchange, flags};
 use ike::sa::{
-    respond_sa_init, Backoff, CookieJar, Established, Event, ExpectAuthReq, ExpectAuthResp,
-    ExpectSaInitResp, IkeConfig, InitContext, InitRejected, Path, Step,
+    respond_sa_init, Backoff, ChildSuite, CookieJar, Established, Event, ExpectAuthReq,
+    ExpectAuthResp, ExpectSaInitResp, IkeConfig, InitContext, InitRejected, Path, Step,
 };
 use ike::wire::{Header, TrafficSelector};
 use ipsec_pfkey::consts::{
     ESRCH, SADB_ACQUIRE, SADB_DELETE, SADB_DUMP, SADB_EXPIRE, SADB_GETSPI, SADB_SATYPE_ESP,
-    SADB_UPDATE, SADB_X_KMP_IKE,
+    SADB_UPDATE, SADB_X_INVERSE_ACQUIRE, SADB_X_KMP_IKE,
 };
 use ipsec_pfkey::Message;
 use ipsec_sys::seqpacket::{Conn, Listener, Recv, Sent};
@@ -40,10 +41,10 @@ use ipsec_sys::udp::PktinfoSocket;
 use ipsec_sys::{PollFd, PollFlags};
 
 use crate::config::{ip_identity, Config, Preshared, Rule};
-use crate::pfkey::{
-    add_message, delete_message, getspi_message, suite_from_proposal, ts_prefix, ChildSaSpec, Pfkey,
-};
+use crate::pfkey::{add_message, delete_message, getspi_message, ts_prefix, ChildSaSpec, Pfkey};
 use crate::{log, OsRandom};
+
+mod policy_hold;
 
 /// The daemon's options.
 #[derive(Debug, Clone)]
@@ -125,8 +126,16 @@ struct IkeSa {
     reserved: Option<u32>,
     /// The sequence number of our outstanding GETSPI.
     getspi: Option<u32>,
-    /// IKE_SA_INIT / IKE_AUTH messages that arrived before the GETSPI answer.
+    /// ACQUIREs for this peer that wait until the IKE SA is up or its window is free.
+    deferred: Vec<Message>,
+    /// IKE_SA_INIT / IKE_AUTH messages that arrived before the GETSPI answer (and the
+    /// peer's Child SA request, and what came after it, before the policy's answer).
     held: Vec<(Vec<u8>, Path, bool)>,
+    /// The sequence number of our outstanding X_INVERSE_ACQUIRE.
+    inverse: Option<u32>,
+    /// ipsecd's answer for the held Child SA request: the suites policy allows, or
+    /// `None` when no policy protects its selectors (the rule's transforms apply).
+    policy_answer: Option<Option<Vec<ChildSuite>>>,
     /// When it was made (half-open), established, or replaced by its rekeyed successor.
     since: Instant,
     /// When a message last came from the peer on it.
@@ -154,7 +163,10 @@ impl IkeSa {
             queued: Vec::new(),
             reserved: None,
             getspi: None,
+            deferred: Vec::new(),
             held: Vec::new(),
+            inverse: None,
+            policy_answer: None,
             since: Instant::now(),
             last_rx: Instant::now(),
             rekey_requested: false,
@@ -218,6 +230,79 @@ fn selectors(prefixes: &[crate::config::Prefix], addr: IpAddr) -> Vec<TrafficSel
             }
         })
         .collect()
+}
+
+/// The traffic selectors (ours, the peer's) an ACQUIRE names with its inner source and
+/// destination (tunnel-mode policy), if it has both.
+fn acquire_selectors(m: &Message) -> Option<(TrafficSelector, TrafficSelector)> {
+    let ts = |a: &ipsec_pfkey::wire::Address| {
+        let p = crate::config::Prefix {
+            addr: a.ip(),
+            len: a.prefixlen.min(if a.ip().is_ipv4() { 32 } else { 128 }),
+        };
+        let (start, end) = p.range();
+        let port = a.addr.port();
+        let (start_port, end_port) = if port == 0 { (0, 65535) } else { (port, port) };
+        TrafficSelector {
+            ip_protocol: a.proto,
+            start_port,
+            end_port,
+            start,
+            end,
+        }
+    };
+    Some((ts(m.inner_src.as_ref()?), ts(m.inner_dst.as_ref()?)))
+}
+
+#[cfg(test)]
+#[path = "daemon_gateway_tests.rs"]
+mod gateway_tests;
+
+/// The inner selector of a tunnel-mode SA for one side's traffic selectors: its one
+/// selector, or the one that holds all the others (a traffic-triggered initiator puts the
+/// packet's own selector first, RFC 7296 §2.9), as a prefix; `None` (any) otherwise.
+fn inner_selector(ts: &[TrafficSelector]) -> Option<ipsec_core::sa::Prefix> {
+    ts.iter()
+        .find(|t| ike::ts::within(ts, std::slice::from_ref(t)))
+        .and_then(ts_prefix)
+}
+
+/// Keeps ACQUIRE `m` for IKE SA `sa` until it can make a Child SA (at most 8 wait).
+fn defer(sa: &mut IkeSa, m: &Message) {
+    if sa.deferred.len() < 8 && !sa.deferred.iter().any(|d| d.seq == m.seq) {
+        sa.deferred.push(m.clone());
+    }
+}
+
+/// Whether our Child SA pair with inbound SPI `inbound` serves selectors `wanted` (ours,
+/// the peer's): they overlap its own. Without selectors any pair serves.
+fn child_covers(
+    est: &Established,
+    inbound: u32,
+    wanted: Option<&(Vec<TrafficSelector>, Vec<TrafficSelector>)>,
+) -> bool {
+    let Some((l, r)) = wanted else {
+        return true;
+    };
+    let spi = inbound.to_be_bytes();
+    let Some(c) = est.child_by_inbound(spi) else {
+        return false;
+    };
+    let (ours, peers) = if c.spi_i == spi {
+        (&c.ts_i, &c.ts_r)
+    } else {
+        (&c.ts_r, &c.ts_i)
+    };
+    !ike::ts::narrow(l, ours).is_empty() && !ike::ts::narrow(r, peers).is_empty()
+}
+
+/// What NAT detection found, in words.
+fn nat_text(n: ike::sa::NatStatus) -> &'static str {
+    match (n.local_behind_nat, n.peer_behind_nat) {
+        (true, true) => "both sides are behind a NAT",
+        (true, false) => "we are behind a NAT",
+        _ => "the peer is behind a NAT",
+    }
 }
 
 fn host_ts(a: IpAddr) -> TrafficSelector {
@@ -526,6 +611,10 @@ impl Daemon {
                 self.got_spi(m.seq, spi, peer, local);
                 continue;
             }
+            if m.msg_type == SADB_X_INVERSE_ACQUIRE && m.pid == std::process::id() {
+                self.got_policy(&m);
+                continue;
+            }
             if m.errno != 0 {
                 // ESRCH for a DELETE: ipsecd removed the SA itself (hard EXPIRE).
                 let gone = m.msg_type == SADB_DELETE && m.errno == ESRCH;
@@ -573,6 +662,13 @@ impl Daemon {
 
     fn acquire(&mut self, m: &Message) {
         self.stats.acquires += 1;
+        self.key_acquire(m);
+    }
+
+    /// Keys what an ACQUIRE asks for: a new IKE SA, or a new Child SA pair in the IKE SA
+    /// with the peer (for other selectors than its pairs'), or later (deferred) when that
+    /// IKE SA is still being made or busy with another exchange.
+    fn key_acquire(&mut self, m: &Message) {
         let (Some(src), Some(dst)) = (m.src, m.dst) else {
             return;
         };
@@ -598,21 +694,40 @@ impl Daemon {
             let now = Instant::now();
             let sa = &mut self.sas[i];
             let Some(Phase::Up(est)) = &mut sa.phase else {
-                return; // still negotiating
+                defer(sa, m); // still negotiating: asked again once it is up
+                return;
             };
-            if !sa.children.is_empty() {
+            let wanted = acquire_selectors(m).map(|(l, r)| (vec![l], vec![r]));
+            if sa
+                .children
+                .iter()
+                .any(|c| child_covers(est, c.inbound, wanted.as_ref()))
+            {
                 return; // the pair exists (the ACQUIRE crossed its ADD)
             }
             if let Some(spi) = sa.reserved.take() {
                 self.rng.reserve(spi);
             }
+            // What the policy asks for now (it may have changed since the IKE SA).
+            if let (Some(p), Some(rule)) = (&m.proposal, self.config.rules.get(ri)) {
+                let pref = rule.child.suite(!rule.tunnel && wanted.is_none(), rule.pfs);
+                est.set_child_offer(&crate::policy::suites_from_proposal(p, pref));
+            }
             let spi_i = sa.spi_i;
-            let r = est.create_child(None, now, &mut self.rng);
+            let r = match wanted {
+                Some(ts) => est.create_child_for(ts, now, &mut self.rng),
+                None => est.create_child(None, now, &mut self.rng),
+            };
             self.take_back_spi(spi_i);
             match r {
                 Ok(req) => {
                     self.sas[i].acquire_seq = m.seq;
                     self.send_ike(i, &req);
+                    return;
+                }
+                Err(ike::sa::IkeError::Busy) if !self.sas[i].children.is_empty() => {
+                    // Another exchange of ours (with pairs in use): after it.
+                    defer(&mut self.sas[i], m);
                     return;
                 }
                 Err(e) => {
@@ -627,12 +742,16 @@ impl Daemon {
             }
         }
         let rule = &self.config.rules[ri];
-        let pref = rule.child.suite(!rule.tunnel, rule.pfs);
-        let Some(child) = m
+        // Tunnel-mode policy (a gateway's, or host-to-host): the ACQUIRE's inner selectors
+        // are the traffic selectors, and the Child SA is a tunnel-mode one.
+        let inner = acquire_selectors(m);
+        let pref = rule.child.suite(!rule.tunnel && inner.is_none(), rule.pfs);
+        let suites = m
             .proposal
             .as_ref()
-            .and_then(|p| suite_from_proposal(p, pref))
-        else {
+            .map(|p| crate::policy::suites_from_proposal(p, pref))
+            .unwrap_or_default();
+        let Some((&child, more)) = suites.split_first() else {
             log::error(format_args!(
                 "ACQUIRE {local} -> {remote}: no algorithm of the policy can be negotiated"
             ));
@@ -642,6 +761,11 @@ impl Daemon {
             return;
         };
         cfg.child = child;
+        if let Some((ts_local, ts_remote)) = inner {
+            cfg.ts_local = vec![ts_local];
+            cfg.ts_remote = vec![ts_remote];
+        }
+        cfg.child_more = more.to_vec();
         cfg.initial_contact = self.peers_seen.insert(remote) || fresh_contact;
         let path = Path {
             local: SocketAddr::new(local, self.opts.ike_port),
@@ -715,6 +839,7 @@ impl Daemon {
             backoff: self.opts.backoff,
             initial_contact: false,
             more_proposals: Vec::new(),
+            child_more: Vec::new(),
             cert,
             fragment_len: self.config.fragments.message_len(remote),
         })
@@ -965,6 +1090,10 @@ impl Daemon {
             }
             return;
         }
+        // A Child SA request of the peer waits for ipsecd's policy and SPI.
+        if self.hold_for_policy(i, msg, path, natt) {
+            return;
+        }
         // The peer moved (NAT-T port float, or a NAT rebinding): follow it.
         if natt && !self.sas[i].natt && h.flags & flags::RESPONSE == 0 {
             self.sas[i].natt = true;
@@ -1028,10 +1157,30 @@ impl Daemon {
         let Some(phase) = self.sas[i].phase.take() else {
             return;
         };
+        let mut phase = phase;
+        if let Some(answer) = self.sas[i].policy_answer.take() {
+            policy_hold::apply(&mut phase, answer);
+        }
         let spi_i = self.sas[i].spi_i;
         self.lend_spi(i);
         self.handle_phase(i, phase, msg);
         self.take_back_spi(spi_i);
+        self.retry_deferred(spi_i);
+    }
+
+    /// The ACQUIREs that waited for IKE SA `spi_i` (being made, or busy): again, once it
+    /// is up (those that must wait longer are deferred again).
+    fn retry_deferred(&mut self, spi_i: [u8; 8]) {
+        let Some(sa) = self
+            .sas
+            .iter_mut()
+            .find(|s| s.spi_i == spi_i && matches!(s.phase, Some(Phase::Up(_))))
+        else {
+            return;
+        };
+        for m in std::mem::take(&mut sa.deferred) {
+            self.key_acquire(&m);
+        }
     }
 
     /// After an exchange: an SPI it did not take stays reserved for the IKE SA whose
@@ -1123,6 +1272,13 @@ impl Daemon {
                     self.sas[i].spi_r = spi_r;
                     // Float to the NAT-T port when the peer does NAT detection and
                     // ipsecd relays that port (RFC 7296 §2.23).
+                    if let Some(n) = state.nat().filter(|n| n.any()) {
+                        log::info(format_args!(
+                            "NAT detected on the path to {}: {}",
+                            self.sas[i].path.remote,
+                            nat_text(n)
+                        ));
+                    }
                     if state.nat().is_some() && self.relay.is_some() {
                         let sa = &mut self.sas[i];
                         sa.natt = true;
@@ -1305,11 +1461,7 @@ impl Daemon {
         } else {
             (&c.ts_r, &c.ts_i)
         };
-        let inner = |ts: &Vec<TrafficSelector>| match ts.as_slice() {
-            [t] => ts_prefix(t),
-            _ => None,
-        };
-        let (in_local, in_remote) = (inner(ts_local), inner(ts_remote));
+        let (in_local, in_remote) = (inner_selector(ts_local), inner_selector(ts_remote));
         let encap = sa
             .natt
             .then_some((sa.path.local.port(), sa.path.remote.port()));

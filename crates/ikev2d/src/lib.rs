@@ -1,7 +1,8 @@
 //! in.ikev2d: Ironswan's IKEv2 daemon (issue 9). It keys ipsecd automatically: it
 //! REGISTERs with ipsecd over PF_KEY, answers ACQUIREs by negotiating IKE and Child SAs
 //! with the peer named by the configuration (the sans-IO core of the `ike` crate), and
-//! installs the resulting ESP SAs with PF_KEY ADD; as responder it accepts IKE from
+//! installs the resulting ESP SAs with PF_KEY UPDATE (of the SPI GETSPI reserved) and ADD,
+//! with the algorithms IPsec policy allows; as responder it accepts IKE from
 //! peers its rules name and installs SAs likewise.
 //!
 //! * [`config`]: ikev2.config(5) (pre-shared-key and certificate rules) and
@@ -9,6 +10,7 @@
 //! * [`certs`]: the certificate rules' credentials, from the `ikev2cert` store.
 //! * [`pfkey`]: the PF_KEY connection and the messages a key manager sends.
 //! * [`daemon`]: the event loop.
+//! * [`policy`]: Child SA algorithms from the IPsec policy (ACQUIRE, X_INVERSE_ACQUIRE).
 //!
 //! Talks to ipsecd only through PF_KEY and, for IKE on the NAT-T port that ipsecd owns,
 //! its `natt-relay` control request.
@@ -22,6 +24,7 @@ pub mod certs;
 pub mod config;
 pub mod daemon;
 pub mod pfkey;
+pub mod policy;
 
 /// The operational log on standard error: [`ipsec_sys::log`], named `in.ikev2d`. Never
 /// given key material.

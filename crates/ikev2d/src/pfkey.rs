@@ -3,8 +3,9 @@
 //!
 //! The inbound SPI of a Child SA we negotiate is allocated by ipsecd beforehand (GETSPI:
 //! a larval SA holds it), and the pair goes in as an UPDATE of that larval SA (peer to
-//! us) and an ADD of the outbound SA (us to peer, the peer's SPI); a pair whose inbound
-//! SPI was not reserved (the peer's CREATE_CHILD_SA) goes in as two ADDs. Each has the negotiated
+//! us) and an ADD of the outbound SA (us to peer, the peer's SPI), whichever side
+//! requested the Child SA (a peer's CREATE_CHILD_SA waits for its GETSPI); a pair whose
+//! inbound SPI was not reserved (ipsecd refused the GETSPI) goes in as two ADDs. Each has the negotiated
 //! algorithms, the KEYMAT of RFC 7296 §2.17 for its direction, the Child SA lifetime
 //! (soft at 90 %), and UDP encapsulation when IKE runs on the NAT-T port. The outbound
 //! ADD carries the ACQUIRE's sequence number, which tells ipsecd the ACQUIRE is answered.
@@ -198,7 +199,9 @@ pub fn add_message(s: &ChildSaSpec<'_>) -> Result<Message, String> {
     }
     if let Some((src, dst)) = s.tunnel {
         c.mode = Mode::Tunnel;
-        c.ulp = if s.src.is_ipv4() { 4 } else { 41 };
+        // IP in IP: the inner packets' family (a gateway may carry IPv6 over IPv4).
+        let inner_v4 = src.or(dst).map_or(s.src.is_ipv4(), |p| p.addr.is_ipv4());
+        c.ulp = if inner_v4 { 4 } else { 41 };
         c.inner = InnerSelectors {
             src,
             dst,

@@ -89,6 +89,7 @@ fn requests() -> String {
         backoff: Backoff::default(),
         initial_contact: false,
         more_proposals: Vec::new(),
+        child_more: Vec::new(),
         cert: None,
         fragment_len: None,
     };

@@ -11,7 +11,8 @@
 //! flows both ways. The capture on the link holds only IKE (UDP 500) and ESP. Then the
 //! pair's short lifetime runs out: the soft EXPIRE makes the daemon rekey the pair
 //! (make before break) while pings go on; and when B's ipsecd is killed and restarted,
-//! B's daemon registers again and new traffic is keyed again.
+//! B's daemon registers again and new traffic is keyed again. The Child SA algorithms
+//! are what each side's IPsec policy allows (`responder_policy_chooses_...`).
 //! Needs root; skipped otherwise.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -140,15 +141,17 @@ fn acquire_negotiates_and_installs_esp_both_ways() {
     );
     let (pa, pb) = (ia.pairs(), ib.pairs());
     assert_eq!(pb[1], (pa[1].1, pa[1].0));
-    // A asked for the rekey: its new inbound SPI came from GETSPI too; B, the responder
-    // of CREATE_CHILD_SA, added its new pair.
-    assert_eq!(
-        ia.log().matches("installed (UPDATE inbound").count(),
-        2,
-        "{}",
-        ia.log()
-    );
-    assert!(ib.log().contains("installed (ADD inbound"), "{}", ib.log());
+    // A asked for the rekey: its new inbound SPI came from GETSPI too; so did B's, the
+    // responder of CREATE_CHILD_SA (larval SA, then UPDATE).
+    for ike in [&ia, &ib] {
+        assert_eq!(
+            ike.log().matches("installed (UPDATE inbound").count(),
+            2,
+            "{}",
+            ike.log()
+        );
+    }
+    assert!(!ib.log().contains("installed (ADD inbound"), "{}", ib.log());
     let ca = da.counters();
     assert!(
         ca.sa("esp", pa[1].1).packets > 0,
@@ -324,6 +327,174 @@ fn ipv6_peers_negotiate_and_protect_traffic() {
     let (pa, pb) = (ia.pairs(), ib.pairs());
     assert_eq!(pb, vec![(pa[0].1, pa[0].0)]);
     assert!(da.counters().sa("esp", pa[0].1).packets >= 3);
+}
+
+/// A tool of ipsec-tools built next to in-ikev2d.
+fn tool(name: &str) -> std::path::PathBuf {
+    let p = std::path::Path::new(common::IKEV2D)
+        .parent()
+        .unwrap()
+        .join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: build it with `cargo build -p ipsec-tools --bins`",
+        p.display()
+    );
+    p
+}
+
+/// `ipseckey -n dump` against `d`.
+fn dump(ns: &Ns, d: &Daemon) -> String {
+    let (bin, sock) = (tool("ipseckey"), d.pfkey.display().to_string());
+    ns.ok(&[bin.to_str().unwrap(), "--socket", &sock, "-n", "dump"])
+}
+
+/// `ipsecconf ARGS` against `d`.
+fn ipsecconf(ns: &Ns, d: &Daemon, args: &[&str]) -> String {
+    let (bin, sock) = (tool("ipsecconf"), d.control.display().to_string());
+    let mut all = vec![bin.to_str().unwrap(), "--socket", &sock];
+    all.extend_from_slice(args);
+    ns.ok(&all)
+}
+
+/// The (encryption, authentication) algorithm names of the mature SAs in a dump.
+fn algs(dump: &str) -> Vec<(String, String)> {
+    let mut v = Vec::new();
+    let mut auth = String::from("none");
+    for l in dump.lines() {
+        if let Some(a) = l.split("Authentication algorithm = ").nth(1) {
+            auth = a.trim().to_string();
+        }
+        if let Some(e) = l.split("Encryption algorithm = ").nth(1) {
+            v.push((e.trim().to_string(), auth.clone()));
+            auth = String::from("none");
+        }
+    }
+    v
+}
+
+/// Waits until `pred` holds for B's dump.
+fn wait_dump(ns: &Ns, d: &Daemon, what: &str, pred: impl Fn(&[(String, String)]) -> bool) {
+    let t0 = Instant::now();
+    loop {
+        let text = dump(ns, d);
+        if pred(&algs(&text)) {
+            return;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "{what}: {:?}\n{text}",
+            algs(&text)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The Child SA algorithms come from the IPsec policy on both sides (Solaris in.ikev2d).
+/// A's policy is `aes-gcm or aes-cbc+hmac-sha256`, so its ACQUIRE proposes both, GCM
+/// first; B, the responder, asks its ipsecd with X_INVERSE_ACQUIRE what policy allows for
+/// the Child SA (CBC+SHA-256 only) and picks that from A's proposals (checked with
+/// `ipseckey dump`). `ipsecconf -F`/`-a` on B then allows GCM only: A's next
+/// CREATE_CHILD_SA (the rekey at the soft EXPIRE) gets GCM, B's new inbound SPI coming
+/// from GETSPI (UPDATE of the larval SA). Finally B's policy allows only
+/// ChaCha20-Poly1305, which A does not offer: a new IKE_AUTH ends in NO_PROPOSAL_CHOSEN
+/// and no SA. `ipseckey` and `ipsecconf` are taken from next to in-ikev2d (build them
+/// first: `cargo build -p ipsec-tools --bins`).
+#[test]
+fn responder_policy_chooses_the_child_sa_algorithms() {
+    let Some(lab) = Lab::new("responder_policy_chooses_the_child_sa_algorithms") else {
+        return;
+    };
+    let (a, b) = common::two_namespaces(&lab, A, B);
+    let da = Daemon::start(
+        &lab,
+        &a,
+        "a",
+        "",
+        &format!(
+            "{{laddr {A} raddr {B}}} ipsec {{encr_algs aes-gcm sa shared}} or ipsec {{encr_algs aes-cbc encr_auth_algs hmac-sha256 sa shared}}\n"
+        ),
+    );
+    let db = Daemon::start(
+        &lab,
+        &b,
+        "b",
+        "",
+        &format!("{{laddr {B} raddr {A}}} ipsec {{encr_algs aes-cbc encr_auth_algs hmac-sha256 sa shared}}\n"),
+    );
+    // A's Child SAs live 10 s (rekey at the soft EXPIRE, 9 s); B's rule would take
+    // AES-GCM (the default childsa_xform) were it not for B's policy.
+    let ia = Ike::start(
+        &lab,
+        &a,
+        "a",
+        &da,
+        &rule(A, B, "  childsa_lifetime_secs 10\n"),
+        &[],
+    );
+    let ib = Ike::start(&lab, &b, "b", &db, &rule(B, A, ""), &[]);
+
+    // A proposes GCM first, then CBC+SHA-256; B's policy allows only the latter.
+    let _ = a.ping(B, 2);
+    ia.wait_log("installed", 1, Duration::from_secs(10));
+    ib.wait_log("installed", 1, Duration::from_secs(10));
+    assert!(
+        ib.log()
+            .contains("IPsec policy for the Child SA with 192.0.2.1:500 allows"),
+        "{}",
+        ib.log()
+    );
+    let cbc = (String::from("aes-cbc"), String::from("hmac-sha256"));
+    assert_eq!(algs(&dump(&b, &db)), vec![cbc.clone(), cbc.clone()]);
+    assert_eq!(algs(&dump(&a, &da)), vec![cbc.clone(), cbc.clone()]);
+    a.ping_ok(B, 3);
+    b.ping_ok(A, 3);
+
+    // ipsecconf on B: flush, then GCM only. A's rekey (CREATE_CHILD_SA, CBC offered
+    // first as the pair's own suite) gets GCM.
+    ipsecconf(&b, &db, &["-F"]);
+    let file = lab.file(
+        "b-gcm.policy",
+        &format!("{{laddr {B} raddr {A}}} ipsec {{encr_algs aes-gcm sa shared}}\n"),
+    );
+    ipsecconf(&b, &db, &["-a", file.to_str().unwrap()]);
+    ia.wait_log("soft EXPIRE", 1, Duration::from_secs(15));
+    ib.wait_log("installed", 2, Duration::from_secs(10));
+    ib.wait_log("deleted: SPIs", 1, Duration::from_secs(10));
+    wait_dump(&b, &db, "B keeps only the GCM pair", |v| {
+        v.len() == 2 && v.iter().all(|(e, _)| e.starts_with("aes-gcm"))
+    });
+    // B, the responder of CREATE_CHILD_SA, got the new inbound SPI from ipsecd too.
+    assert_eq!(
+        ib.log().matches("installed (UPDATE inbound").count(),
+        2,
+        "{}",
+        ib.log()
+    );
+    a.ping_ok(B, 3);
+    b.ping_ok(A, 3);
+
+    // B's policy now allows only ChaCha20-Poly1305, which A does not offer: a new
+    // negotiation makes the IKE SA but no Child SA (NO_PROPOSAL_CHOSEN in IKE_AUTH,
+    // RFC 7296 §1.2), and no ESP SA.
+    let file = lab.file(
+        "b-chacha.policy",
+        &format!("{{laddr {B} raddr {A}}} ipsec {{encr_algs chacha20-poly1305 sa shared}}\n"),
+    );
+    ipsecconf(&b, &db, &["-Fa", file.to_str().unwrap()]);
+    let (ok, out, err) = ia.adm(&["flush", "ikesa"]);
+    assert!(ok && out == "deleted 1\n", "{out}{err}");
+    ib.wait_log("deleted: SPIs", 2, Duration::from_secs(5));
+    let _ = a.ping(B, 2);
+    ib.wait_log(
+        "no Child SA made in IKE_AUTH: no proposal chosen",
+        1,
+        Duration::from_secs(10),
+    );
+    ia.wait_log("no Child SA made in IKE_AUTH", 1, Duration::from_secs(10));
+    wait_dump(&b, &db, "no SA on B", |v| v.is_empty());
+    assert!(algs(&dump(&a, &da)).is_empty());
+    assert_eq!(ib.log().matches("installed (").count(), 2, "{}", ib.log());
 }
 
 /// B's policy has no room for the selectors A asks for: B answers IKE_AUTH with

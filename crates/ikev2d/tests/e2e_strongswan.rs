@@ -219,6 +219,13 @@ fn strongswan_rekeys_child_and_ike_sa_under_traffic() {
     );
     let log = ike.log();
     assert!(log.matches("installed (").count() >= 3, "{log}");
+    // strongSwan's CREATE_CHILD_SA rekeys: each new inbound SPI came from ipsecd (GETSPI),
+    // keyed with UPDATE, and policy was asked for each.
+    assert!(!log.contains("installed (ADD inbound"), "{log}");
+    assert!(
+        log.matches("IPsec policy for the Child SA with").count() >= 3,
+        "{log}"
+    );
     assert!(log.matches("deleted: SPIs").count() >= 2, "{log}");
     assert!(log.contains("rekeyed: SPIs"), "{log}");
     both_ways(&s, &o, &d, &charon);
@@ -285,23 +292,7 @@ fn strongswan_behind_a_nat_initiates() {
     n.addr("vn", &format!("{S}/24"));
     o.addr("vo", &format!("{O}/24"));
     s.ip(&["route", "add", "default", "via", "10.0.0.254"]);
-    n.forwarding();
-    n.ok(&["nft", "add", "table", "ip", "nat"]);
-    n.ok(&[
-        "nft",
-        "add chain ip nat post { type nat hook postrouting priority 100 ; }",
-    ]);
-    n.ok(&[
-        "nft",
-        "add",
-        "rule",
-        "ip",
-        "nat",
-        "post",
-        "oifname",
-        "vn",
-        "masquerade",
-    ]);
+    common::masquerade(&n, "vn");
     let charon = Charon::start_as(
         &lab,
         &s,
@@ -393,6 +384,53 @@ fn strongswan_killed_is_found_dead_and_rekeyed_after_its_restart() {
             .all(|k| k.starts_with("clear_drop_in_spd_got_clear")),
         "{drops:?}"
     );
+}
+
+/// strongSwan initiates offering AES-GCM first, then AES-CBC with HMAC-SHA-256; our IPsec
+/// policy allows only the latter (our rule's `childsa_xform` names AES-GCM: policy
+/// decides, the rule is only the fallback). in.ikev2d asks ipsecd (X_INVERSE_ACQUIRE) and
+/// the pair is AES-CBC with HMAC-SHA-256 on both sides.
+#[test]
+fn strongswan_initiates_and_our_policy_picks_its_second_proposal() {
+    let Some((lab, s, o)) = lab("strongswan_initiates_and_our_policy_picks_its_second_proposal")
+    else {
+        return;
+    };
+    let charon = Charon::start(
+        &lab,
+        &s,
+        "aes256-sha256-x25519",
+        "aes256gcm16, aes256-sha256",
+    );
+    // The IKE SA uses no GCM either, so that GCM in strongSwan's listing could only be
+    // the Child SA's.
+    let (d, ike) = ours(
+        &lab,
+        &o,
+        "encr_algs aes-cbc(256) encr_auth_algs hmac-sha256",
+        "encr_alg aes(256) auth_alg sha256 prf sha256 dh_group 31",
+        "encr_alg aes-gcm(256)",
+    );
+    let r = charon.swanctl(&["--initiate", "--child", "c", "--timeout", "15"]);
+    assert!(
+        r.status.success(),
+        "swanctl --initiate: {}\n{}",
+        String::from_utf8_lossy(&r.stderr),
+        ike.log()
+    );
+    ike.wait_log("installed", 1, Duration::from_secs(10));
+    assert!(
+        ike.log().contains("IPsec policy for the Child SA with"),
+        "{}",
+        ike.log()
+    );
+    let sas = charon.swanctl(&["--list-sas"]);
+    let sas = String::from_utf8_lossy(&sas.stdout);
+    assert!(
+        sas.contains("AES_CBC") && sas.contains("HMAC_SHA2_256") && !sas.contains("AES_GCM_16"),
+        "{sas}"
+    );
+    both_ways(&s, &o, &d, &charon);
 }
 
 /// IKE fragmentation (RFC 7383) with strongSwan: both sides send fragments of at most

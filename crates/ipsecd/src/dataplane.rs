@@ -75,6 +75,8 @@ pub struct Config {
     pub offload: bool,
     /// UDP offloads for NAT-T: runs of ESP-in-UDP sent with UDP GSO, received with GRO.
     pub udp_offload: bool,
+    /// The outer endpoints of named tunnels (`--tunnel`), for the ACQUIREs of their policy.
+    pub tunnel_ends: Vec<crate::iptun::TunnelEnds>,
     /// Seconds without traffic after which an SA's key schedules are released (built
     /// again on the next packet); checked every quarter of it, at most every 30 s.
     pub key_idle: u64,
@@ -702,6 +704,9 @@ impl Plane {
             }
         }
         let rule = d.policy.and_then(|p| p.source.rule_index());
+        let tunnel_rule = d
+            .policy
+            .and_then(|p| p.source.tunnel().zip(p.source.rule_index()));
         match d.verdict {
             Outbound::Bypass => {
                 self.count("out_bypass", 1);
@@ -742,7 +747,20 @@ impl Plane {
                     },
                     None => {
                         let first = bundles.first().copied().unwrap_or_default();
-                        let req = acquire_request(&first, mode, &key, &g.props);
+                        let mut req = acquire_request(&first, mode, &key, &g.props);
+                        req.proposal = alternatives(bundles, req.need.proto, &g.props);
+                        if let (Some((t, i)), Mode::Tunnel, false) =
+                            (tunnel_rule, mode, first.self_encap)
+                        {
+                            let sel = g.spd.policy().rules.get(i).map(|r| r.selector);
+                            let ends = g
+                                .spd
+                                .tunnel_name(t)
+                                .and_then(|n| crate::iptun::ends_of(&self.cfg.tunnel_ends, n));
+                            if let Some(sel) = sel {
+                                crate::iptun::tunnel_acquire(&mut req, &sel, ends, key.src);
+                            }
+                        }
                         match g.keys.acquire(now_s, &req) {
                             AcquireOutcome::Sent { .. } => *woke = true,
                             AcquireOutcome::Suppressed { .. } => {}
@@ -1538,6 +1556,26 @@ fn proposal(p: &Protection, proto: Proto, props: &crate::props::Props) -> Propos
     }
 }
 
+/// The proposal of every `or` alternative of the policy that uses `proto`, in the
+/// policy's order (the first is [`acquire_request`]'s own): one combination each.
+/// X_INVERSE_ACQUIRE answers in the same order (`crate::inverse`).
+fn alternatives(bundles: &[Protection], proto: Proto, props: &crate::props::Props) -> Proposal {
+    let mut combs = Vec::new();
+    for p in bundles {
+        let uses = match proto {
+            Proto::Esp => p.esp.is_some(),
+            Proto::Ah => p.esp.is_none() && p.ah.is_some(),
+        };
+        if uses {
+            combs.extend(proposal(p, proto, props).combs);
+        }
+    }
+    Proposal {
+        replay: crate::props::replay(props),
+        combs,
+    }
+}
+
 /// How often idle key schedules are looked for: a quarter of the idle time, 1 to 30 s.
 fn key_sweep(idle: u64) -> Duration {
     Duration::from_secs((idle / 4).clamp(1, 30))
@@ -1655,6 +1693,34 @@ fn too_big(pkt: &[u8], mtu: usize) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn acquire_proposes_every_alternative_of_its_protocol_in_order() {
+        use ipsec_core::spd::AlgSpec;
+        use ipsec_crypto::{auth_info, encr_info, AuthAlg, EncrAlg};
+        let gcm = Protection::esp(AlgSpec::of(EncrAlg::AesGcm16));
+        let ah = Protection::ah(AlgSpec::of(AuthAlg::HmacSha256));
+        let cbc = Protection::from_props(
+            None,
+            Some(AlgSpec::of(EncrAlg::AesCbc)),
+            Some(AlgSpec::of(AuthAlg::HmacSha256)),
+            ipsec_core::spd::SaSharing::Shared,
+        );
+        let p = alternatives(&[gcm, ah, cbc], Proto::Esp, &crate::props::Props::default());
+        let got: Vec<(u8, u8)> = p.combs.iter().map(|c| (c.encrypt, c.auth)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (encr_info(EncrAlg::AesGcm16).pfkey, 0),
+                (
+                    encr_info(EncrAlg::AesCbc).pfkey,
+                    auth_info(AuthAlg::HmacSha256).pfkey
+                )
+            ]
+        );
+        let p = alternatives(&[gcm, ah, cbc], Proto::Ah, &crate::props::Props::default());
+        assert_eq!(p.combs.len(), 1);
+    }
 
     #[test]
     fn acquire_of_a_unique_or_self_encapsulated_socket_names_its_binding() {

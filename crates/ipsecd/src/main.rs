@@ -16,6 +16,8 @@ mod core;
 mod cryptopool;
 mod dataplane;
 mod gso;
+mod inverse;
+mod iptun;
 mod keys;
 mod log;
 mod logger;
@@ -104,6 +106,11 @@ struct Args {
     /// thread in packet order. The control request `workers N` changes it at run time.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     workers: u16,
+    /// The outer endpoints of a tunnel that ipsecconf `tunnel NAME` rules name, as
+    /// `NAME=LOCAL,REMOTE` (Solaris: `dladm create-iptun -a local=,remote=`); repeatable.
+    /// ACQUIREs of the tunnel's policy then ask for SAs between these endpoints.
+    #[arg(long = "tunnel", value_name = "NAME=LOCAL,REMOTE")]
+    tunnels: Vec<iptun::TunnelEnds>,
     /// UDP port for NAT-T (ESP in UDP, RFC 3948); 0 disables it.
     #[arg(long, default_value_t = 4500)]
     natt_port: u16,
@@ -237,6 +244,7 @@ fn run(args: &Args) -> Result<(), String> {
                 natt_port: args.natt_port,
                 path_mtu: args.path_mtu,
                 key_idle: args.key_idle_seconds,
+                tunnel_ends: args.tunnels.clone(),
                 offload: !args.no_offload,
                 udp_offload: !args.no_udp_offload,
                 workers: usize::from(args.workers),

@@ -662,7 +662,10 @@ impl Server {
                     if privileged {
                         self.stats.messages_in += 1;
                         let (now_s, _) = now();
-                        lock(&self.core).keys.handle(now_s, id, msg);
+                        let mut g = lock(&self.core);
+                        crate::inverse::install_for(&mut g, msg);
+                        g.keys.handle(now_s, id, msg);
+                        drop(g);
                         self.deliver();
                     } else {
                         self.stats.refused_unprivileged += 1;

@@ -607,6 +607,120 @@ fn inverse_acquire_without_policy_is_enoent() {
     a.refused(inv, EINVAL, D::MissingDst.code());
 }
 
+/// The (encryption, authentication) PF_KEY numbers of each ESP extended combination.
+fn esp_pairs(e: &EProp) -> Vec<(u8, u8)> {
+    e.ecombs
+        .iter()
+        .map(|c| {
+            let of = |t: u8| {
+                c.algs
+                    .iter()
+                    .find(|d| d.satype == SADB_SATYPE_ESP && d.algtype == t)
+                    .map_or(0, |d| d.alg)
+            };
+            (of(SADB_X_ALGTYPE_CRYPT), of(SADB_X_ALGTYPE_AUTH))
+        })
+        .collect()
+}
+
+#[test]
+fn inverse_acquire_answers_from_the_live_policy() {
+    use ipsec_crypto::{auth_info, encr_info, AuthAlg, EncrAlg};
+    let d = daemon("inverse-policy", &[]);
+    let mut a = d.client();
+    let gcm = encr_info(EncrAlg::AesGcm16).pfkey;
+    let cbc = encr_info(EncrAlg::AesCbc).pfkey;
+    let sha256 = auth_info(AuthAlg::HmacSha256).pfkey;
+    let inverse = |src: &str, dst: &str| {
+        let mut m = Message::new(SADB_X_INVERSE_ACQUIRE, 0);
+        m.src = Some(addr(src));
+        m.dst = Some(addr(dst));
+        m
+    };
+    // Two alternatives: CBC with HMAC-SHA-256 first, then GCM; in the rule's order.
+    let r = d.control(
+        "policy add one\n{laddr 10.0.0.1 raddr 10.0.0.2} ipsec {encr_algs aes-cbc(256) encr_auth_algs hmac-sha256 sa shared} or ipsec {encr_algs aes-gcm sa shared}\n\
+         {laddr 10.0.0.1 raddr 10.0.0.3 dir in} ipsec {encr_algs aes-gcm sa shared}\n",
+    );
+    assert!(r.starts_with("ok"), "{r}");
+    let e = a.ok(inverse("10.0.0.1", "10.0.0.2"));
+    let eprop = e.eprop.expect("the answer carries X_EPROP");
+    assert_eq!(esp_pairs(&eprop), vec![(cbc, sha256), (gcm, 0)]);
+    let cbc_desc = eprop.ecombs[0].algs[0];
+    assert_eq!((cbc_desc.minbits, cbc_desc.maxbits), (256, 256));
+    assert_eq!(e.src, Some(addr("10.0.0.1")));
+    assert_eq!(e.dst, Some(addr("10.0.0.2")));
+    // An inbound-only rule answers too (the selectors as a packet from the peer).
+    let inb = a.ok(inverse("10.0.0.1", "10.0.0.3"));
+    assert_eq!(esp_pairs(&inb.eprop.unwrap()), vec![(gcm, 0)]);
+    // The policy is this host's: from the peer's side nothing protects the pair.
+    a.refused(inverse("10.0.0.2", "10.0.0.1"), ENOENT, 0);
+    // Selectors no policy protects: ENOENT.
+    a.refused(inverse("10.0.0.1", "10.0.0.9"), ENOENT, 0);
+
+    // ipsecconf -f: flushed, no policy; -a again with GCM only: the answer follows at once.
+    assert!(d.control("policy flush all").starts_with("ok"));
+    a.refused(inverse("10.0.0.1", "10.0.0.2"), ENOENT, 0);
+    let r = d.control(
+        "policy add two\n{laddr 10.0.0.1 raddr 10.0.0.2} ipsec {encr_algs aes-gcm(256) sa shared}\n",
+    );
+    assert!(r.starts_with("ok"), "{r}");
+    let e = a.ok(inverse("10.0.0.1", "10.0.0.2")).eprop.unwrap();
+    assert_eq!(esp_pairs(&e), vec![(gcm, 0)]);
+    assert_eq!(
+        (e.ecombs[0].algs[0].minbits, e.ecombs[0].algs[0].maxbits),
+        (256, 256)
+    );
+    // A bypass entry for the pair: nothing protects it.
+    let r = d.control("policy add three\n{laddr 10.0.0.1 raddr 10.0.0.2 dir both} bypass {}\n");
+    assert!(r.starts_with("ok"), "{r}");
+    a.refused(inverse("10.0.0.1", "10.0.0.2"), ENOENT, 0);
+    // ipsecconf -d: the bypass entry goes, GCM answers again.
+    let list = d.control("policy list file all");
+    let index = list
+        .lines()
+        .collect::<Vec<_>>()
+        .windows(2)
+        .find(|w| w[1].contains("bypass"))
+        .and_then(|w| w[0].strip_prefix("#INDEX "))
+        .unwrap_or_else(|| panic!("no bypass entry in {list}"))
+        .to_string();
+    let r = d.control(&format!("policy delete {index}"));
+    assert!(r.starts_with("ok"), "{r}");
+    let e = a.ok(inverse("10.0.0.1", "10.0.0.2")).eprop.unwrap();
+    assert_eq!(esp_pairs(&e), vec![(gcm, 0)]);
+}
+
+#[test]
+fn inverse_acquire_with_inner_selectors_asks_the_tunnel_policy() {
+    use ipsec_crypto::{encr_info, EncrAlg};
+    let d = daemon("inverse-tunnel", &[]);
+    let mut a = d.client();
+    let r = d.control(
+        "policy add t\n{tunnel ip.tun0 negotiate tunnel laddr 10.1.0.0/16 raddr 10.2.0.0/16} ipsec {encr_algs aes-gcm sa shared}\n",
+    );
+    assert!(r.starts_with("ok"), "{r}");
+    let inner = |s: &str, len: u8| Address {
+        prefixlen: len,
+        ..addr(s)
+    };
+    let mut m = Message::new(SADB_X_INVERSE_ACQUIRE, 0);
+    m.src = Some(addr("192.0.2.1"));
+    m.dst = Some(addr("192.0.2.2"));
+    // Without inner selectors the host SPD is asked: it has no rule.
+    a.refused(m.clone(), ENOENT, 0);
+    m.inner_src = Some(inner("10.1.0.0", 16));
+    m.inner_dst = Some(inner("10.2.0.5", 32));
+    let r = a.ok(m.clone());
+    assert_eq!(r.inner_src, m.inner_src);
+    assert_eq!(r.inner_dst, m.inner_dst);
+    let gcm = encr_info(EncrAlg::AesGcm16).pfkey;
+    assert_eq!(esp_pairs(&r.eprop.unwrap()), vec![(gcm, 0)]);
+    // Inner addresses outside the tunnel's selectors: no policy.
+    m.inner_dst = Some(inner("10.3.0.5", 32));
+    a.refused(m, ENOENT, 0);
+}
+
 #[test]
 fn sa_pairs_updatepair_delpair_and_delpair_state() {
     let d = daemon("pairs", &[]);

@@ -5,7 +5,7 @@ use super::*;
 
 impl Child {
     /// The SPI of our inbound ESP SA (the one we chose).
-    fn inbound(&self) -> [u8; 4] {
+    pub(super) fn inbound(&self) -> [u8; 4] {
         if self.requested_by_us {
             self.sa.spi_i
         } else {
@@ -14,7 +14,7 @@ impl Child {
     }
 
     /// The SPI of our outbound ESP SA (the one the peer chose).
-    fn outbound(&self) -> [u8; 4] {
+    pub(super) fn outbound(&self) -> [u8; 4] {
         if self.requested_by_us {
             self.sa.spi_r
         } else {
@@ -63,6 +63,8 @@ pub(super) struct ChildRequest {
     share: Option<KeyShare>,
     ts_i: Vec<TrafficSelector>,
     ts_r: Vec<TrafficSelector>,
+    /// The suites offered, in order (proposal numbers from 1).
+    suites: Vec<ChildSuite>,
 }
 
 /// Something an exchange on the established SA made happen. Child SAs are named by our
@@ -147,16 +149,6 @@ pub struct Output {
     /// exists on our side: ours to delete ([`Established::delete_ike`]) when we lost, the
     /// peer's to delete (keep it until then) when we won.
     pub redundant: Option<Box<Established>>,
-}
-
-/// The ESP proposal of a CREATE_CHILD_SA exchange: with the key exchange group when the
-/// suite asks for perfect forward secrecy.
-fn ccsa_proposal<'a>(cfg: &IkeConfig, spi: &'a [u8], num: u8) -> Proposal<'a> {
-    let mut p = esp_proposal(&cfg.child, spi, num);
-    if cfg.child.pfs {
-        p.transforms.push(plain(transform::DH, cfg.group.id()));
-    }
-    p
 }
 
 impl Established {
@@ -297,7 +289,8 @@ impl Established {
                 if self.cfg.child.transport {
                     v.push(notify_payload(notify::USE_TRANSPORT_MODE, &[]));
                 }
-                v.push(Payload::Sa(vec![ccsa_proposal(&self.cfg, &c.spi, 1)]));
+                let dh = self.cfg.child.pfs.then_some(self.cfg.group);
+                v.push(Payload::Sa(child_proposals(&c.suites, &c.spi, dh)));
                 v.push(Payload::Nonce(&c.ni));
                 if let Some(k) = &c.share {
                     v.push(Payload::Ke {
@@ -377,6 +370,7 @@ impl Established {
         now: Instant,
         rng: &mut dyn Random,
     ) -> Result<Vec<u8>, IkeError> {
+        let mut suites = self.cfg.child_suites();
         let (ts_i, ts_r) = match rekey {
             None => (self.cfg.ts_local.clone(), self.cfg.ts_remote.clone()),
             Some(spi) => {
@@ -385,6 +379,9 @@ impl Established {
                     .iter()
                     .find(|c| c.inbound() == spi)
                     .ok_or(IkeError::Unexpected("no Child SA with that SPI"))?;
+                // A rekey offers the pair's own transforms first.
+                suites.retain(|s| *s != old.sa.suite);
+                suites.insert(0, old.sa.suite);
                 // Our side first: TSi is the requester's.
                 if old.requested_by_us {
                     (old.sa.ts_i.clone(), old.sa.ts_r.clone())
@@ -412,8 +409,30 @@ impl Established {
             share,
             ts_i,
             ts_r,
+            suites,
         };
         self.request(Request::CreateChild(Box::new(req)), now, rng)
+    }
+
+    /// Builds a CREATE_CHILD_SA request for a new Child SA pair between other selectors
+    /// than the configured ones (ours, the peer's): a gateway's policy naming another pair
+    /// of networks behind the same peer.
+    ///
+    /// # Errors
+    /// As [`Established::create_child`].
+    pub fn create_child_for(
+        &mut self,
+        ts: (Vec<TrafficSelector>, Vec<TrafficSelector>),
+        now: Instant,
+        rng: &mut dyn Random,
+    ) -> Result<Vec<u8>, IkeError> {
+        let configured = (
+            std::mem::replace(&mut self.cfg.ts_local, ts.0),
+            std::mem::replace(&mut self.cfg.ts_remote, ts.1),
+        );
+        let r = self.create_child(None, now, rng);
+        (self.cfg.ts_local, self.cfg.ts_remote) = configured;
+        r
     }
 
     /// Builds a request rekeying the IKE SA (RFC 7296 §1.3.2): a new IKE SA with fresh
@@ -478,6 +497,7 @@ impl Established {
             expect_request_id: 0,
             pending: None,
             closed: false,
+            child_policy: None,
             _auth: self._auth,
         })
     }
@@ -553,6 +573,8 @@ impl Established {
         if self.closed {
             return Err(IkeError::Unexpected("the IKE SA is deleted"));
         }
+        // The caller's policy answer is for this datagram only.
+        let policy = self.child_policy.take();
         if let Some((req, resp)) = &self.cached {
             if !req.is_empty() && datagram == req.as_slice() {
                 return Ok(Output {
@@ -627,7 +649,7 @@ impl Established {
                 }
                 Err((ty, data)) => (vec![OwnedPayload::Notify(ty, data)], None),
             },
-            exchange::CREATE_CHILD_SA => self.answer_create_child(&inner, rng),
+            exchange::CREATE_CHILD_SA => self.answer_create_child(&inner, policy, rng),
             _ => return Err(IkeError::Unexpected("exchange not implemented")),
         };
         let refs: Vec<Payload<'_>> = payloads_out
@@ -795,13 +817,18 @@ impl Established {
             return Err(IkeError::PeerNotify(n));
         }
         let cfg = &self.cfg;
+        let dh = req.share.as_ref().map(KeyShare::group);
         let answer = child_answer(
             cfg,
             inner,
-            &ccsa_proposal(cfg, &[], 1),
+            &child_proposals(&req.suites, &[], dh),
             &req.ts_i,
             &req.ts_r,
         )?;
+        let suite = *req
+            .suites
+            .get(answer.chosen)
+            .ok_or(IkeError::NoProposalChosen)?;
         let Payload::Nonce(nr) = one(inner, pt::NONCE, "Nonce")? else {
             return Err(IkeError::MissingPayload("Nonce"));
         };
@@ -830,14 +857,14 @@ impl Established {
             gir.as_deref().map(|g| &g[..]),
             &req.ni,
             nr,
-            child_sizes(&cfg.child)?,
+            child_sizes(&suite)?,
         )?;
         self.children.push(Child {
             requested_by_us: true,
             sa: ChildSa {
                 spi_i: req.spi,
                 spi_r: answer.spi,
-                suite: cfg.child,
+                suite,
                 keys,
                 ts_i: answer.ts_i,
                 ts_r: answer.ts_r,
@@ -964,9 +991,10 @@ impl Established {
     fn answer_create_child(
         &mut self,
         inner: &[Payload<'_>],
+        policy: Option<Vec<ChildSuite>>,
         rng: &mut dyn Random,
     ) -> (Vec<OwnedPayload>, Option<Event>) {
-        match self.create_child_for_peer(inner, rng) {
+        match self.create_child_for_peer(inner, policy, rng) {
             Ok(x) => x,
             Err((ty, data)) => (vec![OwnedPayload::Notify(ty, data)], None),
         }
@@ -975,6 +1003,7 @@ impl Established {
     fn create_child_for_peer(
         &mut self,
         inner: &[Payload<'_>],
+        policy: Option<Vec<ChildSuite>>,
         rng: &mut dyn Random,
     ) -> Result<(Vec<OwnedPayload>, Option<Event>), Refusal> {
         let refuse = |ty: u16| (ty, Vec::new());
@@ -998,7 +1027,23 @@ impl Established {
                 Some(c.inbound())
             }
         };
-        let (num, spi_i, ni) = offered::<4>(inner, &ccsa_proposal(&cfg, &[], 1))?;
+        // The peer's first proposal that policy (or the configuration) allows.
+        let allowed = policy.unwrap_or_else(|| cfg.child_suites());
+        let Ok(Payload::Sa(props)) = one(inner, pt::SA, "SA") else {
+            return Err(refuse(notify::INVALID_SYNTAX));
+        };
+        let dh = cfg.child.pfs.then_some(cfg.group);
+        let (chosen, suite) =
+            choose_child(props, &allowed, dh).ok_or(refuse(notify::NO_PROPOSAL_CHOSEN))?;
+        let num = chosen.num;
+        let spi_i: [u8; 4] = chosen
+            .spi
+            .try_into()
+            .map_err(|_| refuse(notify::NO_PROPOSAL_CHOSEN))?;
+        let ni = match one(inner, pt::NONCE, "Nonce") {
+            Ok(Payload::Nonce(n)) if (16..=256).contains(&n.len()) => *n,
+            _ => return Err(refuse(notify::INVALID_SYNTAX)),
+        };
         let (share, gir) = if cfg.child.pfs {
             let data = peer_ke(inner, cfg.group)?;
             let share = key_share(cfg.group, rng).map_err(syntax)?;
@@ -1018,7 +1063,7 @@ impl Established {
         let transport = cfg.child.transport && has_notify(inner, notify::USE_TRANSPORT_MODE);
         let spi_r = self.fresh_spi(rng);
         let nr = random_vec(rng, NONCE_LEN);
-        let sizes = child_sizes(&cfg.child).map_err(syntax)?;
+        let sizes = child_sizes(&suite).map_err(syntax)?;
         let gir_ref = gir.as_deref().map(|g| &g[..]);
         let keys = child_keys(cfg.prf, &self.keys.sk_d, gir_ref, ni, &nr, sizes)
             .map_err(|_| refuse(notify::INVALID_SYNTAX))?;
@@ -1026,7 +1071,7 @@ impl Established {
         if transport {
             out.push(OwnedPayload::Notify(notify::USE_TRANSPORT_MODE, Vec::new()));
         }
-        out.push(OwnedPayload::ChildSa(spi_r, num));
+        out.push(OwnedPayload::ChildSa(spi_r, num, suite));
         let low = lowest(ni, &nr).to_vec();
         out.push(OwnedPayload::Nonce(nr));
         if let Some(k) = &share {
@@ -1039,7 +1084,7 @@ impl Established {
             sa: ChildSa {
                 spi_i,
                 spi_r,
-                suite: cfg.child,
+                suite,
                 keys,
                 ts_i: tsi,
                 ts_r: tsr,
@@ -1097,8 +1142,8 @@ fn peer_ke<'m>(inner: &'m [Payload<'_>], group: Group) -> Result<&'m [u8], Refus
 enum OwnedPayload {
     EspDelete([u8; 4]),
     Notify(u16, Vec<u8>),
-    /// Our ESP proposal with this SPI and proposal number.
-    ChildSa([u8; 4], u8),
+    /// Our ESP proposal of this suite with this SPI and proposal number.
+    ChildSa([u8; 4], u8, ChildSuite),
     /// Our IKE proposal with this (new IKE SA) SPI and proposal number.
     IkeSa([u8; 8], u8),
     Nonce(Zeroizing<Vec<u8>>),
@@ -1112,7 +1157,13 @@ impl OwnedPayload {
         match self {
             Self::EspDelete(spi) => esp_delete(spi),
             Self::Notify(ty, data) => notify_payload(*ty, data),
-            Self::ChildSa(spi, num) => Payload::Sa(vec![ccsa_proposal(cfg, spi, *num)]),
+            Self::ChildSa(spi, num, suite) => {
+                let mut p = esp_proposal(suite, spi, *num);
+                if cfg.child.pfs {
+                    p.transforms.push(plain(transform::DH, cfg.group.id()));
+                }
+                Payload::Sa(vec![p])
+            }
             Self::IkeSa(spi, num) => Payload::Sa(vec![ike_proposal_with_spi(cfg, *num, spi)]),
             Self::Nonce(n) => Payload::Nonce(n),
             Self::Ke(group, data) => Payload::Ke {

@@ -235,6 +235,40 @@ impl Frag {
         }
     }
 
+    /// Opens `datagram` without changing anything: a whole SK message, or the fragment
+    /// of request `message_id` that completes the message with the fragments already
+    /// kept; the whole message's inner payloads, parsed from `plain`. `None` otherwise.
+    pub(super) fn peek<'p>(
+        &self,
+        inp: &SkCipher,
+        datagram: &[u8],
+        plain: &'p mut Zeroizing<Vec<u8>>,
+        message_id: u32,
+    ) -> Option<(Header, Vec<Payload<'p>>)> {
+        if !is_fragment(datagram) {
+            return inp.open(datagram, plain).ok();
+        }
+        if !self.accept {
+            return None;
+        }
+        let (h, frag) = inp.open_fragment(datagram, plain).ok()?;
+        if h.is_response() || h.message_id != message_id {
+            return None;
+        }
+        let mut r = match &self.rx[0] {
+            Some((r, _)) if r.message_id() == message_id => r.clone(),
+            _ => Reassembly::new(message_id, ReassemblyLimits::default()),
+        };
+        let (first, content) = r.add(&h, frag, plain).ok()??;
+        *plain = content;
+        let plain: &'p [u8] = plain;
+        let inner = crate::wire::parse_chain(first, plain, 0).ok()?;
+        if inner.iter().any(Payload::is_encrypted) {
+            return None;
+        }
+        Some((h, inner))
+    }
+
     /// Abandons reassemblies older than [`REASSEMBLY_TIMEOUT`] (their age counts from the
     /// first call that saw them); returns when the next call is useful.
     pub(super) fn expire(&mut self, now: Instant) -> Option<Instant> {

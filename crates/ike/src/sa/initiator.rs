@@ -81,7 +81,9 @@ impl ExpectSaInitResp {
         for p in cfg.ike_proposals() {
             p.suite.key_sizes()?;
         }
-        child_sizes(&cfg.child)?;
+        for c in cfg.child_suites() {
+            child_sizes(&c)?;
+        }
         let spi_i = spi8(rng);
         let share = key_share(cfg.group, rng)?;
         let ni = random_vec(rng, NONCE_LEN);
@@ -321,7 +323,11 @@ impl ExpectSaInitResp {
         if cfg.child.transport {
             inner.push(notify_payload(notify::USE_TRANSPORT_MODE, &[]));
         }
-        inner.push(Payload::Sa(vec![esp_proposal(&cfg.child, &child_spi, 1)]));
+        inner.push(Payload::Sa(child_proposals(
+            &cfg.child_suites(),
+            &child_spi,
+            None,
+        )));
         inner.push(Payload::TsI(cfg.ts_local.clone()));
         inner.push(Payload::TsR(cfg.ts_remote.clone()));
         let h = header(self.spi_i, spi_r, exchange::IKE_AUTH, flags::INITIATOR, 1);
@@ -472,25 +478,29 @@ impl ExpectAuthResp {
             &self.ni,
             &self.keys.sk_pr,
         )?;
-        let keys = child_keys(
-            cfg.prf,
-            &self.keys.sk_d,
-            None,
-            &self.ni,
-            &self.nr,
-            child_sizes(&cfg.child)?,
-        )?;
         let children = if child_refused.is_some() {
             Vec::new()
         } else {
-            let wanted = esp_proposal(&cfg.child, &[], 1);
+            let suites = cfg.child_suites();
+            let wanted = child_proposals(&suites, &[], None);
             let answer = child_answer(cfg, inner, &wanted, &cfg.ts_local, &cfg.ts_remote)?;
+            let suite = *suites
+                .get(answer.chosen)
+                .ok_or(IkeError::NoProposalChosen)?;
+            let keys = child_keys(
+                cfg.prf,
+                &self.keys.sk_d,
+                None,
+                &self.ni,
+                &self.nr,
+                child_sizes(&suite)?,
+            )?;
             vec![Child {
                 requested_by_us: true,
                 sa: ChildSa {
                     spi_i: self.child_spi,
                     spi_r: answer.spi,
-                    suite: cfg.child,
+                    suite,
                     keys,
                     ts_i: answer.ts_i,
                     ts_r: answer.ts_r,
@@ -521,6 +531,7 @@ impl ExpectAuthResp {
             expect_request_id: 0,
             pending: None,
             closed: false,
+            child_policy: None,
             _auth: proof,
         })
     }

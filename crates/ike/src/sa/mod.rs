@@ -95,11 +95,15 @@ use crate::wire::{
 
 pub use crate::Random;
 
+mod child_policy;
 mod established;
 mod fragments;
 mod initiator;
 mod proposals;
 mod responder;
+
+pub use child_policy::PeerChildRequest;
+use child_policy::{child_proposals, choose_child, peer_child_request};
 
 use established::Request;
 pub use established::{Event, Output};
@@ -181,6 +185,11 @@ pub struct IkeConfig {
     pub group: Group,
     /// Child SA transforms.
     pub child: ChildSuite,
+    /// Child SA transforms offered (initiator) or accepted (responder) after `child`, in
+    /// order of preference: one ESP proposal each ([`IkeConfig::child_suites`]). A
+    /// responder's IPsec policy can replace the accepted list per exchange
+    /// ([`ExpectAuthReq::set_child_policy`], [`Established::set_child_policy`]).
+    pub child_more: Vec<ChildSuite>,
     /// Our identity.
     pub local_id: Identity,
     /// The identity the peer must show (`None`: any).
@@ -670,28 +679,35 @@ fn selectors<'m>(
 
 /// What the responder of a Child SA exchange answered, checked.
 struct ChildAnswer {
+    /// The index in `wanted` of the proposal the responder chose.
+    chosen: usize,
     spi: [u8; 4],
     ts_i: Vec<TrafficSelector>,
     ts_r: Vec<TrafficSelector>,
     transport: bool,
 }
 
-/// Checks the responder's answer to our Child SA proposal `wanted` (RFC 7296 §1.3,
-/// §2.9): one proposal, ours, numbered 1, with a 4-byte SPI; selectors inside the ones
-/// we proposed (narrowed, never widened); the mode our policy asked for.
+/// Checks the responder's answer to our Child SA proposals `wanted` (numbered from 1;
+/// RFC 7296 §1.3, §2.9): one proposal, one of ours with its number, with a 4-byte SPI;
+/// selectors inside the ones we proposed (narrowed, never widened); the mode our policy
+/// asked for.
 fn child_answer(
     cfg: &IkeConfig,
     inner: &[Payload<'_>],
-    wanted: &Proposal<'_>,
+    wanted: &[Proposal<'_>],
     ts_i: &[TrafficSelector],
     ts_r: &[TrafficSelector],
 ) -> Result<ChildAnswer, IkeError> {
     let Payload::Sa(props) = one(inner, pt::SA, "SA")? else {
         return Err(IkeError::MissingPayload("SA"));
     };
-    let spi: [u8; 4] = match props.as_slice() {
-        [p] if p.num == 1 && chosen_is(p, wanted) => {
-            p.spi.try_into().map_err(|_| IkeError::NoProposalChosen)?
+    let (chosen, spi): (usize, [u8; 4]) = match props.as_slice() {
+        [p] => {
+            let k = usize::from(p.num)
+                .checked_sub(1)
+                .filter(|&k| wanted.get(k).is_some_and(|w| chosen_is(p, w)))
+                .ok_or(IkeError::NoProposalChosen)?;
+            (k, p.spi.try_into().map_err(|_| IkeError::NoProposalChosen)?)
         }
         _ => return Err(IkeError::NoProposalChosen),
     };
@@ -705,6 +721,7 @@ fn child_answer(
         return Err(IkeError::NoProposalChosen);
     }
     Ok(ChildAnswer {
+        chosen,
         spi,
         ts_i: tsi.clone(),
         ts_r: tsr.clone(),
@@ -1012,6 +1029,8 @@ pub struct Established {
     pending: Option<(Pending, Request)>,
     /// The IKE SA was deleted (by either side).
     closed: bool,
+    /// What policy allows the peer's next Child SA request (`set_child_policy`).
+    child_policy: Option<Vec<ChildSuite>>,
     _auth: AuthVerified,
 }
 

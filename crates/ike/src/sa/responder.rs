@@ -273,6 +273,7 @@ pub fn respond_sa_init(
         init_response: resp.clone(),
         peer_hashes: peer_sig_hashes(&m.payloads),
         frag: Frag::new(cfg.fragment_len.filter(|_| peer_frag), peer_frag),
+        child_policy: None,
     };
     Ok((state, resp))
 }
@@ -293,6 +294,8 @@ pub struct ExpectAuthReq {
     /// The peer's SIGNATURE_HASH_ALGORITHMS (RFC 7427 §4).
     peer_hashes: Vec<u16>,
     frag: Frag,
+    /// What policy allows for the Child SA of IKE_AUTH (`set_child_policy`).
+    child_policy: Option<Vec<ChildSuite>>,
 }
 
 impl ExpectAuthReq {
@@ -306,6 +309,26 @@ impl ExpectAuthReq {
     #[must_use]
     pub fn ike_keys(&self) -> &IkeKeys {
         &self.keys
+    }
+
+    /// The suites the Child SA of IKE_AUTH may use (what the IPsec policy allows for its
+    /// selectors); empty: none (NO_PROPOSAL_CHOSEN). Without it the configuration's
+    /// [`IkeConfig::child_suites`] apply.
+    pub fn set_child_policy(&mut self, allowed: Vec<ChildSuite>) {
+        self.child_policy = Some(allowed);
+    }
+
+    /// The Child SA that `datagram` asks for, if it is the IKE_AUTH request (its
+    /// integrity checked, the peer not yet authenticated). Changes nothing.
+    #[must_use]
+    pub fn child_request(&self, datagram: &[u8]) -> Option<PeerChildRequest> {
+        let mut plain = Zeroizing::new(Vec::new());
+        // A fragment shows the request only if it completes it (RFC 7383).
+        let (h, inner) = self.frag.peek(&self.ciphers.inp, datagram, &mut plain, 1)?;
+        if h.exchange != exchange::IKE_AUTH || h.is_response() || h.message_id != 1 {
+            return None;
+        }
+        peer_child_request(&self.cfg, &inner, None)
     }
 
     /// Handles a datagram for this SA: a retransmitted IKE_SA_INIT request (answered from
@@ -386,9 +409,14 @@ impl ExpectAuthReq {
             &self.nr,
             &self.keys.sk_pi,
         )?;
+        // The initiator's first proposal that policy (or the configuration) allows.
+        let allowed = self
+            .child_policy
+            .clone()
+            .unwrap_or_else(|| cfg.child_suites());
         // A Child SA we cannot make does not undo the authenticated IKE SA (RFC 7296
         // §1.2, §2.21.2): the response then carries the error notification and no SA.
-        let child = match offered_child(cfg, inner) {
+        let child = match offered_child(cfg, &allowed, inner) {
             Ok(c) => Ok(c),
             Err(e @ (IkeError::NoProposalChosen | IkeError::TsUnacceptable)) => Err(e),
             Err(e) => return Err(e),
@@ -416,7 +444,7 @@ impl ExpectAuthReq {
                 if c.transport {
                     reply_payloads.push(notify_payload(notify::USE_TRANSPORT_MODE, &[]));
                 }
-                reply_payloads.push(Payload::Sa(vec![esp_proposal(&cfg.child, &spi_r, c.num)]));
+                reply_payloads.push(Payload::Sa(vec![esp_proposal(&c.suite, &spi_r, c.num)]));
                 reply_payloads.push(Payload::TsI(c.tsi.clone()));
                 reply_payloads.push(Payload::TsR(c.tsr.clone()));
             }
@@ -430,30 +458,33 @@ impl ExpectAuthReq {
             1,
         );
         let reply = self.ciphers.seal(&h, &reply_payloads, rng)?;
-        let keys = child_keys(
-            cfg.prf,
-            &self.keys.sk_d,
-            None,
-            &self.ni,
-            &self.nr,
-            child_sizes(&cfg.child)?,
-        )?;
         let (children, child_refused) = match child {
-            Ok(c) => (
-                vec![Child {
-                    requested_by_us: false,
-                    sa: ChildSa {
-                        spi_i: c.spi_i,
-                        spi_r,
-                        suite: cfg.child,
-                        keys,
-                        ts_i: c.tsi,
-                        ts_r: c.tsr,
-                        transport: c.transport,
-                    },
-                }],
-                None,
-            ),
+            Ok(c) => {
+                let keys = child_keys(
+                    cfg.prf,
+                    &self.keys.sk_d,
+                    None,
+                    &self.ni,
+                    &self.nr,
+                    child_sizes(&c.suite)?,
+                )?;
+                let sa = ChildSa {
+                    spi_i: c.spi_i,
+                    spi_r,
+                    suite: c.suite,
+                    keys,
+                    ts_i: c.tsi,
+                    ts_r: c.tsr,
+                    transport: c.transport,
+                };
+                (
+                    vec![Child {
+                        requested_by_us: false,
+                        sa,
+                    }],
+                    None,
+                )
+            }
             Err(e) => (Vec::new(), Some(e)),
         };
         Ok(Established {
@@ -479,6 +510,7 @@ impl ExpectAuthReq {
             expect_request_id: 2,
             pending: None,
             closed: false,
+            child_policy: None,
             _auth: proof,
         })
     }
@@ -488,6 +520,8 @@ impl ExpectAuthReq {
 struct OfferedChild {
     /// The number of the proposal taken.
     num: u8,
+    /// The suite of that proposal.
+    suite: ChildSuite,
     /// The initiator's SPI.
     spi_i: [u8; 4],
     /// The selectors narrowed to our policy.
@@ -496,17 +530,18 @@ struct OfferedChild {
     transport: bool,
 }
 
-/// Checks the Child SA part of an IKE_AUTH request: an ESP proposal we accept and
-/// selectors that narrow to something in our policy (RFC 7296 §2.9).
-fn offered_child(cfg: &IkeConfig, inner: &[Payload<'_>]) -> Result<OfferedChild, IkeError> {
+/// Checks the Child SA part of an IKE_AUTH request: the initiator's first ESP proposal
+/// of a suite in `allowed`, and selectors that narrow to something in our policy (RFC
+/// 7296 §2.9).
+fn offered_child(
+    cfg: &IkeConfig,
+    allowed: &[ChildSuite],
+    inner: &[Payload<'_>],
+) -> Result<OfferedChild, IkeError> {
     let Payload::Sa(props) = one(inner, pt::SA, "SA")? else {
         return Err(IkeError::MissingPayload("SA"));
     };
-    let wanted = esp_proposal(&cfg.child, &[], 1);
-    let Some(chosen) = props
-        .iter()
-        .find(|p| p.protocol == protocol::ESP && p.spi.len() == 4 && offers(p, &wanted.transforms))
-    else {
+    let Some((chosen, suite)) = choose_child(props, allowed, None) else {
         return Err(IkeError::NoProposalChosen);
     };
     let spi_i: [u8; 4] = chosen
@@ -522,6 +557,7 @@ fn offered_child(cfg: &IkeConfig, inner: &[Payload<'_>]) -> Result<OfferedChild,
     }
     Ok(OfferedChild {
         num: chosen.num,
+        suite,
         spi_i,
         tsi,
         tsr,

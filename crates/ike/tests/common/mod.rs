@@ -94,6 +94,7 @@ pub fn configs(suite: SkSuite, group: Group, child: ChildSuite) -> (IkeConfig, I
         backoff: Backoff::default(),
         initial_contact: false,
         more_proposals: Vec::new(),
+        child_more: Vec::new(),
         cert: None,
         fragment_len: None,
     };

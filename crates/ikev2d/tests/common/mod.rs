@@ -154,3 +154,48 @@ impl Ike {
         }
     }
 }
+
+/// Makes `n` a NAT router: forwarding on, and masquerade (nftables) of what leaves
+/// through `out_if`.
+pub fn masquerade(n: &Ns, out_if: &str) {
+    n.forwarding();
+    n.ok(&["nft", "add", "table", "ip", "nat"]);
+    n.ok(&[
+        "nft",
+        "add chain ip nat post { type nat hook postrouting priority 100 ; }",
+    ]);
+    n.ok(&[
+        "nft",
+        "add",
+        "rule",
+        "ip",
+        "nat",
+        "post",
+        "oifname",
+        out_if,
+        "masquerade",
+    ]);
+}
+
+/// Runs `ipseckey -n ARGS` in `ns` against ipsecd `d`'s PF_KEY socket (or, with
+/// `spawn`, starts it): the command line.
+pub fn ipseckey_args(d: &Daemon, args: &[&str]) -> Vec<String> {
+    let bin = crate::netns::ipsecd_bin()
+        .parent()
+        .unwrap()
+        .join("ipseckey");
+    let mut v = vec![
+        "env".to_string(),
+        format!("IRONSWAN_PFKEY_SOCKET={}", d.pfkey.display()),
+        bin.display().to_string(),
+        "-n".to_string(),
+    ];
+    v.extend(args.iter().map(|a| a.to_string()));
+    v
+}
+
+/// `ipseckey -n dump esp` against ipsecd `d`: its output.
+pub fn dump_esp(ns: &Ns, d: &Daemon) -> String {
+    let args = ipseckey_args(d, &["dump", "esp"]);
+    ns.ok(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
