@@ -487,14 +487,7 @@ impl ExpectAuthResp {
             let suite = *suites
                 .get(answer.chosen)
                 .ok_or(IkeError::NoProposalChosen)?;
-            let keys = child_keys(
-                cfg.prf,
-                &self.keys.sk_d,
-                None,
-                &self.ni,
-                &self.nr,
-                child_sizes(&suite)?,
-            )?;
+            let keys = auth_child_keys(cfg, &self.keys, &self.ni, &self.nr, &suite)?;
             vec![Child {
                 requested_by_us: true,
                 sa: ChildSa {

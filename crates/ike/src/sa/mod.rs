@@ -854,6 +854,25 @@ fn derive(
     )?)
 }
 
+/// The keys of the Child SA made by IKE_AUTH: from SK_d and the IKE_SA_INIT nonces, with
+/// no key exchange of its own (RFC 7296 §2.17).
+fn auth_child_keys(
+    cfg: &IkeConfig,
+    k: &IkeKeys,
+    ni: &[u8],
+    nr: &[u8],
+    suite: &ChildSuite,
+) -> Result<ChildKeys, IkeError> {
+    Ok(child_keys(
+        cfg.prf,
+        &k.sk_d,
+        None,
+        ni,
+        nr,
+        child_sizes(suite)?,
+    )?)
+}
+
 fn child_sizes(c: &ChildSuite) -> Result<crate::keys::KeySizes, IkeError> {
     SkSuite {
         encr: c.encr,

@@ -460,14 +460,7 @@ impl ExpectAuthReq {
         let reply = self.ciphers.seal(&h, &reply_payloads, rng)?;
         let (children, child_refused) = match child {
             Ok(c) => {
-                let keys = child_keys(
-                    cfg.prf,
-                    &self.keys.sk_d,
-                    None,
-                    &self.ni,
-                    &self.nr,
-                    child_sizes(&c.suite)?,
-                )?;
+                let keys = auth_child_keys(cfg, &self.keys, &self.ni, &self.nr, &c.suite)?;
                 let sa = ChildSa {
                     spi_i: c.spi_i,
                     spi_r,
