@@ -149,29 +149,9 @@ if [ "$NICE" != 0 ] && [ "$(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/
     echo "$NICE" >/proc/self/autogroup
 fi
 
-section() { printf '\n==== %s ====\n' "$*"; }
-note() { printf '%s\n' "$*"; }
-
-# ---- packages ------------------------------------------------------------------------------
-APT_UPDATED=0
-apt_install() {
-    # apt_install PACKAGE... (only those missing)
-    local missing=() p
-    for p in "$@"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
-    done
-    [ ${#missing[@]} -eq 0 ] && return 0
-    note "apt-get install ${missing[*]}"
-    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; then
-        if [ "$APT_UPDATED" = 0 ]; then
-            APT_UPDATED=1
-            apt-get update -q >/dev/null
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
-        else
-            return 1
-        fi
-    fi
-}
+# section, note, apt_install, start_bg, wait_for, rss_kib, hwm_kib, machine_ticks, HZ
+# shellcheck source=scripts/bench-common.sh
+. "$ROOT/scripts/bench-common.sh"
 
 section "packages and build"
 apt_install iperf3 iproute2 tcpdump iputils-ping python3
@@ -234,32 +214,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# start_bg NS LOGFILE CMD...: starts CMD in namespace NS in the background, remembers its pid.
-BG_PID=
-start_bg() {
-    local ns="$1" log="$2"
-    shift 2
-    ip netns exec "$ns" nice -n "$NICE" "$@" >"$log" 2>&1 &
-    BG_PID=$!
-    PIDS+=("$BG_PID")
-}
 ina() { ip netns exec "$NSA" "$@"; }
 # ina_nice CMD...: in namespace a at the benchmark's niceness (the iperf3 clients)
 ina_nice() { ip netns exec "$NSA" nice -n "$NICE" "$@"; }
 inb() { ip netns exec "$NSB" "$@"; }
-# wait_for SECONDS CMD...: polls CMD every 0.1 s until it succeeds.
-wait_for() {
-    local n=$(( $1 * 10 ))
-    shift
-    while [ "$n" -gt 0 ]; do
-        "$@" >/dev/null 2>&1 && return 0
-        sleep 0.1
-        n=$(( n - 1 ))
-    done
-    return 1
-}
-rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
-hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 # CPU ticks (user + system, threads included) of each given pid, comma-separated.
 cpu_ticks() {
     local out="" pid t
@@ -273,9 +231,6 @@ cpu_ticks() {
 # Scheduler statistics summed over every thread of the given pid: ns on a CPU, ns waiting
 # runnable for a CPU, timeslices.
 schedstat() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{r += $1; w += $2; n += $3} END {printf "%.0f %.0f %.0f\n", r, w, n}'; }
-# busy and total ticks of the whole machine
-machine_ticks() { awk '/^cpu / {print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; }
-HZ=$(getconf CLK_TCK)
 hexkey() { od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'; }
 
 # ---- namespaces and veth -----------------------------------------------------------------------

@@ -32,8 +32,8 @@ use ike::sa::{
 };
 use ike::wire::{Header, TrafficSelector};
 use ipsec_pfkey::consts::{
-    ESRCH, SADB_ACQUIRE, SADB_DELETE, SADB_DUMP, SADB_EXPIRE, SADB_GETSPI, SADB_SATYPE_ESP,
-    SADB_UPDATE, SADB_X_INVERSE_ACQUIRE, SADB_X_KMP_IKE,
+    ESRCH, SADB_ACQUIRE, SADB_DELETE, SADB_DUMP, SADB_EXPIRE, SADB_GETSPI, SADB_REGISTER,
+    SADB_SATYPE_ESP, SADB_UPDATE, SADB_X_INVERSE_ACQUIRE, SADB_X_KMP_IKE,
 };
 use ipsec_pfkey::Message;
 use ipsec_sys::seqpacket::{Conn, Listener, Recv, Sent};
@@ -305,7 +305,9 @@ fn nat_text(n: ike::sa::NatStatus) -> &'static str {
     }
 }
 
-fn host_ts(a: IpAddr) -> TrafficSelector {
+/// The traffic selector of one address, every protocol and port.
+#[must_use]
+pub fn host_ts(a: IpAddr) -> TrafficSelector {
     TrafficSelector {
         ip_protocol: 0,
         start_port: 0,
@@ -478,7 +480,7 @@ impl Daemon {
             Ok(p) => {
                 self.stats.pfkey_connects += 1;
                 log::info(format_args!(
-                    "registered for ESP with ipsecd at {}",
+                    "connected to ipsecd at {}, registering for ESP",
                     self.opts.pfkey_socket.display()
                 ));
                 self.pf = Some(p);
@@ -609,6 +611,18 @@ impl Daemon {
                     _ => (any_v4(), any_v4()),
                 };
                 self.got_spi(m.seq, spi, peer, local);
+                continue;
+            }
+            if m.msg_type == SADB_REGISTER && m.pid == std::process::id() {
+                // ipsecd's answer: from now on its ACQUIREs come to us.
+                if m.errno == 0 {
+                    log::info(format_args!(
+                        "registered for ESP with ipsecd at {}",
+                        self.opts.pfkey_socket.display()
+                    ));
+                } else {
+                    log::error(format_args!("PF_KEY REGISTER refused: errno {}", m.errno));
+                }
                 continue;
             }
             if m.msg_type == SADB_X_INVERSE_ACQUIRE && m.pid == std::process::id() {
@@ -1402,6 +1416,7 @@ impl Daemon {
         self.sas[i].phase = Some(Phase::Up(Box::new(est)));
         self.sas[i].since = Instant::now();
         self.sas[i].last_rx = Instant::now();
+        let spis = (self.sas[i].spi_i, self.sas[i].spi_r);
         if initial_contact {
             // RFC 7296 §2.4: the peer restarted; forget our older SAs with it.
             let old: Vec<usize> = (0..self.sas.len())
@@ -1415,10 +1430,12 @@ impl Daemon {
                 self.sas.remove(j);
             }
         }
+        // This SA by its SPIs (removals above moved it): another IKE SA with the same peer
+        // (many may exist at once, without INITIAL_CONTACT) does not hold these children.
         let i = self
             .sas
             .iter()
-            .position(|s| matches!(s.phase, Some(Phase::Up(_))) && s.path.remote.ip() == remote)
+            .position(|s| (s.spi_i, s.spi_r) == spis)
             .unwrap_or(i);
         for spi in inbound {
             self.install(i, spi);
