@@ -146,6 +146,9 @@ struct IkeSa {
     superseded: bool,
     /// When an incomplete fragmented message held by it is abandoned (RFC 7383).
     frag_due: Option<Instant>,
+    /// The redundant IKE SA of a simultaneous rekey we won: once the peer deletes it, we
+    /// delete the old IKE SA with these SPIs (RFC 7296 §2.8.2).
+    then_delete_old: Option<([u8; 8], [u8; 8])>,
 }
 
 impl IkeSa {
@@ -172,6 +175,7 @@ impl IkeSa {
             rekey_requested: false,
             superseded: false,
             frag_due: None,
+            then_delete_old: None,
         }
     }
 }
@@ -1591,6 +1595,9 @@ impl Daemon {
                     self.sas[i].path.remote
                 ));
                 self.remove_children(i);
+                if let Some(spis) = self.sas[i].then_delete_old.take() {
+                    self.delete_old_ike_sa(spis);
+                }
             }
             Event::IkeRekeyed | Event::IkeRekeyCollision { .. } => {
                 if let Some(new) = rekeyed {
@@ -1615,8 +1622,10 @@ impl Daemon {
                     old.superseded = true;
                     old.since = Instant::now();
                     // In a simultaneous rekey (RFC 7296 §2.8.2) the winner deletes the old SA.
+                    // In a simultaneous rekey (RFC 7296 §2.8.2) the winner deletes the old
+                    // SA once the loser has deleted the redundant one.
                     let by_us = match ev {
-                        Event::IkeRekeyCollision { won } => won,
+                        Event::IkeRekeyCollision { .. } => false,
                         _ => old.rekey_requested,
                     };
                     log::info(format_args!(
@@ -1687,10 +1696,32 @@ impl Daemon {
             (n.spi_i, n.spi_r) = e.spis();
         }
         n.superseded = true;
+        if won {
+            n.then_delete_old = Some((old.spi_i, old.spi_r));
+        }
         self.sas.push(n);
         if let Some(r) = req {
             let last = self.sas.len() - 1;
             self.send_ike(last, &r);
+        }
+    }
+
+    /// Deletes the old IKE SA with these SPIs (a simultaneous rekey we won, once the
+    /// peer deleted its redundant SA).
+    fn delete_old_ike_sa(&mut self, (spi_i, spi_r): ([u8; 8], [u8; 8])) {
+        let Some(j) = self
+            .sas
+            .iter()
+            .position(|s| s.spi_i == spi_i && s.spi_r == spi_r)
+        else {
+            return;
+        };
+        let req = match &mut self.sas[j].phase {
+            Some(Phase::Up(e)) => e.delete_ike(Instant::now(), &mut self.rng).ok(),
+            _ => None,
+        };
+        if let Some(r) = req {
+            self.send_ike(j, &r);
         }
     }
 

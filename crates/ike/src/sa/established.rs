@@ -124,9 +124,10 @@ pub enum Event {
     /// Both sides rekeyed the IKE SA at once (RFC 7296 §2.8.2) and the collision is
     /// settled: [`Output::rekeyed`] is the surviving new IKE SA (it holds every Child SA),
     /// made by the exchange without the lowest of the four nonces. `won`: that exchange
-    /// was ours, so we delete the old IKE SA as after a normal rekey and the peer deletes
-    /// the redundant one; otherwise we delete the redundant one ([`Output::redundant`],
-    /// if any) and the peer deletes the old one.
+    /// was ours: the peer deletes the redundant one, and we delete the old IKE SA (best
+    /// once the redundant one is gone, so that the peer has settled too); otherwise we
+    /// delete the redundant one ([`Output::redundant`], if any) and the peer deletes the
+    /// old one.
     IkeRekeyCollision {
         /// The surviving new IKE SA is the one our request made.
         won: bool,
