@@ -30,10 +30,13 @@
 //! or subjectAltName is that identity (and whose private key the store holds), and
 //! checks the peer's certificate chain against the store's trust anchors and its ID
 //! against `remote_id` (by default the peer's address, which must then be in the
-//! certificate's subjectAltNames). `rsa_*` and `ecdsa*` also require the key type;
-//! `rsa_pss` signs with RSASSA-PSS. A DN is written `"C=US, O=Example, CN=gw"` (RDNs
+//! certificate's subjectAltNames). `rsa_*` and `ecdsa*` also require the key type, of
+//! our certificate and of the peer's, and the peer's signature: `rsa_sig` PKCS#1 v1.5,
+//! `rsa_pss` RSASSA-PSS (which we then sign with too), `ecdsa_shaN` ECDSA with that
+//! hash (`ecdsa` any), `cert` any. A DN is written `"C=US, O=Example, CN=gw"` (RDNs
 //! in order, types C ST L O OU CN E DC SN SERIALNUMBER T G UID) and matches a peer's DN
-//! attribute by attribute, ignoring case and string types. The store is the directory
+//! RDN by RDN, ignoring ASCII case and the choice between PrintableString, UTF8String
+//! and IA5String ([`ike::cert::dn_equal`]). The store is the directory
 //! `ikev2cert` manages: `cert_store` (Ironswan's; Solaris keeps its keystore in the
 //! ikeuser PKCS#11 softtoken) names it, default [`DEFAULT_CERT_STORE`].
 //!
@@ -1195,7 +1198,6 @@ pub fn parse_preshared(file: &str, text: &str) -> Result<Preshared, ConfigError>
 /// # Errors
 /// Unreadable, wrong mode or owner, or a parse error.
 pub fn load_preshared(path: &Path) -> Result<Preshared, ConfigError> {
-    use std::os::unix::fs::MetadataExt;
     let name = path.display().to_string();
     let whole = |message: String| ConfigError {
         file: name.clone(),
@@ -1203,23 +1205,23 @@ pub fn load_preshared(path: &Path) -> Result<Preshared, ConfigError> {
         column: 0,
         message,
     };
-    let md = std::fs::symlink_metadata(path).map_err(|e| whole(e.to_string()))?;
-    if !md.file_type().is_file() {
-        return Err(whole("not a regular file".into()));
-    }
-    if md.mode() & 0o7777 != 0o600 {
-        return Err(whole(format!(
-            "mode {:04o}: pre-shared keys must be in a file of mode 0600",
-            md.mode() & 0o7777
-        )));
-    }
-    if md.uid() != 0 {
-        return Err(whole(format!(
-            "owned by uid {}: pre-shared keys must be in a file owned by root",
-            md.uid()
-        )));
-    }
-    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| whole(e.to_string()))?);
+    // One descriptor, opened without following a link, checked (fstat) and then read.
+    let (f, md) = ike::cert::store::open_nofollow(path).map_err(|e| {
+        whole(if ike::cert::store::is_link_refused(&e) {
+            "a symbolic link: pre-shared keys must be in a regular file named itself".into()
+        } else {
+            e.to_string()
+        })
+    })?;
+    ike::cert::store::FileRule::Private
+        .check(&md, "pre-shared keys")
+        .map_err(whole)?;
+    let bytes = ike::cert::store::read_all(f).map_err(|e| whole(e.to_string()))?;
+    let text = Zeroizing::new(
+        core::str::from_utf8(&bytes)
+            .map(str::to_owned)
+            .map_err(|_| whole("not UTF-8 text".into()))?,
+    );
     parse_preshared(&name, &text)
 }
 
@@ -1484,6 +1486,35 @@ ikesa_xform { encr_alg aes-gcm(256) prf sha384 dh_group 14 }
             let e = load_preshared(&f).unwrap_err().to_string();
             assert!(e.contains("owned by uid 65534"), "{e}");
         }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The keys file is opened without following a link and checked on the descriptor
+    /// it is read from: a link to a good file is refused, a FIFO too (never read).
+    #[test]
+    fn preshared_file_is_not_reached_through_a_link() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("ikev2d-psk-link-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("real.preshared");
+        std::fs::write(&f, "{ label x key \"k\" }\n").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let link = dir.join("ikev2.preshared");
+        std::os::unix::fs::symlink(&f, &link).unwrap();
+        let e = load_preshared(&link).unwrap_err().to_string();
+        assert!(
+            e.ends_with("ikev2.preshared: a symbolic link: pre-shared keys must be in a regular file named itself"),
+            "{e}"
+        );
+        let fifo = dir.join("fifo");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        std::fs::set_permissions(&fifo, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let e = load_preshared(&fifo).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -660,6 +660,8 @@ fn authenticate_peer(
                 return Err(CertError::IdentityMismatch.into());
             }
             let key = ee.key.as_ref().ok_or(CertError::Unsupported)?;
+            // The configured method constrains the peer too (method and key type).
+            c.peer.permits(key, auth.method, auth.data)?;
             let octets = signed_octets(cfg.prf, real_message, nonce, sk_p, id);
             crate::cert::verify_auth(key, auth.method, auth.data, &octets)?;
             Ok(AuthVerified(()))
