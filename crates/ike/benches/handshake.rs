@@ -102,6 +102,7 @@ fn configs(group: Group) -> (IkeConfig, IkeConfig) {
         more_proposals: Vec::new(),
         child_more: Vec::new(),
         cert: None,
+        fragment_len: None,
     };
     let cr = IkeConfig {
         local_id: b,

@@ -149,6 +149,12 @@ pub mod notify {
     pub const INVALID_KE_PAYLOAD: u16 = 17;
     /// The peer's authentication failed.
     pub const AUTHENTICATION_FAILED: u16 = 24;
+    /// Only one pair of traffic selectors is accepted for the Child SA.
+    pub const SINGLE_PAIR_REQUIRED: u16 = 34;
+    /// No internal address could be assigned (configuration payload).
+    pub const INTERNAL_ADDRESS_FAILURE: u16 = 36;
+    /// A configuration payload was required and is missing.
+    pub const FAILED_CP_REQUIRED: u16 = 37;
     /// A traffic selector is unacceptable.
     pub const TS_UNACCEPTABLE: u16 = 38;
     /// A transient condition (e.g. a rekey in progress): try again later (§2.25).

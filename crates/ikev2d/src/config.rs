@@ -321,6 +321,44 @@ pub struct Config {
     pub rules: Vec<Rule>,
     /// The certificate store directory (`cert_store`; `None`: [`DEFAULT_CERT_STORE`]).
     pub cert_store: Option<PathBuf>,
+    /// IKE fragmentation (RFC 7383), global parameters `fragmentation` and
+    /// `fragment_size`.
+    pub fragments: Fragments,
+}
+
+/// IKE fragmentation settings (the names are strongSwan's: `fragmentation yes|no`, and
+/// `fragment_size` as charon's, the largest IP datagram of a fragment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fragments {
+    /// Announce support and fragment large protected messages when the peer does too.
+    pub enabled: bool,
+    /// The largest IP datagram (IP and UDP headers included) a fragment may need.
+    pub size: u16,
+}
+
+impl Default for Fragments {
+    /// On, 1280 bytes (the IPv6 minimum MTU, also safe on IPv4 paths).
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            size: 1280,
+        }
+    }
+}
+
+/// The smallest `fragment_size` accepted: room for headers and some content.
+pub const MIN_FRAGMENT_SIZE: u16 = 128;
+
+impl Fragments {
+    /// The longest IKE message sent whole to `remote` (the IKE core's fragment limit):
+    /// the datagram size less the IP header, the UDP header and the non-ESP marker of
+    /// port 4500; `None` when fragmentation is off.
+    #[must_use]
+    pub fn message_len(&self, remote: IpAddr) -> Option<usize> {
+        let ip = if remote.is_ipv4() { 20 } else { 40 };
+        self.enabled
+            .then(|| usize::from(self.size).saturating_sub(ip + 8 + 4))
+    }
 }
 
 impl Config {
@@ -825,6 +863,31 @@ const GLOBAL_PARAMS: [&str; 6] = [
     "childsa_xform",
 ];
 
+/// The global-only parameters of IKE fragmentation.
+const FRAGMENT_PARAMS: [&str; 2] = ["fragmentation", "fragment_size"];
+
+/// Parses a fragmentation parameter; `Ok(false)` if `key` is not one.
+fn fragment_param(lx: &mut Lexer<'_>, key: &str, f: &mut Fragments) -> Result<bool, ConfigError> {
+    match key {
+        "fragmentation" => f.enabled = yes_no(lx)?,
+        "fragment_size" => {
+            let (v, t) = lx.value("a size in bytes")?;
+            let n = number(lx, (v.clone(), t.clone()), "a size in bytes")?;
+            f.size = u16::try_from(n)
+                .ok()
+                .filter(|n| *n >= MIN_FRAGMENT_SIZE)
+                .ok_or_else(|| {
+                    lx.err(
+                        &t,
+                        format!("fragment_size must be {MIN_FRAGMENT_SIZE} to 65535, found {v}"),
+                    )
+                })?;
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
 /// Parses a parameter allowed both globally and in a rule; `Ok(false)` if `key` is not one.
 fn common_param(lx: &mut Lexer<'_>, key: &str, p: &mut Params) -> Result<bool, ConfigError> {
     match key {
@@ -953,6 +1016,7 @@ pub fn parse_config(file: &str, text: &str) -> Result<Config, ConfigError> {
         tunnel: None,
     };
     let mut rules: Vec<Rule> = Vec::new();
+    let mut fragments = Fragments::default();
     let mut cert_store = None;
     while let Some(t) = lx.peek().cloned() {
         lx.pos += 1;
@@ -968,6 +1032,7 @@ pub fn parse_config(file: &str, text: &str) -> Result<Config, ConfigError> {
                 rules.push(r);
             }
             Tok::Word(w) if rules.is_empty() && common_param(&mut lx, w, &mut global)? => {}
+            Tok::Word(w) if rules.is_empty() && fragment_param(&mut lx, w, &mut fragments)? => {}
             Tok::Word(w) if rules.is_empty() && w == "cert_store" => {
                 let (dir, dt) = lx.value("a directory")?;
                 if !dir.starts_with('/') {
@@ -978,7 +1043,11 @@ pub fn parse_config(file: &str, text: &str) -> Result<Config, ConfigError> {
                 }
                 cert_store = Some(PathBuf::from(dir));
             }
-            Tok::Word(w) if GLOBAL_PARAMS.contains(&w.as_str()) || w == "cert_store" => {
+            Tok::Word(w)
+                if GLOBAL_PARAMS.contains(&w.as_str())
+                    || FRAGMENT_PARAMS.contains(&w.as_str())
+                    || w == "cert_store" =>
+            {
                 return Err(lx.err(
                     &t,
                     format!("global parameter {w:?} must come before the first rule"),
@@ -988,14 +1057,18 @@ pub fn parse_config(file: &str, text: &str) -> Result<Config, ConfigError> {
                 return Err(lx.err(
                     &t,
                     format!(
-                        "expected a global parameter (ikesa_xform, ikesa_lifetime_secs, childsa_lifetime_secs, childsa_pfs, childsa_xform, childsa_mode, cert_store) or '{{' opening a rule, found {}",
+                        "expected a global parameter (ikesa_xform, ikesa_lifetime_secs, childsa_lifetime_secs, childsa_pfs, childsa_xform, childsa_mode, cert_store, fragmentation, fragment_size) or '{{' opening a rule, found {}",
                         show(other)
                     ),
                 ))
             }
         }
     }
-    Ok(Config { rules, cert_store })
+    Ok(Config {
+        rules,
+        cert_store,
+        fragments,
+    })
 }
 
 /// Reads and parses an ikev2.config file.
@@ -1365,7 +1438,41 @@ ikesa_xform { encr_alg aes-gcm(256) prf sha384 dh_group 14 }
         );
         assert_eq!(
             err("bogus"),
-            "f:1:1: expected a global parameter (ikesa_xform, ikesa_lifetime_secs, childsa_lifetime_secs, childsa_pfs, childsa_xform, childsa_mode, cert_store) or '{' opening a rule, found \"bogus\""
+            "f:1:1: expected a global parameter (ikesa_xform, ikesa_lifetime_secs, childsa_lifetime_secs, childsa_pfs, childsa_xform, childsa_mode, cert_store, fragmentation, fragment_size) or '{' opening a rule, found \"bogus\""
+        );
+    }
+
+    #[test]
+    fn fragmentation_parameters() {
+        let rule =
+            "{\n label x\n auth_method preshared\n local_addr 10.0.0.1\n remote_addr 10.0.0.2\n}\n";
+        let c = parse_config("f", rule).unwrap();
+        assert_eq!(c.fragments, Fragments::default());
+        assert!(c.fragments.enabled);
+        let v4: IpAddr = "10.0.0.2".parse().unwrap();
+        let v6: IpAddr = "2001:db8::2".parse().unwrap();
+        assert_eq!(c.fragments.message_len(v4), Some(1280 - 32));
+        assert_eq!(c.fragments.message_len(v6), Some(1280 - 52));
+        let c = parse_config("f", &format!("fragmentation no\nfragment_size 576\n{rule}")).unwrap();
+        assert_eq!(
+            c.fragments,
+            Fragments {
+                enabled: false,
+                size: 576
+            }
+        );
+        assert_eq!(c.fragments.message_len(v4), None);
+        assert_eq!(
+            err("fragment_size 100\n"),
+            "f:1:15: fragment_size must be 128 to 65535, found 100"
+        );
+        assert_eq!(
+            err("fragmentation maybe\n"),
+            "f:1:15: expected yes or no, found \"maybe\""
+        );
+        assert_eq!(
+            err(&format!("{rule}fragment_size 600\n")),
+            "f:7:1: global parameter \"fragment_size\" must come before the first rule"
         );
     }
 

@@ -93,6 +93,7 @@ fn requests() -> String {
         more_proposals: Vec::new(),
         child_more: Vec::new(),
         cert: None,
+        fragment_len: None,
     };
     let path = Path {
         local: "192.0.2.1:500".parse().unwrap(),

@@ -166,8 +166,22 @@ fn certificates_rsa_pss_between_two_daemons() {
             "{c:#?}"
         );
     }
-    // Only ESP carries the pings (the IKE_AUTH request, ~2.4 KB, went as IP fragments).
+    // Only ESP carries the pings. The IKE_AUTH messages (~2.4 KB) went as IKE fragments
+    // (RFC 7383, on by default with 1280-byte datagrams): no IP fragment on the link.
     let pcap = cap.stop();
+    // The UDP length field holds the whole datagram's size, even in a first IP fragment.
+    let udp_len = |p: &IpPkt| {
+        p.payload
+            .get(4..6)
+            .map(|l| u16::from_be_bytes([l[0], l[1]]))
+    };
+    let big: Vec<u16> = pcap
+        .ip()
+        .filter(|p| p.proto == 17)
+        .filter_map(udp_len)
+        .filter(|l| usize::from(*l) + 20 > 1280)
+        .collect();
+    assert!(big.is_empty(), "UDP datagrams over 1280 bytes: {big:?}");
     let icmp = pcap.ip().filter(|p| p.proto == 1).count();
     let esp = pcap.ip().filter(|p| p.proto == 50).count();
     assert_eq!(icmp, 0, "cleartext ICMP on the link");

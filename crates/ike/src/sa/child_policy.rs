@@ -147,7 +147,11 @@ impl Established {
             return None;
         }
         let mut plain = zeroize::Zeroizing::new(Vec::new());
-        let (h, inner) = self.ciphers.inp.open(datagram, &mut plain).ok()?;
+        // A fragment shows the request only if it completes it (RFC 7383).
+        let id = u32::try_from(self.expect_request_id).ok()?;
+        let (h, inner) = self
+            .frag
+            .peek(&self.ciphers.inp, datagram, &mut plain, id)?;
         if h.is_response()
             || h.exchange != exchange::CREATE_CHILD_SA
             || h.spi_i != self.spi_i

@@ -166,6 +166,7 @@ fn config(local: IpAddr, peer: IpAddr, g: Group, psk: Zeroizing<Vec<u8>>, b: Bac
         initial_contact: false,
         more_proposals: Vec::new(),
         cert: None,
+        fragment_len: None,
     }
 }
 
