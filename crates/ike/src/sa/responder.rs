@@ -531,13 +531,8 @@ fn offered_child(
     let Payload::Sa(props) = one(inner, pt::SA, "SA")? else {
         return Err(IkeError::MissingPayload("SA"));
     };
-    let Some((chosen, suite)) = choose_child(props, allowed, None) else {
-        return Err(IkeError::NoProposalChosen);
-    };
-    let spi_i: [u8; 4] = chosen
-        .spi
-        .try_into()
-        .map_err(|_| IkeError::NoProposalChosen)?;
+    // Selectors first: with none left after narrowing, there is nothing policy could
+    // have been asked about, and the answer is TS_UNACCEPTABLE whatever was proposed.
     let (tsi, tsr) = selectors(inner)?;
     // The initiator's TSi is our remote side.
     let tsi = ts::narrow(tsi, &cfg.ts_remote);
@@ -545,6 +540,13 @@ fn offered_child(
     if tsi.is_empty() || tsr.is_empty() {
         return Err(IkeError::TsUnacceptable);
     }
+    let Some((chosen, suite)) = choose_child(props, allowed, None) else {
+        return Err(IkeError::NoProposalChosen);
+    };
+    let spi_i: [u8; 4] = chosen
+        .spi
+        .try_into()
+        .map_err(|_| IkeError::NoProposalChosen)?;
     Ok(OfferedChild {
         num: chosen.num,
         suite,
