@@ -148,6 +148,10 @@ pub enum CryptoError {
     Malformed(&'static str),
     /// The SK payload's integrity check (ICV or AEAD tag) failed.
     IntegrityFailed,
+    /// The SK payload verified, but its content holds a payload of this unknown type
+    /// with the critical bit set: a request is answered with UNSUPPORTED_CRITICAL_PAYLOAD
+    /// (RFC 7296 §2.5).
+    UnsupportedCritical(u8),
     /// A key or buffer of the wrong size reached the transform layer.
     Transform(ipsec_crypto::CryptoError),
 }
@@ -164,6 +168,7 @@ impl fmt::Display for CryptoError {
             Self::BadRandom => f.write_str("random input does not give a valid private key"),
             Self::Malformed(w) => write!(f, "malformed encrypted payload: {w}"),
             Self::IntegrityFailed => f.write_str("encrypted payload integrity check failed"),
+            Self::UnsupportedCritical(t) => write!(f, "unsupported critical payload type {t}"),
             Self::Transform(e) => write!(f, "transform: {e}"),
         }
     }

@@ -31,7 +31,7 @@ use zeroize::Zeroizing;
 use ipsec_crypto::{auth_by_ikev2, encr_by_ikev2, AuthAlg, EncrAlg, EspEncr, Integ};
 
 use crate::consts::{payload as pt, transform};
-use crate::error::CryptoError;
+use crate::error::{CryptoError, ParseError};
 use crate::keys::KeySizes;
 use crate::wire::{emit_chain, parse_chain, Header, Message, Payload, HEADER_LEN};
 use crate::Random;
@@ -158,6 +158,23 @@ impl SkCipher {
         self.seal_raw(header, pt::SK, first, &[], &plain, iv)
     }
 
+    /// Builds a whole protected message from an already encoded inner payload chain
+    /// `content` whose first payload is of type `first`: nothing in it is checked, so
+    /// that tests can protect malformed chains (unknown critical payloads, bad lengths)
+    /// and exercise the receiver's payload checks rather than its integrity check.
+    ///
+    /// # Errors
+    /// As [`SkCipher::seal`].
+    pub fn seal_content(
+        &self,
+        header: &Header,
+        first: u8,
+        content: &[u8],
+        iv: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        self.seal_raw(header, pt::SK, first, &[], content, iv)
+    }
+
     /// Seals `content` (without padding) in one SK or SKF payload after `header`. `prefix`
     /// is the part of the payload body before the IV (the SKF fragment numbers). The AAD
     /// of the AEAD ciphers and the MAC of the others both start at the first byte of the
@@ -229,8 +246,12 @@ impl SkCipher {
             return Err(CryptoError::Malformed("no SK payload"));
         };
         let plain: &'p [u8] = plain;
-        let inner = parse_chain(first, plain, 0)
-            .map_err(|_| CryptoError::Malformed("inner payloads do not parse"))?;
+        let inner = parse_chain(first, plain, 0).map_err(|e| match e {
+            ParseError::UnsupportedCritical { payload_type, .. } => {
+                CryptoError::UnsupportedCritical(payload_type)
+            }
+            _ => CryptoError::Malformed("inner payloads do not parse"),
+        })?;
         if inner.iter().any(Payload::is_encrypted) {
             return Err(CryptoError::Malformed("encrypted payload inside SK"));
         }

@@ -610,11 +610,15 @@ impl Established {
         };
         let (h, inner) = match self
             .frag
-            .open(&self.ciphers.inp, datagram, &mut plain, verdict)?
+            .open(&self.ciphers.inp, datagram, &mut plain, verdict)
         {
-            Opened::Message(h, inner) => (h, inner),
-            Opened::Waiting => return Ok(Output::default()),
-            Opened::Replay => {
+            Err(IkeError::Crypto(CryptoError::UnsupportedCritical(ty))) => {
+                return self.answer_unsupported_critical(datagram, ty, rng);
+            }
+            Err(e) => return Err(e),
+            Ok(Opened::Message(h, inner)) => (h, inner),
+            Ok(Opened::Waiting) => return Ok(Output::default()),
+            Ok(Opened::Replay) => {
                 return Ok(Output {
                     reply: self.cached.as_ref().map(|(_, r)| r.clone()),
                     event: None,
@@ -676,6 +680,41 @@ impl Established {
             event,
             rekeyed,
             redundant: None,
+        })
+    }
+
+    /// An authenticated request holding an unknown payload with the critical bit (which
+    /// made its content unparseable) is answered with UNSUPPORTED_CRITICAL_PAYLOAD naming
+    /// the type, and nothing else happens (RFC 7296 §2.5, §3.10.1). A response is dropped.
+    fn answer_unsupported_critical(
+        &mut self,
+        datagram: &[u8],
+        ty: u8,
+        rng: &mut dyn Random,
+    ) -> Result<Output, IkeError> {
+        let (h, _, _) = Header::parse(datagram)?;
+        let drop = IkeError::Crypto(CryptoError::UnsupportedCritical(ty));
+        if h.is_response()
+            || u64::from(h.message_id) != self.expect_request_id
+            || h.spi_i != self.spi_i
+            || h.spi_r != self.spi_r
+            || h.is_initiator() == self.initiator
+        {
+            return Err(drop);
+        }
+        let n = OwnedPayload::Notify(notify::UNSUPPORTED_CRITICAL_PAYLOAD, vec![ty]);
+        let reply = self.message(
+            h.exchange,
+            true,
+            h.message_id,
+            &[n.as_payload(&self.cfg)],
+            rng,
+        )?;
+        self.expect_request_id += 1;
+        self.cached = Some((fragments::request_key(datagram), reply.clone()));
+        Ok(Output {
+            reply: Some(reply),
+            ..Output::default()
         })
     }
 

@@ -132,7 +132,10 @@ pub fn respond_sa_init(
                     let initial = h.exchange == exchange::IKE_SA_INIT
                         && !h.is_response()
                         && h.spi_r == [0; 8];
-                    let n = e.notify()?;
+                    // INVALID_SYNTAX only ever goes in a protected message whose
+                    // checksum verified (RFC 7296 §3.10.1): a malformed initial request
+                    // is dropped, never answered in the clear.
+                    let n = e.notify().filter(|n| *n != notify::INVALID_SYNTAX)?;
                     if initial {
                         init_error_reply(&h, [0; 8], n, &[])
                     } else {
@@ -352,16 +355,28 @@ impl ExpectAuthReq {
         ) {
             Ok(Some(x)) => x,
             Ok(None) => return fragments::waiting(self),
+            // Authenticated, but with an unknown critical payload: the request is
+            // answered with UNSUPPORTED_CRITICAL_PAYLOAD naming its type (RFC 7296 §2.5,
+            // §3.10.1), which ends the exchange.
+            Err(e @ IkeError::Crypto(CryptoError::UnsupportedCritical(ty)))
+                if Header::parse(datagram).is_ok_and(|(h, _, _)| self.is_auth_request(&h)) =>
+            {
+                let h = header(
+                    self.spi_i,
+                    self.spi_r,
+                    exchange::IKE_AUTH,
+                    flags::RESPONSE,
+                    1,
+                );
+                let data = [ty];
+                let n = notify_payload(notify::UNSUPPORTED_CRITICAL_PAYLOAD, &data);
+                let reply = self.ciphers.seal(&h, &[n], rng).ok();
+                return Step::Failed { error: e, reply };
+            }
             // Bad ICV or garbage: silent drop, keep waiting (RFC 7296 §2.21.1).
             Err(e) => return stay(self, e),
         };
-        if h.exchange != exchange::IKE_AUTH
-            || h.is_response()
-            || !h.is_initiator()
-            || h.message_id != 1
-            || h.spi_i != self.spi_i
-            || h.spi_r != self.spi_r
-        {
+        if !self.is_auth_request(&h) {
             return stay(self, IkeError::Unexpected("not the IKE_AUTH request"));
         }
         match self.accept_auth_request(&inner, rng) {
@@ -393,6 +408,16 @@ impl ExpectAuthReq {
                 Step::Failed { error: e, reply }
             }
         }
+    }
+
+    /// Whether `h` is the header of the IKE_AUTH request of this SA.
+    fn is_auth_request(&self, h: &Header) -> bool {
+        h.exchange == exchange::IKE_AUTH
+            && !h.is_response()
+            && h.is_initiator()
+            && h.message_id == 1
+            && h.spi_i == self.spi_i
+            && h.spi_r == self.spi_r
     }
 
     fn accept_auth_request(
