@@ -88,6 +88,11 @@ pub fn parse_dn(text: &str) -> Result<Vec<u8>, String> {
         if *string_tag != UTF8 && !value.is_ascii() {
             return Err(format!("{ty}={value}: expected ASCII"));
         }
+        if *string_tag == PRINTABLE && !value.bytes().all(printable) {
+            return Err(format!(
+                "{ty}={value}: expected letters, digits, spaces and ' ( ) + , - . / : = ? only (a PrintableString)"
+            ));
+        }
         if upper == "C" && value.len() != 2 {
             return Err(format!("C={value}: expected a two-letter country code"));
         }
@@ -98,8 +103,47 @@ pub fn parse_dn(text: &str) -> Result<Vec<u8>, String> {
     Ok(encode(tag::SEQUENCE, &rdns))
 }
 
+/// Whether `b` may appear in an ASN.1 PrintableString (X.680 §41.4).
+fn printable(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b" '()+,-./:=?".contains(&b)
+}
+
+/// The text [`parse_dn`] reads back into `name` exactly, for a Name it could have
+/// written (the first type name of each attribute, `\` and `,` escaped); `None` for
+/// any other Name.
+pub(crate) fn dn_text(name: &[u8]) -> Option<String> {
+    let mut parts = Vec::new();
+    let mut r = Reader::new(name);
+    let mut rdns = r.sequence().ok()?;
+    r.finish().ok()?;
+    while !rdns.is_empty() {
+        let mut set = Reader::new(rdns.expect(SET).ok()?.value);
+        let mut atv = set.sequence().ok()?;
+        set.finish().ok()?;
+        let o = atv.expect(tag::OID).ok()?;
+        let v = atv.any().ok()?;
+        atv.finish().ok()?;
+        let (names, _, t) = ATTRS.iter().find(|(_, oid, _)| *oid == o.value)?;
+        let value = core::str::from_utf8(v.value).ok()?;
+        if v.tag != *t || value.is_empty() || value.trim() != value {
+            return None;
+        }
+        let escaped: String = value
+            .chars()
+            .flat_map(|c| {
+                (matches!(c, '\\' | ','))
+                    .then_some('\\')
+                    .into_iter()
+                    .chain([c])
+            })
+            .collect();
+        parts.push(format!("{}={escaped}", names[0]));
+    }
+    Some(parts.join(", "))
+}
+
 /// The (attribute type, value) pairs of a DER Name, in order; `None` if it is not one.
-fn attributes(name: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
+pub(crate) fn attributes(name: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
     let mut r = Reader::new(name);
     let mut rdns = r.sequence().ok()?;
     r.finish().ok()?;

@@ -37,6 +37,7 @@ mod dn;
 pub mod store;
 mod x509;
 
+pub(crate) use dn::{attributes as dn_attributes, dn_text};
 pub use dn::{dn_equal, parse_dn};
 pub use x509::{key_usage, AltName, Certificate};
 

@@ -1,0 +1,359 @@
+//! The bodies of the `ikev2_config` and `ikev2_pfkey` fuzz targets
+//! (`fuzz/fuzz_targets/`), kept in the library so that an ordinary test replays the
+//! committed fuzz inputs (`tests/fuzz_regressions.rs`) through the same code.
+//!
+//! Each returns `Err` with a description when an invariant is broken (the fuzz target
+//! then panics); any panic inside is a bug too.
+
+use std::fmt::Write as _;
+
+use ike::sa::ChildSuite;
+use ike::wire::TrafficSelector;
+use ipsec_pfkey::consts::{SADB_SATYPE_AH, SADB_SATYPE_ESP, SADB_X_ALGTYPE_CRYPT};
+use ipsec_pfkey::Message;
+
+use crate::config::{parse_config, parse_preshared, ConfigError};
+use crate::pfkey::{suite_from_proposal, ts_prefix};
+use crate::policy::{suites_from_eprop, suites_from_proposal};
+
+/// An error must name `file` and a line and column inside `text` (column: 1 up to one
+/// past the line's last character).
+fn check_position(e: &ConfigError, file: &str, text: &str) -> Result<(), String> {
+    if e.file != file {
+        return Err(format!("error names file {:?}: {e}", e.file));
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    let width = match e.line {
+        0 => return Err(format!("error without a line: {e}")),
+        // An empty file's end is line 1.
+        1 if lines.is_empty() => 0,
+        l => lines
+            .get(l - 1)
+            .ok_or_else(|| format!("error line outside the {} lines: {e}", lines.len()))?
+            .chars()
+            .count(),
+    };
+    if e.column == 0 || e.column > width + 1 {
+        return Err(format!(
+            "error column outside the line ({width} characters): {e}"
+        ));
+    }
+    if !e
+        .to_string()
+        .starts_with(&format!("{file}:{}:{}: ", e.line, e.column))
+    {
+        return Err(format!("error does not start with file:line:column: {e}"));
+    }
+    Ok(())
+}
+
+/// The bytes as ikev2.config text and as ikev2.preshared text.
+///
+/// ikev2.config: an error names the file and a line and column of the input; the same
+/// text after one more first line gives the same result one line further down (rules'
+/// lines included); a configuration that parses has, in every rule, a label unique in
+/// the file, local and remote addresses, prefix lengths that fit their family, a
+/// `local_id` when it uses certificates, and the line of a `{`.
+///
+/// ikev2.preshared: errors as above; what parses, printed back with hex keys, parses to
+/// the same labels and keys, and its `Debug` shows no key.
+///
+/// # Errors
+/// A description of the broken invariant.
+pub fn ikev2_config(data: &[u8]) -> Result<(), String> {
+    let text = String::from_utf8_lossy(data);
+    let shifted = format!("\n{text}");
+    let (r, r2) = (parse_config("f", &text), parse_config("f", &shifted));
+    match (r, r2) {
+        (Err(e), Err(e2)) => {
+            check_position(&e, "f", &text)?;
+            check_position(&e2, "f", &shifted)?;
+            let same = e2.line == e.line + 1
+                && e2.column == e.column
+                && (e2.message == e.message || e.message.contains("rule of line"));
+            if !same {
+                return Err(format!("one more first line moved {e} to {e2}"));
+            }
+        }
+        (Ok(c), Ok(mut c2)) => {
+            let lines: Vec<&str> = text.lines().collect();
+            for (i, r) in c.rules.iter().enumerate() {
+                if c.rules[..i].iter().any(|o| o.label == r.label) {
+                    return Err(format!("label {:?} twice", r.label));
+                }
+                if r.local_addr.is_empty() || r.remote_addr.is_empty() {
+                    return Err(format!("rule {:?} without addresses", r.label));
+                }
+                if r.auth.is_cert() && r.local_id.is_none() {
+                    return Err(format!("certificate rule {:?} without local_id", r.label));
+                }
+                let prefixes = r.local_addr.iter().chain(&r.remote_addr);
+                for p in prefixes.chain(&r.local_ts).chain(&r.remote_ts) {
+                    if p.len > if p.addr.is_ipv4() { 32 } else { 128 } {
+                        return Err(format!("rule {:?}: prefix {p:?}", r.label));
+                    }
+                }
+                if !lines
+                    .get(r.line.wrapping_sub(1))
+                    .is_some_and(|l| l.contains('{'))
+                {
+                    return Err(format!("rule {:?}: line {} has no '{{'", r.label, r.line));
+                }
+            }
+            for r in &mut c2.rules {
+                r.line -= 1;
+            }
+            if c2 != c {
+                return Err("one more first line changed the configuration".into());
+            }
+        }
+        (a, b) => return Err(format!("one more first line changed {a:?} into {b:?}")),
+    }
+    preshared(&text)
+}
+
+fn preshared(text: &str) -> Result<(), String> {
+    let p = match parse_preshared("k", text) {
+        Ok(p) => p,
+        Err(e) => return check_position(&e, "k", text),
+    };
+    let mut printed = String::new();
+    let mut labels: Vec<&str> = p.labels().collect();
+    labels.sort_unstable();
+    for l in &labels {
+        let key = p.get(l).ok_or("a label without its key")?;
+        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        let _ = writeln!(printed, "{{ label \"{l}\" key 0x{hex} }}");
+    }
+    let again = parse_preshared("printed", &printed)
+        .map_err(|e| format!("printed keys do not parse: {e}"))?;
+    let mut labels2: Vec<&str> = again.labels().collect();
+    labels2.sort_unstable();
+    if labels2 != labels || labels.iter().any(|l| again.get(l) != p.get(l)) {
+        return Err("printed keys parse to other keys".into());
+    }
+    let debug = format!("{p:?}");
+    for l in &labels {
+        let key = p.get(l).ok_or("a label without its key")?;
+        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        let as_text = String::from_utf8_lossy(key);
+        let shows = |k: &str| k.len() >= 4 && !l.contains(k) && debug.contains(k);
+        if shows(&hex) || shows(&as_text) {
+            return Err(format!("Debug of the keys shows a key: {debug}"));
+        }
+    }
+    Ok(())
+}
+
+/// The preferred suites the proposal body tries (the rules' `childsa_xform`s).
+const PREFERRED: [ChildSuite; 3] = [
+    ChildSuite {
+        encr: 20,
+        key_bits: 128,
+        integ: None,
+        transport: true,
+        pfs: false,
+    },
+    ChildSuite {
+        encr: 12,
+        key_bits: 256,
+        integ: Some(12),
+        transport: false,
+        pfs: true,
+    },
+    ChildSuite {
+        encr: 28,
+        key_bits: 256,
+        integ: None,
+        transport: true,
+        pfs: true,
+    },
+];
+
+/// A suite the IKE core keys: AES-CBC with HMAC-SHA2, or an AEAD alone.
+fn keyable(s: &ChildSuite) -> bool {
+    match (s.encr, s.integ) {
+        (12, Some(12..=14)) => matches!(s.key_bits, 128 | 192 | 256),
+        (20, None) => matches!(s.key_bits, 128 | 192 | 256),
+        (28, None) => s.key_bits == 256,
+        _ => false,
+    }
+}
+
+fn distinct(v: &[ChildSuite]) -> bool {
+    v.iter().enumerate().all(|(i, s)| !v[..i].contains(s))
+}
+
+/// The bytes as a PF_KEY message from ipsecd, as in.ikev2d reads it: an X_EPROP (the
+/// answer to X_INVERSE_ACQUIRE) gives distinct keyable suites, none from a combination
+/// with AH or without ESP encryption, each with the mode and PFS asked for; an ACQUIRE's
+/// proposal gives distinct keyable suites, the first what [`suite_from_proposal`] picks
+/// (the preferred suite when it is among them); the message's addresses as a traffic
+/// selector map to a prefix covering exactly that range, if any.
+///
+/// # Errors
+/// A description of the broken invariant.
+pub fn ikev2_pfkey(data: &[u8]) -> Result<(), String> {
+    let Ok(m) = Message::parse(data) else {
+        return Ok(());
+    };
+    if let Some(e) = &m.eprop {
+        let esp_encr = e.ecombs.iter().any(|c| {
+            !c.algs.iter().any(|d| d.satype == SADB_SATYPE_AH)
+                && c.algs
+                    .iter()
+                    .any(|d| d.satype == SADB_SATYPE_ESP && d.algtype == SADB_X_ALGTYPE_CRYPT)
+        });
+        for (transport, pfs) in [(false, false), (true, false), (false, true), (true, true)] {
+            let v = suites_from_eprop(e, transport, pfs);
+            if !distinct(&v) {
+                return Err(format!("suites_from_eprop repeats a suite: {v:?}"));
+            }
+            if let Some(s) = v
+                .iter()
+                .find(|s| !keyable(s) || s.transport != transport || s.pfs != pfs)
+            {
+                return Err(format!("suites_from_eprop gave {s:?}"));
+            }
+            if !v.is_empty() && !esp_encr {
+                return Err("suites from an EPROP without an ESP cipher".into());
+            }
+        }
+    }
+    if let Some(p) = &m.proposal {
+        for pref in PREFERRED {
+            let v = suites_from_proposal(p, pref);
+            if !distinct(&v) {
+                return Err(format!("suites_from_proposal repeats a suite: {v:?}"));
+            }
+            if let Some(s) = v
+                .iter()
+                .find(|s| !keyable(s) || s.transport != pref.transport || s.pfs != pref.pfs)
+            {
+                return Err(format!("suites_from_proposal gave {s:?}"));
+            }
+            if v.first().copied() != suite_from_proposal(p, pref) {
+                return Err("suites_from_proposal does not start with the pick".into());
+            }
+            if v.contains(&pref) && v[0] != pref {
+                return Err(format!("preferred {pref:?} allowed but not first in {v:?}"));
+            }
+        }
+    }
+    if let (Some(s), Some(d)) = (&m.src, &m.dst) {
+        let (start, end) = (s.addr.ip(), d.addr.ip());
+        let ts = TrafficSelector {
+            ip_protocol: s.proto,
+            start_port: 0,
+            end_port: u16::MAX,
+            start,
+            end,
+        };
+        if let Some(p) = ts_prefix(&ts) {
+            let range = crate::config::Prefix {
+                addr: p.addr,
+                len: p.len,
+            }
+            .range();
+            if range != (start, end) {
+                return Err(format!(
+                    "ts_prefix {start}-{end} gave {p:?}, covering {range:?}"
+                ));
+            }
+        } else if start == end {
+            return Err(format!("ts_prefix refused {start}-{end}"));
+        }
+    }
+    Ok(())
+}
+
+/// Generated seeds of `ikev2_pfkey`: an ACQUIRE whose proposal offers AES-GCM-16,
+/// AES-CBC with HMAC-SHA-256 and ChaCha20-Poly1305, and the X_EPROP answer to an
+/// X_INVERSE_ACQUIRE with the same choices (and one AH combination).
+///
+/// # Errors
+/// When a message does not emit.
+pub fn pfkey_seeds() -> Result<Vec<(&'static str, Vec<u8>)>, String> {
+    use ipsec_crypto::{auth_by_ikev2, encr_by_ikev2};
+    use ipsec_pfkey::consts::{SADB_ACQUIRE, SADB_X_ALGTYPE_AUTH, SADB_X_INVERSE_ACQUIRE};
+    use ipsec_pfkey::wire::{Address, AlgDesc, Comb, EComb, EProp, Proposal};
+    use std::net::SocketAddr;
+    let e = |id| encr_by_ikev2(id).map(|e| e.pfkey).ok_or("no such cipher");
+    let a = |id| {
+        auth_by_ikev2(id)
+            .map(|a| a.pfkey)
+            .ok_or("no such integrity")
+    };
+    let (gcm, cbc, chacha, sha256) = (e(20)?, e(12)?, e(28)?, a(12)?);
+    let addr = |s: &str| -> Result<Address, String> {
+        Ok(Address::new(SocketAddr::new(
+            s.parse().map_err(|_| "address")?,
+            0,
+        )))
+    };
+    let comb = |encrypt, auth, min, max| Comb {
+        encrypt,
+        auth,
+        encrypt_minbits: min,
+        encrypt_maxbits: max,
+        ..Comb::default()
+    };
+    let mut acq = Message::new(SADB_ACQUIRE, SADB_SATYPE_ESP);
+    acq.src = Some(addr("192.0.2.1")?);
+    acq.dst = Some(addr("192.0.2.2")?);
+    acq.proposal = Some(Proposal {
+        replay: 32,
+        combs: vec![
+            comb(gcm, 0, 128, 256),
+            comb(cbc, sha256, 128, 128),
+            comb(chacha, 0, 256, 256),
+        ],
+    });
+    let desc = |satype, algtype, alg, minbits, maxbits| AlgDesc {
+        satype,
+        algtype,
+        alg,
+        saltbits: 0,
+        minbits,
+        maxbits,
+    };
+    let ecomb = |algs| EComb {
+        algs,
+        ..EComb::default()
+    };
+    let mut inv = Message::new(SADB_X_INVERSE_ACQUIRE, SADB_SATYPE_ESP);
+    inv.src = Some(addr("2001:db8::1")?);
+    inv.dst = Some(addr("2001:db8::2")?);
+    inv.eprop = Some(EProp {
+        replay: 32,
+        ecombs: vec![
+            ecomb(vec![desc(
+                SADB_SATYPE_ESP,
+                SADB_X_ALGTYPE_CRYPT,
+                gcm,
+                128,
+                256,
+            )]),
+            ecomb(vec![
+                desc(SADB_SATYPE_ESP, SADB_X_ALGTYPE_CRYPT, cbc, 128, 256),
+                desc(SADB_SATYPE_ESP, SADB_X_ALGTYPE_AUTH, sha256, 256, 256),
+            ]),
+            ecomb(vec![desc(
+                SADB_SATYPE_AH,
+                SADB_X_ALGTYPE_AUTH,
+                sha256,
+                256,
+                256,
+            )]),
+            ecomb(vec![desc(
+                SADB_SATYPE_ESP,
+                SADB_X_ALGTYPE_CRYPT,
+                chacha,
+                256,
+                256,
+            )]),
+        ],
+    });
+    let bytes = |m: &Message| m.emit().map_err(|e| e.to_string());
+    Ok(vec![("acquire", bytes(&acq)?), ("eprop", bytes(&inv)?)])
+}
