@@ -11,10 +11,11 @@ mod fuzz_text;
 #[allow(dead_code)]
 #[path = "../../crates/ipsecd/src/iptun.rs"]
 mod iptun;
+#[allow(dead_code)]
+#[path = "../../crates/ipsecd/src/logger/props.rs"]
+mod logger_props;
 mod logger {
-    #[allow(dead_code)]
-    #[path = "../../../crates/ipsecd/src/logger/props.rs"]
-    pub mod props;
+    pub use super::logger_props as props;
 }
 
 fuzz_target!(|data: &[u8]| {

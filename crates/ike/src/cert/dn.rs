@@ -201,7 +201,17 @@ mod tests {
 
     #[test]
     fn bad_dns_are_refused() {
-        for bad in ["", "CN", "XX=a", "C=USA", "CN=", "CN=a\\"] {
+        // Country and serial number are PrintableStrings: no '@', '_', '*' or '&'.
+        for bad in [
+            "",
+            "CN",
+            "XX=a",
+            "C=USA",
+            "CN=",
+            "CN=a\\",
+            "C=U@",
+            "SERIALNUMBER=a_b",
+        ] {
             assert!(parse_dn(bad).is_err(), "{bad}");
         }
         let d = parse_dn("C=US, O=Ex\\, Inc, CN=gw").unwrap();
@@ -212,5 +222,13 @@ mod tests {
             &d,
             &parse_dn("C=US, CN=gw, O=Ex\\, Inc").unwrap()
         ));
+        // dn_text writes the text back, escapes included.
+        let t = dn_text(&d).unwrap();
+        assert_eq!(t, "C=US, O=Ex\\, Inc, CN=gw");
+        assert_eq!(parse_dn(&t).unwrap(), d);
+        assert_eq!(
+            dn_text(&parse_dn("e=a\\\\b, sn=x=y").unwrap()).unwrap(),
+            "E=a\\\\b, SN=x=y"
+        );
     }
 }
