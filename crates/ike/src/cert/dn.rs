@@ -125,7 +125,13 @@ pub(crate) fn dn_text(name: &[u8]) -> Option<String> {
         atv.finish().ok()?;
         let (names, _, t) = ATTRS.iter().find(|(_, oid, _)| *oid == o.value)?;
         let value = core::str::from_utf8(v.value).ok()?;
-        if v.tag != *t || value.is_empty() || value.trim() != value {
+        let fits = match *t {
+            PRINTABLE => v.value.iter().all(|&b| printable(b)),
+            IA5 => value.is_ascii(),
+            _ => true,
+        };
+        let country = names[0] != "C" || value.len() == 2;
+        if v.tag != *t || !fits || !country || value.is_empty() || value.trim() != value {
             return None;
         }
         let escaped: String = value
