@@ -15,7 +15,7 @@ mod iptun;
 #[path = "../../crates/ipsecd/src/logger/props.rs"]
 mod logger_props;
 mod logger {
-    pub use super::logger_props as props;
+    pub(crate) use super::logger_props as props;
 }
 
 fuzz_target!(|data: &[u8]| {
