@@ -6,13 +6,17 @@
 //! then panics); any panic inside is a bug too.
 
 use std::fmt::Write as _;
+use std::net::IpAddr;
 
-use ike::sa::ChildSuite;
+use ike::cert::Hash;
+use ike::consts::id;
+use ike::prf::PrfAlg;
+use ike::sa::{ChildSuite, Identity};
 use ike::wire::TrafficSelector;
 use ipsec_pfkey::consts::{SADB_SATYPE_AH, SADB_SATYPE_ESP, SADB_X_ALGTYPE_CRYPT};
 use ipsec_pfkey::Message;
 
-use crate::config::{parse_config, parse_preshared, ConfigError};
+use crate::config::{parse_config, parse_preshared, AuthMethod, Config, ConfigError};
 use crate::pfkey::{suite_from_proposal, ts_prefix};
 use crate::policy::{suites_from_eprop, suites_from_proposal};
 
@@ -53,7 +57,8 @@ fn check_position(e: &ConfigError, file: &str, text: &str) -> Result<(), String>
 /// text after one more first line gives the same result one line further down (rules'
 /// lines included); a configuration that parses has, in every rule, a label unique in
 /// the file, local and remote addresses, prefix lengths that fit their family, a
-/// `local_id` when it uses certificates, and the line of a `{`.
+/// `local_id` when it uses certificates, and the line of a `{`; and printed back with
+/// every parameter written out, it parses to the same configuration.
 ///
 /// ikev2.preshared: errors as above; what parses, printed back with hex keys, parses to
 /// the same labels and keys, and its `Debug` shows no key.
@@ -106,10 +111,138 @@ pub fn ikev2_config(data: &[u8]) -> Result<(), String> {
             if c2 != c {
                 return Err("one more first line changed the configuration".into());
             }
+            let printed = print_config(&c)?;
+            let mut back = parse_config("printed", &printed)
+                .map_err(|e| format!("printed configuration does not parse: {e}\n{printed}"))?;
+            for (b, r) in back.rules.iter_mut().zip(&c.rules) {
+                b.line = r.line;
+            }
+            if back != c {
+                return Err(format!(
+                    "printed configuration parses differently:\n{printed}"
+                ));
+            }
         }
         (a, b) => return Err(format!("one more first line changed {a:?} into {b:?}")),
     }
     preshared(&text)
+}
+
+/// The configuration as ikev2.config text, every rule with all its parameters.
+fn print_config(c: &Config) -> Result<String, String> {
+    let mut o = String::new();
+    if let Some(d) = &c.cert_store {
+        let _ = writeln!(o, "cert_store \"{}\"", d.display());
+    }
+    for r in &c.rules {
+        let _ = writeln!(
+            o,
+            "{{\n label \"{}\"\n auth_method {}",
+            r.label,
+            method(r.auth)
+        );
+        for (k, v) in [
+            ("local_addr", &r.local_addr),
+            ("remote_addr", &r.remote_addr),
+            ("local_ts", &r.local_ts),
+            ("remote_ts", &r.remote_ts),
+        ] {
+            for p in v {
+                let _ = writeln!(o, " {k} {}/{}", p.addr, p.len);
+            }
+        }
+        for (k, v) in [("local_id", &r.local_id), ("remote_id", &r.remote_id)] {
+            if let Some(i) = v {
+                let _ = writeln!(o, " {k} {}", identity(i)?);
+            }
+        }
+        let x = &r.ike;
+        let _ = writeln!(
+            o,
+            " ikesa_xform {{ encr_alg {} auth_alg {} prf {} dh_group {} }}",
+            encr(x.suite.encr, x.suite.key_bits)?,
+            integ(x.suite.integ)?,
+            match x.prf {
+                PrfAlg::HmacSha256 => "sha256",
+                PrfAlg::HmacSha384 => "sha384",
+                PrfAlg::HmacSha512 => "sha512",
+            },
+            x.group.id()
+        );
+        let _ = writeln!(
+            o,
+            " ikesa_lifetime_secs {}\n childsa_lifetime_secs {}\n childsa_pfs {}",
+            r.ike_lifetime,
+            r.child_lifetime,
+            if r.pfs { "yes" } else { "no" }
+        );
+        let _ = writeln!(
+            o,
+            " childsa_xform {{ encr_alg {} auth_alg {} }}\n childsa_mode {}\n}}",
+            encr(r.child.encr, r.child.key_bits)?,
+            integ(r.child.integ)?,
+            if r.tunnel { "tunnel" } else { "transport" }
+        );
+    }
+    Ok(o)
+}
+
+fn method(m: AuthMethod) -> &'static str {
+    match m {
+        AuthMethod::Preshared => "preshared",
+        AuthMethod::Cert => "cert",
+        AuthMethod::RsaSig => "rsa_sig",
+        AuthMethod::RsaPss => "rsa_pss",
+        AuthMethod::Ecdsa(None) => "ecdsa",
+        AuthMethod::Ecdsa(Some(Hash::Sha256)) => "ecdsa_sha256",
+        AuthMethod::Ecdsa(Some(Hash::Sha384)) => "ecdsa_sha384",
+        AuthMethod::Ecdsa(Some(Hash::Sha512)) => "ecdsa_sha512",
+    }
+}
+
+fn encr(id: u16, bits: u16) -> Result<String, String> {
+    let name = match id {
+        12 => "aes-cbc",
+        20 => "aes-gcm",
+        28 => "chacha20-poly1305",
+        _ => return Err(format!("unexpected cipher {id}")),
+    };
+    Ok(format!("{name}({bits})"))
+}
+
+fn integ(i: Option<u16>) -> Result<&'static str, String> {
+    Ok(match i {
+        None => "none",
+        Some(12) => "sha256",
+        Some(13) => "sha384",
+        Some(14) => "sha512",
+        Some(other) => return Err(format!("unexpected integrity {other}")),
+    })
+}
+
+fn identity(i: &Identity) -> Result<String, String> {
+    let text = |d: &[u8]| String::from_utf8(d.to_vec()).map_err(|_| "identity not UTF-8");
+    Ok(match i.id_type {
+        id::IPV4_ADDR | id::IPV6_ADDR => {
+            let a = match i.data.len() {
+                4 => <[u8; 4]>::try_from(i.data.as_slice())
+                    .map(IpAddr::from)
+                    .ok(),
+                16 => <[u8; 16]>::try_from(i.data.as_slice())
+                    .map(IpAddr::from)
+                    .ok(),
+                _ => None,
+            };
+            format!("ip {}", a.ok_or("bad address identity")?)
+        }
+        id::FQDN => format!("fqdn \"{}\"", text(&i.data)?),
+        id::RFC822_ADDR => format!("user_fqdn \"{}\"", text(&i.data)?),
+        id::DER_ASN1_DN => format!(
+            "dn \"{}\"",
+            ike::cert::dn_text(&i.data).ok_or("a DN identity dn_text cannot write")?
+        ),
+        other => return Err(format!("unexpected identity type {other}")),
+    })
 }
 
 fn preshared(text: &str) -> Result<(), String> {

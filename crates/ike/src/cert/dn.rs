@@ -111,7 +111,8 @@ fn printable(b: u8) -> bool {
 /// The text [`parse_dn`] reads back into `name` exactly, for a Name it could have
 /// written (the first type name of each attribute, `\` and `,` escaped); `None` for
 /// any other Name.
-pub(crate) fn dn_text(name: &[u8]) -> Option<String> {
+#[must_use]
+pub fn dn_text(name: &[u8]) -> Option<String> {
     let mut parts = Vec::new();
     let mut r = Reader::new(name);
     let mut rdns = r.sequence().ok()?;

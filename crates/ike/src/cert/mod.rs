@@ -37,8 +37,8 @@ mod dn;
 pub mod store;
 mod x509;
 
-pub(crate) use dn::{attributes as dn_attributes, dn_text};
-pub use dn::{dn_equal, parse_dn};
+pub(crate) use dn::attributes as dn_attributes;
+pub use dn::{dn_equal, dn_text, parse_dn};
 pub use x509::{key_usage, AltName, Certificate};
 
 use der::{tag, Reader};
