@@ -96,10 +96,13 @@ fn configs(group: Group) -> (IkeConfig, IkeConfig) {
         ts_local: sel(1),
         ts_remote: sel(2),
         backoff: Backoff::default(),
+        child_policy_required: false,
+        max_child_sas: ike::sa::DEFAULT_MAX_CHILD_SAS,
         initial_contact: false,
         more_proposals: Vec::new(),
         child_more: Vec::new(),
         cert: None,
+        fragment_len: None,
     };
     let cr = IkeConfig {
         local_id: b,

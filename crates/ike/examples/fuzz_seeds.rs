@@ -1,5 +1,5 @@
-//! Writes the `ike_message`, `ike_payload`, `ike_responder`, `ike_cert`, `ike_dn` and
-//! `ike_import` fuzz seeds to
+//! Writes the `ike_message`, `ike_payload`, `ike_responder`, `ike_fragments`, `ike_cert`,
+//! `ike_dn` and `ike_import` fuzz seeds to
 //! `fuzz/seeds/<target>/`:
 //! `cargo run -p ike --example fuzz_seeds`.
 
@@ -21,6 +21,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/ike_responder");
     std::fs::create_dir_all(&dir)?;
     for (name, bytes) in ike::fuzz_support::responder_seeds()? {
+        std::fs::write(dir.join(format!("{name}.bin")), bytes)?;
+    }
+    println!("wrote seeds to {}", dir.display());
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/ike_fragments");
+    std::fs::create_dir_all(&dir)?;
+    for (name, bytes) in ike::fuzz_support::fragment_seeds() {
         std::fs::write(dir.join(format!("{name}.bin")), bytes)?;
     }
     println!("wrote seeds to {}", dir.display());

@@ -149,12 +149,20 @@ pub mod notify {
     pub const INVALID_KE_PAYLOAD: u16 = 17;
     /// The peer's authentication failed.
     pub const AUTHENTICATION_FAILED: u16 = 24;
+    /// Only one pair of traffic selectors is accepted for the Child SA.
+    pub const SINGLE_PAIR_REQUIRED: u16 = 34;
+    /// No internal address could be assigned (configuration payload).
+    pub const INTERNAL_ADDRESS_FAILURE: u16 = 36;
+    /// A configuration payload was required and is missing.
+    pub const FAILED_CP_REQUIRED: u16 = 37;
     /// A traffic selector is unacceptable.
     pub const TS_UNACCEPTABLE: u16 = 38;
     /// A transient condition (e.g. a rekey in progress): try again later (§2.25).
     pub const TEMPORARY_FAILURE: u16 = 43;
     /// The Child SA to rekey does not exist (§2.25).
     pub const CHILD_SA_NOT_FOUND: u16 = 44;
+    /// The responder accepts no more Child SAs on this IKE SA.
+    pub const NO_ADDITIONAL_SAS: u16 = 35;
     /// First IKE SA with this peer: delete older ones (status).
     pub const INITIAL_CONTACT: u16 = 16384;
     /// Sender's window size (status).

@@ -186,10 +186,13 @@ pub fn fuzz_config() -> IkeConfig {
         ts_local: any.clone(),
         ts_remote: any,
         backoff: Backoff::default(),
+        child_policy_required: false,
+        max_child_sas: crate::sa::DEFAULT_MAX_CHILD_SAS,
         initial_contact: false,
         more_proposals: Vec::new(),
         child_more: Vec::new(),
         cert: None,
+        fragment_len: None,
     }
 }
 
@@ -634,4 +637,117 @@ pub fn cert_seeds() -> Vec<(String, Vec<u8>)> {
             )
         })
         .collect()
+}
+
+/// IKE fragmentation round trip (RFC 7383), the body of the `ike_fragments` target. The
+/// first input byte sets the fragment size limit (84..=1104 bytes), the second seeds the
+/// delivery order; the rest is the data of a notification sealed into fragments with
+/// each suite of [`FUZZ_SUITES`]. The fragments are delivered in a drawn order with
+/// duplicates, each opened and added to a [`Reassembly`]: no fragment may exceed the
+/// limit, the message must complete exactly when the last missing fragment arrives (not
+/// before, duplicates refused) and come back equal; then the raw input is also fed as
+/// (number, total, first, content) records into a small reassembly, which must never
+/// keep more than its limits.
+///
+/// # Errors
+/// A description of the broken invariant.
+pub fn ike_fragments(data: &[u8]) -> Result<(), String> {
+    let [size, order, body @ ..] = data else {
+        return Ok(());
+    };
+    let body = &body[..body.len().min(4000)];
+    let max_len = 84 + usize::from(*size) * 4;
+    let h = header(exchange::IKE_AUTH, flags::INITIATOR, 1);
+    let inner = [Payload::Notify(Notify {
+        protocol: 0,
+        spi: &[],
+        ty: notify::INITIAL_CONTACT,
+        data: body,
+    })];
+    let mut draw = u32::from(*order) | 1;
+    for suite in FUZZ_SUITES {
+        let c = fuzz_cipher(suite).map_err(|e| format!("fixed cipher: {e}"))?;
+        let frags = c
+            .seal_fragments(&h, &inner, max_len, &mut SeedIvs(*order))
+            .map_err(|e| format!("seal_fragments({max_len}): {e}"))?;
+        if let Some(f) = frags.iter().find(|f| f.len() > max_len) {
+            return Err(format!("fragment of {} bytes over {max_len}", f.len()));
+        }
+        let mut r = Reassembly::new(1, ReassemblyLimits::default());
+        if frags.len() > usize::from(ReassemblyLimits::default().max_fragments) {
+            // Beyond the receiver's bound: every fragment is refused, nothing is kept.
+            let mut plain = Zeroizing::new(Vec::new());
+            let (fh, frag) = c
+                .open_fragment(&frags[0], &mut plain)
+                .map_err(|e| format!("own fragment does not open: {e}"))?;
+            match r.add(&fh, frag, &plain) {
+                Err(crate::sk::FragmentError::TooManyFragments) => continue,
+                other => return Err(format!("{} fragments: {other:?}", frags.len())),
+            }
+        }
+        let mut seen = vec![false; frags.len()];
+        let mut done = None;
+        for _ in 0..frags.len() * 4 {
+            draw = draw.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let k = (draw >> 8) as usize % frags.len();
+            let mut plain = Zeroizing::new(Vec::new());
+            let (fh, frag) = c
+                .open_fragment(&frags[k], &mut plain)
+                .map_err(|e| format!("own fragment does not open: {e}"))?;
+            let got = r.add(&fh, frag, &plain);
+            let fresh = !seen[k];
+            seen[k] = true;
+            match got {
+                Ok(Some(whole)) if fresh && seen.iter().all(|s| *s) => done = Some(whole),
+                Ok(None) if fresh && !seen.iter().all(|s| *s) => {}
+                Err(crate::sk::FragmentError::Duplicate) if !fresh => {}
+                other => return Err(format!("fragment {k} (fresh {fresh}): {other:?}")),
+            }
+            if done.is_some() {
+                break;
+            }
+        }
+        if let Some((first, bytes)) = done {
+            let back = parse_chain(first, &bytes, 0).map_err(|e| e.to_string())?;
+            if back.as_slice() != inner.as_slice() {
+                return Err(format!("reassembled {back:?}"));
+            }
+        }
+    }
+    // Raw records: 2+2+1+1 header bytes then content of the given length.
+    let limits = ReassemblyLimits {
+        max_fragments: 8,
+        max_bytes: 512,
+    };
+    let mut r = Reassembly::new(1, limits);
+    let mut rest = data;
+    while let [n0, n1, t0, t1, first, len, tail @ ..] = rest {
+        let len = usize::from(*len).min(tail.len());
+        let frag = crate::sk::Fragment {
+            number: u16::from_be_bytes([*n0, *n1]),
+            total: u16::from_be_bytes([*t0, *t1]),
+            first: *first,
+        };
+        if let Ok(Some((_, all))) = r.add(&h, frag, &tail[..len]) {
+            if all.len() > limits.max_bytes {
+                return Err(format!("{} bytes reassembled", all.len()));
+            }
+            r = Reassembly::new(1, limits);
+        }
+        rest = &tail[len..];
+    }
+    Ok(())
+}
+
+/// Seeds of the `ike_fragments` target: small and large messages, small and large limits.
+#[must_use]
+pub fn fragment_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let text = |n: usize| (0..n).map(|i| (i % 251) as u8).collect::<Vec<u8>>();
+    vec![
+        ("tiny_limit_small", [&[0u8, 3][..], &text(40)].concat()),
+        ("tiny_limit_large", [&[0u8, 7][..], &text(1500)].concat()),
+        ("mid_limit", [&[60u8, 9][..], &text(900)].concat()),
+        ("one_fragment", [&[255u8, 1][..], &text(100)].concat()),
+        ("empty", vec![10, 2]),
+    ]
 }

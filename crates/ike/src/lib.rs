@@ -38,9 +38,8 @@
 //!   CERT and CERTREQ, X.509 chain validation against trust anchors with `now` as an
 //!   input, and the binding of the ID payload to the certificate.
 //!
-//! Not here (yet): resolution of IKE SA rekey collisions (refused with
-//! TEMPORARY_FAILURE), the use of fragmentation by the exchanges (negotiation and
-//! sending), more than one proposal per Child SA, and the daemon. IKEv1 is never
+//! Not here (yet): more than one proposal per Child SA, and the daemon (crate ikev2d).
+//! The exchanges use IKE fragmentation and settle IKE SA rekey collisions ([`sa`]). IKEv1 is never
 //! spoken: [`wire::Header::parse`] reports major version 1 as [`ParseError::IkeV1`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -436,7 +436,7 @@ pub type Reassembled = (u8, Zeroizing<Vec<u8>>);
 ///
 /// Only fragments that passed [`SkCipher::open_fragment`] are added, so nothing
 /// unauthenticated is buffered. Memory is bounded by [`ReassemblyLimits`].
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Reassembly {
     message_id: u32,
     limits: ReassemblyLimits,
@@ -458,6 +458,12 @@ impl Reassembly {
             parts: Vec::new(),
             bytes: 0,
         }
+    }
+
+    /// The message ID being reassembled.
+    #[must_use]
+    pub fn message_id(&self) -> u32 {
+        self.message_id
     }
 
     /// Adds an opened fragment. Returns the first inner payload type and the whole inner

@@ -112,8 +112,8 @@ fn distinguished_name_identity_and_each_hash() {
     }
 }
 
-/// A remote DN written as configuration text matches the certificate's subject
-/// attribute by attribute (other case, other string types); another DN is refused.
+/// A remote DN written as configuration text matches the certificate's subject RDN by
+/// RDN (other ASCII case, UTF8String for PrintableString); another DN is refused.
 #[test]
 fn configured_distinguished_name_matches_by_attributes() {
     let subject = Certificate::name_to_string(&cert("alice-ec").subject);
@@ -702,4 +702,118 @@ proptest::proptest! {
         let key = cert("bob-ec").key.unwrap();
         proptest::prop_assert!(cert::verify_auth(&key, m, &data, octets).is_err());
     }
+}
+
+/// The configured method binds the peer: `rsa_pss` accepts only RSASSA-PSS, `rsa_sig`
+/// only PKCS#1 v1.5, `ecdsa_shaN` only ECDSA with that hash, each only from the fitting
+/// key type; `cert` anything. Both the responder and the initiator check it.
+#[test]
+fn configured_method_constrains_the_peer() {
+    use cert::PeerAuth;
+    let not_allowed = IkeError::Certificate(CertError::MethodNotAllowed);
+    // (alice's chain, alice signs PSS, what bob allows, accepted)
+    let cases: &[(&[&str], bool, PeerAuth, bool)] = &[
+        (&["alice-rsa", "rsa-int"], false, PeerAuth::RsaPss, false),
+        (&["alice-rsa", "rsa-int"], true, PeerAuth::RsaPss, true),
+        (&["alice-rsa", "rsa-int"], true, PeerAuth::RsaPkcs1, false),
+        (&["alice-rsa", "rsa-int"], false, PeerAuth::RsaPkcs1, true),
+        (
+            &["alice-rsa", "rsa-int"],
+            false,
+            PeerAuth::Ecdsa(None),
+            false,
+        ),
+        (&["alice-rsa", "rsa-int"], true, PeerAuth::Any, true),
+        (&["alice-ec"], false, PeerAuth::RsaPss, false),
+        (&["alice-ec"], false, PeerAuth::RsaPkcs1, false),
+        (
+            &["alice-ec"],
+            false,
+            PeerAuth::Ecdsa(Some(Hash::Sha384)),
+            false,
+        ),
+        (
+            &["alice-ec"],
+            false,
+            PeerAuth::Ecdsa(Some(Hash::Sha512)),
+            false,
+        ),
+        (
+            &["alice-ec"],
+            false,
+            PeerAuth::Ecdsa(Some(Hash::Sha256)),
+            true,
+        ),
+        (&["alice-ec"], false, PeerAuth::Ecdsa(None), true),
+        (&["alice-ec"], false, PeerAuth::Any, true),
+    ];
+    for (n, (alice, pss, allow, accepted)) in cases.iter().enumerate() {
+        let (mut ci, mut cr) = cert_configs(alice, &["bob-ec"]);
+        ci.cert.as_mut().unwrap().rsa_pss = *pss;
+        cr.cert.as_mut().unwrap().peer = *allow;
+        if *accepted {
+            assert_match(&handshake(ci, cr, 90 + n as u64));
+        } else {
+            assert_eq!(refused(ci, cr), not_allowed, "case {n}");
+        }
+    }
+    // The initiator: bob signs ECDSA P-384 with SHA-384; alice asks for SHA-256.
+    let (mut ci, cr) = cert_configs(&["alice-ec"], &["bob-ec"]);
+    ci.cert.as_mut().unwrap().peer = PeerAuth::Ecdsa(Some(Hash::Sha256));
+    let mut a = at_auth(ci, cr, 1);
+    let (_resp, reply) = next(a.r1.handle(&a.req, &mut a.rr));
+    let (e, _) = failed(a.i2.handle(&reply.unwrap()));
+    assert_eq!(e, not_allowed);
+    // ... and with SHA-384 allowed, it completes.
+    let (mut ci, cr) = cert_configs(&["alice-ec"], &["bob-ec"]);
+    ci.cert.as_mut().unwrap().peer = PeerAuth::Ecdsa(Some(Hash::Sha384));
+    assert_match(&handshake(ci, cr, 120));
+}
+
+/// The classic methods (RFC 4754 ECDSA 9/10/11, RSA digital signature 1) against each
+/// constraint, and the key type checked whatever the method claims.
+#[test]
+fn peer_auth_classic_methods_and_key_types() {
+    use cert::PeerAuth::{self, Any, Ecdsa, RsaPkcs1, RsaPss};
+    let p256 = cert("alice-ec").key.unwrap();
+    let p384 = cert("bob-ec").key.unwrap();
+    let rsa = cert("bob-rsa").key.unwrap();
+    let sha = |h| Ecdsa(Some(h));
+    let ok = |p: PeerAuth, k, m: u8| p.permits(k, m, b"sig").is_ok();
+    assert!(ok(sha(Hash::Sha256), &p256, 9) && ok(Ecdsa(None), &p256, 9));
+    assert!(!ok(sha(Hash::Sha384), &p256, 9));
+    assert!(ok(sha(Hash::Sha384), &p384, 10) && !ok(sha(Hash::Sha256), &p384, 10));
+    assert!(ok(sha(Hash::Sha512), &p384, 11) && !ok(sha(Hash::Sha384), &p384, 11));
+    assert!(!ok(Ecdsa(None), &rsa, 9), "ECDSA method with an RSA key");
+    assert!(ok(RsaPkcs1, &rsa, auth::RSA_SIG));
+    assert!(!ok(RsaPss, &rsa, auth::RSA_SIG));
+    assert!(
+        !ok(RsaPkcs1, &p256, auth::RSA_SIG),
+        "RSA method with an EC key"
+    );
+    assert!(!ok(Ecdsa(None), &p256, auth::SHARED_KEY_MIC));
+    assert!(ok(Any, &p256, auth::RSA_SIG), "left to the signature check");
+    // RFC 7427: the AlgorithmIdentifier decides; a PSS identifier under an EC key or an
+    // ECDSA one under an RSA key is refused.
+    let ds = |a: SigAlg| {
+        let id = a.algorithm_identifier();
+        [&[id.len() as u8][..], &id, b"sig"].concat()
+    };
+    let permits = |p: PeerAuth, k, a| p.permits(k, auth::DIGITAL_SIGNATURE, &ds(a)).is_ok();
+    for h in Hash::ALL {
+        assert!(permits(RsaPss, &rsa, SigAlg::RsaPss(h)));
+        assert!(!permits(RsaPss, &rsa, SigAlg::RsaPkcs1(h)));
+        assert!(permits(RsaPkcs1, &rsa, SigAlg::RsaPkcs1(h)));
+        assert!(!permits(RsaPkcs1, &rsa, SigAlg::RsaPss(h)));
+        assert!(!permits(RsaPss, &p256, SigAlg::RsaPss(h)));
+        assert!(permits(sha(h), &p384, SigAlg::Ecdsa(h)));
+        assert!(!permits(sha(h), &rsa, SigAlg::Ecdsa(h)));
+        for other in Hash::ALL.into_iter().filter(|&o| o != h) {
+            assert!(!permits(sha(h), &p384, SigAlg::Ecdsa(other)));
+        }
+    }
+    assert_eq!(
+        RsaPss.permits(&rsa, auth::DIGITAL_SIGNATURE, &[9, 1]),
+        Err(CertError::Malformed)
+    );
 }

@@ -301,3 +301,161 @@ fn credentials_from_stores_complete_a_handshake() {
     let e = sa.credentials(&bob_id, now()).unwrap_err().to_string();
     assert!(e.contains("no certificate with a private key"), "{e}");
 }
+
+/// The one file in `dir`.
+fn only_file(dir: &Path) -> PathBuf {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(v.len(), 1, "{v:?}");
+    v.remove(0)
+}
+
+/// `check` on the store in `dir` opened read-only: `Err` text for a refusal.
+fn open_and_read(dir: &Path) -> Result<(), String> {
+    let s = CertStore::open_existing(dir).map_err(|e| e.to_string())?;
+    s.list().map(drop).map_err(|e| e.to_string())
+}
+
+/// Applies `spoil`, expects the read-only open (or the reads) to fail naming `path` and
+/// saying `what`, then `mend`s and expects success again.
+fn refused(dir: &Path, path: &Path, what: &str, spoil: impl Fn(), mend: impl Fn()) {
+    spoil();
+    let e = open_and_read(dir).expect_err(what);
+    assert!(e.starts_with(&format!("{}: ", path.display())), "{e}");
+    assert!(e.contains(what), "{e}");
+    mend();
+    open_and_read(dir).unwrap();
+}
+
+/// A store (or its certs/, anchors/, keys/) anybody but root could change is refused;
+/// keys are regular files of mode 0600 owned by root, never reached through a symbolic
+/// link; certificates and anchors root-owned and not group/other-writable. Opening an
+/// existing store creates and chmods nothing.
+#[test]
+fn a_store_others_could_change_is_refused() {
+    use std::os::unix::fs::{chown, symlink};
+    let t = TempDir::new("perms");
+    let s = filled(&t.0, "alice");
+    drop(s);
+    let chmod = |p: &Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    };
+    let owner = |p: &Path, uid: u32| chown(p, Some(uid), None).unwrap();
+    open_and_read(&t.0).unwrap();
+
+    // Read-only: a missing subdirectory is not created, keys/ is not chmodded.
+    chmod(&t.0.join("keys"), 0o750);
+    open_and_read(&t.0).unwrap();
+    assert_eq!(mode(&t.0.join("keys")), 0o750);
+    chmod(&t.0.join("keys"), 0o700);
+    std::fs::rename(t.0.join("certs"), t.0.join("certs.away")).unwrap();
+    let e = open_and_read(&t.0).unwrap_err();
+    assert!(
+        e.starts_with(&format!("{}: ", t.0.join("certs").display())),
+        "{e}"
+    );
+    assert!(!t.0.join("certs").exists());
+    std::fs::rename(t.0.join("certs.away"), t.0.join("certs")).unwrap();
+
+    let dot = t.0.join(".");
+    for (dir, shown) in [
+        (t.0.clone(), dot.clone()),
+        (t.0.join("anchors"), t.0.join("anchors")),
+        (t.0.join("keys"), t.0.join("keys")),
+        (t.0.join("certs"), t.0.join("certs")),
+    ] {
+        let m = mode(&dir);
+        for bad in [0o775, 0o757] {
+            refused(
+                &t.0,
+                &shown,
+                &format!("mode {bad:04o}: writable by group or others"),
+                || chmod(&dir, bad),
+                || chmod(&dir, m),
+            );
+        }
+        refused(
+            &t.0,
+            &shown,
+            "owned by uid 65534: a certificate store directory must be owned by root",
+            || owner(&dir, 65534),
+            || owner(&dir, 0),
+        );
+    }
+    // anchors/ replaced by a link to a good directory.
+    let real = t.0.join("anchors.real");
+    refused(
+        &t.0,
+        &t.0.join("anchors"),
+        "not a directory (a symbolic link is refused)",
+        || {
+            std::fs::rename(t.0.join("anchors"), &real).unwrap();
+            symlink(&real, t.0.join("anchors")).unwrap();
+        },
+        || {
+            std::fs::remove_file(t.0.join("anchors")).unwrap();
+            std::fs::rename(&real, t.0.join("anchors")).unwrap();
+        },
+    );
+
+    let key = only_file(&t.0.join("keys"));
+    for bad in [0o640, 0o604, 0o400, 0o4600] {
+        refused(
+            &t.0,
+            &key,
+            &format!("mode {bad:04o}: a private key must be in a file of mode 0600"),
+            || chmod(&key, bad),
+            || chmod(&key, 0o600),
+        );
+    }
+    refused(
+        &t.0,
+        &key,
+        "owned by uid 65534: a private key must be in a file owned by root",
+        || owner(&key, 65534),
+        || owner(&key, 0),
+    );
+    // A link to a perfectly good key file elsewhere is still refused.
+    let elsewhere = t.0.join("key.elsewhere");
+    refused(
+        &t.0,
+        &key,
+        "a symbolic link: refused",
+        || {
+            std::fs::rename(&key, &elsewhere).unwrap();
+            symlink(&elsewhere, &key).unwrap();
+        },
+        || {
+            std::fs::remove_file(&key).unwrap();
+            std::fs::rename(&elsewhere, &key).unwrap();
+        },
+    );
+    let anchor =
+        t.0.join("anchors")
+            .join(format!("{}.der", openssl_fingerprint("rsa-root.crt")));
+    refused(
+        &t.0,
+        &anchor,
+        "mode 0666: writable by group or others, a certificate must not be",
+        || chmod(&anchor, 0o666),
+        || chmod(&anchor, 0o644),
+    );
+    refused(
+        &t.0,
+        &anchor,
+        "owned by uid 65534: a certificate must be in a file owned by root",
+        || owner(&anchor, 65534),
+        || owner(&anchor, 0),
+    );
+    // A directory where a key file should be is not a regular file.
+    let fake = t.0.join("keys").join(format!("{}.der", "0".repeat(64)));
+    refused(
+        &t.0,
+        &fake,
+        "not a regular file",
+        || std::fs::create_dir(&fake).unwrap(),
+        || std::fs::remove_dir(&fake).unwrap(),
+    );
+}

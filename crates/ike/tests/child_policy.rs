@@ -71,10 +71,18 @@ fn a_policy_allowing_nothing_offered_is_no_proposal_chosen() {
         key_bits: 256,
         ..gcm_child()
     }]);
-    let (e, reply) = failed(r1.handle(&auth_req.unwrap(), &mut rr));
-    assert_eq!(e, IkeError::NoProposalChosen);
-    let (e, _) = failed(i2.handle(&reply.unwrap()));
-    assert_eq!(e, IkeError::PeerNotify(notify::NO_PROPOSAL_CHOSEN));
+    // The IKE SA stands without a Child SA (RFC 7296 §1.2, §2.21.2).
+    let (resp, reply) = next(r1.handle(&auth_req.unwrap(), &mut rr));
+    assert_eq!(
+        resp.ike_auth_child_error(),
+        Some(IkeError::NoProposalChosen)
+    );
+    let (init, _) = next(i2.handle(&reply.unwrap()));
+    assert_eq!(
+        init.ike_auth_child_error(),
+        Some(IkeError::PeerNotify(notify::NO_PROPOSAL_CHOSEN))
+    );
+    assert_eq!(init.children().count() + resp.children().count(), 0);
 }
 
 #[test]

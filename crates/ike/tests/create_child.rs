@@ -405,3 +405,131 @@ fn ike_rekey_refused_while_busy() {
     assert_eq!(i.children().count(), 1);
     assert_eq!(r.children().count(), 1);
 }
+
+/// Both sides rekey the IKE SA at once (RFC 7296 §2.8.2): each answers the other's
+/// request as usual; when both exchanges are done, the new SA made with the lowest of the
+/// four nonces is redundant. Both sides agree on the survivor (which holds the Child SA);
+/// the loser deletes the redundant SA, the winner the old one. Seeds give both outcomes.
+#[test]
+fn simultaneous_ike_sa_rekeys_settled_by_lowest_nonce() {
+    let mut outcomes = [0usize; 2];
+    for seed in 0..12u64 {
+        let (mut i, mut r) = pair_with(Group::Curve25519, false, 100 + seed);
+        let (mut ri, mut rr) = (TestRng(200 + seed), TestRng(300 + seed));
+        let now = Instant::now();
+        let child = i.child().unwrap().clone();
+        let qi = i.rekey_ike(now, &mut ri).unwrap();
+        let qr = r.rekey_ike(now, &mut rr).unwrap();
+        // Each answers the other's request; nothing is settled yet.
+        let ai = i.handle(&qr, &mut ri).unwrap();
+        let ar = r.handle(&qi, &mut rr).unwrap();
+        assert!(ai.event.is_none() && ai.rekeyed.is_none());
+        assert!(ar.event.is_none() && ar.rekeyed.is_none());
+        // The responses arrive, in either order.
+        let (oi, or) = if seed % 2 == 0 {
+            let oi = i.handle(&ar.reply.unwrap(), &mut ri).unwrap();
+            (oi, r.handle(&ai.reply.unwrap(), &mut rr).unwrap())
+        } else {
+            let or = r.handle(&ai.reply.unwrap(), &mut rr).unwrap();
+            (i.handle(&ar.reply.unwrap(), &mut ri).unwrap(), or)
+        };
+        let won = |o: &ike::sa::Output| match o.event {
+            Some(Event::IkeRekeyCollision { won }) => won,
+            ref e => panic!("{e:?}"),
+        };
+        let (wi, wr) = (won(&oi), won(&or));
+        assert_ne!(wi, wr, "exactly one side wins");
+        outcomes[usize::from(wi)] += 1;
+        let (mut si, mut sr) = (oi.rekeyed.unwrap(), or.rekeyed.unwrap());
+        let (mut di, mut dr) = (oi.redundant.unwrap(), or.redundant.unwrap());
+        // The same survivor and the same redundant SA on both sides.
+        assert_eq!(si.spis(), sr.spis());
+        assert_eq!(si.ike_keys(), sr.ike_keys());
+        assert_eq!(di.spis(), dr.spis());
+        assert_ne!(si.spis(), di.spis());
+        // The winner is the survivor's initiator; the Child SA moved to the survivor.
+        assert_eq!(si.is_initiator(), wi);
+        assert_eq!(
+            si.children().cloned().collect::<Vec<_>>(),
+            vec![child.clone()]
+        );
+        assert_eq!(sr.children().count(), 1);
+        assert_eq!(di.children().count() + dr.children().count(), 0);
+        assert_eq!(i.children().count() + r.children().count(), 0);
+        // The loser deletes the redundant SA ...
+        let (loser_d, winner_d, rl, rw) = if wi {
+            (&mut dr, &mut di, &mut rr, &mut ri)
+        } else {
+            (&mut di, &mut dr, &mut ri, &mut rr)
+        };
+        let del = loser_d.delete_ike(now, rl).unwrap();
+        let out = winner_d.handle(&del, rw).unwrap();
+        assert_eq!(out.event, Some(Event::IkeDeleted));
+        assert_eq!(
+            loser_d.handle(&out.reply.unwrap(), rl).unwrap().event,
+            Some(Event::IkeDeleted)
+        );
+        // ... the winner the old one.
+        let (old_w, old_l, rw, rl) = if wi {
+            (&mut i, &mut r, &mut ri, &mut rr)
+        } else {
+            (&mut r, &mut i, &mut rr, &mut ri)
+        };
+        let del = old_w.delete_ike(now, rw).unwrap();
+        let out = old_l.handle(&del, rl).unwrap();
+        assert_eq!(out.event, Some(Event::IkeDeleted));
+        assert!(out.rekeyed.is_none(), "nothing left to hand over");
+        assert_eq!(
+            old_w.handle(&out.reply.unwrap(), rw).unwrap().event,
+            Some(Event::IkeDeleted)
+        );
+        assert!(i.is_closed() && r.is_closed() && di.is_closed() && dr.is_closed());
+        // The survivor works.
+        let q = sr.check_liveness(now, &mut rr).unwrap();
+        let a = si.handle(&q, &mut ri).unwrap().reply.unwrap();
+        assert_eq!(sr.handle(&a, &mut rr).unwrap().event, Some(Event::Alive));
+    }
+    assert!(outcomes[0] > 0 && outcomes[1] > 0, "{outcomes:?}");
+}
+
+/// The rekeys cross but one side sees its response before the other's request: it has
+/// rekeyed and refuses the late request (TEMPORARY_FAILURE, §2.25.2), and deletes the old
+/// SA. The other side, which answered the first request meanwhile, takes that new SA on
+/// either message (refusal or delete), so both end on the same SA with the Child SA.
+#[test]
+fn crossed_ike_rekey_after_the_peer_completed() {
+    for refusal_first in [true, false] {
+        let (mut i, mut r) = pair_with(Group::Curve25519, false, 50);
+        let (mut ri, mut rr) = (TestRng(51), TestRng(52));
+        let now = Instant::now();
+        let qi = i.rekey_ike(now, &mut ri).unwrap();
+        let qr = r.rekey_ike(now, &mut rr).unwrap();
+        let ar = r.handle(&qi, &mut rr).unwrap();
+        assert!(ar.event.is_none());
+        // i completes normally, then gets r's request late, then deletes the old SA.
+        let oi = i.handle(&ar.reply.unwrap(), &mut ri).unwrap();
+        assert_eq!(oi.event, Some(Event::IkeRekeyed));
+        let si = oi.rekeyed.unwrap();
+        let late = i.handle(&qr, &mut ri).unwrap();
+        assert!(late.event.is_none() && late.rekeyed.is_none());
+        let del = i.delete_ike(now, &mut ri).unwrap();
+        let refusal = late.reply.unwrap();
+        let first = if refusal_first { &refusal } else { &del };
+        let o = r.handle(first, &mut rr).unwrap();
+        assert_eq!(o.event, Some(Event::IkeRekeyCollision { won: false }));
+        assert!(o.redundant.is_none());
+        let sr = o.rekeyed.unwrap();
+        assert_eq!(si.spis(), sr.spis());
+        assert_eq!(si.children().count(), 1);
+        assert_eq!(sr.children().count(), 1);
+        if refusal_first {
+            let o = r.handle(&del, &mut rr).unwrap();
+            assert_eq!(o.event, Some(Event::IkeDeleted));
+            assert!(o.rekeyed.is_none());
+        } else {
+            // The old SA is deleted: the late refusal finds nothing.
+            assert!(r.is_closed());
+            assert!(r.handle(&refusal, &mut rr).is_err());
+        }
+    }
+}

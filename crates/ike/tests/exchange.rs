@@ -238,19 +238,95 @@ fn authentication_failures_never_establish() {
             Some(notify::AUTHENTICATION_FAILED)
         )
     );
-    // Child SA transforms or selectors the responder does not accept.
-    let (ci, mut cr) = configs(GCM, Group::Curve25519, gcm_child());
-    cr.child.key_bits = 256;
-    assert_eq!(
-        auth_fails(ci, cr),
-        (IkeError::NoProposalChosen, Some(notify::NO_PROPOSAL_CHOSEN))
-    );
-    let (ci, mut cr) = configs(GCM, Group::Curve25519, gcm_child());
-    cr.ts_local = ts([10, 9, 0, 0], [10, 9, 0, 255]);
-    assert_eq!(
-        auth_fails(ci, cr),
-        (IkeError::TsUnacceptable, Some(notify::TS_UNACCEPTABLE))
-    );
+}
+
+/// A Child SA the responder cannot make in IKE_AUTH (transforms or selectors it does not
+/// accept) leaves the authenticated IKE SA up on both sides with no Child SA (RFC 7296
+/// §1.2, §2.21.2): the response has IDr, AUTH and the error notification, no SA or TS
+/// payloads, and the IKE SA then carries exchanges.
+#[test]
+fn child_sa_refused_in_ike_auth_keeps_the_ike_sa() {
+    let no_proposal = |c: &mut IkeConfig| c.child.key_bits = 256;
+    let narrow = |c: &mut IkeConfig| c.ts_local = ts([10, 9, 0, 0], [10, 9, 0, 255]);
+    type Change<'a> = &'a dyn Fn(&mut IkeConfig);
+    let cases: [(Change<'_>, IkeError, u16); 2] = [
+        (
+            &no_proposal,
+            IkeError::NoProposalChosen,
+            notify::NO_PROPOSAL_CHOSEN,
+        ),
+        (&narrow, IkeError::TsUnacceptable, notify::TS_UNACCEPTABLE),
+    ];
+    for (change, err, n) in cases {
+        let (ci, mut cr) = configs(GCM, Group::Curve25519, gcm_child());
+        change(&mut cr);
+        let now = Instant::now();
+        let (mut ri, mut rr) = (TestRng(5), TestRng(6));
+        let i1 = ExpectSaInitResp::start(ci, i_path(), now, &mut ri).unwrap();
+        let (r1, resp1) = respond_sa_init(&cr, i1.request(), &ctx(), &mut rr).unwrap();
+        let (i2, req) = next(i1.handle(&resp1, now, &mut ri));
+        let (mut resp, reply) = next(r1.handle(&req.unwrap(), &mut rr));
+        let reply = reply.unwrap();
+        let mut plain = Zeroizing::new(Vec::new());
+        let k = resp.ike_keys();
+        let c = ike::sk::SkCipher::new(GCM, &k.sk_er, &k.sk_ar).unwrap();
+        let (_, inner) = c.open(&reply, &mut plain).unwrap();
+        let types: Vec<u8> = inner.iter().map(Payload::ty).collect();
+        assert_eq!(types, [36, 39, 41], "IDr, AUTH, N only");
+        assert!(matches!(&inner[2], Payload::Notify(x) if x.ty == n));
+        let (mut init, none) = next(i2.handle(&reply));
+        assert!(none.is_none());
+        assert_eq!(resp.ike_auth_child_error(), Some(err));
+        assert_eq!(init.ike_auth_child_error(), Some(IkeError::PeerNotify(n)));
+        assert_eq!(init.children().count() + resp.children().count(), 0);
+        assert!(init.unused_spi().is_some() && resp.unused_spi().is_none());
+        assert_eq!(init.spis(), resp.spis());
+        // The IKE SA works: a liveness check both ways.
+        let q = init.check_liveness(now, &mut ri).unwrap();
+        let a = resp.handle(&q, &mut rr).unwrap().reply.unwrap();
+        assert_eq!(
+            init.handle(&a, &mut ri).unwrap().event,
+            Some(ike::sa::Event::Alive)
+        );
+        let q = resp.check_liveness(now, &mut rr).unwrap();
+        let a = init.handle(&q, &mut ri).unwrap().reply.unwrap();
+        assert_eq!(
+            resp.handle(&a, &mut rr).unwrap().event,
+            Some(ike::sa::Event::Alive)
+        );
+    }
+}
+
+/// An error notification about the Child SA in an IKE_AUTH response without AUTH is not
+/// an established SA: the initiator fails.
+#[test]
+fn child_error_without_auth_fails() {
+    let (ci, cr) = configs(GCM, Group::Curve25519, gcm_child());
+    let now = Instant::now();
+    let (mut ri, mut rr) = (TestRng(7), TestRng(8));
+    let i1 = ExpectSaInitResp::start(ci, i_path(), now, &mut ri).unwrap();
+    let (r1, resp1) = respond_sa_init(&cr, i1.request(), &ctx(), &mut rr).unwrap();
+    let (i2, _) = next(i1.handle(&resp1, now, &mut ri));
+    let (spi_i, spi_r) = r1.spis();
+    let k = r1.ike_keys();
+    let c = ike::sk::SkCipher::new(GCM, &k.sk_er, &k.sk_ar).unwrap();
+    let h = ike::wire::Header {
+        spi_i,
+        spi_r,
+        minor: 0,
+        exchange: exchange::IKE_AUTH,
+        flags: flags::RESPONSE,
+        message_id: 1,
+    };
+    let n = Payload::Notify(ike::wire::Notify {
+        protocol: 0,
+        spi: &[],
+        ty: notify::NO_PROPOSAL_CHOSEN,
+        data: &[],
+    });
+    let forged = c.seal(&h, &[n], &[9; 8]).unwrap();
+    let (e, _) = failed(i2.handle(&forged));
+    assert_eq!(e, IkeError::PeerNotify(notify::NO_PROPOSAL_CHOSEN));
 }
 
 fn notify_in(reply: &[u8]) -> (u16, Vec<u8>) {

@@ -187,3 +187,15 @@ impl ike::Random for TestRng {
         }
     }
 }
+
+#[test]
+fn ike_fragments_inputs_replay_and_seeds_are_current() {
+    let generated = ike::fuzz_support::fragment_seeds();
+    assert_eq!(
+        replay("ike_fragments", ike::fuzz_support::ike_fragments),
+        generated.len()
+    );
+    for (name, bytes) in &generated {
+        assert_current("ike_fragments", name, bytes);
+    }
+}

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ike::cert::store::{CertStore, Kind};
-use ike::cert::{CertAuth, Certificate, Hash, PublicKey};
+use ike::cert::{CertAuth, Certificate, Hash, PeerAuth, PublicKey};
 use ike::consts::id;
 use ike::sa::Identity;
 use ike::wire::Id;
@@ -107,9 +107,31 @@ fn rule_creds(store: &CertStore, rule: &Rule, now: i64) -> Result<(CertAuth, Ide
         AuthMethod::Preshared | AuthMethod::Cert => {}
         AuthMethod::RsaSig | AuthMethod::RsaPss if !is_rsa => return Err(wrong_key("RSA")),
         AuthMethod::Ecdsa(_) if is_rsa => return Err(wrong_key("ECDSA")),
+        // We sign ECDSA with the curve's hash (SHA-256 on P-256, SHA-384 on P-384);
+        // a peer with the same rule accepts only the rule's hash.
+        AuthMethod::Ecdsa(Some(h))
+            if !matches!(
+                (h, &ee.key),
+                (Hash::Sha256, Some(PublicKey::EcP256(_)))
+                    | (Hash::Sha384, Some(PublicKey::EcP384(_)))
+            ) =>
+        {
+            return Err(wrong_key(match h {
+                Hash::Sha256 => "ECDSA P-256",
+                Hash::Sha384 => "ECDSA P-384",
+                Hash::Sha512 => "ECDSA P-521 (which we cannot use)",
+            }))
+        }
         AuthMethod::RsaSig | AuthMethod::RsaPss | AuthMethod::Ecdsa(_) => {}
     }
     auth.rsa_pss = rule.auth == AuthMethod::RsaPss;
+    // The method binds the peer as well: its AUTH method and key type.
+    auth.peer = match rule.auth {
+        AuthMethod::RsaSig => PeerAuth::RsaPkcs1,
+        AuthMethod::RsaPss => PeerAuth::RsaPss,
+        AuthMethod::Ecdsa(h) => PeerAuth::Ecdsa(h),
+        AuthMethod::Cert | AuthMethod::Preshared => PeerAuth::Any,
+    };
     if let AuthMethod::Ecdsa(Some(h)) = rule.auth {
         auth.hashes = std::iter::once(h)
             .chain(Hash::ALL.into_iter().filter(|&x| x != h))
@@ -143,7 +165,10 @@ pub fn load_cert_creds(config: &Config) -> Result<CertCreds, String> {
             dir.display()
         ));
     }
-    let store = CertStore::open(&dir).map_err(|e| e.to_string())?;
+    // Read-only: the daemon (and `in.ikev2d -c`) never creates or chmods the store,
+    // and refuses one anybody but root could change.
+    let store =
+        CertStore::open_existing(&dir).map_err(|e| format!("certificate store refused: {e}"))?;
     let anchors = store
         .list()
         .map_err(|e| e.to_string())?

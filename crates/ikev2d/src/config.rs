@@ -30,10 +30,13 @@
 //! or subjectAltName is that identity (and whose private key the store holds), and
 //! checks the peer's certificate chain against the store's trust anchors and its ID
 //! against `remote_id` (by default the peer's address, which must then be in the
-//! certificate's subjectAltNames). `rsa_*` and `ecdsa*` also require the key type;
-//! `rsa_pss` signs with RSASSA-PSS. A DN is written `"C=US, O=Example, CN=gw"` (RDNs
+//! certificate's subjectAltNames). `rsa_*` and `ecdsa*` also require the key type, of
+//! our certificate and of the peer's, and the peer's signature: `rsa_sig` PKCS#1 v1.5,
+//! `rsa_pss` RSASSA-PSS (which we then sign with too), `ecdsa_shaN` ECDSA with that
+//! hash (`ecdsa` any), `cert` any. A DN is written `"C=US, O=Example, CN=gw"` (RDNs
 //! in order, types C ST L O OU CN E DC SN SERIALNUMBER T G UID) and matches a peer's DN
-//! attribute by attribute, ignoring case and string types. The store is the directory
+//! RDN by RDN, ignoring ASCII case and the choice between PrintableString, UTF8String
+//! and IA5String ([`ike::cert::dn_equal`]). The store is the directory
 //! `ikev2cert` manages: `cert_store` (Ironswan's; Solaris keeps its keystore in the
 //! ikeuser PKCS#11 softtoken) names it, default [`DEFAULT_CERT_STORE`].
 //!
@@ -318,6 +321,44 @@ pub struct Config {
     pub rules: Vec<Rule>,
     /// The certificate store directory (`cert_store`; `None`: [`DEFAULT_CERT_STORE`]).
     pub cert_store: Option<PathBuf>,
+    /// IKE fragmentation (RFC 7383), global parameters `fragmentation` and
+    /// `fragment_size`.
+    pub fragments: Fragments,
+}
+
+/// IKE fragmentation settings (the names are strongSwan's: `fragmentation yes|no`, and
+/// `fragment_size` as charon's, the largest IP datagram of a fragment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fragments {
+    /// Announce support and fragment large protected messages when the peer does too.
+    pub enabled: bool,
+    /// The largest IP datagram (IP and UDP headers included) a fragment may need.
+    pub size: u16,
+}
+
+impl Default for Fragments {
+    /// On, 1280 bytes (the IPv6 minimum MTU, also safe on IPv4 paths).
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            size: 1280,
+        }
+    }
+}
+
+/// The smallest `fragment_size` accepted: room for headers and some content.
+pub const MIN_FRAGMENT_SIZE: u16 = 128;
+
+impl Fragments {
+    /// The longest IKE message sent whole to `remote` (the IKE core's fragment limit):
+    /// the datagram size less the IP header, the UDP header and the non-ESP marker of
+    /// port 4500; `None` when fragmentation is off.
+    #[must_use]
+    pub fn message_len(&self, remote: IpAddr) -> Option<usize> {
+        let ip = if remote.is_ipv4() { 20 } else { 40 };
+        self.enabled
+            .then(|| usize::from(self.size).saturating_sub(ip + 8 + 4))
+    }
 }
 
 impl Config {
@@ -822,6 +863,31 @@ const GLOBAL_PARAMS: [&str; 6] = [
     "childsa_xform",
 ];
 
+/// The global-only parameters of IKE fragmentation.
+const FRAGMENT_PARAMS: [&str; 2] = ["fragmentation", "fragment_size"];
+
+/// Parses a fragmentation parameter; `Ok(false)` if `key` is not one.
+fn fragment_param(lx: &mut Lexer<'_>, key: &str, f: &mut Fragments) -> Result<bool, ConfigError> {
+    match key {
+        "fragmentation" => f.enabled = yes_no(lx)?,
+        "fragment_size" => {
+            let (v, t) = lx.value("a size in bytes")?;
+            let n = number(lx, (v.clone(), t.clone()), "a size in bytes")?;
+            f.size = u16::try_from(n)
+                .ok()
+                .filter(|n| *n >= MIN_FRAGMENT_SIZE)
+                .ok_or_else(|| {
+                    lx.err(
+                        &t,
+                        format!("fragment_size must be {MIN_FRAGMENT_SIZE} to 65535, found {v}"),
+                    )
+                })?;
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
 /// Parses a parameter allowed both globally and in a rule; `Ok(false)` if `key` is not one.
 fn common_param(lx: &mut Lexer<'_>, key: &str, p: &mut Params) -> Result<bool, ConfigError> {
     match key {
@@ -950,6 +1016,7 @@ pub fn parse_config(file: &str, text: &str) -> Result<Config, ConfigError> {
         tunnel: None,
     };
     let mut rules: Vec<Rule> = Vec::new();
+    let mut fragments = Fragments::default();
     let mut cert_store = None;
     while let Some(t) = lx.peek().cloned() {
         lx.pos += 1;
@@ -965,6 +1032,7 @@ pub fn parse_config(file: &str, text: &str) -> Result<Config, ConfigError> {
                 rules.push(r);
             }
             Tok::Word(w) if rules.is_empty() && common_param(&mut lx, w, &mut global)? => {}
+            Tok::Word(w) if rules.is_empty() && fragment_param(&mut lx, w, &mut fragments)? => {}
             Tok::Word(w) if rules.is_empty() && w == "cert_store" => {
                 let (dir, dt) = lx.value("a directory")?;
                 if !dir.starts_with('/') {
@@ -975,7 +1043,11 @@ pub fn parse_config(file: &str, text: &str) -> Result<Config, ConfigError> {
                 }
                 cert_store = Some(PathBuf::from(dir));
             }
-            Tok::Word(w) if GLOBAL_PARAMS.contains(&w.as_str()) || w == "cert_store" => {
+            Tok::Word(w)
+                if GLOBAL_PARAMS.contains(&w.as_str())
+                    || FRAGMENT_PARAMS.contains(&w.as_str())
+                    || w == "cert_store" =>
+            {
                 return Err(lx.err(
                     &t,
                     format!("global parameter {w:?} must come before the first rule"),
@@ -985,14 +1057,18 @@ pub fn parse_config(file: &str, text: &str) -> Result<Config, ConfigError> {
                 return Err(lx.err(
                     &t,
                     format!(
-                        "expected a global parameter (ikesa_xform, ikesa_lifetime_secs, childsa_lifetime_secs, childsa_pfs, childsa_xform, childsa_mode, cert_store) or '{{' opening a rule, found {}",
+                        "expected a global parameter (ikesa_xform, ikesa_lifetime_secs, childsa_lifetime_secs, childsa_pfs, childsa_xform, childsa_mode, cert_store, fragmentation, fragment_size) or '{{' opening a rule, found {}",
                         show(other)
                     ),
                 ))
             }
         }
     }
-    Ok(Config { rules, cert_store })
+    Ok(Config {
+        rules,
+        cert_store,
+        fragments,
+    })
 }
 
 /// Reads and parses an ikev2.config file.
@@ -1064,19 +1140,35 @@ fn hex_key(v: &str) -> Option<Zeroizing<Vec<u8>>> {
     Some(out)
 }
 
-/// Parses ikev2.preshared text (see the module docs). Error messages never include a key.
+/// What a token of ikev2.preshared is, for an error message: never its text, which could
+/// be a key written in the wrong place.
+fn preshared_kind(t: &Tok) -> &'static str {
+    match t {
+        Tok::Open => "'{'",
+        Tok::Close => "'}'",
+        Tok::Word(_) => "a word",
+        Tok::Str(_) => "a string",
+    }
+}
+
+/// Parses ikev2.preshared text (see the module docs). Error messages never include a key,
+/// nor any other text of the file: they name the position and what was expected.
 ///
 /// # Errors
 /// The first error, with its line and column.
 pub fn parse_preshared(file: &str, text: &str) -> Result<Preshared, ConfigError> {
     let mut lx = Lexer::new(file, text)?;
     let mut out = Preshared::default();
+    let mut lines = std::collections::HashMap::new();
     while let Some(t) = lx.peek().cloned() {
         lx.pos += 1;
         if t.tok != Tok::Open {
             return Err(lx.err(
                 &t,
-                format!("expected '{{' opening an entry, found {}", show(&t.tok)),
+                format!(
+                    "expected '{{' opening an entry, found {}",
+                    preshared_kind(&t.tok)
+                ),
             ));
         }
         let mut label = None;
@@ -1085,7 +1177,16 @@ pub fn parse_preshared(file: &str, text: &str) -> Result<Preshared, ConfigError>
             let k = lx.next("label, key or '}'")?;
             match &k.tok {
                 Tok::Close => break,
-                Tok::Word(w) if w == "label" => label = Some(lx.value("a label")?.0),
+                Tok::Word(w) if w == "label" => {
+                    let v = lx.next("a label")?;
+                    match &v.tok {
+                        Tok::Word(w) | Tok::Str(w) => label = Some(w.clone()),
+                        other => {
+                            let found = preshared_kind(other);
+                            return Err(lx.err(&v, format!("expected a label, found {found}")));
+                        }
+                    }
+                }
                 Tok::Word(w) if w == "key" => {
                     let vt = lx.next("a key (a string or 0xHEX)")?;
                     key = Some(match &vt.tok {
@@ -1107,16 +1208,23 @@ pub fn parse_preshared(file: &str, text: &str) -> Result<Preshared, ConfigError>
                 other => {
                     return Err(lx.err(
                         &k,
-                        format!("expected label, key or '}}', found {}", show(other)),
+                        format!(
+                            "expected label, key or '}}', found {}",
+                            preshared_kind(other)
+                        ),
                     ))
                 }
             }
         }
         let label = label.ok_or_else(|| lx.err(&t, "entry has no label".into()))?;
         let key = key.ok_or_else(|| lx.err(&t, "entry has no key".into()))?;
-        if out.keys.insert(label.clone(), key).is_some() {
-            return Err(lx.err(&t, format!("a second key for label {label:?}")));
+        if let Some(first) = lines.insert(label.clone(), t.line) {
+            return Err(lx.err(
+                &t,
+                format!("a second entry with the label of the entry at line {first}"),
+            ));
         }
+        out.keys.insert(label, key);
     }
     Ok(out)
 }
@@ -1127,7 +1235,6 @@ pub fn parse_preshared(file: &str, text: &str) -> Result<Preshared, ConfigError>
 /// # Errors
 /// Unreadable, wrong mode or owner, or a parse error.
 pub fn load_preshared(path: &Path) -> Result<Preshared, ConfigError> {
-    use std::os::unix::fs::MetadataExt;
     let name = path.display().to_string();
     let whole = |message: String| ConfigError {
         file: name.clone(),
@@ -1135,23 +1242,23 @@ pub fn load_preshared(path: &Path) -> Result<Preshared, ConfigError> {
         column: 0,
         message,
     };
-    let md = std::fs::symlink_metadata(path).map_err(|e| whole(e.to_string()))?;
-    if !md.file_type().is_file() {
-        return Err(whole("not a regular file".into()));
-    }
-    if md.mode() & 0o7777 != 0o600 {
-        return Err(whole(format!(
-            "mode {:04o}: pre-shared keys must be in a file of mode 0600",
-            md.mode() & 0o7777
-        )));
-    }
-    if md.uid() != 0 {
-        return Err(whole(format!(
-            "owned by uid {}: pre-shared keys must be in a file owned by root",
-            md.uid()
-        )));
-    }
-    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| whole(e.to_string()))?);
+    // One descriptor, opened without following a link, checked (fstat) and then read.
+    let (f, md) = ike::cert::store::open_nofollow(path).map_err(|e| {
+        whole(if ike::cert::store::is_link_refused(&e) {
+            "a symbolic link: pre-shared keys must be in a regular file named itself".into()
+        } else {
+            e.to_string()
+        })
+    })?;
+    ike::cert::store::FileRule::Private
+        .check(&md, "pre-shared keys")
+        .map_err(whole)?;
+    let bytes = ike::cert::store::read_all(f).map_err(|e| whole(e.to_string()))?;
+    let text = Zeroizing::new(
+        core::str::from_utf8(&bytes)
+            .map(str::to_owned)
+            .map_err(|_| whole("not UTF-8 text".into()))?,
+    );
     parse_preshared(&name, &text)
 }
 
@@ -1336,7 +1443,41 @@ ikesa_xform { encr_alg aes-gcm(256) prf sha384 dh_group 14 }
         );
         assert_eq!(
             err("bogus"),
-            "f:1:1: expected a global parameter (ikesa_xform, ikesa_lifetime_secs, childsa_lifetime_secs, childsa_pfs, childsa_xform, childsa_mode, cert_store) or '{' opening a rule, found \"bogus\""
+            "f:1:1: expected a global parameter (ikesa_xform, ikesa_lifetime_secs, childsa_lifetime_secs, childsa_pfs, childsa_xform, childsa_mode, cert_store, fragmentation, fragment_size) or '{' opening a rule, found \"bogus\""
+        );
+    }
+
+    #[test]
+    fn fragmentation_parameters() {
+        let rule =
+            "{\n label x\n auth_method preshared\n local_addr 10.0.0.1\n remote_addr 10.0.0.2\n}\n";
+        let c = parse_config("f", rule).unwrap();
+        assert_eq!(c.fragments, Fragments::default());
+        assert!(c.fragments.enabled);
+        let v4: IpAddr = "10.0.0.2".parse().unwrap();
+        let v6: IpAddr = "2001:db8::2".parse().unwrap();
+        assert_eq!(c.fragments.message_len(v4), Some(1280 - 32));
+        assert_eq!(c.fragments.message_len(v6), Some(1280 - 52));
+        let c = parse_config("f", &format!("fragmentation no\nfragment_size 576\n{rule}")).unwrap();
+        assert_eq!(
+            c.fragments,
+            Fragments {
+                enabled: false,
+                size: 576
+            }
+        );
+        assert_eq!(c.fragments.message_len(v4), None);
+        assert_eq!(
+            err("fragment_size 100\n"),
+            "f:1:15: fragment_size must be 128 to 65535, found 100"
+        );
+        assert_eq!(
+            err("fragmentation maybe\n"),
+            "f:1:15: expected yes or no, found \"maybe\""
+        );
+        assert_eq!(
+            err(&format!("{rule}fragment_size 600\n")),
+            "f:7:1: global parameter \"fragment_size\" must come before the first rule"
         );
     }
 
@@ -1359,7 +1500,41 @@ ikesa_xform { encr_alg aes-gcm(256) prf sha384 dh_group 14 }
         let e = parse_preshared("p", "{ label x }").unwrap_err();
         assert_eq!(e.to_string(), "p:1:1: entry has no key");
         let e = parse_preshared("p", "{ label x key \"k\" }\n{ label x key \"j\" }").unwrap_err();
-        assert_eq!(e.to_string(), "p:2:1: a second key for label \"x\"");
+        assert_eq!(
+            e.to_string(),
+            "p:2:1: a second entry with the label of the entry at line 1"
+        );
+    }
+
+    #[test]
+    fn preshared_errors_never_show_the_file_text() {
+        for (text, want) in [
+            // The keyword `key` forgotten: the secret is where a keyword was expected.
+            (
+                "{ label x \"s3cret\" }",
+                "p:1:11: expected label, key or '}', found a string",
+            ),
+            (
+                "{ label x 0x5ec7e7 }",
+                "p:1:11: expected label, key or '}', found a word",
+            ),
+            (
+                "\"s3cret\" { label x }",
+                "p:1:1: expected '{' opening an entry, found a string",
+            ),
+            (
+                "{ label { key \"s3cret\" }",
+                "p:1:9: expected a label, found '{'",
+            ),
+            (
+                "{ label s3cret key \"a\" }\n{ label s3cret key \"b\" }",
+                "p:2:1: a second entry with the label of the entry at line 1",
+            ),
+        ] {
+            let e = parse_preshared("p", text).unwrap_err().to_string();
+            assert_eq!(e, want, "{text}");
+            assert!(!e.contains("s3cret") && !e.contains("5ec7e7"), "{e}");
+        }
     }
 
     #[test]
@@ -1382,6 +1557,35 @@ ikesa_xform { encr_alg aes-gcm(256) prf sha384 dh_group 14 }
             let e = load_preshared(&f).unwrap_err().to_string();
             assert!(e.contains("owned by uid 65534"), "{e}");
         }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The keys file is opened without following a link and checked on the descriptor
+    /// it is read from: a link to a good file is refused, a FIFO too (never read).
+    #[test]
+    fn preshared_file_is_not_reached_through_a_link() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("ikev2d-psk-link-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("real.preshared");
+        std::fs::write(&f, "{ label x key \"k\" }\n").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let link = dir.join("ikev2.preshared");
+        std::os::unix::fs::symlink(&f, &link).unwrap();
+        let e = load_preshared(&link).unwrap_err().to_string();
+        assert!(
+            e.ends_with("ikev2.preshared: a symbolic link: pre-shared keys must be in a regular file named itself"),
+            "{e}"
+        );
+        let fifo = dir.join("fifo");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        std::fs::set_permissions(&fifo, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let e = load_preshared(&fifo).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -61,6 +61,9 @@ pub struct Options {
     pub mark: u32,
     /// Half-open IKE SAs above which cookies are required.
     pub cookie_threshold: usize,
+    /// Child SA pairs one IKE SA may hold: a peer's request for more is refused with
+    /// NO_ADDITIONAL_SAS ([`ike::sa::IkeConfig::max_child_sas`]).
+    pub max_child_sas: usize,
     /// The administration socket of ikev2adm (`None`: none).
     pub admin_socket: Option<PathBuf>,
     /// Dead-peer detection: a liveness check after this long without a message from the
@@ -144,6 +147,11 @@ struct IkeSa {
     rekey_requested: bool,
     /// A rekeyed IKE SA waiting for its deletion (no Child SA, no timers of its own).
     superseded: bool,
+    /// When an incomplete fragmented message held by it is abandoned (RFC 7383).
+    frag_due: Option<Instant>,
+    /// The redundant IKE SA of a simultaneous rekey we won: once the peer deletes it, we
+    /// delete the old IKE SA with these SPIs (RFC 7296 §2.8.2).
+    then_delete_old: Option<([u8; 8], [u8; 8])>,
 }
 
 impl IkeSa {
@@ -169,6 +177,8 @@ impl IkeSa {
             last_rx: Instant::now(),
             rekey_requested: false,
             superseded: false,
+            frag_due: None,
+            then_delete_old: None,
         }
     }
 }
@@ -271,8 +281,20 @@ fn defer(sa: &mut IkeSa, m: &Message) {
     }
 }
 
+/// The suites to offer for ACQUIRE `m` under `rule` (`inner`: it names inner selectors),
+/// in the policy's order with the rule's first when allowed; empty when the ACQUIRE has no
+/// proposal or none of its algorithms can be keyed.
+fn acquire_offer(m: &Message, rule: &Rule, inner: bool) -> Vec<ChildSuite> {
+    let pref = rule.child.suite(!rule.tunnel && !inner, rule.pfs);
+    m.proposal
+        .as_ref()
+        .map(|p| crate::policy::suites_from_proposal(p, pref))
+        .unwrap_or_default()
+}
+
 /// Whether our Child SA pair with inbound SPI `inbound` serves selectors `wanted` (ours,
-/// the peer's): they overlap its own. Without selectors any pair serves.
+/// the peer's): they lie inside its own (an overlap is not enough: the pair would not
+/// carry the rest). Without selectors any pair serves.
 fn child_covers(
     est: &Established,
     inbound: u32,
@@ -290,7 +312,15 @@ fn child_covers(
     } else {
         (&c.ts_r, &c.ts_i)
     };
-    !ike::ts::narrow(l, ours).is_empty() && !ike::ts::narrow(r, peers).is_empty()
+    pair_serves((ours, peers), (l, r))
+}
+
+/// Whether a pair with selectors `pair` (ours, the peer's) carries all of `wanted`.
+fn pair_serves(
+    pair: (&[TrafficSelector], &[TrafficSelector]),
+    wanted: (&[TrafficSelector], &[TrafficSelector]),
+) -> bool {
+    ike::ts::within(wanted.0, pair.0) && ike::ts::within(wanted.1, pair.1)
 }
 
 /// What NAT detection found, in words.
@@ -460,6 +490,9 @@ impl Daemon {
                 at(sa.since + LINGER);
             }
             if let Some(t) = self.next_own_request(i) {
+                at(t);
+            }
+            if let Some(t) = sa.frag_due {
                 at(t);
             }
         }
@@ -713,13 +746,22 @@ impl Daemon {
             {
                 return; // the pair exists (the ACQUIRE crossed its ADD)
             }
+            // What the policy asks for now (it may have changed since the IKE SA); never
+            // an earlier ACQUIRE's offer.
+            let offer = self
+                .config
+                .rules
+                .get(ri)
+                .map_or_else(Vec::new, |rule| acquire_offer(m, rule, wanted.is_some()));
+            if offer.is_empty() {
+                log::error(format_args!(
+                    "ACQUIRE {local} -> {remote}: no algorithm of the policy can be negotiated"
+                ));
+                return;
+            }
+            est.set_child_offer(&offer);
             if let Some(spi) = sa.reserved.take() {
                 self.rng.reserve(spi);
-            }
-            // What the policy asks for now (it may have changed since the IKE SA).
-            if let (Some(p), Some(rule)) = (&m.proposal, self.config.rules.get(ri)) {
-                let pref = rule.child.suite(!rule.tunnel && wanted.is_none(), rule.pfs);
-                est.set_child_offer(&crate::policy::suites_from_proposal(p, pref));
             }
             let spi_i = sa.spi_i;
             let r = match wanted {
@@ -753,12 +795,7 @@ impl Daemon {
         // Tunnel-mode policy (a gateway's, or host-to-host): the ACQUIRE's inner selectors
         // are the traffic selectors, and the Child SA is a tunnel-mode one.
         let inner = acquire_selectors(m);
-        let pref = rule.child.suite(!rule.tunnel && inner.is_none(), rule.pfs);
-        let suites = m
-            .proposal
-            .as_ref()
-            .map(|p| crate::policy::suites_from_proposal(p, pref))
-            .unwrap_or_default();
+        let suites = acquire_offer(m, rule, inner.is_some());
         let Some((&child, more)) = suites.split_first() else {
             log::error(format_args!(
                 "ACQUIRE {local} -> {remote}: no algorithm of the policy can be negotiated"
@@ -845,10 +882,15 @@ impl Daemon {
             ts_local: selectors(&rule.local_ts, local),
             ts_remote: selectors(&rule.remote_ts, remote),
             backoff: self.opts.backoff,
+            // Every Child SA request of a peer is held for ipsecd's policy answer
+            // (daemon/policy_hold.rs); one that has none is refused.
+            child_policy_required: true,
+            max_child_sas: self.opts.max_child_sas,
             initial_contact: false,
             more_proposals: Vec::new(),
             child_more: Vec::new(),
             cert,
+            fragment_len: self.config.fragments.message_len(remote),
         })
     }
 
@@ -937,9 +979,21 @@ impl Daemon {
     // -----------------------------------------------------------------------------------
     // IKE transport.
 
+    /// Sends `msg` for SA `i`: whole, or as IKE fragments when the SA uses them (RFC
+    /// 7383; a retransmission gives the same fragments).
     fn send_ike(&mut self, i: usize, msg: &[u8]) {
-        if let Some(sa) = self.sas.get(i) {
-            self.send_on(sa.path, sa.natt, msg);
+        let rng = &mut self.rng;
+        let Some(sa) = self.sas.get_mut(i) else {
+            return;
+        };
+        let datagrams = match &mut sa.phase {
+            Some(Phase::Auth(s)) => s.datagrams(msg, rng),
+            Some(Phase::Up(e)) => e.datagrams(msg, rng),
+            _ => vec![msg.to_vec()],
+        };
+        let (path, natt) = (sa.path, sa.natt);
+        for d in datagrams {
+            self.send_on(path, natt, &d);
         }
     }
 
@@ -1304,6 +1358,11 @@ impl Daemon {
                         if let Some(ev) = o.event {
                             self.event(i, ev, o.rekeyed);
                         }
+                        if let (Some(d), Some(Event::IkeRekeyCollision { won })) =
+                            (o.redundant, o.event)
+                        {
+                            self.redundant_ike_sa(i, d, won);
+                        }
                     }
                     Err(e) => {
                         self.stats.dropped += 1;
@@ -1318,15 +1377,27 @@ impl Daemon {
     /// The outcome of an IKE_AUTH message, either role.
     fn auth_step<S>(&mut self, i: usize, step: Step<S, Established>, wrap: fn(S) -> Phase) {
         match step {
-            Step::Stay { state, reply, .. } => {
+            Step::Stay {
+                state,
+                reply,
+                dropped,
+            } => {
+                if let Some(e) = dropped {
+                    // A forged or corrupted IKE_AUTH message or fragment, dropped silently.
+                    self.stats.dropped += 1;
+                    log::debug(format_args!("IKE SA {i}: dropped: {e}"));
+                }
                 self.sas[i].phase = Some(wrap(state));
                 if let Some(r) = reply {
                     self.send_ike(i, &r);
                 }
             }
-            Step::Next { state, reply } => {
+            Step::Next { mut state, reply } => {
                 if let Some(r) = reply {
-                    self.send_ike(i, &r);
+                    let (path, natt) = (self.sas[i].path, self.sas[i].natt);
+                    for d in state.datagrams(&r, &mut self.rng) {
+                        self.send_on(path, natt, &d);
+                    }
                 }
                 self.established(i, state);
             }
@@ -1363,6 +1434,16 @@ impl Daemon {
             },
             self.sas[i].path.local.port()
         ));
+        if let Some(e) = est.ike_auth_child_error() {
+            // RFC 7296 §1.2: the IKE SA stands without a Child SA.
+            log::error(format_args!(
+                "IKE SA with {}: no Child SA made in IKE_AUTH: {e}",
+                self.sas[i].path.remote
+            ));
+            if let Some(spi) = est.unused_spi() {
+                self.drop_larval(u32::from_be_bytes(spi));
+            }
+        }
         let inbound: Vec<[u8; 4]> = est
             .children()
             .map(|c| if est.is_initiator() { c.spi_i } else { c.spi_r })
@@ -1433,9 +1514,9 @@ impl Daemon {
             (&c.ts_r, &c.ts_i)
         };
         let (in_local, in_remote) = (inner_selector(ts_local), inner_selector(ts_remote));
-        let encap = sa
-            .natt
-            .then_some((sa.path.local.port(), sa.path.remote.port()));
+        // Which side is NATed goes on the SAs: only ours-behind-a-NAT sends keepalives.
+        let ports = (sa.path.local.port(), sa.path.remote.port());
+        let encap = sa.natt.then(|| crate::pfkey::Encap::new(ports, est.nat()));
         let inb = ChildSaSpec {
             spi: spi32(inbound),
             src: remote,
@@ -1545,8 +1626,11 @@ impl Daemon {
                     self.sas[i].path.remote
                 ));
                 self.remove_children(i);
+                if let Some(spis) = self.sas[i].then_delete_old.take() {
+                    self.delete_old_ike_sa(spis);
+                }
             }
-            Event::IkeRekeyed => {
+            Event::IkeRekeyed | Event::IkeRekeyCollision { .. } => {
                 if let Some(new) = rekeyed {
                     // The new IKE SA takes the Child SAs; the old one stays until it is
                     // deleted: by us when we asked for the rekey (RFC 7296 §1.3.2), else
@@ -1568,7 +1652,13 @@ impl Daemon {
                     n.reserved = old.reserved.take();
                     old.superseded = true;
                     old.since = Instant::now();
-                    let by_us = old.rekey_requested;
+                    // In a simultaneous rekey (RFC 7296 §2.8.2) the winner deletes the old SA.
+                    // In a simultaneous rekey (RFC 7296 §2.8.2) the winner deletes the old
+                    // SA once the loser has deleted the redundant one.
+                    let by_us = match ev {
+                        Event::IkeRekeyCollision { .. } => false,
+                        _ => old.rekey_requested,
+                    };
                     log::info(format_args!(
                         "IKE SA with {} rekeyed: SPIs {}:{}",
                         n.path.remote,
@@ -1612,6 +1702,60 @@ impl Daemon {
         self.run_queue(i);
     }
 
+    /// The redundant IKE SA of a simultaneous rekey with SA `i`'s peer (RFC 7296
+    /// §2.8.2): kept, without Child SAs, until it is deleted: by us now when we lost, by
+    /// the peer when we won (forgotten after a while otherwise).
+    fn redundant_ike_sa(&mut self, i: usize, mut d: Box<Established>, won: bool) {
+        let old = &self.sas[i];
+        let (rule, path, natt) = (old.rule, old.path, old.natt);
+        log::info(format_args!(
+            "simultaneous IKE SA rekey with {}: {}",
+            path.remote,
+            if won {
+                "ours stands, the peer deletes its redundant SA"
+            } else {
+                "the peer's stands, deleting our redundant SA"
+            }
+        ));
+        let req = if won {
+            None
+        } else {
+            d.delete_ike(Instant::now(), &mut self.rng).ok()
+        };
+        let mut n = IkeSa::new(rule, Phase::Up(d), path, natt, ([0; 8], [0; 8]));
+        if let Some(Phase::Up(e)) = &n.phase {
+            (n.spi_i, n.spi_r) = e.spis();
+        }
+        n.superseded = true;
+        if won {
+            n.then_delete_old = Some((old.spi_i, old.spi_r));
+        }
+        self.sas.push(n);
+        if let Some(r) = req {
+            let last = self.sas.len() - 1;
+            self.send_ike(last, &r);
+        }
+    }
+
+    /// Deletes the old IKE SA with these SPIs (a simultaneous rekey we won, once the
+    /// peer deleted its redundant SA).
+    fn delete_old_ike_sa(&mut self, (spi_i, spi_r): ([u8; 8], [u8; 8])) {
+        let Some(j) = self
+            .sas
+            .iter()
+            .position(|s| s.spi_i == spi_i && s.spi_r == spi_r)
+        else {
+            return;
+        };
+        let req = match &mut self.sas[j].phase {
+            Some(Phase::Up(e)) => e.delete_ike(Instant::now(), &mut self.rng).ok(),
+            _ => None,
+        };
+        if let Some(r) = req {
+            self.send_ike(j, &r);
+        }
+    }
+
     /// Removes SA `i` if it is closed.
     fn reap(&mut self, i: usize) {
         let closed = matches!(&self.sas.get(i).and_then(|s| s.phase.as_ref()), Some(Phase::Up(e)) if e.is_closed());
@@ -1626,6 +1770,7 @@ impl Daemon {
         while i < self.sas.len() {
             let mut resend = None;
             let mut dead = None;
+            let mut frag_due = None;
             match &mut self.sas[i].phase {
                 Some(Phase::Init(s)) => match s.handle_timeout(now) {
                     Ok(r) => resend = r.map(<[u8]>::to_vec),
@@ -1635,12 +1780,16 @@ impl Daemon {
                     Ok(r) => resend = r.map(<[u8]>::to_vec),
                     Err(e) => dead = Some(e.to_string()),
                 },
-                Some(Phase::Up(s)) => match s.handle_timeout(now) {
-                    Ok(r) => resend = r,
-                    Err(e) => dead = Some(format!("dead peer: {e}")),
-                },
+                Some(Phase::Up(s)) => {
+                    frag_due = s.expire_fragments(now);
+                    match s.handle_timeout(now) {
+                        Ok(r) => resend = r,
+                        Err(e) => dead = Some(format!("dead peer: {e}")),
+                    }
+                }
                 Some(Phase::HalfOpen(_)) | None => {}
             }
+            self.sas[i].frag_due = frag_due;
             let sa = &self.sas[i];
             let lingering = matches!(sa.phase, Some(Phase::HalfOpen(_))) || sa.superseded;
             if lingering && now >= sa.since + LINGER {

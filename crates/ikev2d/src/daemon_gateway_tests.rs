@@ -94,3 +94,54 @@ fn the_inner_selector_is_the_one_holding_the_others() {
     assert_eq!(inner_selector(&[ts("10.1.0.1", "10.1.0.2")]), None);
     assert_eq!(inner_selector(&[]), None);
 }
+
+#[test]
+fn a_pair_serves_only_selectors_inside_its_own() {
+    let ts = |a: &str, b: &str| {
+        vec![TrafficSelector {
+            ip_protocol: 0,
+            start_port: 0,
+            end_port: 65535,
+            start: a.parse().unwrap(),
+            end: b.parse().unwrap(),
+        }]
+    };
+    let (net24, net16) = (ts("10.1.5.0", "10.1.5.255"), ts("10.1.0.0", "10.1.255.255"));
+    let peer = ts("10.2.0.0", "10.2.255.255");
+    // A pair for 10.1.5.0/24 does not carry an ACQUIRE for 10.1.0.0/16 (they overlap).
+    assert!(!pair_serves((&net24, &peer), (&net16, &peer)));
+    assert!(pair_serves((&net16, &peer), (&net24, &peer)));
+    assert!(pair_serves((&net24, &peer), (&net24, &peer)));
+    assert!(!pair_serves((&net16, &net24), (&net16, &peer)));
+}
+
+#[test]
+fn an_acquire_without_a_keyable_proposal_offers_nothing() {
+    let text = "{\n label \"g\"\n auth_method preshared\n local_addr 192.0.2.1\n remote_addr 192.0.2.2\n}\n";
+    let cfg = crate::config::parse_config("t", text).unwrap();
+    let rule = &cfg.rules[0];
+    let mut m = acquire(None, None);
+    assert!(acquire_offer(&m, rule, false).is_empty(), "no proposal");
+    // Only an algorithm the core cannot key (3DES, PF_KEY 3).
+    m.proposal = Some(ipsec_pfkey::wire::Proposal {
+        replay: 32,
+        combs: vec![ipsec_pfkey::wire::Comb {
+            encrypt: 3,
+            auth: 0,
+            ..Default::default()
+        }],
+    });
+    assert!(acquire_offer(&m, rule, false).is_empty(), "unkeyable");
+    let gcm = ipsec_crypto::encr_by_ikev2(20).unwrap().pfkey;
+    m.proposal = Some(ipsec_pfkey::wire::Proposal {
+        replay: 32,
+        combs: vec![ipsec_pfkey::wire::Comb {
+            encrypt: gcm,
+            encrypt_minbits: 256,
+            encrypt_maxbits: 256,
+            ..Default::default()
+        }],
+    });
+    let v = acquire_offer(&m, rule, false);
+    assert_eq!((v[0].encr, v[0].key_bits), (20, 256));
+}

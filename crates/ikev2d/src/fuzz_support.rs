@@ -134,6 +134,9 @@ fn print_config(c: &Config) -> Result<String, String> {
     if let Some(d) = &c.cert_store {
         let _ = writeln!(o, "cert_store \"{}\"", d.display());
     }
+    let f = &c.fragments;
+    let on = if f.enabled { "yes" } else { "no" };
+    let _ = writeln!(o, "fragmentation {on}\nfragment_size {}", f.size);
     for r in &c.rules {
         let _ = writeln!(
             o,

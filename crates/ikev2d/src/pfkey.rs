@@ -178,12 +178,42 @@ pub struct ChildSaSpec<'a> {
     pub integ_key: &'a [u8],
     /// Hard lifetime in seconds (soft at 90 %, at least one second earlier).
     pub lifetime: u64,
-    /// UDP encapsulation: (local port, remote port).
-    pub encap: Option<(u16, u16)>,
+    /// UDP encapsulation (RFC 3948).
+    pub encap: Option<Encap>,
     /// The ACQUIRE answered (0: none).
     pub seq: u32,
     /// Tunnel mode with these inner source and destination selectors (`None`: transport).
     pub tunnel: Option<(Option<Prefix>, Option<Prefix>)>,
+}
+
+/// UDP encapsulation of a Child SA: the NAT-T ports and which sides NAT detection found
+/// behind a NAT (RFC 7296 §2.23). They become the SA's NATT_LOC / NATT_REM extensions and
+/// the `SADB_X_SAFLAGS_NATT_LOC` / `_NATT_REM` flags, as Solaris' in.iked sets them; ipsecd
+/// sends NAT keepalives only for SAs whose local side is flagged (RFC 3948 §2.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Encap {
+    /// Our UDP port.
+    pub local_port: u16,
+    /// The peer's UDP port.
+    pub remote_port: u16,
+    /// We are behind a NAT.
+    pub local_behind_nat: bool,
+    /// The peer is behind a NAT.
+    pub remote_behind_nat: bool,
+}
+
+impl Encap {
+    /// The encapsulation of an IKE SA's Child SAs on ports `(local, remote)`, with what NAT
+    /// detection found (`None`: the peer did none, so neither side is flagged).
+    #[must_use]
+    pub fn new((local_port, remote_port): (u16, u16), nat: Option<ike::sa::NatStatus>) -> Self {
+        Self {
+            local_port,
+            remote_port,
+            local_behind_nat: nat.is_some_and(|n| n.local_behind_nat),
+            remote_behind_nat: nat.is_some_and(|n| n.peer_behind_nat),
+        }
+    }
 }
 
 /// The ADD message for one direction of a Child SA (keys inside: never log it).
@@ -220,11 +250,13 @@ pub fn add_message(s: &ChildSaSpec<'_>) -> Result<Message, String> {
     c.hard.addtime = s.lifetime;
     // Soft at 90 % of the hard lifetime, at least a second before it.
     c.soft.addtime = s.lifetime.saturating_sub((s.lifetime / 10).max(1)).max(1);
-    c.natt = s.encap.map(|(l, r)| NatT {
-        local_port: l,
-        remote_port: r,
+    c.natt = s.encap.map(|e| NatT {
+        local_port: e.local_port,
+        remote_port: e.remote_port,
         local_addr: None,
         remote_addr: None,
+        local_behind_nat: e.local_behind_nat,
+        remote_behind_nat: e.remote_behind_nat,
     });
     let mut m = ipsec_pfkey::convert::add_message(&c, s.seq, 0).map_err(|e| e.to_string())?;
     m.kmc = Some(KmCookie {
@@ -285,6 +317,8 @@ pub fn delete_message(spi: u32, src: IpAddr, dst: IpAddr) -> Message {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use ike::sa::NatStatus;
+    use ipsec_pfkey::consts::{SADB_X_SAFLAGS_NATT_LOC, SADB_X_SAFLAGS_NATT_REM};
     use ipsec_pfkey::wire::Comb;
 
     fn comb(auth: u8, encrypt: u8, min: u16, max: u16) -> Comb {
@@ -379,10 +413,9 @@ mod tests {
         assert_eq!(ts_prefix(&ts("10.0.0.1", "::1")), None);
     }
 
-    #[test]
-    fn add_message_carries_keys_lifetimes_and_encapsulation() {
-        let key = [7u8; 20];
-        let s = ChildSaSpec {
+    /// An AES-GCM transport-mode Child SA from 192.0.2.1 to 192.0.2.2 with `key`.
+    fn gcm_spec(key: &[u8], encap: Option<Encap>, seq: u32) -> ChildSaSpec<'_> {
+        ChildSaSpec {
             spi: 0x1234_5678,
             src: "192.0.2.1".parse().unwrap(),
             dst: "192.0.2.2".parse().unwrap(),
@@ -393,13 +426,23 @@ mod tests {
                 transport: true,
                 pfs: false,
             },
-            encr_key: &key,
+            encr_key: key,
             integ_key: &[],
             lifetime: 1000,
-            encap: Some((4500, 4501)),
-            seq: 9,
+            encap,
+            seq,
             tunnel: None,
+        }
+    }
+
+    #[test]
+    fn add_message_carries_keys_lifetimes_and_encapsulation() {
+        let key = [7u8; 20];
+        let nat = NatStatus {
+            local_behind_nat: false,
+            peer_behind_nat: true,
         };
+        let s = gcm_spec(&key, Some(Encap::new((4500, 4501), Some(nat))), 9);
         let m = add_message(&s).unwrap();
         let back = Message::parse(&m.emit().unwrap()).unwrap();
         assert_eq!(back.seq, 9);
@@ -408,5 +451,47 @@ mod tests {
         assert_eq!(back.lifetime_soft.unwrap().addtime, 900);
         assert_eq!(back.key_encrypt.unwrap().bits, 160);
         assert_eq!(back.natt_rem.unwrap().port(), 4501);
+        assert_eq!(back.natt_loc.unwrap().port(), 4500);
+        // Only the peer is NATed: NATT_REM, not NATT_LOC (no keepalives from us).
+        let f = back.sa.unwrap().flags;
+        assert_eq!(
+            f & (SADB_X_SAFLAGS_NATT_LOC | SADB_X_SAFLAGS_NATT_REM),
+            SADB_X_SAFLAGS_NATT_REM
+        );
+    }
+
+    #[test]
+    fn nat_detection_sets_the_nat_flags() {
+        let flags = |nat: Option<NatStatus>| {
+            let key = [7u8; 20];
+            let s = gcm_spec(&key, Some(Encap::new((4500, 4500), nat)), 0);
+            let m = Message::parse(&add_message(&s).unwrap().emit().unwrap()).unwrap();
+            // The SA ipsecd makes of it says the same.
+            let cfg = ipsec_pfkey::convert::message_to_config(&m, false, 0).unwrap();
+            let n = cfg.natt.unwrap();
+            let f = m.sa.unwrap().flags & (SADB_X_SAFLAGS_NATT_LOC | SADB_X_SAFLAGS_NATT_REM);
+            assert_eq!(
+                (
+                    f & SADB_X_SAFLAGS_NATT_LOC != 0,
+                    f & SADB_X_SAFLAGS_NATT_REM != 0
+                ),
+                (n.local_behind_nat, n.remote_behind_nat)
+            );
+            f
+        };
+        let st = |l, p| {
+            Some(NatStatus {
+                local_behind_nat: l,
+                peer_behind_nat: p,
+            })
+        };
+        assert_eq!(flags(st(true, false)), SADB_X_SAFLAGS_NATT_LOC);
+        assert_eq!(flags(st(false, true)), SADB_X_SAFLAGS_NATT_REM);
+        assert_eq!(
+            flags(st(true, true)),
+            SADB_X_SAFLAGS_NATT_LOC | SADB_X_SAFLAGS_NATT_REM
+        );
+        assert_eq!(flags(st(false, false)), 0);
+        assert_eq!(flags(None), 0);
     }
 }

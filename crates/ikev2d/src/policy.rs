@@ -16,7 +16,11 @@
 //! Child SA transforms in ikev2.config at all). The rule's `childsa_xform` is the fallback
 //! when ipsecd answers that no policy protects them (ENOENT), so that configurations
 //! keying traffic ipsecd has no `ipsec` rule for keep working; as initiator it is only a
-//! preference among what the ACQUIRE allows.
+//! preference among what the ACQUIRE allows. Every other outcome refuses the Child SA
+//! (NO_PROPOSAL_CHOSEN): another errno or an answer without X_EPROP ([`PolicyAnswer`]),
+//! selectors that cannot be asked about as one pair ([`inverse_acquire_message`]), no
+//! PF_KEY connection or a failed send (the core refuses a request whose policy answer
+//! was never set, `IkeConfig::child_policy_required`).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -24,7 +28,7 @@ use ike::sa::{ChildSuite, PeerChildRequest};
 use ike::wire::TrafficSelector;
 use ipsec_crypto::{auth_by_pfkey, encr_by_pfkey, AuthAlg};
 use ipsec_pfkey::consts::{
-    SADB_SATYPE_AH, SADB_SATYPE_ESP, SADB_X_ALGTYPE_AUTH, SADB_X_ALGTYPE_CRYPT,
+    ENOENT, SADB_SATYPE_AH, SADB_SATYPE_ESP, SADB_X_ALGTYPE_AUTH, SADB_X_ALGTYPE_CRYPT,
     SADB_X_INVERSE_ACQUIRE,
 };
 use ipsec_pfkey::wire::{Address, EProp, Proposal};
@@ -137,34 +141,82 @@ pub fn suites_from_proposal(p: &Proposal, preferred: ChildSuite) -> Vec<ChildSui
     v
 }
 
-/// The protocol and ports of one side's selectors, when they name exactly one.
-fn proto_port(ts: &[TrafficSelector]) -> (u8, u16) {
-    match ts {
-        [t] => (
-            t.ip_protocol,
-            if t.start_port == t.end_port {
-                t.start_port
-            } else {
-                0
-            },
-        ),
-        _ => (0, 0),
+/// What ipsecd's answer to an X_INVERSE_ACQUIRE lets a responder accept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyAnswer {
+    /// Policy protects the selectors and allows these suites (its X_EPROP; empty: none
+    /// the core can key).
+    Allows(Vec<ChildSuite>),
+    /// No policy protects the selectors (ENOENT): the rule's transforms apply.
+    NoPolicy,
+    /// Any other answer (another errno, or success without X_EPROP): nothing is allowed.
+    Refused(u8),
+}
+
+impl PolicyAnswer {
+    /// The answer of reply `m`.
+    #[must_use]
+    pub fn of(m: &Message, transport: bool, pfs: bool) -> Self {
+        match (&m.eprop, m.errno) {
+            (Some(e), 0) => Self::Allows(suites_from_eprop(e, transport, pfs)),
+            (_, ENOENT) => Self::NoPolicy,
+            (_, errno) => Self::Refused(errno),
+        }
+    }
+
+    /// The suites the held request may use, `rule` being the rule's own.
+    #[must_use]
+    pub fn suites(self, rule: ChildSuite) -> Vec<ChildSuite> {
+        match self {
+            Self::Allows(v) => v,
+            Self::NoPolicy => vec![rule],
+            Self::Refused(_) => Vec::new(),
+        }
+    }
+}
+
+/// The one selector of a side that stands for all of them: its only one, or the one that
+/// holds all the others (a traffic-triggered initiator puts its packet's selector first,
+/// RFC 7296 §2.9), as the SA installed for the side will (`inner_selector` in the
+/// daemon). `None` when there is no such selector.
+fn holding(ts: &[TrafficSelector]) -> Option<&TrafficSelector> {
+    ts.iter()
+        .find(|t| ike::ts::within(ts, core::slice::from_ref(t)))
+}
+
+/// The protocol and port of a selector as PF_KEY names them: one port, or 0 for all;
+/// `None` for a partial port range (PF_KEY addresses cannot express it).
+fn proto_port(t: &TrafficSelector) -> Option<(u8, u16)> {
+    match (t.start_port, t.end_port) {
+        (0, 65535) => Some((t.ip_protocol, 0)),
+        (a, b) if a == b => Some((t.ip_protocol, a)),
+        _ => None,
     }
 }
 
 /// The X_INVERSE_ACQUIRE for the Child SA `req` between `local` (us) and `remote`:
 /// transport mode names the hosts with the selectors' protocol and ports; tunnel mode
-/// adds the selectors as inner addresses (when each side is one prefix).
+/// adds the selectors as inner addresses.
+///
+/// `None` when the narrowed selectors cannot be asked about as one pair (PF_KEY
+/// addresses are a prefix, one protocol and one port or all): several selectors on a side
+/// with none holding the others, a tunnel-mode range that is not a prefix, a partial port
+/// range, or two protocols. Such a request must be refused, not handled as if no policy
+/// protected it.
 #[must_use]
 pub fn inverse_acquire_message(
     local: IpAddr,
     remote: IpAddr,
     req: &PeerChildRequest,
     tunnel: bool,
-) -> Message {
-    let (lp, lport) = proto_port(&req.ts_local);
-    let (rp, rport) = proto_port(&req.ts_remote);
-    let proto = if lp == rp { lp } else { 0 };
+) -> Option<Message> {
+    let (lt, rt) = (holding(&req.ts_local)?, holding(&req.ts_remote)?);
+    let ((lp, lport), (rp, rport)) = (proto_port(lt)?, proto_port(rt)?);
+    let proto = match (lp, rp) {
+        (0, p) | (p, 0) => p,
+        (a, b) if a == b => a,
+        _ => return None,
+    };
     let mut m = Message::new(SADB_X_INVERSE_ACQUIRE, SADB_SATYPE_ESP);
     let outer = |a: IpAddr, port: u16| Address {
         proto: if tunnel { 0 } else { proto },
@@ -173,20 +225,17 @@ pub fn inverse_acquire_message(
     m.src = Some(outer(local, lport));
     m.dst = Some(outer(remote, rport));
     if tunnel {
-        let inner = |ts: &[TrafficSelector], port: u16| match ts {
-            [t] => ts_prefix(t).map(|p| Address {
+        let inner = |t: &TrafficSelector, port: u16| {
+            ts_prefix(t).map(|p| Address {
                 proto,
                 prefixlen: p.len,
                 ..Address::new(SocketAddr::new(p.addr, port))
-            }),
-            _ => None,
+            })
         };
-        if let (Some(s), Some(d)) = (inner(&req.ts_local, lport), inner(&req.ts_remote, rport)) {
-            m.inner_src = Some(s);
-            m.inner_dst = Some(d);
-        }
+        m.inner_src = Some(inner(lt, lport)?);
+        m.inner_dst = Some(inner(rt, rport)?);
     }
-    m
+    Some(m)
 }
 
 #[cfg(test)]
@@ -268,14 +317,92 @@ mod tests {
             rekey: None,
         };
         let (l, r): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
-        let m = inverse_acquire_message(l, r, &req, true);
+        let m = inverse_acquire_message(l, r, &req, true).unwrap();
         assert_eq!(m.src.unwrap().ip(), l);
         assert_eq!(m.dst.unwrap().ip(), r);
         let (is, id) = (m.inner_src.unwrap(), m.inner_dst.unwrap());
         assert_eq!((is.ip().to_string(), is.prefixlen), ("10.1.0.0".into(), 16));
         assert_eq!((id.ip().to_string(), id.prefixlen), ("10.2.0.5".into(), 32));
-        let m = inverse_acquire_message(l, r, &req, false);
+        let m = inverse_acquire_message(l, r, &req, false).unwrap();
         assert!(m.inner_src.is_none() && m.inner_dst.is_none());
         Message::parse(&m.emit().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn selectors_not_expressible_are_not_asked_about() {
+        let ts = |a: &str, b: &str, ports: (u16, u16)| TrafficSelector {
+            ip_protocol: 6,
+            start_port: ports.0,
+            end_port: ports.1,
+            start: a.parse().unwrap(),
+            end: b.parse().unwrap(),
+        };
+        let all = (0, 65535);
+        let net = ts("10.1.0.0", "10.1.0.255", all);
+        let other = ts("10.9.0.0", "10.9.0.255", all);
+        let peer = ts("10.2.0.0", "10.2.0.255", all);
+        let (l, r): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        let ask = |ours: Vec<TrafficSelector>, peers: Vec<TrafficSelector>, tunnel: bool| {
+            let req = PeerChildRequest {
+                ts_local: ours,
+                ts_remote: peers,
+                transport: !tunnel,
+                rekey: None,
+            };
+            inverse_acquire_message(l, r, &req, tunnel)
+        };
+        // Two selectors on a side, neither holding the other: no one question.
+        assert!(ask(vec![net, other], vec![peer], true).is_none());
+        assert!(ask(vec![net, other], vec![peer], false).is_none());
+        // A range that is not a prefix, in tunnel mode.
+        let range = ts("10.1.0.1", "10.1.0.2", all);
+        assert!(ask(vec![range], vec![peer], true).is_none());
+        // A partial port range.
+        let ports = ts("10.1.0.0", "10.1.0.255", (1000, 2000));
+        assert!(ask(vec![ports], vec![peer], true).is_none());
+        // A host inside a net (traffic-triggered): asked about the net.
+        let host = ts("10.1.0.7", "10.1.0.7", all);
+        let m = ask(vec![host, net], vec![peer], true).unwrap();
+        let is = m.inner_src.unwrap();
+        assert_eq!(
+            (is.ip().to_string(), is.prefixlen, is.proto),
+            ("10.1.0.0".into(), 24, 6)
+        );
+        // One port: named.
+        let https = ts("10.2.0.0", "10.2.0.255", (443, 443));
+        let m = ask(vec![net], vec![https], true).unwrap();
+        assert_eq!(m.inner_dst.unwrap().addr.port(), 443);
+    }
+
+    #[test]
+    fn only_enoent_falls_back_to_the_rule() {
+        let rule = ChildSuite {
+            encr: 20,
+            key_bits: 256,
+            integ: None,
+            transport: true,
+            pfs: false,
+        };
+        let reply = |errno: u8, eprop: Option<EProp>| {
+            let mut m = Message::new(SADB_X_INVERSE_ACQUIRE, SADB_SATYPE_ESP);
+            m.errno = errno;
+            m.eprop = eprop;
+            PolicyAnswer::of(&m, true, false)
+        };
+        assert_eq!(reply(ENOENT, None), PolicyAnswer::NoPolicy);
+        assert_eq!(reply(ENOENT, None).suites(rule), vec![rule]);
+        // Any other failure, or success without an X_EPROP: nothing is accepted.
+        for (errno, eprop) in [(5, None), (22, None), (0, None)] {
+            assert_eq!(
+                reply(errno, eprop).suites(rule),
+                Vec::new(),
+                "errno {errno}"
+            );
+        }
+        let none_keyable = EProp {
+            replay: 64,
+            ecombs: vec![],
+        };
+        assert_eq!(reply(0, Some(none_keyable)).suites(rule), Vec::new());
     }
 }

@@ -183,6 +183,35 @@ fn dash_c_checks_certificate_rules_against_the_store() {
         err.contains("rule \"gw\" (line 2): auth_method needs an ECDSA key, the certificate for alice.example has RSA-2048"),
         "{err}"
     );
+    // The hash of ecdsa_shaN must be the one we sign with: the curve's.
+    let ec = dir.0.join("alice-ec.key");
+    std::fs::copy(pki("alice-ec.key"), &ec).unwrap();
+    std::fs::set_permissions(&ec, std::fs::Permissions::from_mode(0o600)).unwrap();
+    certtool::ok(
+        &store,
+        &[
+            "import",
+            &format!("infile={}", pki("alice-ec.crt")),
+            &format!("keyfile={}", ec.display()),
+        ],
+    );
+    certtool::ok(
+        &store,
+        &[
+            "import",
+            &format!("infile={}", pki("ec-root.crt")),
+            "objtype=anchor",
+        ],
+    );
+    let ec_dn = "dn \"C=XX, O=Ironswan Test, CN=alice.example\"";
+    let (ok_, _, err) = check(config("ecdsa_sha256", ec_dn));
+    assert!(ok_, "{err}");
+    let (ok_, _, err) = check(config("ecdsa_sha384", ec_dn));
+    assert!(!ok_);
+    assert!(
+        err.contains("auth_method needs an ECDSA P-384 key"),
+        "{err}"
+    );
     let (ok_, _, err) = check(config("cert", "fqdn carol.example"));
     assert!(!ok_);
     assert!(
@@ -197,4 +226,114 @@ fn dash_c_checks_certificate_rules_against_the_store() {
         err.contains("ikev2.config:7:15: expected a DN such as"),
         "{err}"
     );
+}
+
+/// `in-ikev2d -c` opens the certificate store read-only (creating and chmodding
+/// nothing) and refuses one that others could change, naming the path and the fault.
+#[test]
+fn dash_c_refuses_a_store_others_could_change() {
+    if ipsec_sys::geteuid() != 0 {
+        eprintln!("skipping: the store must be owned by root");
+        return;
+    }
+    let dir = Dir(std::env::temp_dir().join(format!("ikev2d-check-perm-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let store = dir.0.join("store");
+    let key = dir.0.join("alice.key");
+    std::fs::copy(pki("alice-rsa.key"), &key).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    for args in [
+        vec![
+            format!("infile={}", pki("alice-rsa.crt")),
+            format!("keyfile={}", key.display()),
+        ],
+        vec![format!("infile={}", pki("rsa-int.crt"))],
+        vec![
+            format!("infile={}", pki("rsa-root.crt")),
+            "objtype=anchor".into(),
+        ],
+    ] {
+        let mut a = vec!["import"];
+        a.extend(args.iter().map(String::as_str));
+        certtool::ok(&store, &a);
+    }
+    let text = format!(
+        "cert_store \"{}\"\n{}",
+        store.display(),
+        CERT_RULE
+            .replace("AUTH", "rsa_sig")
+            .replace("LOCAL", "fqdn alice.example")
+    );
+    let cfg = write(&dir.0, "ikev2.config", &text, 0o644);
+    let check = || check(&cfg, "/nonexistent/ikev2.preshared");
+    let chmod = |p: &Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    };
+    let (ok_, _, err) = check();
+    assert!(ok_, "{err}");
+
+    // Read-only: keys/ keeps the mode it has, a missing certs/ is not created.
+    chmod(&store.join("keys"), 0o750);
+    let (ok_, _, err) = check();
+    assert!(ok_, "{err}");
+    assert_eq!(
+        std::fs::metadata(store.join("keys"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777,
+        0o750
+    );
+    chmod(&store.join("keys"), 0o700);
+    std::fs::rename(store.join("certs"), dir.0.join("certs.away")).unwrap();
+    let (ok_, _, err) = check();
+    assert!(!ok_);
+    assert!(
+        err.contains(&format!("{}: ", store.join("certs").display())),
+        "{err}"
+    );
+    assert!(!store.join("certs").exists());
+    std::fs::rename(dir.0.join("certs.away"), store.join("certs")).unwrap();
+
+    // Anybody could add a trust anchor: refused.
+    chmod(&store.join("anchors"), 0o777);
+    let (ok_, _, err) = check();
+    assert!(!ok_);
+    assert!(
+        err.contains(&format!(
+            "certificate store refused: {}: mode 0777: writable by group or others",
+            store.join("anchors").display()
+        )),
+        "{err}"
+    );
+    chmod(&store.join("anchors"), 0o755);
+    // A store directory owned by somebody else.
+    std::os::unix::fs::chown(&store, Some(65534), None).unwrap();
+    let (ok_, _, err) = check();
+    assert!(!ok_);
+    assert!(
+        err.contains("owned by uid 65534: a certificate store directory must be owned by root"),
+        "{err}"
+    );
+    std::os::unix::fs::chown(&store, Some(0), None).unwrap();
+    // A private key others can read.
+    let k = std::fs::read_dir(store.join("keys"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    chmod(&k, 0o644);
+    let (ok_, _, err) = check();
+    assert!(!ok_);
+    assert!(
+        err.contains(&format!(
+            "{}: mode 0644: a private key must be in a file of mode 0600",
+            k.display()
+        )),
+        "{err}"
+    );
+    chmod(&k, 0o600);
+    let (ok_, _, err) = check();
+    assert!(ok_, "{err}");
 }

@@ -87,10 +87,13 @@ fn requests() -> String {
         ts_local: vec![host([192, 0, 2, 1])],
         ts_remote: vec![host([192, 0, 2, 2])],
         backoff: Backoff::default(),
+        child_policy_required: false,
+        max_child_sas: ike::sa::DEFAULT_MAX_CHILD_SAS,
         initial_contact: false,
         more_proposals: Vec::new(),
         child_more: Vec::new(),
         cert: None,
+        fragment_len: None,
     };
     let path = Path {
         local: "192.0.2.1:500".parse().unwrap(),

@@ -475,7 +475,8 @@ fn responder_policy_chooses_the_child_sa_algorithms() {
     b.ping_ok(A, 3);
 
     // B's policy now allows only ChaCha20-Poly1305, which A does not offer: a new
-    // negotiation ends in NO_PROPOSAL_CHOSEN and no SA.
+    // negotiation makes the IKE SA but no Child SA (NO_PROPOSAL_CHOSEN in IKE_AUTH,
+    // RFC 7296 §1.2), and no ESP SA.
     let file = lab.file(
         "b-chacha.policy",
         &format!("{{laddr {B} raddr {A}}} ipsec {{encr_algs chacha20-poly1305 sa shared}}\n"),
@@ -485,9 +486,260 @@ fn responder_policy_chooses_the_child_sa_algorithms() {
     assert!(ok && out == "deleted 1\n", "{out}{err}");
     ib.wait_log("deleted: SPIs", 2, Duration::from_secs(5));
     let _ = a.ping(B, 2);
-    ib.wait_log("failed: no proposal chosen", 1, Duration::from_secs(10));
-    ia.wait_log("failed", 1, Duration::from_secs(10));
+    ib.wait_log(
+        "no Child SA made in IKE_AUTH: no proposal chosen",
+        1,
+        Duration::from_secs(10),
+    );
+    ia.wait_log("no Child SA made in IKE_AUTH", 1, Duration::from_secs(10));
     wait_dump(&b, &db, "no SA on B", |v| v.is_empty());
     assert!(algs(&dump(&a, &da)).is_empty());
     assert_eq!(ib.log().matches("installed (").count(), 2, "{}", ib.log());
+}
+
+/// B's policy has no room for the selectors A asks for: B answers IKE_AUTH with
+/// TS_UNACCEPTABLE and no SA payload (RFC 7296 §1.2, §2.21.2). Both keep the
+/// authenticated IKE SA without a Child SA: nothing is installed, ikev2adm lists the
+/// established IKE SA with no children, and it still answers liveness checks.
+#[test]
+fn child_sa_refused_in_ike_auth_keeps_the_ike_sa() {
+    let Some((lab, a, b, da, db)) = two_hosts("child_sa_refused_in_ike_auth_keeps_the_ike_sa")
+    else {
+        return;
+    };
+    let (ia, ib) = ikes(
+        &lab,
+        (&a, &b),
+        (&da, &db),
+        ("", "  local_ts 192.0.2.99/32\n"),
+        &common::FAST_DPD,
+    );
+    let _ = a.ping(B, 1);
+    ia.wait_log("no Child SA made in IKE_AUTH", 1, Duration::from_secs(10));
+    ib.wait_log("no Child SA made in IKE_AUTH", 1, Duration::from_secs(10));
+    assert!(
+        ia.log().contains("TS_UNACCEPTABLE") || ia.log().contains("notification 38"),
+        "{}",
+        ia.log()
+    );
+    for (ike, role) in [(&ia, "initiator"), (&ib, "responder")] {
+        let (ok, out, err) = ike.adm(&["show", "ikesa"]);
+        assert!(ok, "{err}");
+        let line = out
+            .lines()
+            .find(|l| l.starts_with("ikesa "))
+            .unwrap_or_else(|| panic!("no IKE SA listed:\n{out}"));
+        assert!(
+            line.contains(&format!("{role} established")) && line.contains("children=0"),
+            "{line}"
+        );
+        assert!(!ike.log().contains("installed"), "{}", ike.log());
+    }
+    // The IKE SA lives on: dead-peer detection (1 s of silence) gets its answers.
+    std::thread::sleep(Duration::from_secs(3));
+    for ike in [&ia, &ib] {
+        assert!(!ike.log().contains("dead peer"), "{}", ike.log());
+        let (_, out, _) = ike.adm(&["show", "ikesa"]);
+        assert!(out.contains("established"), "{out}");
+    }
+    let (ca, cb) = (da.counters(), db.counters());
+    assert_eq!(ca.get("in_accepted") + cb.get("in_accepted"), 0);
+}
+
+/// in-ikev2d on A and on B (rules toward each other with `extra_a` / `extra_b`), with
+/// the options `args`.
+fn ikes(
+    lab: &Lab,
+    (a, b): (&Ns, &Ns),
+    (da, db): (&Daemon, &Daemon),
+    (extra_a, extra_b): (&str, &str),
+    args: &[&str],
+) -> (Ike, Ike) {
+    let ia = Ike::start(lab, a, "a", da, &rule(A, B, extra_a), args);
+    let ib = Ike::start(lab, b, "b", db, &rule(B, A, extra_b), args);
+    (ia, ib)
+}
+
+/// What of the IKE leaving a namespace is dropped.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Block {
+    /// Every IKE message (UDP port 500).
+    All,
+    /// Responses only (the Response flag, bit 0x20 of the IKE header's flags, byte 19).
+    Responses,
+    /// Nothing.
+    Nothing,
+}
+
+/// Drops IKE leaving `ns` as `what` says.
+fn block_ike(ns: &Ns, what: Block) {
+    let _ = ns.run(&["nft", "delete table inet blk"]);
+    let rule = match what {
+        Block::All => "add rule inet blk out udp dport 500 drop",
+        Block::Responses => "add rule inet blk out udp dport 500 @th,216,8 & 0x20 == 0x20 drop",
+        Block::Nothing => return,
+    };
+    ns.ok(&["nft", "add table inet blk"]);
+    ns.ok(&[
+        "nft",
+        "add chain inet blk out { type filter hook output priority 0 ; }",
+    ]);
+    ns.ok(&["nft", rule]);
+}
+
+/// Both daemons rekey the IKE SA at once (RFC 7296 §2.8.2): their rekey timers fall at the
+/// same moment (85 % of 19 s on the initiator, 95 % of 17 s on the responder) while IKE is
+/// blocked both ways; then the retransmitted requests may pass but not the answers, so
+/// each side answers the other's rekey while its own is in flight, and then the answers
+/// pass. The collision is settled by the nonces: each side ends with one IKE SA, the same
+/// one, holding the Child SA pair, and traffic goes on.
+#[test]
+fn simultaneous_ike_sa_rekeys_settle_on_one_sa() {
+    let Some((lab, a, b, da, db)) = two_hosts("simultaneous_ike_sa_rekeys_settle_on_one_sa") else {
+        return;
+    };
+    let (ia, ib) = ikes(
+        &lab,
+        (&a, &b),
+        (&da, &db),
+        ("  ikesa_lifetime_secs 19\n", "  ikesa_lifetime_secs 17\n"),
+        &[],
+    );
+    let _ = a.ping(B, 2);
+    ia.wait_log("installed", 1, Duration::from_secs(10));
+    ib.wait_log("installed", 1, Duration::from_secs(10));
+    let t0 = Instant::now();
+    a.ping_ok(B, 2);
+    std::thread::sleep(Duration::from_secs(12).saturating_sub(t0.elapsed()));
+    for ns in [&a, &b] {
+        block_ike(ns, Block::All);
+    }
+    ia.wait_log("rekeying the IKE SA", 1, Duration::from_secs(10));
+    ib.wait_log("rekeying the IKE SA", 1, Duration::from_secs(10));
+    // The retransmitted requests pass, the answers do not: each side answers the other's
+    // request while its own is in flight. Then the answers pass too.
+    for ns in [&a, &b] {
+        block_ike(ns, Block::Responses);
+    }
+    std::thread::sleep(Duration::from_millis(2500));
+    for ns in [&a, &b] {
+        block_ike(ns, Block::Nothing);
+    }
+    ia.wait_log("rekeyed: SPIs", 1, Duration::from_secs(10));
+    ib.wait_log("rekeyed: SPIs", 1, Duration::from_secs(10));
+    // Each side deleted what it had to; one IKE SA is left on each, the same one.
+    let one_sa = |ike: &Ike| {
+        let t0 = Instant::now();
+        loop {
+            let (ok, out, err) = ike.adm(&["show", "ikesa"]);
+            assert!(ok, "{err}");
+            let lines: Vec<String> = out
+                .lines()
+                .filter(|l| l.starts_with("ikesa "))
+                .map(str::to_string)
+                .collect();
+            if lines.len() == 1 {
+                return lines[0].clone();
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "{out}\nA:\n{}\nB:\n{}",
+                ia.log(),
+                ib.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let (la, lb) = (one_sa(&ia), one_sa(&ib));
+    let spis = |l: &str| l.split_whitespace().nth(1).unwrap().to_string();
+    assert_eq!(spis(&la), spis(&lb), "{la}\n{lb}");
+    assert!(
+        la.contains("established") && la.contains("children=1"),
+        "{la}"
+    );
+    assert!(
+        lb.contains("established") && lb.contains("children=1"),
+        "{lb}"
+    );
+    for ike in [&ia, &ib] {
+        assert!(
+            !ike.log().contains("deleted: SPIs"),
+            "a pair was lost:\n{}",
+            ike.log()
+        );
+    }
+    // The two retransmitted requests crossed: settled by the nonces, one side won.
+    let won = |ike: &Ike| {
+        let log = ike.log();
+        assert!(log.contains("simultaneous IKE SA rekey"), "{log}");
+        log.contains("ours stands")
+    };
+    assert_ne!(won(&ia), won(&ib));
+    a.ping_ok(B, 3);
+    b.ping_ok(A, 3);
+}
+
+/// Two in.ikev2d with `fragment_size 200`: the IKE_AUTH messages go as Encrypted
+/// Fragment payloads. A's first IKE_AUTH fragments are dropped on their way out (an
+/// nftables rule on SKF messages, IKE payload type 53, byte 16 of the IKE header);
+/// A's retransmission (the same fragments) completes the exchange.
+#[test]
+fn ike_auth_fragments_lost_then_retransmitted() {
+    let Some((lab, a, b, da, db)) = two_hosts("ike_auth_fragments_lost_then_retransmitted") else {
+        return;
+    };
+    let small = "fragment_size 200\n";
+    let ia = Ike::start(
+        &lab,
+        &a,
+        "a",
+        &da,
+        &format!("{small}{}", rule(A, B, "")),
+        &[],
+    );
+    let ib = Ike::start(
+        &lab,
+        &b,
+        "b",
+        &db,
+        &format!("{small}{}", rule(B, A, "")),
+        &[],
+    );
+    let cap = Capture::start(&lab, &a, "va", "link");
+    a.ok(&["nft", "add table inet blk"]);
+    a.ok(&[
+        "nft",
+        "add chain inet blk out { type filter hook output priority 0 ; }",
+    ]);
+    a.ok(&[
+        "nft",
+        "add rule inet blk out udp dport 500 @th,192,8 == 53 drop",
+    ]);
+    let _ = a.ping(B, 1);
+    ia.wait_log("Operation not permitted", 2, Duration::from_secs(10));
+    a.ok(&["nft", "delete table inet blk"]);
+    ia.wait_log("installed", 1, Duration::from_secs(10));
+    ib.wait_log("installed", 1, Duration::from_secs(10));
+    a.ping_ok(B, 3);
+    b.ping_ok(A, 3);
+    let pcap = cap.stop();
+    // On the link: IKE_AUTH only as fragments (SKF first payload), both ways.
+    let skf = |src: &str| {
+        let src: std::net::IpAddr = src.parse().unwrap();
+        pcap.ip()
+            .filter(|p| p.src == src && p.proto == 17 && p.payload.get(8 + 16) == Some(&53))
+            .count()
+    };
+    assert!(
+        skf(A) >= 2 && skf(B) >= 2,
+        "SKF A->B {}, B->A {}",
+        skf(A),
+        skf(B)
+    );
+    let sk = pcap
+        .ip()
+        .filter(|p| p.proto == 17 && p.payload.get(8 + 16..8 + 19) == Some(&[46, 0x20, 35][..]))
+        .count();
+    assert_eq!(sk, 0, "an unfragmented IKE_AUTH");
+    only_ike_and_esp(&pcap);
 }

@@ -101,6 +101,9 @@ fn natt_negotiated(ike: &Ike, charon: &Charon, o: &Ns, d: &Daemon) {
     let dump = common::dump_esp(o, d);
     assert_eq!(dump.matches("NLC: AF_INET: port 4500").count(), 2, "{dump}");
     assert_eq!(dump.matches("NRM: AF_INET: port 4500").count(), 2, "{dump}");
+    // ... and say that we are behind the NAT (SADB_X_SAFLAGS_NATT_LOC): ipsecd's keepalives
+    // go out for them.
+    assert_eq!(dump.matches("X_NATT_LOC").count(), 2, "{dump}");
 }
 
 /// The capture outside the NAT holds only IKE, ESP in UDP and keepalives (from our side)

@@ -57,6 +57,19 @@ impl Charon {
         (extra, child_extra): (&str, &str),
         local: (&str, &str),
     ) -> charon::Charon {
+        Self::start_conf(lab, ns, (ike, esp), (extra, child_extra), local, "")
+    }
+
+    /// [`start_as`](Self::start_as) with more options in strongswan.conf's `charon`
+    /// section (`charon_extra`, such as `fragment_size = 200`).
+    fn start_conf(
+        lab: &Lab,
+        ns: &Ns,
+        (ike, esp): (&str, &str),
+        (extra, child_extra): (&str, &str),
+        local: (&str, &str),
+        charon_extra: &str,
+    ) -> charon::Charon {
         let (l_addr, l_id) = local;
         let conf = format!(
             "connections {{\n  ironswan {{\n    version = 2\n    local_addrs = {l_addr}\n    remote_addrs = {O}\n    proposals = {ike}\n    {extra}\n    \
@@ -64,7 +77,7 @@ impl Charon {
              children {{\n      c {{\n        mode = tunnel\n        esp_proposals = {esp}\n        {child_extra}\n        local_ts = {l_addr}/32\n        remote_ts = {O}/32\n      }}\n    }}\n  }}\n}}\n\
              secrets {{\n  ike-1 {{\n    id-1 = {l_id}\n    id-2 = {O}\n    secret = \"{PSK}\"\n  }}\n}}\n"
         );
-        charon::Charon::start_conf(lab, ns, &conf, None)
+        charon::Charon::start_conf_with(lab, ns, &conf, None, charon_extra)
     }
 }
 
@@ -83,13 +96,25 @@ fn ours_with(
     child_xform: &str,
     extra: &str,
 ) -> (Daemon, Ike) {
+    ours_globals(lab, o, algs, (ike_xform, child_xform), extra, "")
+}
+
+/// [`ours_with`] with more global parameters (`globals`, before the rule).
+fn ours_globals(
+    lab: &Lab,
+    o: &Ns,
+    algs: &str,
+    (ike_xform, child_xform): (&str, &str),
+    extra: &str,
+    globals: &str,
+) -> (Daemon, Ike) {
     // Tunnel mode between the hosts themselves (libipsec keys tunnel mode only).
     let policy = format!(
         "{{tunnel ip.tun0 negotiate tunnel laddr {O} raddr {S}}} ipsec {{{algs} sa shared}}\n"
     );
     let d = Daemon::start(lab, o, "o", "", &policy);
     let cfg = format!(
-        "ikesa_xform {{ {ike_xform} }}\n{{\n  label \"a-b\"\n  auth_method preshared\n  local_addr {O}\n  remote_addr {S}\n  childsa_mode tunnel\n  childsa_xform {{ {child_xform} }}\n{extra}}}\n"
+        "{globals}ikesa_xform {{ {ike_xform} }}\n{{\n  label \"a-b\"\n  auth_method preshared\n  local_addr {O}\n  remote_addr {S}\n  childsa_mode tunnel\n  childsa_xform {{ {child_xform} }}\n{extra}}}\n"
     );
     let control = d.control.display().to_string();
     let ike = Ike::start(lab, o, "o", &d, &cfg, &["--control-socket", &control]);
@@ -280,7 +305,8 @@ fn strongswan_behind_a_nat_initiates() {
     );
     let policy =
         format!("{{tunnel ip.tun0 negotiate tunnel laddr {O} raddr 10.0.0.1}} ipsec {{encr_algs aes-gcm sa shared}}\n");
-    let d = Daemon::start(&lab, &o, "o", "", &policy);
+    // Keepalives would go out every second: only strongSwan is behind the NAT, so none may.
+    let d = Daemon::start_with(&lab, &o, "o", "", &policy, &["--keepalive-interval", "1"]);
     let cfg = format!(
         "ikesa_xform {{ encr_alg aes-gcm(128) prf sha256 dh_group 31 }}\n{{\n  label \"a-b\"\n  auth_method preshared\n  local_addr {O}\n  remote_addr {S}\n  remote_id fqdn \"s.example\"\n  remote_ts 10.0.0.1/32\n  childsa_mode tunnel\n}}\n"
     );
@@ -303,13 +329,29 @@ fn strongswan_behind_a_nat_initiates() {
     );
     s.ping_ok(O, 5);
     o.ping_ok("10.0.0.1", 5);
+    // The SAs say the peer is NATed, not us (SADB_X_SAFLAGS_NATT_REM, no NATT_LOC)...
+    let dump = common::dump_esp(&o, &d);
+    assert_eq!(dump.matches("X_NATT_REM").count(), 2, "{dump}");
+    assert_eq!(dump.matches("X_NATT_LOC").count(), 0, "{dump}");
+    // ... so ipsecd sends no NAT keepalives (RFC 3948 §2.3: the NATed side's job), though
+    // the pings took more than three keepalive intervals.
+    std::thread::sleep(Duration::from_secs(2));
     let c = d.counters();
     assert!(
         c.get("out_protected") >= 10 && c.get("in_accepted") >= 10,
         "{c:#?}"
     );
     assert_eq!(c.drop_reasons(), Default::default(), "{c:#?}");
-    no_clear_icmp(&cap.stop());
+    assert_eq!(c.get("natt_keepalive_out"), 0, "{c:#?}");
+    let pcap = cap.stop();
+    let ours: Vec<String> = pcap
+        .ip()
+        .filter(|p| p.proto == 17 && p.src == O.parse::<std::net::IpAddr>().unwrap())
+        .filter(|p| p.payload.get(8..) == Some(&[0xff][..]))
+        .map(|p| format!("{p:?}"))
+        .collect();
+    assert!(ours.is_empty(), "NAT keepalives from O: {ours:?}");
+    no_clear_icmp(&pcap);
 }
 
 /// Dead-peer detection: strongSwan is killed; our liveness checks go unanswered and the
@@ -409,4 +451,80 @@ fn strongswan_initiates_and_our_policy_picks_its_second_proposal() {
         "{sas}"
     );
     both_ways(&s, &o, &d, &charon);
+}
+
+/// IKE fragmentation (RFC 7383) with strongSwan: both sides send fragments of at most
+/// 200-byte IP datagrams, so the IKE_AUTH messages (PSK) go as Encrypted Fragment payloads
+/// both ways; the SAs come up and pings flow both ways, only as ESP.
+fn fragmented_ike_auth(test: &str, starter: Starter) {
+    let Some((lab, s, o)) = lab(test) else {
+        return;
+    };
+    let charon = Charon::start_conf(
+        &lab,
+        &s,
+        ("aes128gcm16-prfsha256-x25519", "aes128gcm16"),
+        ("fragmentation = yes", ""),
+        (S, S),
+        "fragment_size = 200",
+    );
+    let (d, ike) = ours_globals(
+        &lab,
+        &o,
+        "encr_algs aes-gcm",
+        (
+            "encr_alg aes-gcm(128) prf sha256 dh_group 31",
+            "encr_alg aes-gcm(128)",
+        ),
+        "",
+        "fragmentation yes\nfragment_size 200\n",
+    );
+    let file = negotiate_and_check(&lab, (&s, &o), &d, &ike, &charon, starter);
+    // IKE payload type 53: Encrypted and Authenticated Fragment.
+    let rows = tshark(
+        &lab,
+        &file,
+        "",
+        "isakmp.typepayload == 53",
+        &[
+            "ip.src",
+            "ip.dst",
+            "isakmp.frag.number",
+            "isakmp.frag.total",
+        ],
+    );
+    let from = |a: &str| {
+        rows.iter()
+            .filter(|r| r[0] == a && tshark_num(&r[3]).is_some_and(|t| t >= 2))
+            .count()
+    };
+    assert!(
+        from(S) >= 2 && from(O) >= 2,
+        "Encrypted Fragment payloads S->O {}, O->S {}: {rows:?}\n{}",
+        from(S),
+        from(O),
+        charon.log_text()
+    );
+    let ours: Vec<u64> = rows
+        .iter()
+        .filter(|r| r[0] == O)
+        .filter_map(|r| tshark_num(&r[2]))
+        .collect();
+    assert!(ours.contains(&1) && ours.contains(&2), "{rows:?}");
+}
+
+#[test]
+fn we_initiate_to_strongswan_with_fragmented_ike_auth() {
+    fragmented_ike_auth(
+        "we_initiate_to_strongswan_with_fragmented_ike_auth",
+        Starter::Us,
+    );
+}
+
+#[test]
+fn strongswan_initiates_to_us_with_fragmented_ike_auth() {
+    fragmented_ike_auth(
+        "strongswan_initiates_to_us_with_fragmented_ike_auth",
+        Starter::StrongSwan,
+    );
 }

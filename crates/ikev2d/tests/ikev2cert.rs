@@ -242,3 +242,105 @@ fn import_list_and_delete_certificates_anchors_and_keys() {
         "/nonexistent/x.pem: No such file",
     );
 }
+
+/// Runs ikev2cert, killing it if it has not ended after 20 s (a read that blocks):
+/// (exit code, stderr), `None` if it had to be killed.
+fn cert_bounded(store: &Path, args: &[&str]) -> Option<(i32, String)> {
+    use std::io::Read as _;
+    let mut child = std::process::Command::new(certtool::IKEV2CERT)
+        .arg("-d")
+        .arg(store)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if let Some(st) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            return Some((st.code().unwrap_or(-1), err));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// Key and input files are opened once without following a link, checked on that
+/// descriptor (type, mode, owner) and read from it: a FIFO is refused before any read,
+/// a key reached through a symbolic link is refused, a certificate through one is not.
+#[test]
+fn input_files_are_checked_on_the_descriptor_read() {
+    if ipsec_sys::geteuid() != 0 {
+        eprintln!("skipping: keys must be owned by root");
+        return;
+    }
+    let dir = tmp("nofollow");
+    let store = dir.0.join("store");
+    // A FIFO as infile: refused as not a regular file (reading it would block).
+    let fifo = dir.0.join("in.fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let (code, err) = cert_bounded(&store, &["import", &format!("infile={}", fifo.display())])
+        .expect("ikev2cert blocked reading a FIFO");
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!("{}: not a regular file", fifo.display())),
+        "{err}"
+    );
+    // A keyfile that is a link to a good 0600 key: refused; the key itself: accepted.
+    let key = key_copy(&dir.0, "alice-rsa.key", 0o600);
+    let link = dir.0.join("key.link");
+    std::os::unix::fs::symlink(&key, &link).unwrap();
+    let alice = format!("infile={}", pki("alice-rsa.crt"));
+    fails(
+        &store,
+        &["import", &alice, &format!("keyfile={}", link.display())],
+        1,
+        &format!("{}: a symbolic link: refused", link.display()),
+    );
+    // infile holding a key, through a link: refused.
+    let in_link = dir.0.join("in.link");
+    std::os::unix::fs::symlink(&key, &in_link).unwrap();
+    fails(
+        &store,
+        &["import", &format!("infile={}", in_link.display())],
+        1,
+        &format!(
+            "{}: a symbolic link: a private key file must be named itself",
+            in_link.display()
+        ),
+    );
+    // A link to the FIFO: refused the same way, without blocking.
+    let fifo_link = dir.0.join("fifo.link");
+    std::os::unix::fs::symlink(&fifo, &fifo_link).unwrap();
+    let (code, err) = cert_bounded(
+        &store,
+        &["import", &format!("infile={}", fifo_link.display())],
+    )
+    .expect("ikev2cert blocked reading a FIFO through a link");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("fifo.link: not a regular file"), "{err}");
+    // A certificate through a link (as in /etc/ssl/certs) is fine.
+    let cert_link = dir.0.join("root.link");
+    std::os::unix::fs::symlink(pki("rsa-root.crt"), &cert_link).unwrap();
+    ok(
+        &store,
+        &[
+            "import",
+            &format!("infile={}", cert_link.display()),
+            "objtype=anchor",
+        ],
+    );
+    ok(&store, &["import", &alice, &format!("keyfile={key}")]);
+}

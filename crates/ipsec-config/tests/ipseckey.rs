@@ -781,11 +781,34 @@ fn nat_t_rules() {
             local_port: 4500,
             remote_port: 4500,
             local_addr: None,
-            remote_addr: Some(ip("10.0.0.9"))
+            remote_addr: Some(ip("10.0.0.9")),
+            local_behind_nat: false,
+            remote_behind_nat: true,
         })
     );
     let c = cfg(&format!("{BASE4} nat_lport 1234 encap udp"));
     assert_eq!(c.natt.unwrap().local_port, 1234);
+    // Which side is NATed (SADB_X_SAFLAGS_NATT_LOC / _REM), as Solaris' ipseckey sets it:
+    // a side named by a NAT-T address or port.
+    for (words, loc, rem) in [
+        ("encap udp nat_lport 1234", true, false),
+        ("encap udp nat_loc 192.0.2.7", true, false),
+        ("encap udp nat_rport 4500", false, true),
+        ("encap udp nat_rem 10.0.0.9", false, true),
+        ("encap udp nat_lport 4500 nat_rport 4500", true, true),
+        ("encap udp nat_loc 192.0.2.7 nat_rem 10.0.0.9", true, true),
+    ] {
+        let n = cfg(&format!("{BASE4} {words}")).natt.unwrap();
+        assert_eq!(
+            (n.local_behind_nat, n.remote_behind_nat),
+            (loc, rem),
+            "{words}"
+        );
+        // `save` writes what reads back to the same flags.
+        let c = cfg(&format!("{BASE4} {words}"));
+        let back = cfg(&print_add(&c, false));
+        assert_eq!(back.natt, c.natt, "{words}");
+    }
     err_at(
         &format!("{BASE4} nat_lport 4500"),
         1,
@@ -1006,7 +1029,7 @@ fn print_add_uses_canonical_names_and_round_trips() {
             "add esp spi 0x1000 src 2001:db8::1 dst 2001:db8::2 proto 41 isrc 2001:db8:a::/48 \
              idport 443 encr_alg aes-cbc encrkey {AES128} auth_alg hmac-sha256 authkey {SHA256} \
              replay 128 replay_value 5 esn state dying soft_bytes 1 hard_alloc 2 \
-             idle_usetime 3 encap udp nat_lport 4500 nat_rport 4500 nat_rem 2001:db8::9 \
+             idle_usetime 3 encap udp nat_rport 4500 nat_rem 2001:db8::9 \
              srcidtype user_fqdn \"a b@c\" pair-spi 0x1001 outbound unique 1 2 3 allow_legacy \
              no_copy_dscp no_padding_check"
         )

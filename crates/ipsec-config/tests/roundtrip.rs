@@ -137,10 +137,11 @@ fn sa_config() -> impl Strategy<Value = SaConfig> {
             prop::option::of(addr(is_v4)),
             addr(is_v4),
             prop::option::of((
-                any::<u16>(),
-                any::<u16>(),
+                prop_oneof![Just(4500u16), any::<u16>()],
+                prop_oneof![Just(4500u16), any::<u16>()],
                 prop::option::of(addr(is_v4)),
                 prop::option::of(addr(is_v4)),
+                (any::<bool>(), any::<bool>()),
             )),
         )
     });
@@ -243,11 +244,18 @@ fn sa_config() -> impl Strategy<Value = SaConfig> {
             c.state = state;
             (c.soft, c.hard, c.idle) = lts;
             if proto == Proto::Esp {
-                c.natt = natt.map(|(lp, rp, la, ra)| NatT {
-                    local_port: lp,
-                    remote_port: rp,
-                    local_addr: la,
-                    remote_addr: ra,
+                // The NAT flags as ipseckey sets them: a side with a NAT-T address or
+                // port is NATed, and `encap udp` needs one of them.
+                c.natt = natt.map(|(lp, rp, la, ra, (lf, rf))| {
+                    let loc = lf || la.is_some() || lp != 4500;
+                    NatT {
+                        local_port: lp,
+                        remote_port: rp,
+                        local_addr: la,
+                        remote_addr: ra,
+                        local_behind_nat: loc,
+                        remote_behind_nat: rf || ra.is_some() || rp != 4500 || !loc,
+                    }
                 });
             }
             (c.src_id, c.dst_id) = ids;

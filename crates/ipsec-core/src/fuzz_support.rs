@@ -100,6 +100,8 @@ pub fn fuzz_sadb() -> Sadb {
                     remote_port: 4500,
                     local_addr: None,
                     remote_addr: None,
+                    local_behind_nat: false,
+                    remote_behind_nat: false,
                 });
             },
         );
@@ -229,6 +231,8 @@ pub fn engine_roundtrip(data: &[u8]) -> Result<(), &'static str> {
             remote_port: 4500,
             local_addr: None,
             remote_addr: None,
+            local_behind_nat: false,
+            remote_behind_nat: false,
         });
     }
     let mut tx = Sadb::new();

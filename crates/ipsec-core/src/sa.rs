@@ -218,6 +218,11 @@ pub struct NatT {
     pub local_addr: Option<IpAddr>,
     /// Original remote address before NAT (nat_rem), if known.
     pub remote_addr: Option<IpAddr>,
+    /// This host is behind a NAT (PF_KEY `SADB_X_SAFLAGS_NATT_LOC`): NAT keepalives
+    /// (RFC 3948 §2.3) are ours to send on the outbound SA.
+    pub local_behind_nat: bool,
+    /// The peer is behind a NAT (`SADB_X_SAFLAGS_NATT_REM`).
+    pub remote_behind_nat: bool,
 }
 
 /// Identity types (PF_KEY `sadb_ident_type`).

@@ -14,7 +14,8 @@
 //! | `src` (None = unspecified), `sport`, `ulp` | ADDRESS_SRC (unspecified address of the destination's family when None) |
 //! | `dst`, `dport` | ADDRESS_DST |
 //! | `mode`, `inner` | tunnel mode ⇔ INNER_SRC and INNER_DST present; their prefixes, ports and protocol |
-//! | `natt` | NATT_LOC / NATT_REM (address unspecified when unknown; port 0 means 4500) |
+//! | `natt` | NATT_LOC / NATT_REM extensions (address unspecified when unknown; port 0 means 4500); either makes the SA UDP-encapsulated |
+//! | `natt.local_behind_nat`, `natt.remote_behind_nat` | `SADB_X_SAFLAGS_NATT_LOC` / `_NATT_REM` (which side is NATed; only `NATT_LOC` SAs send NAT keepalives) |
 //! | `encr_key`, `auth_key` | KEY_ENCRYPT (salt included in the bit count), KEY_AUTH |
 //! | `soft`, `hard`, `idle` | LIFETIME_SOFT, LIFETIME_HARD, X_LIFETIME_IDLE (`packets` ⇔ `allocations`, saturating at 2³²−1) |
 //! | `src_id`, `dst_id` | IDENTITY_SRC/DST (prefix 1, fqdn 2, user_fqdn 3, dn 4, key_id 6) |
@@ -181,8 +182,13 @@ pub fn config_flags(cfg: &SaConfig) -> u32 {
     if cfg.mode == Mode::Tunnel {
         f |= SADB_X_SAFLAGS_TUNNEL;
     }
-    if cfg.natt.is_some() {
-        f |= SADB_X_SAFLAGS_NATT_LOC | SADB_X_SAFLAGS_NATT_REM;
+    if let Some(n) = &cfg.natt {
+        if n.local_behind_nat {
+            f |= SADB_X_SAFLAGS_NATT_LOC;
+        }
+        if n.remote_behind_nat {
+            f |= SADB_X_SAFLAGS_NATT_REM;
+        }
     }
     if cfg.unique.is_some() {
         f |= SADB_X_SAFLAGS_UNIQUE;
@@ -644,6 +650,8 @@ pub fn message_to_config(
             remote_port: port(m.natt_rem),
             local_addr: m.natt_loc.and_then(|a| specified(a.ip())),
             remote_addr: m.natt_rem.and_then(|a| specified(a.ip())),
+            local_behind_nat: sa.flags & SADB_X_SAFLAGS_NATT_LOC != 0,
+            remote_behind_nat: sa.flags & SADB_X_SAFLAGS_NATT_REM != 0,
         });
     }
 

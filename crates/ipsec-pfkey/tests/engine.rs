@@ -278,6 +278,48 @@ fn tunnel_natt_and_unique_sas() {
         .unwrap();
     assert_eq!(g.inner_src.unwrap().prefixlen, 24);
     assert_eq!(g.src.unwrap().proto, 4);
+    // Only the peer is NATed: the SA says so, and GET reports NATT_REM alone.
+    assert_eq!((n.local_behind_nat, n.remote_behind_nat), (false, true));
+    let nat = SADB_X_SAFLAGS_NATT_LOC | SADB_X_SAFLAGS_NATT_REM;
+    assert_eq!(g.sa.unwrap().flags & nat, SADB_X_SAFLAGS_NATT_REM);
+}
+
+#[test]
+fn natt_flags_say_which_side_is_natted() {
+    let mut h = H::new();
+    let nat = SADB_X_SAFLAGS_NATT_LOC | SADB_X_SAFLAGS_NATT_REM;
+    for (spi, flags) in [
+        (0x2100u32, SADB_X_SAFLAGS_NATT_LOC),
+        (0x2101, SADB_X_SAFLAGS_NATT_REM),
+        (0x2102, nat),
+        (0x2103, 0),
+    ] {
+        let mut m = esp_add(spi, "192.0.2.1", "192.0.2.2");
+        // Both extensions (the ports), whatever the flags: either makes the SA UDP-encapsulated.
+        m.natt_loc = Some(Address::new("0.0.0.0:4500".parse().unwrap()));
+        m.natt_rem = Some(Address::new("0.0.0.0:4500".parse().unwrap()));
+        m.sa.as_mut().unwrap().flags = flags;
+        let (_, r) = h.ok(A, &m);
+        assert_eq!(r.sa.unwrap().flags & nat, flags, "ADD echo {flags:#x}");
+        let id =
+            h.e.sadb()
+                .lookup(Proto::Esp, "192.0.2.2".parse().unwrap(), spi, None)
+                .unwrap();
+        let n = h.e.sadb().get(id).unwrap().config().natt.unwrap();
+        assert_eq!(
+            (n.local_behind_nat, n.remote_behind_nat),
+            (
+                flags & SADB_X_SAFLAGS_NATT_LOC != 0,
+                flags & SADB_X_SAFLAGS_NATT_REM != 0
+            ),
+            "{flags:#x}"
+        );
+        let g = h
+            .get(SADB_SATYPE_ESP, spi, "192.0.2.1", "192.0.2.2")
+            .unwrap();
+        assert_eq!(g.sa.unwrap().flags & nat, flags, "GET {flags:#x}");
+        assert!(g.natt_loc.is_some() && g.natt_rem.is_some(), "{g:?}");
+    }
 }
 
 #[test]

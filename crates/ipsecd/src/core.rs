@@ -24,6 +24,8 @@ pub struct Shared {
     pub props: crate::props::Props,
     /// What SIGHUP and the `reload` request re-read, and how the last reloads went.
     pub reload: crate::reload::State,
+    /// The tunnels' outer endpoints (`--tunnel`), for X_INVERSE_ACQUIRE.
+    pub tunnel_ends: Vec<crate::iptun::TunnelEnds>,
 }
 
 /// The shared state, as the threads hold it.
@@ -39,6 +41,7 @@ pub fn new(keys: KeyEngine, spd: Spd) -> Core {
         persock: crate::persock::Registry::default(),
         props: crate::props::Props::default(),
         reload: crate::reload::State::default(),
+        tunnel_ends: Vec::new(),
     }))
 }
 

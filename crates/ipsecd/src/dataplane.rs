@@ -1195,7 +1195,8 @@ impl Plane {
     }
 
     /// Sends a NAT keepalive (RFC 3948 §2.3: one 0xFF byte) to the remote end of every
-    /// outbound UDP-encapsulated SA, every `nat-keepalive-interval` seconds (0: never). The
+    /// outbound UDP-encapsulated SA whose local side is behind a NAT (`NATT_LOC`, see
+    /// [`sends_keepalives`]), every `nat-keepalive-interval` seconds (0: never). The
     /// property is looked at once a second, so a change takes effect within one.
     fn keepalives(&mut self) {
         let now = std::time::Instant::now();
@@ -1218,9 +1219,7 @@ impl Plane {
             .keys
             .sadb()
             .iter()
-            .filter(|(_, sa)| {
-                sa.state().usable() && sa.config().direction != ipsec_core::Direction::Inbound
-            })
+            .filter(|(_, sa)| sa.state().usable() && sends_keepalives(sa.config()))
             .filter_map(|(_, sa)| {
                 let c = sa.config();
                 c.natt
@@ -1688,6 +1687,16 @@ fn too_big(pkt: &[u8], mtu: usize) -> Option<Vec<u8>> {
         }
         _ => None,
     }
+}
+
+/// Whether an SA is one NAT keepalives go out for: not inbound-only, UDP-encapsulated, and
+/// flagged as having its local side behind a NAT (`SADB_X_SAFLAGS_NATT_LOC`). RFC 3948
+/// §2.3 and RFC 7296 §2.23 leave keepalives to the NATed side; Solaris' ESP ager sends
+/// them only for `NATT_LOC` SAs, so an SA flagged `NATT_REM` alone (only the peer is
+/// NATed), or with neither flag (a PF_KEY client that set none), sends none. ipseckey
+/// flags `NATT_LOC` for `nat_loc` or `nat_lport`, in.ikev2d from its NAT detection.
+pub(crate) fn sends_keepalives(c: &ipsec_core::SaConfig) -> bool {
+    c.direction != ipsec_core::Direction::Inbound && c.natt.is_some_and(|n| n.local_behind_nat)
 }
 
 #[cfg(test)]

@@ -26,14 +26,15 @@
 //! The answer is built under the daemon's lock just before the engine handles the request
 //! (see [`install`]), so `ipsecconf -a/-d/-f/-r` is reflected immediately.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use ipsec_core::spd::{
-    AlgSpec, CompiledSpd, Dir, EspAuth, PacketKey, PolicyEntry, Protection, TunnelId,
+    AlgSpec, CompiledSpd, Dir, EspAuth, PacketKey, PolicyEntry, Prefix, Protection, TunnelId,
 };
 use ipsec_crypto::{auth_info, auth_table, encr_info, encr_table, AuthAlg, EncrAlg};
 use ipsec_pfkey::consts::{
-    ENOENT, SADB_SATYPE_AH, SADB_SATYPE_ESP, SADB_X_ALGTYPE_AUTH, SADB_X_ALGTYPE_CRYPT,
+    EINVAL, ENOENT, SADB_SATYPE_AH, SADB_SATYPE_ESP, SADB_X_ALGTYPE_AUTH, SADB_X_ALGTYPE_CRYPT,
 };
 use ipsec_pfkey::engine::{InverseQuery, PolicyQuery};
 use ipsec_pfkey::wire::{Address, AlgDesc, Comb, EComb, EProp};
@@ -54,9 +55,13 @@ pub fn install_for(g: &mut Shared, msg: &[u8]) {
 /// Installs an answer made of the active policy and properties.
 pub fn install(g: &mut Shared) {
     let names = g.spd.tunnel_names();
-    let tunnels: Vec<TunnelId> = (0u32..)
+    let tunnels: Vec<(TunnelId, Option<(IpAddr, IpAddr)>)> = (0u32..)
         .map(TunnelId)
-        .take_while(|t| names.name(*t).is_some())
+        .map_while(|t| {
+            let name = names.name(t)?;
+            let ends = crate::iptun::ends_of(&g.tunnel_ends, name).map(|e| (e.local, e.remote));
+            Some((t, ends))
+        })
         .collect();
     let mut lifetimes = Comb::default();
     crate::props::set_lifetimes(&mut lifetimes, &g.props);
@@ -73,14 +78,15 @@ pub fn install(g: &mut Shared) {
 #[derive(Debug)]
 pub struct SpdAnswer {
     spd: Arc<CompiledSpd>,
-    tunnels: Vec<TunnelId>,
+    /// Every tunnel, with its outer endpoints (ours, the peer's) when configured.
+    tunnels: Vec<(TunnelId, Option<(IpAddr, IpAddr)>)>,
     replay: u8,
     lifetimes: Comb,
 }
 
 impl PolicyQuery for SpdAnswer {
     fn inverse_acquire(&self, q: &InverseQuery) -> Result<EProp, u8> {
-        let entry = self.lookup(q).ok_or(ENOENT)?;
+        let entry = self.lookup(q)?.ok_or(ENOENT)?;
         let alts = entry.action.alternatives();
         let ecombs: Vec<EComb> = alts
             .iter()
@@ -98,23 +104,58 @@ impl PolicyQuery for SpdAnswer {
 }
 
 impl SpdAnswer {
-    /// The `ipsec` rule protecting the selectors: outbound first, then inbound.
-    fn lookup(&self, q: &InverseQuery) -> Option<&Arc<PolicyEntry>> {
+    /// The `ipsec` rule protecting the selectors: outbound first, then inbound. With inner
+    /// selectors only tunnels between SRC and DST are searched (and those without
+    /// configured endpoints, whose SAs are keyed between the hosts themselves).
+    ///
+    /// Inner selectors are ranges, looked up by their first addresses: a rule found that
+    /// does not hold all of both ranges protects only part of them, and the answer is
+    /// EINVAL (never ENOENT, which would let the key manager fall back to its own
+    /// algorithms).
+    fn lookup(&self, q: &InverseQuery) -> Result<Option<&Arc<PolicyEntry>>, u8> {
         let (src, dst, tunnels) = match (q.inner_src, q.inner_dst) {
-            (Some(s), Some(d)) => (s, d, self.tunnels.iter().map(|t| Some(*t)).collect()),
+            (Some(s), Some(d)) => {
+                let ends = (q.src.ip(), q.dst.ip());
+                let ts = self
+                    .tunnels
+                    .iter()
+                    .filter(|(_, e)| e.is_none_or(|e| e == ends))
+                    .map(|(t, _)| Some(*t))
+                    .collect();
+                (s, d, ts)
+            }
             _ => (q.src, q.dst, vec![None]),
         };
         for dir in [Dir::Out, Dir::In] {
             for t in &tunnels {
                 let key = packet_key(dir, &src, &dst, *t);
                 if let Some(e) = self.spd.lookup(&key) {
+                    if q.inner_src.is_some() && !self.holds_ranges(e, &src, &dst) {
+                        return Err(EINVAL);
+                    }
                     if e.action.alternatives().iter().any(|p| !p.is_empty()) {
-                        return Some(e);
+                        return Ok(Some(e));
                     }
                 }
             }
         }
-        None
+        Ok(None)
+    }
+
+    /// Whether the file rule of `e` holds the whole inner prefixes `src` (ours) and `dst`
+    /// (the peer's), not only their first addresses.
+    fn holds_ranges(&self, e: &PolicyEntry, src: &Address, dst: &Address) -> bool {
+        let Some(rule) = e
+            .source
+            .rule_index()
+            .and_then(|i| self.spd.policy().rules.get(i))
+        else {
+            return true; // a socket's policy: no inner selectors
+        };
+        let holds = |p: Option<Prefix>, a: &Address| {
+            p.is_none_or(|p| p.len <= a.prefixlen && p.contains(a.ip()))
+        };
+        holds(rule.selector.laddr, src) && holds(rule.selector.raddr, dst)
     }
 
     /// The extended combinations of one alternative: AH and ESP descriptors, every `any`
@@ -343,5 +384,110 @@ mod tests {
             answer(PolicySet::new()).inverse_acquire(&q("10.0.0.1", "10.0.0.2")),
             Err(ENOENT)
         );
+    }
+
+    #[test]
+    fn only_tunnels_between_src_and_dst_answer() {
+        use ipsec_core::spd::Negotiate;
+        let cbc = Protection::from_props(
+            None,
+            Some(AlgSpec::of(EncrAlg::AesCbc)),
+            Some(AlgSpec::of(AuthAlg::HmacSha256)),
+            Default::default(),
+        );
+        let gcm = Protection::esp(AlgSpec::of(EncrAlg::AesGcm16));
+        let mut set = PolicySet::new();
+        for (name, p) in [("tun-a", cbc), ("tun-b", gcm)] {
+            set.rules.push(
+                Rule::new(Selector::any(), PolicyDir::Both, Action::Ipsec(vec![p]))
+                    .in_tunnel(name, Some(Negotiate::Tunnel)),
+            );
+        }
+        let mut spd = Spd::with_policy(set).unwrap();
+        let (a, b) = (spd.tunnel_id("tun-a"), spd.tunnel_id("tun-b"));
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let answer = SpdAnswer {
+            spd: spd.snapshot(),
+            tunnels: vec![
+                (a, Some((ip("192.0.2.1"), ip("192.0.2.2")))),
+                (b, Some((ip("192.0.2.1"), ip("192.0.2.9")))),
+            ],
+            replay: 64,
+            lifetimes: Comb::default(),
+        };
+        let net = |s: &str| Address {
+            prefixlen: 24,
+            ..Address::new(SocketAddr::new(s.parse().unwrap(), 0))
+        };
+        let tunnel_q = |dst: &str| InverseQuery {
+            inner_src: Some(net("10.1.0.0")),
+            inner_dst: Some(net("10.2.0.0")),
+            ..q("192.0.2.1", dst)
+        };
+        let first_encr = |dst: &str| {
+            answer
+                .inverse_acquire(&tunnel_q(dst))
+                .map(|e| e.ecombs[0].algs[0].alg)
+        };
+        // The peer at the end of tun-b gets tun-b's policy, not tun-a's (searched first).
+        assert_eq!(
+            first_encr("192.0.2.9"),
+            Ok(encr_info(EncrAlg::AesGcm16).pfkey)
+        );
+        assert_eq!(
+            first_encr("192.0.2.2"),
+            Ok(encr_info(EncrAlg::AesCbc).pfkey)
+        );
+        // A peer at the end of no tunnel: no tunnel policy applies.
+        assert_eq!(first_encr("192.0.2.77"), Err(ENOENT));
+    }
+
+    #[test]
+    fn a_rule_holding_part_of_the_range_is_no_answer() {
+        use ipsec_core::spd::Negotiate;
+        let pfx = |a: &str, len| Prefix {
+            addr: a.parse().unwrap(),
+            len,
+        };
+        let sel = Selector {
+            laddr: Some(pfx("10.1.0.0", 24)),
+            raddr: Some(pfx("10.2.0.0", 24)),
+            ..Selector::any()
+        };
+        let mut set = PolicySet::new();
+        set.rules.push(
+            Rule::new(
+                sel,
+                PolicyDir::Both,
+                Action::Ipsec(vec![Protection::esp(AlgSpec::any())]),
+            )
+            .in_tunnel("t", Some(Negotiate::Tunnel)),
+        );
+        let mut spd = Spd::with_policy(set).unwrap();
+        let t = spd.tunnel_id("t");
+        let answer = SpdAnswer {
+            spd: spd.snapshot(),
+            tunnels: vec![(t, None)],
+            replay: 64,
+            lifetimes: Comb::default(),
+        };
+        let net = |s: &str, len| Address {
+            prefixlen: len,
+            ..Address::new(SocketAddr::new(s.parse().unwrap(), 0))
+        };
+        let ask = |ours: Address, peers: Address| {
+            answer
+                .inverse_acquire(&InverseQuery {
+                    inner_src: Some(ours),
+                    inner_dst: Some(peers),
+                    ..q("192.0.2.1", "192.0.2.2")
+                })
+                .map(|_| ())
+        };
+        assert_eq!(ask(net("10.1.0.0", 24), net("10.2.0.0", 24)), Ok(()));
+        assert_eq!(ask(net("10.1.0.0", 25), net("10.2.0.7", 32)), Ok(()));
+        // 10.1.0.0/16 starts inside the rule's /24 but goes beyond it.
+        assert_eq!(ask(net("10.1.0.0", 16), net("10.2.0.0", 24)), Err(EINVAL));
+        assert_eq!(ask(net("10.1.0.0", 24), net("10.2.0.0", 0)), Err(EINVAL));
     }
 }

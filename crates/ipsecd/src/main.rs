@@ -218,6 +218,7 @@ fn run(args: &Args) -> Result<(), String> {
         let mut g = core::lock(&core);
         g.props = props;
         props::apply(&mut g);
+        g.tunnel_ends = args.tunnels.clone();
         g.reload.policy_file = args.policy_file.clone();
         g.reload.keys_file = args.keys_file.clone();
         g.reload.algs_file = args.algs_file.clone();

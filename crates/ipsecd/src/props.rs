@@ -20,7 +20,7 @@
 //! | ipsec | `larval-timeout` | 90 | 1-4294967295 | `ipsec{esp,ah}_larval_timeout` | how long a GETSPI SA waits for its UPDATE |
 //! | ipsec | `default-soft-addtime` | 24000 | 0-4294967295 | `ipsec{esp,ah}_default_soft_addtime` | soft lifetime of ACQUIRE proposals |
 //! | ipsec | `default-hard-addtime` | 28800 | 0-4294967295 | `ipsec{esp,ah}_default_hard_addtime` | hard lifetime of ACQUIRE proposals |
-//! | esp | `nat-keepalive-interval` | 20 | 0-600 | `ipsecesp_nat_keepalive_interval` | seconds between NAT keepalives (0: none) |
+//! | esp | `nat-keepalive-interval` | 20 | 0-600 | `ipsecesp_nat_keepalive_interval` | seconds between NAT keepalives (0: none), sent for outbound SAs flagged `NATT_LOC` |
 //! | esp | `padding-check` | on | on,off | `ipsecesp_padding_check` | inbound ESP checks the padding bytes (1, 2, 3, ...) of SAs that do not opt out |
 //!
 //! Solaris keeps separate `ipsecesp_*` and `ipsecah_*` sets; this daemon has one key engine

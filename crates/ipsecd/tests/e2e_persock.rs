@@ -235,8 +235,25 @@ fn clear_to_port(pcap: &Pcap, port: u16) -> usize {
 
 /// No cleartext UDP from A to B in `pcap`.
 fn assert_no_clear_udp(pcap: &Pcap) {
-    let (a, b) = (A4.parse().unwrap(), B4.parse().unwrap());
-    assert_eq!(pcap.count(17, a, b), 0, "no cleartext");
+    let (a, b): (std::net::IpAddr, std::net::IpAddr) = (A4.parse().unwrap(), B4.parse().unwrap());
+    // Named by ports and position in the capture, so a failure says which flow leaked.
+    let clear: Vec<(usize, Option<u16>, Option<u16>)> = pcap
+        .ip()
+        .enumerate()
+        .filter(|(_, p)| p.proto == 17 && p.src == a && p.dst == b)
+        .map(|(i, p)| {
+            (
+                i,
+                p.payload.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])),
+                p.dport(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        pcap.count(17, a, b),
+        0,
+        "no cleartext: (frame, sport, dport) {clear:?}"
+    );
 }
 
 fn esp_between(pcap: &Pcap) -> usize {

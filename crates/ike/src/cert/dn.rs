@@ -4,9 +4,15 @@
 //! [`parse_dn`] writes the DER Name of the text, RDNs in the order written (the form
 //! strongSwan and `openssl x509 -nameopt RFC2253`'s reverse show), country and serial
 //! number as PrintableString, e-mail and domain components as IA5String, everything
-//! else as UTF8String. [`dn_equal`] compares two DER Names attribute by attribute:
-//! same attribute types in the same order, values equal ignoring ASCII case and the
-//! string type, so that a name written in a configuration matches the one a CA encoded.
+//! else as UTF8String. [`dn_equal`] compares two DER Names RDN by RDN, in order: each
+//! pair of RDNs must hold the same number of attributes (a multi-valued RDN matches only
+//! one of the same size), paired by attribute type. Two values of the same type are
+//! equal when
+//! - both are PrintableString, UTF8String or IA5String (in any mix of the three) and
+//!   ASCII: equal ignoring ASCII case, so that a name written in a configuration
+//!   matches the one a CA encoded;
+//! - otherwise (a non-ASCII value, or another string type such as BMPString or
+//!   TeletexString): the same string type and the same bytes, exactly.
 
 use super::der::{encode, tag, Reader};
 
@@ -149,24 +155,62 @@ pub fn dn_text(name: &[u8]) -> Option<String> {
     Some(parts.join(", "))
 }
 
-/// The (attribute type, value) pairs of a DER Name, in order; `None` if it is not one.
-pub(crate) fn attributes(name: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
+/// One attribute of an RDN: its type (OID contents), value tag and contents.
+type Atv<'a> = (&'a [u8], u8, &'a [u8]);
+
+/// The RDNs of a DER Name, in order, each as its attributes; `None` if it is not one.
+pub(crate) fn rdns(name: &[u8]) -> Option<Vec<Vec<Atv<'_>>>> {
     let mut r = Reader::new(name);
-    let mut rdns = r.sequence().ok()?;
+    let mut seq = r.sequence().ok()?;
     r.finish().ok()?;
     let mut out = Vec::new();
-    while !rdns.is_empty() {
-        let set = rdns.expect(SET).ok()?;
+    while !seq.is_empty() {
+        let set = seq.expect(SET).ok()?;
         let mut atvs = Reader::new(set.value);
+        let mut rdn = Vec::new();
         while !atvs.is_empty() {
             let mut atv = atvs.sequence().ok()?;
             let o = atv.expect(tag::OID).ok()?;
             let v = atv.any().ok()?;
             atv.finish().ok()?;
-            out.push((o.value, v.value));
+            rdn.push((o.value, v.tag, v.value));
         }
+        if rdn.is_empty() {
+            return None;
+        }
+        out.push(rdn);
     }
     Some(out)
+}
+
+/// Whether two attribute values are equal (see the module docs).
+fn value_equal((ta, va): (u8, &[u8]), (tb, vb): (u8, &[u8])) -> bool {
+    let folded = |t: u8| matches!(t, PRINTABLE | UTF8 | IA5);
+    if folded(ta) && folded(tb) && va.is_ascii() && vb.is_ascii() {
+        va.eq_ignore_ascii_case(vb)
+    } else {
+        ta == tb && va == vb
+    }
+}
+
+/// Whether two RDNs hold the same attributes: same count, each of `a` paired with a
+/// distinct equal one of `b` (the equality is an equivalence, so the first free match
+/// will do).
+fn rdn_equal(a: &[Atv<'_>], b: &[Atv<'_>]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut used = vec![false; b.len()];
+    a.iter().all(|&(oa, ta, va)| {
+        let hit = b
+            .iter()
+            .zip(used.iter())
+            .position(|(&(ob, tb, vb), &u)| !u && oa == ob && value_equal((ta, va), (tb, vb)));
+        hit.is_some_and(|i| {
+            used[i] = true;
+            true
+        })
+    })
 }
 
 /// Whether two DER Names are the same name (see the module docs); two byte-equal
@@ -176,13 +220,8 @@ pub fn dn_equal(a: &[u8], b: &[u8]) -> bool {
     if a == b {
         return true;
     }
-    match (attributes(a), attributes(b)) {
-        (Some(x), Some(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .zip(&y)
-                    .all(|((oa, va), (ob, vb))| oa == ob && va.eq_ignore_ascii_case(vb))
-        }
+    match (rdns(a), rdns(b)) {
+        (Some(x), Some(y)) => x.len() == y.len() && x.iter().zip(&y).all(|(p, q)| rdn_equal(p, q)),
         _ => false,
     }
 }
@@ -222,9 +261,9 @@ mod tests {
             assert!(parse_dn(bad).is_err(), "{bad}");
         }
         let d = parse_dn("C=US, O=Ex\\, Inc, CN=gw").unwrap();
-        let attrs = attributes(&d).unwrap();
-        assert_eq!(attrs.len(), 3);
-        assert_eq!(attrs[1].1, b"Ex, Inc");
+        let r = rdns(&d).unwrap();
+        assert_eq!(r.len(), 3);
+        assert_eq!(r[1][0].2, b"Ex, Inc");
         assert!(!dn_equal(
             &d,
             &parse_dn("C=US, CN=gw, O=Ex\\, Inc").unwrap()
@@ -237,5 +276,89 @@ mod tests {
             dn_text(&parse_dn("e=a\\\\b, sn=x=y").unwrap()).unwrap(),
             "E=a\\\\b, SN=x=y"
         );
+    }
+
+    /// A Name from RDNs, each a list of (attribute OID contents, value tag, value).
+    fn name(rdns: &[&[Atv<'_>]]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for rdn in rdns {
+            let mut set = Vec::new();
+            for (oid, t, v) in *rdn {
+                let mut atv = encode(tag::OID, oid);
+                atv.extend(encode(*t, v));
+                set.extend(encode(tag::SEQUENCE, &atv));
+            }
+            body.extend(encode(SET, &set));
+        }
+        encode(tag::SEQUENCE, &body)
+    }
+
+    const O: &[u8] = &[0x55, 0x04, 0x0a];
+    const OU: &[u8] = &[0x55, 0x04, 0x0b];
+    const CN: &[u8] = &[0x55, 0x04, 0x03];
+    const BMP: u8 = 0x1e;
+    const TELETEX: u8 = 0x14;
+
+    #[test]
+    fn multi_valued_rdns_are_not_flattened() {
+        // {O=Ex + OU=Lab}, {CN=gw} against {O=Ex}, {OU=Lab}, {CN=gw}: the same attributes
+        // in the same order, but not the same RDNs.
+        let multi = name(&[
+            &[(O, UTF8, b"Ex"), (OU, UTF8, b"Lab")],
+            &[(CN, UTF8, b"gw")],
+        ]);
+        let flat = name(&[
+            &[(O, UTF8, b"Ex")],
+            &[(OU, UTF8, b"Lab")],
+            &[(CN, UTF8, b"gw")],
+        ]);
+        assert!(!dn_equal(&multi, &flat));
+        assert!(!dn_equal(&flat, &multi));
+        // The members of a multi-valued RDN are a set: any order, case folded.
+        let swapped = name(&[
+            &[(OU, PRINTABLE, b"LAB"), (O, UTF8, b"ex")],
+            &[(CN, UTF8, b"GW")],
+        ]);
+        assert!(dn_equal(&multi, &swapped));
+        // Same size, but a member differs.
+        let other = name(&[
+            &[(O, UTF8, b"Ex"), (OU, UTF8, b"Lab2")],
+            &[(CN, UTF8, b"gw")],
+        ]);
+        assert!(!dn_equal(&multi, &other));
+        // A repeated member does not stand for a missing one.
+        let twice = name(&[&[(O, UTF8, b"Ex"), (O, UTF8, b"Ex")], &[(CN, UTF8, b"gw")]]);
+        assert!(!dn_equal(&multi, &twice) && !dn_equal(&twice, &multi));
+    }
+
+    #[test]
+    fn string_types_matter_outside_ascii_printable_utf8_ia5() {
+        let utf8 = |v: &[u8]| name(&[&[(CN, UTF8, v)]]);
+        // ASCII in Printable/UTF8/IA5: type and case ignored.
+        assert!(dn_equal(&utf8(b"Gw"), &name(&[&[(CN, PRINTABLE, b"gW")]])));
+        assert!(dn_equal(&utf8(b"gw"), &name(&[&[(CN, IA5, b"GW")]])));
+        // Non-ASCII UTF-8: exact bytes only (no folding of the ASCII letters either).
+        let e_acute = "G\u{e9}".as_bytes();
+        assert!(dn_equal(&utf8(e_acute), &utf8(e_acute)));
+        assert!(!dn_equal(&utf8(e_acute), &utf8("g\u{e9}".as_bytes())));
+        // The same bytes in another string type are another name.
+        assert!(!dn_equal(
+            &utf8(e_acute),
+            &name(&[&[(CN, TELETEX, e_acute)]])
+        ));
+        // BMPString: exact, type and bytes; no case folding even of ASCII-looking bytes.
+        let bmp = |v: &[u8]| name(&[&[(CN, BMP, v)]]);
+        assert!(dn_equal(
+            &bmp(&[0, b'g', 0, b'w']),
+            &bmp(&[0, b'g', 0, b'w'])
+        ));
+        assert!(!dn_equal(
+            &bmp(&[0, b'g', 0, b'w']),
+            &bmp(&[0, b'G', 0, b'W'])
+        ));
+        assert!(!dn_equal(&bmp(b"gw"), &utf8(b"gw")));
+        assert!(!dn_equal(&name(&[&[(CN, TELETEX, b"gw")]]), &utf8(b"gw")));
+        // An empty RDN is not a Name we accept.
+        assert!(!dn_equal(&name(&[&[]]), &name(&[&[], &[]])));
     }
 }

@@ -37,7 +37,7 @@ mod dn;
 pub mod store;
 mod x509;
 
-pub(crate) use dn::attributes as dn_attributes;
+pub(crate) use dn::rdns as dn_rdns;
 pub use dn::{dn_equal, dn_text, parse_dn};
 pub use x509::{key_usage, AltName, Certificate};
 
@@ -77,6 +77,9 @@ pub enum CertError {
     /// the end entity, are looked at; more are refused so that a peer cannot make us
     /// try many signatures).
     TooManyCertificates,
+    /// The peer's AUTH method or end-entity key type is not the one the configuration
+    /// asks of it ([`PeerAuth`]).
+    MethodNotAllowed,
 }
 
 impl fmt::Display for CertError {
@@ -94,6 +97,9 @@ impl fmt::Display for CertError {
             Self::NoCommonHash => "no common signature hash algorithm",
             Self::KeyMismatch => "private key does not match the certificate",
             Self::TooManyCertificates => "too many certificates sent",
+            Self::MethodNotAllowed => {
+                "authentication method or key type not allowed for the peer by auth_method"
+            }
         })
     }
 }
@@ -109,6 +115,80 @@ pub mod method {
     pub const ECDSA_P256: u8 = 9;
     /// ECDSA with SHA-384 on P-384.
     pub const ECDSA_P384: u8 = 10;
+    /// ECDSA with SHA-512 on P-521 (no key of ours; named for [`super::PeerAuth`]).
+    pub const ECDSA_P521: u8 = 11;
+}
+
+/// What the peer's AUTH payload may be: a configuration's authentication method
+/// constrains the peer as well as our own signature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum PeerAuth {
+    /// Any signature we verify, with any key type we know (`auth_method cert`).
+    #[default]
+    Any,
+    /// RSASSA-PKCS1-v1_5 with an RSA key: RFC 7427 with a PKCS#1 v1.5
+    /// AlgorithmIdentifier, or the classic RSA digital signature method 1 (`rsa_sig`).
+    RsaPkcs1,
+    /// RSASSA-PSS with an RSA key, RFC 7427 only (`rsa_pss`).
+    RsaPss,
+    /// ECDSA with an EC key; with a hash, only that hash: RFC 7427 with the matching
+    /// AlgorithmIdentifier or the RFC 4754 method of that hash (9 SHA-256, 10 SHA-384,
+    /// 11 SHA-512) (`ecdsa`, `ecdsa_sha256`...).
+    Ecdsa(Option<Hash>),
+}
+
+impl PeerAuth {
+    /// Whether an AUTH payload (`method`, `data`) from a peer whose end-entity key is
+    /// `key` is of the allowed kind (checked before the signature itself).
+    ///
+    /// # Errors
+    /// [`CertError::MethodNotAllowed`] when it is not; a malformed RFC 7427
+    /// AlgorithmIdentifier as [`SigAlg::from_algorithm_identifier`] reports it.
+    pub fn permits(self, key: &PublicKey, method: u8, data: &[u8]) -> Result<(), CertError> {
+        use crate::consts::auth;
+        if self == Self::Any {
+            return Ok(());
+        }
+        let alg = if method == auth::DIGITAL_SIGNATURE {
+            Some(digital_signature_alg(data)?.0)
+        } else {
+            None
+        };
+        let rsa = matches!(key, PublicKey::Rsa(_));
+        let hash_ok = |want: Option<Hash>, got: Hash| want.is_none_or(|w| w == got);
+        let ok = match self {
+            Self::Any => true,
+            Self::RsaPkcs1 => {
+                rsa && (method == auth::RSA_SIG || matches!(alg, Some(SigAlg::RsaPkcs1(_))))
+            }
+            Self::RsaPss => rsa && matches!(alg, Some(SigAlg::RsaPss(_))),
+            Self::Ecdsa(want) => {
+                !rsa && match (method, alg) {
+                    (_, Some(SigAlg::Ecdsa(h))) => hash_ok(want, h),
+                    (method::ECDSA_P256, None) => hash_ok(want, Hash::Sha256),
+                    (method::ECDSA_P384, None) => hash_ok(want, Hash::Sha384),
+                    (method::ECDSA_P521, None) => hash_ok(want, Hash::Sha512),
+                    _ => false,
+                }
+            }
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(CertError::MethodNotAllowed)
+        }
+    }
+}
+
+/// The algorithm and signature of RFC 7427 AUTH data (length, AlgorithmIdentifier,
+/// signature value).
+fn digital_signature_alg(data: &[u8]) -> Result<(SigAlg, &[u8]), CertError> {
+    let (&n, rest) = data.split_first().ok_or(CertError::Malformed)?;
+    let n = usize::from(n);
+    if rest.len() < n {
+        return Err(CertError::Malformed);
+    }
+    Ok((SigAlg::from_algorithm_identifier(&rest[..n])?, &rest[n..]))
 }
 
 /// A hash algorithm of RFC 7427 signatures.
@@ -509,6 +589,8 @@ pub struct CertAuth {
     pub hashes: Vec<Hash>,
     /// Sign with RSASSA-PSS rather than PKCS#1 v1.5 (RSA keys, method 14).
     pub rsa_pss: bool,
+    /// What the peer's AUTH may be ([`PeerAuth::Any`] unless set).
+    pub peer: PeerAuth,
     /// The time certificates are checked at, seconds since 1970 (set by the caller).
     pub now: i64,
 }
@@ -527,6 +609,7 @@ impl fmt::Debug for CertAuth {
             .field("anchors", &self.anchors.len())
             .field("hashes", &self.hashes)
             .field("rsa_pss", &self.rsa_pss)
+            .field("peer", &self.peer)
             .field("now", &self.now)
             .finish()
     }
@@ -555,6 +638,7 @@ impl CertAuth {
             anchors: Arc::new(anchors),
             hashes: Hash::ALL.to_vec(),
             rsa_pss: false,
+            peer: PeerAuth::Any,
             now,
         })
     }
@@ -705,13 +789,8 @@ pub fn verify_auth(
     };
     match (method, key) {
         (auth::DIGITAL_SIGNATURE, _) => {
-            let (&n, rest) = data.split_first().ok_or(CertError::Malformed)?;
-            let n = usize::from(n);
-            if rest.len() < n {
-                return Err(CertError::Malformed);
-            }
-            let alg = SigAlg::from_algorithm_identifier(&rest[..n])?;
-            alg.verify(key, octets, &rest[n..])
+            let (alg, signature) = digital_signature_alg(data)?;
+            alg.verify(key, octets, signature)
         }
         (method::ECDSA_P256, PublicKey::EcP256(_)) => fixed(&sig::ECDSA_P256_SHA256_FIXED),
         (method::ECDSA_P384, PublicKey::EcP384(_)) => fixed(&sig::ECDSA_P384_SHA384_FIXED),

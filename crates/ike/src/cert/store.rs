@@ -6,6 +6,8 @@
 //!  DIR/anchors/<sha256 of the certificate>.der   trust anchors
 //!  DIR/keys/<sha256 of the public key>.der        private keys, PKCS#8 or PKCS#1/SEC 1,
 //!                                                 mode 0600 in a 0700 directory
+//!                                                 (as created; see below for what is
+//!                                                 required)
 //! ```
 //!
 //! Files are named by fingerprint, so importing the same object twice is harmless, and
@@ -14,11 +16,19 @@
 //! the pair for an identity and builds the chain from the stored intermediates).
 //! Import takes PEM (any number of CERTIFICATE, PRIVATE KEY, RSA PRIVATE KEY and EC
 //! PRIVATE KEY blocks) or a single DER object; encrypted keys are refused.
+//!
+//! The store is trusted only if root alone can change it: the store directory and its
+//! `certs/`, `anchors/` and `keys/` must be directories owned by root and writable by
+//! neither group nor others; certificates and anchors regular files owned by root and
+//! not group/other-writable; private keys regular files of mode 0600 owned by root.
+//! Every file is opened without following a symbolic link (`O_NOFOLLOW`) and checked on
+//! the open descriptor before it is read. [`CertStore::open_existing`] checks a store
+//! without creating or changing anything (for the daemon and `in.ikev2d -c`).
 
 use core::fmt;
 use std::fs;
-use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::io::{Read as _, Write as _};
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
@@ -58,6 +68,152 @@ fn err(path: &Path, what: impl Into<String>) -> StoreError {
 
 fn io_err(path: &Path, e: &std::io::Error) -> StoreError {
     err(path, e.to_string())
+}
+
+/// What a file opened by [`read_checked`] must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileRule {
+    /// A private key or secret: a regular file of mode 0600 owned by root.
+    Private,
+    /// A public object (certificate, trust anchor): a regular file owned by root,
+    /// writable by neither group nor others.
+    RootOwned,
+}
+
+impl FileRule {
+    /// Why `md` (the metadata of an open descriptor) breaks the rule, if it does;
+    /// `what` names the content in the message (`a private key`).
+    ///
+    /// # Errors
+    /// What is wrong, for a message naming the file.
+    pub fn check(self, md: &fs::Metadata, what: &str) -> Result<(), String> {
+        if !md.file_type().is_file() {
+            return Err(format!("not a regular file: {what} must be one"));
+        }
+        let mode = md.mode() & 0o7777;
+        match self {
+            Self::Private if mode != 0o600 => {
+                return Err(format!(
+                    "mode {mode:04o}: {what} must be in a file of mode 0600"
+                ))
+            }
+            Self::RootOwned if mode & 0o022 != 0 => {
+                return Err(format!(
+                    "mode {mode:04o}: writable by group or others, {what} must not be"
+                ))
+            }
+            _ => {}
+        }
+        if md.uid() != 0 {
+            return Err(format!(
+                "owned by uid {}: {what} must be in a file owned by root",
+                md.uid()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Opens `path` without following a symbolic link (a link is refused with `ELOOP`)
+/// and returns the file with the metadata of that descriptor (`fstat`), so what is
+/// checked is what is read.
+///
+/// # Errors
+/// The open or `fstat` failure.
+pub fn open_nofollow(path: &Path) -> std::io::Result<(fs::File, fs::Metadata)> {
+    open_flags(path, libc::O_NOFOLLOW)
+}
+
+/// [`open_nofollow`], but following a symbolic link (for input that is not secret).
+///
+/// # Errors
+/// The open or `fstat` failure.
+pub fn open_following(path: &Path) -> std::io::Result<(fs::File, fs::Metadata)> {
+    open_flags(path, 0)
+}
+
+/// Opens `path` for reading, never blocking on a FIFO or taking a terminal, and
+/// `fstat`s the descriptor.
+fn open_flags(path: &Path, flags: i32) -> std::io::Result<(fs::File, fs::Metadata)> {
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags | libc::O_NOCTTY | libc::O_NONBLOCK)
+        .open(path)?;
+    let md = f.metadata()?;
+    Ok((f, md))
+}
+
+/// Reads all of `f` (opened by [`open_nofollow`]) into memory wiped on drop.
+///
+/// # Errors
+/// The read failure.
+pub fn read_all(mut f: fs::File) -> std::io::Result<Zeroizing<Vec<u8>>> {
+    let mut out = Zeroizing::new(Vec::new());
+    f.read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// Opens `path` with [`open_nofollow`], checks the descriptor against `rule` and only
+/// then reads it.
+///
+/// # Errors
+/// `path: what is wrong` (a symbolic link, wrong type, mode or owner) or the I/O error.
+pub fn read_checked(path: &Path, rule: FileRule) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+    let (f, md) = open_nofollow(path).map_err(|e| nofollow_err(path, &e))?;
+    let what = match rule {
+        FileRule::Private => "a private key",
+        FileRule::RootOwned => "a certificate",
+    };
+    rule.check(&md, what).map_err(|w| err(path, w))?;
+    read_all(f).map_err(|e| io_err(path, &e))
+}
+
+/// Whether an [`open_nofollow`] error means the path is a symbolic link.
+#[must_use]
+pub fn is_link_refused(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(libc::ELOOP)
+}
+
+/// An [`open_nofollow`] error, saying so when the path is a symbolic link.
+fn nofollow_err(path: &Path, e: &std::io::Error) -> StoreError {
+    if is_link_refused(e) {
+        err(
+            path,
+            "a symbolic link: refused (the file itself must be named)",
+        )
+    } else {
+        io_err(path, e)
+    }
+}
+
+/// Refuses a store directory that anyone but root could change.
+fn check_dir(path: &Path) -> Result<(), StoreError> {
+    let md = fs::symlink_metadata(path).map_err(|e| io_err(path, &e))?;
+    if !md.file_type().is_dir() {
+        return Err(err(
+            path,
+            "not a directory (a symbolic link is refused): the certificate store needs one",
+        ));
+    }
+    let mode = md.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(err(
+            path,
+            format!(
+                "mode {mode:04o}: writable by group or others, a certificate store directory must not be"
+            ),
+        ));
+    }
+    if md.uid() != 0 {
+        return Err(err(
+            path,
+            format!(
+                "owned by uid {}: a certificate store directory must be owned by root",
+                md.uid()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// What one stored object is.
@@ -128,10 +284,11 @@ pub(crate) enum Object {
 }
 
 impl CertStore {
-    /// Opens (creating if needed) the store in `dir`.
+    /// Opens (creating if needed) the store in `dir`, then checks it as
+    /// [`CertStore::open_existing`] does.
     ///
     /// # Errors
-    /// When the directories cannot be created.
+    /// When the directories cannot be created, or the store is not root's alone.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
         let dir = dir.into();
         for sub in [CERTS, ANCHORS, KEYS] {
@@ -141,6 +298,26 @@ impl CertStore {
         let keys = dir.join(KEYS);
         fs::set_permissions(&keys, fs::Permissions::from_mode(0o700))
             .map_err(|e| io_err(&keys, &e))?;
+        Self::open_existing(dir)
+    }
+
+    /// Opens the existing store in `dir` read-only, creating and changing nothing.
+    ///
+    /// # Errors
+    /// A missing directory, or one (the store, `certs/`, `anchors/`, `keys/`) that is
+    /// not a directory owned by root and unwritable by group and others (named).
+    pub fn open_existing(dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let dir = dir.into();
+        let top = fs::metadata(&dir).map_err(|e| io_err(&dir, &e))?;
+        if !top.is_dir() {
+            return Err(err(&dir, "not a directory"));
+        }
+        // The store itself may be reached through a link (its target is checked);
+        // what is inside may not.
+        check_dir(&dir.join("."))?;
+        for sub in [CERTS, ANCHORS, KEYS] {
+            check_dir(&dir.join(sub))?;
+        }
         Ok(Self { dir })
     }
 
@@ -233,7 +410,7 @@ impl CertStore {
         self.read_dir(sub)?
             .into_iter()
             .map(|(_, p)| {
-                let der = fs::read(&p).map_err(|e| io_err(&p, &e))?;
+                let der = read_checked(&p, FileRule::RootOwned)?;
                 Certificate::from_der(&der).map_err(|e| err(&p, e.to_string()))
             })
             .collect()
@@ -243,7 +420,7 @@ impl CertStore {
         self.read_dir(KEYS)?
             .into_iter()
             .map(|(fp, p)| {
-                let der = Zeroizing::new(fs::read(&p).map_err(|e| io_err(&p, &e))?);
+                let der = read_checked(&p, FileRule::Private)?;
                 let k = PrivateKey::from_der(&der).map_err(|e| err(&p, e.to_string()))?;
                 Ok((fp, k))
             })
@@ -327,7 +504,8 @@ impl CertStore {
                 ))
             }
         };
-        let data = Zeroizing::new(fs::read(&path).map_err(|e| io_err(&path, &e))?);
+        let (f, _) = open_nofollow(&path).map_err(|e| nofollow_err(&path, &e))?;
+        let data = read_all(f).map_err(|e| io_err(&path, &e))?;
         let entry = if sub == KEYS {
             let k = PrivateKey::from_der(&data).map_err(|e| err(&path, e.to_string()))?;
             Entry {

@@ -90,6 +90,16 @@ pub(super) fn choose_child<'p, 'a>(
         })
 }
 
+/// The suites a responder may accept for one request: the policy's answer, or without
+/// one the configuration's (none when [`IkeConfig::child_policy_required`]).
+pub(super) fn allowed_suites(cfg: &IkeConfig, policy: Option<Vec<ChildSuite>>) -> Vec<ChildSuite> {
+    match policy {
+        Some(v) => v,
+        None if cfg.child_policy_required => Vec::new(),
+        None => cfg.child_suites(),
+    }
+}
+
 /// What a decrypted request asks for, if it makes a Child SA (`rekey`: our inbound SPI of
 /// the pair it replaces).
 pub(super) fn peer_child_request(
@@ -137,7 +147,11 @@ impl Established {
             return None;
         }
         let mut plain = zeroize::Zeroizing::new(Vec::new());
-        let (h, inner) = self.ciphers.inp.open(datagram, &mut plain).ok()?;
+        // A fragment shows the request only if it completes it (RFC 7383).
+        let id = u32::try_from(self.expect_request_id).ok()?;
+        let (h, inner) = self
+            .frag
+            .peek(&self.ciphers.inp, datagram, &mut plain, id)?;
         if h.is_response()
             || h.exchange != exchange::CREATE_CHILD_SA
             || h.spi_i != self.spi_i
@@ -146,10 +160,11 @@ impl Established {
         {
             return None;
         }
-        let esp = inner.iter().any(|p| {
-            matches!(p, Payload::Sa(props) if props.iter().all(|p| p.protocol == protocol::ESP))
-        });
-        if !esp || inner.iter().all(|p| p.ty() != pt::SA) {
+        // Any SA payload that is not an IKE SA rekey (no IKE proposal, as `handle`
+        // decides) asks for a Child SA, whatever else its proposals name.
+        let child = matches!(inner.iter().find(|p| p.ty() == pt::SA),
+            Some(Payload::Sa(props)) if !props.iter().any(|p| p.protocol == protocol::IKE));
+        if !child {
             return None;
         }
         let rekey = inner.iter().find_map(|p| match p {

@@ -121,6 +121,17 @@ pub enum Event {
     /// Our IKE SA rekey failed (the peer's error notification, or a response we could
     /// not accept); nothing changed.
     IkeRekeyFailed(IkeError),
+    /// Both sides rekeyed the IKE SA at once (RFC 7296 §2.8.2) and the collision is
+    /// settled: [`Output::rekeyed`] is the surviving new IKE SA (it holds every Child SA),
+    /// made by the exchange without the lowest of the four nonces. `won`: that exchange
+    /// was ours: the peer deletes the redundant one, and we delete the old IKE SA (best
+    /// once the redundant one is gone, so that the peer has settled too); otherwise we
+    /// delete the redundant one ([`Output::redundant`], if any) and the peer deletes the
+    /// old one.
+    IkeRekeyCollision {
+        /// The surviving new IKE SA is the one our request made.
+        won: bool,
+    },
 }
 
 /// The result of a datagram handled by an [`Established`] SA.
@@ -135,6 +146,10 @@ pub struct Output {
     /// one stays until the side that asked for the rekey deletes it
     /// ([`Established::delete_ike`] on the old SA).
     pub rekeyed: Option<Box<Established>>,
+    /// With [`Event::IkeRekeyCollision`]: the redundant new IKE SA of the two, if it
+    /// exists on our side: ours to delete ([`Established::delete_ike`]) when we lost, the
+    /// peer's to delete (keep it until then) when we won.
+    pub redundant: Option<Box<Established>>,
 }
 
 impl Established {
@@ -175,6 +190,21 @@ impl Established {
     #[must_use]
     pub fn child(&self) -> Option<&ChildSa> {
         self.children.first().map(|c| &c.sa)
+    }
+
+    /// Why the Child SA of IKE_AUTH was not made, if it was refused (by us as responder,
+    /// with the error notification sent, or by the peer) while the IKE SA was
+    /// established (RFC 7296 §1.2): the IKE SA is up with no Child SA.
+    #[must_use]
+    pub fn ike_auth_child_error(&self) -> Option<IkeError> {
+        self.child_refused
+    }
+
+    /// Initiator whose IKE_AUTH Child SA was refused: the inbound SPI its request
+    /// offered, which no Child SA uses (the caller releases it).
+    #[must_use]
+    pub fn unused_spi(&self) -> Option<[u8; 4]> {
+        self.unused_spi
     }
 
     /// Every Child SA pair of this IKE SA, oldest first.
@@ -453,11 +483,16 @@ impl Established {
             spi_r,
             ciphers: Ciphers::new(self.cfg.suite, &keys, initiator)?,
             keys,
-            children: core::mem::take(&mut self.children),
+            children: Vec::new(),
+            child_refused: None,
+            unused_spi: None,
             rekeys: Vec::new(),
             orphan_deletes: Vec::new(),
             cached: None,
             peer_initial_contact: false,
+            frag: self.frag.renewed(),
+            collision: None,
+            rekeyed_away: false,
             backoff: self.backoff,
             next_request_id: 0,
             expect_request_id: 0,
@@ -476,6 +511,33 @@ impl Established {
                 return s;
             }
         }
+    }
+
+    /// The datagrams that carry `msg` (a request or response of this SA, first sent or
+    /// again): `msg` itself, or its fragments when both sides support IKE fragmentation
+    /// (RFC 7383) and it is longer than [`IkeConfig::fragment_len`]. The same message
+    /// always gives the same fragments.
+    pub fn datagrams(&mut self, msg: &[u8], rng: &mut dyn Random) -> Vec<Vec<u8>> {
+        self.frag.datagrams(&self.ciphers.out, msg, rng)
+    }
+
+    /// Whether both sides announced IKE fragmentation support.
+    #[must_use]
+    pub fn fragmentation(&self) -> bool {
+        self.frag.active()
+    }
+
+    /// Fragments dropped because their integrity check failed.
+    #[must_use]
+    pub fn bad_fragments(&self) -> u64 {
+        self.frag.bad_fragments()
+    }
+
+    /// Abandons incomplete fragmented messages older than [`REASSEMBLY_TIMEOUT`] (counted
+    /// from the first call that saw them); returns when to call again, if anything is
+    /// being reassembled.
+    pub fn expire_fragments(&mut self, now: Instant) -> Option<Instant> {
+        self.frag.expire(now)
     }
 
     /// When [`Established::handle_timeout`] is next due, if a request is outstanding.
@@ -515,16 +577,52 @@ impl Established {
         // The caller's policy answer is for this datagram only.
         let policy = self.child_policy.take();
         if let Some((req, resp)) = &self.cached {
-            if datagram == req.as_slice() {
+            if !req.is_empty() && datagram == req.as_slice() {
                 return Ok(Output {
                     reply: Some(resp.clone()),
                     event: None,
                     rekeyed: None,
+                    redundant: None,
                 });
             }
         }
         let mut plain = Zeroizing::new(Vec::new());
-        let (h, inner) = self.ciphers.inp.open(datagram, &mut plain)?;
+        let (expect, next_request, waiting) = (
+            self.expect_request_id,
+            self.next_request_id,
+            self.pending.is_some(),
+        );
+        let verdict = |h: &Header, f: &crate::sk::Fragment| {
+            let id = u64::from(h.message_id);
+            if h.is_response() {
+                if waiting && h.message_id.wrapping_add(1) == next_request {
+                    Verdict::Take
+                } else {
+                    Verdict::Drop
+                }
+            } else if id == expect {
+                Verdict::Take
+            } else if id + 1 == expect && f.number == 1 {
+                Verdict::Replay
+            } else {
+                Verdict::Drop
+            }
+        };
+        let (h, inner) = match self
+            .frag
+            .open(&self.ciphers.inp, datagram, &mut plain, verdict)?
+        {
+            Opened::Message(h, inner) => (h, inner),
+            Opened::Waiting => return Ok(Output::default()),
+            Opened::Replay => {
+                return Ok(Output {
+                    reply: self.cached.as_ref().map(|(_, r)| r.clone()),
+                    event: None,
+                    rekeyed: None,
+                    redundant: None,
+                })
+            }
+        };
         if h.spi_i != self.spi_i || h.spi_r != self.spi_r || h.is_initiator() == self.initiator {
             return Err(IkeError::Unexpected("SPIs or Initiator flag"));
         }
@@ -541,8 +639,13 @@ impl Established {
         let (payloads_out, event) = match h.exchange {
             exchange::INFORMATIONAL => self.answer_informational(&inner),
             exchange::CREATE_CHILD_SA if ike_rekey => match self.answer_ike_rekey(&inner, rng) {
-                Ok((out, new)) => {
-                    rekeyed = Some(Box::new(new));
+                Ok((out, new, low)) if self.pending.is_some() => {
+                    // Our own rekey is in flight: settled when it completes (§2.8.2).
+                    self.collision = Some((Box::new(new), low));
+                    (out, None)
+                }
+                Ok((out, new, _)) => {
+                    rekeyed = Some(self.hand_over(new));
                     (out, Some(Event::IkeRekeyed))
                 }
                 Err((ty, data)) => (vec![OwnedPayload::Notify(ty, data)], None),
@@ -556,15 +659,23 @@ impl Established {
             .collect();
         let reply = self.message(h.exchange, true, h.message_id, &refs, rng)?;
         self.expect_request_id += 1;
-        self.cached = Some((datagram.to_vec(), reply.clone()));
+        self.cached = Some((fragments::request_key(datagram), reply.clone()));
+        let mut event = event;
         if event == Some(Event::IkeDeleted) {
             self.closed = true;
             self.pending = None;
+            if let Some((new, _)) = self.collision.take() {
+                // The peer completed its rekey and deletes the old SA while ours was in
+                // flight: its new SA stands, ours is forgotten (§2.25.2).
+                rekeyed = Some(self.hand_over(*new));
+                event = Some(Event::IkeRekeyCollision { won: false });
+            }
         }
         Ok(Output {
             reply: Some(reply),
             event,
             rekeyed,
+            redundant: None,
         })
     }
 
@@ -596,30 +707,66 @@ impl Established {
                 Ok(ev) => ev,
                 Err(e) => Event::ChildFailed(e),
             },
-            Request::RekeyIke(req) => match self.accept_ike_rekey(&req, inner) {
-                Ok(new) => {
-                    return Ok(Output {
-                        reply: None,
-                        event: Some(Event::IkeRekeyed),
-                        rekeyed: Some(Box::new(new)),
-                    })
-                }
-                Err(e) => Event::IkeRekeyFailed(e),
-            },
+            Request::RekeyIke(req) => {
+                let result = self.accept_ike_rekey(&req, inner);
+                return Ok(self.settle_ike_rekey(result));
+            }
         };
         Ok(Output {
             reply: None,
             event: Some(event),
             rekeyed: None,
+            redundant: None,
         })
     }
 
-    /// The peer's answer to our IKE SA rekey.
+    /// Moves the Child SAs to `new`, the IKE SA that replaces this one.
+    fn hand_over(&mut self, mut new: Established) -> Box<Established> {
+        new.children = core::mem::take(&mut self.children);
+        self.rekeyed_away = true;
+        Box::new(new)
+    }
+
+    /// The outcome of our IKE SA rekey (the new SA and the lowest nonce of the
+    /// exchange, or why it failed), with a simultaneous rekey of the peer's if we answered
+    /// one meanwhile (RFC 7296 §2.8.2): the new SA made with the lowest of the four nonces
+    /// is redundant.
+    fn settle_ike_rekey(&mut self, result: Result<(Established, Vec<u8>), IkeError>) -> Output {
+        let (event, rekeyed, redundant) = match (result, self.collision.take()) {
+            (Ok((mine, _)), None) => (Event::IkeRekeyed, Some(self.hand_over(mine)), None),
+            (Ok((mine, my_low)), Some((theirs, their_low))) => {
+                let won = nonce_lt(&their_low, &my_low);
+                let (keep, drop) = if won {
+                    (mine, theirs)
+                } else {
+                    (*theirs, Box::new(mine))
+                };
+                let keep = self.hand_over(keep);
+                (Event::IkeRekeyCollision { won }, Some(keep), Some(drop))
+            }
+            // Ours was refused; the peer's, which we answered, stands.
+            (Err(_), Some((theirs, _))) => (
+                Event::IkeRekeyCollision { won: false },
+                Some(self.hand_over(*theirs)),
+                None,
+            ),
+            (Err(e), None) => (Event::IkeRekeyFailed(e), None, None),
+        };
+        Output {
+            reply: None,
+            event: Some(event),
+            rekeyed,
+            redundant,
+        }
+    }
+
+    /// The peer's answer to our IKE SA rekey: the new SA and the lower nonce of the
+    /// exchange.
     fn accept_ike_rekey(
         &mut self,
         req: &IkeRekeyRequest,
         inner: &[Payload<'_>],
-    ) -> Result<Established, IkeError> {
+    ) -> Result<(Established, Vec<u8>), IkeError> {
         if let Some(n) = error_notify(inner) {
             return Err(IkeError::PeerNotify(n));
         }
@@ -645,7 +792,8 @@ impl Established {
             return Err(IkeError::InvalidKePayload(req.share.group().id()));
         }
         let gir = req.share.agree(data)?;
-        self.successor(true, req.spi, spi_r, &gir, &req.ni, nr)
+        let new = self.successor(true, req.spi, spi_r, &gir, &req.ni, nr)?;
+        Ok((new, lowest(&req.ni, nr).to_vec()))
     }
 
     fn remove_child(&mut self, inbound: [u8; 4]) -> Event {
@@ -808,11 +956,14 @@ impl Established {
         &mut self,
         inner: &[Payload<'_>],
         rng: &mut dyn Random,
-    ) -> Result<(Vec<OwnedPayload>, Established), Refusal> {
+    ) -> Result<(Vec<OwnedPayload>, Established, Vec<u8>), Refusal> {
         let refuse = |ty: u16| (ty, Vec::new());
         let syntax = |_| refuse(notify::INVALID_SYNTAX);
-        if self.pending.is_some() {
-            // Our own request (a rekey or a Child SA change) is in flight (§2.25).
+        let rekeying = matches!(self.pending, Some((_, Request::RekeyIke(_))));
+        if (self.pending.is_some() && !rekeying) || self.rekeyed_away || self.collision.is_some() {
+            // Another request of ours is in flight (a Child SA change or a delete), or the
+            // SA is already replaced (§2.25.2). A rekey of ours in flight is a
+            // simultaneous rekey: answered as usual, settled later (§2.8.2).
             return Err(refuse(notify::TEMPORARY_FAILURE));
         }
         let cfg = self.cfg.clone();
@@ -827,12 +978,13 @@ impl Established {
         let new = self
             .successor(false, spi_i, spi_r, &gir, ni, &nr)
             .map_err(syntax)?;
+        let low = lowest(ni, &nr).to_vec();
         let out = vec![
             OwnedPayload::IkeSa(spi_r, num),
             OwnedPayload::Nonce(nr),
             OwnedPayload::Ke(share.group().id(), share.public().to_vec()),
         ];
-        Ok((out, new))
+        Ok((out, new, low))
     }
 
     /// Our answer to a CREATE_CHILD_SA request: the new pair, or an error notification
@@ -876,8 +1028,17 @@ impl Established {
                 Some(c.inbound())
             }
         };
+        // Pairs being replaced may briefly double the count during rekeys.
+        let limit = if old.is_some() {
+            cfg.max_child_sas.saturating_mul(2)
+        } else {
+            cfg.max_child_sas
+        };
+        if self.children.len() >= limit {
+            return Err(refuse(notify::NO_ADDITIONAL_SAS));
+        }
         // The peer's first proposal that policy (or the configuration) allows.
-        let allowed = policy.unwrap_or_else(|| cfg.child_suites());
+        let allowed = child_policy::allowed_suites(&cfg, policy);
         let Ok(Payload::Sa(props)) = one(inner, pt::SA, "SA") else {
             return Err(refuse(notify::INVALID_SYNTAX));
         };
@@ -1116,5 +1277,89 @@ mod test {
         };
         assert!(r.handle(&forge(u32::MAX), &mut rng).is_ok());
         assert!(r.handle(&forge(0), &mut rng).is_err(), "message ID wrapped");
+    }
+
+    /// The initiator's CREATE_CHILD_SA request `req` with an AH proposal put before its
+    /// ESP ones (sealed again with the initiator's keys).
+    fn with_ah_first(i: &Established, r: &Established, req: &[u8], rng: &mut Counter) -> Vec<u8> {
+        let mut plain = Zeroizing::new(Vec::new());
+        let (h, mut inner) = r.ciphers.inp.open(req, &mut plain).unwrap();
+        for p in &mut inner {
+            if let Payload::Sa(props) = p {
+                let mut ah = props[0].clone();
+                ah.protocol = protocol::AH;
+                for p in props.iter_mut() {
+                    p.num += 1;
+                }
+                props.insert(0, ah);
+            }
+        }
+        i.ciphers.seal(&h, &inner, rng).unwrap()
+    }
+
+    /// The notification type a refused CREATE_CHILD_SA response brings back.
+    fn refusal(i: &mut Established, reply: &[u8], rng: &mut Counter) -> IkeError {
+        match i.handle(reply, rng).unwrap().event {
+            Some(Event::ChildFailed(e)) => e,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn ah_proposal_does_not_skip_the_policy() {
+        let (mut i, mut r) = established();
+        r.cfg.child_policy_required = true;
+        let mut rng = Counter(7);
+        let now = Instant::now();
+        let req = i.create_child(None, now, &mut rng).unwrap();
+        let req = with_ah_first(&i, &r, &req, &mut rng);
+        // Seen as a Child SA request, so the caller asks its policy.
+        let seen = r.child_request(&req).unwrap();
+        assert!(seen.rekey.is_none() && !seen.ts_local.is_empty());
+        // Not asked (no answer set): refused, whatever the configuration allows.
+        let out = r.handle(&req, &mut rng).unwrap();
+        assert_eq!(
+            refusal(&mut i, &out.reply.unwrap(), &mut rng),
+            IkeError::PeerNotify(notify::NO_PROPOSAL_CHOSEN)
+        );
+        // Asked, and policy allows the suite: the ESP proposal (number 2) is chosen.
+        let req = i.create_child(None, now, &mut rng).unwrap();
+        let req = with_ah_first(&i, &r, &req, &mut rng);
+        r.set_child_policy(r.cfg.child_suites());
+        let out = r.handle(&req, &mut rng).unwrap();
+        assert!(matches!(out.event, Some(Event::ChildCreated { .. })));
+        assert_eq!(r.children.last().unwrap().sa.suite, r.cfg.child);
+    }
+
+    #[test]
+    fn child_sas_per_ike_sa_are_capped() {
+        let (mut i, mut r) = established();
+        let mut rng = Counter(8);
+        let now = Instant::now();
+        let before = r.children.len();
+        r.cfg.max_child_sas = before + 1;
+        let req = i.create_child(None, now, &mut rng).unwrap();
+        let out = r.handle(&req, &mut rng).unwrap();
+        assert!(matches!(out.event, Some(Event::ChildCreated { .. })));
+        let created = i.handle(&out.reply.unwrap(), &mut rng).unwrap().event;
+        assert!(matches!(created, Some(Event::ChildCreated { .. })));
+        // At the cap: a new pair is refused with NO_ADDITIONAL_SAS, nothing is kept.
+        let req = i.create_child(None, now, &mut rng).unwrap();
+        let out = r.handle(&req, &mut rng).unwrap();
+        assert!(out.event.is_none());
+        assert_eq!(
+            refusal(&mut i, &out.reply.unwrap(), &mut rng),
+            IkeError::PeerNotify(notify::NO_ADDITIONAL_SAS)
+        );
+        assert_eq!(r.children.len(), before + 1);
+        // A rekey of an existing pair still goes through.
+        let spi = i.children[0].inbound();
+        let req = i.create_child(Some(spi), now, &mut rng).unwrap();
+        let out = r.handle(&req, &mut rng).unwrap();
+        assert!(
+            matches!(out.event, Some(Event::ChildRekeyed { .. })),
+            "{:?}",
+            out.event
+        );
     }
 }

@@ -54,6 +54,9 @@ fn sa_init_request(
         notify::NAT_DETECTION_DESTINATION_IP,
         &nat[1],
     ));
+    if cfg.fragment_len.is_some() {
+        payloads.push(notify_payload(notify::IKEV2_FRAGMENTATION_SUPPORTED, &[]));
+    }
     Message {
         header: header(spi_i, [0; 8], exchange::IKE_SA_INIT, flags::INITIATOR, 0),
         payloads,
@@ -341,6 +344,10 @@ impl ExpectSaInitResp {
             nat: detect_nat(&m.payloads, &self.spi_i, &spi_r, self.path),
             child_spi,
             pending: Pending::new(packet, now, cfg.backoff),
+            frag: Frag::new(
+                cfg.fragment_len,
+                has_notify(&m.payloads, notify::IKEV2_FRAGMENTATION_SUPPORTED),
+            ),
         })
     }
 }
@@ -359,6 +366,7 @@ pub struct ExpectAuthResp {
     init_response: Vec<u8>,
     child_spi: [u8; 4],
     pending: Pending,
+    frag: Frag,
 }
 
 impl ExpectAuthResp {
@@ -383,6 +391,17 @@ impl ExpectAuthResp {
         &self.keys
     }
 
+    /// The datagrams that carry the IKE_AUTH request `msg` (as [`Established::datagrams`]).
+    pub fn datagrams(&mut self, msg: &[u8], rng: &mut dyn Random) -> Vec<Vec<u8>> {
+        self.frag.datagrams(&self.ciphers.out, msg, rng)
+    }
+
+    /// Whether both sides announced IKE fragmentation support (RFC 7383).
+    #[must_use]
+    pub fn fragmentation(&self) -> bool {
+        self.frag.active()
+    }
+
     /// When [`ExpectAuthResp::handle_timeout`] is next due.
     #[must_use]
     pub fn poll_timeout(&self) -> Instant {
@@ -398,12 +417,19 @@ impl ExpectAuthResp {
     }
 
     /// Handles a datagram that may be the IKE_AUTH response.
-    pub fn handle(self, datagram: &[u8]) -> Step<Self, Established> {
+    pub fn handle(mut self, datagram: &[u8]) -> Step<Self, Established> {
         let mut plain = Zeroizing::new(Vec::new());
-        let (h, inner) = match self.ciphers.inp.open(datagram, &mut plain) {
-            Ok(x) => x,
+        let (h, inner) = match fragments::open_auth(
+            &mut self.frag,
+            &self.ciphers.inp,
+            datagram,
+            &mut plain,
+            true,
+        ) {
+            Ok(Some(x)) => x,
+            Ok(None) => return fragments::waiting(self),
             // Bad ICV or garbage: silent drop, keep waiting (RFC 7296 §2.21.1).
-            Err(e) => return stay(self, e.into()),
+            Err(e) => return stay(self, e),
         };
         if h.exchange != exchange::IKE_AUTH
             || !h.is_response()
@@ -414,13 +440,19 @@ impl ExpectAuthResp {
         {
             return stay(self, IkeError::Unexpected("not our IKE_AUTH response"));
         }
-        if let Some(n) = error_notify(&inner) {
-            return Step::Failed {
-                error: IkeError::PeerNotify(n),
-                reply: None,
-            };
-        }
-        match self.accept_auth_response(&inner) {
+        // An error about the Child SA alone, in a response that authenticates the
+        // responder, leaves the IKE SA up without a Child SA (RFC 7296 §1.2, §2.21.2).
+        let child_refused = match error_notify(&inner) {
+            Some(n) if child_only_error(n) && has_auth(&inner) => Some(IkeError::PeerNotify(n)),
+            Some(n) => {
+                return Step::Failed {
+                    error: IkeError::PeerNotify(n),
+                    reply: None,
+                }
+            }
+            None => None,
+        };
+        match self.accept_auth_response(&inner, child_refused) {
             Ok(est) => Step::Next {
                 state: est,
                 reply: None,
@@ -432,7 +464,11 @@ impl ExpectAuthResp {
         }
     }
 
-    fn accept_auth_response(&self, inner: &[Payload<'_>]) -> Result<Established, IkeError> {
+    fn accept_auth_response(
+        &mut self,
+        inner: &[Payload<'_>],
+        child_refused: Option<IkeError>,
+    ) -> Result<Established, IkeError> {
         let cfg = &self.cfg;
         let proof = authenticate_peer(
             cfg,
@@ -442,28 +478,17 @@ impl ExpectAuthResp {
             &self.ni,
             &self.keys.sk_pr,
         )?;
-        let suites = cfg.child_suites();
-        let wanted = child_proposals(&suites, &[], None);
-        let answer = child_answer(cfg, inner, &wanted, &cfg.ts_local, &cfg.ts_remote)?;
-        let suite = *suites
-            .get(answer.chosen)
-            .ok_or(IkeError::NoProposalChosen)?;
-        let keys = child_keys(
-            cfg.prf,
-            &self.keys.sk_d,
-            None,
-            &self.ni,
-            &self.nr,
-            child_sizes(&suite)?,
-        )?;
-        Ok(Established {
-            nat: self.nat,
-            initiator: true,
-            spi_i: self.spi_i,
-            spi_r: self.spi_r,
-            keys: self.keys.clone(),
-            cfg: cfg.clone(),
-            children: vec![Child {
+        let children = if child_refused.is_some() {
+            Vec::new()
+        } else {
+            let suites = cfg.child_suites();
+            let wanted = child_proposals(&suites, &[], None);
+            let answer = child_answer(cfg, inner, &wanted, &cfg.ts_local, &cfg.ts_remote)?;
+            let suite = *suites
+                .get(answer.chosen)
+                .ok_or(IkeError::NoProposalChosen)?;
+            let keys = auth_child_keys(cfg, &self.keys, &self.ni, &self.nr, &suite)?;
+            vec![Child {
                 requested_by_us: true,
                 sa: ChildSa {
                     spi_i: self.child_spi,
@@ -474,12 +499,26 @@ impl ExpectAuthResp {
                     ts_r: answer.ts_r,
                     transport: answer.transport,
                 },
-            }],
+            }]
+        };
+        Ok(Established {
+            nat: self.nat,
+            initiator: true,
+            spi_i: self.spi_i,
+            spi_r: self.spi_r,
+            keys: self.keys.clone(),
+            cfg: cfg.clone(),
+            children,
+            unused_spi: child_refused.map(|_| self.child_spi),
+            child_refused,
             rekeys: Vec::new(),
             orphan_deletes: Vec::new(),
             cached: None,
             peer_initial_contact: false,
             ciphers: Ciphers::new(cfg.suite, &self.keys, true)?,
+            frag: core::mem::take(&mut self.frag),
+            collision: None,
+            rekeyed_away: false,
             backoff: cfg.backoff,
             next_request_id: 2,
             expect_request_id: 0,

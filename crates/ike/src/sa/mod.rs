@@ -53,10 +53,25 @@
 //! IKE_SA_INIT, CERT payloads and an RFC 7427 signature in IKE_AUTH; the peer's chain,
 //! identity binding and signature are checked before [`AuthVerified`] exists.
 //!
-//! Time and randomness are inputs (`now`, [`Random`]). Not here yet: the use of
-//! fragmentation, and collisions of an IKE SA rekey with another request
-//! (refused with TEMPORARY_FAILURE rather than resolved). Simultaneous rekeys of one
-//! Child SA pair are resolved by the lowest-nonce rule of §2.8.1.
+//! IKE fragmentation (RFC 7383, [`IkeConfig::fragment_len`]): IKEV2_FRAGMENTATION_SUPPORTED
+//! both ways in IKE_SA_INIT; when both sides announce it, every protected message longer
+//! than the limit goes out as Encrypted Fragment messages (`datagrams` on
+//! [`ExpectAuthResp`] and [`Established`]; a retransmission resends the same fragments),
+//! and fragments coming in are authenticated one by one, then reassembled within bounds
+//! and handled as the whole message (see `fragments`). A retransmitted first fragment of
+//! a request already answered brings the whole cached response again.
+//!
+//! A Child SA that cannot be made in IKE_AUTH (NO_PROPOSAL_CHOSEN, TS_UNACCEPTABLE...)
+//! does not undo the authenticated IKE SA (RFC 7296 §1.2, §2.21.2): both sides reach
+//! [`Established`] without a Child SA ([`Established::ike_auth_child_error`]).
+//!
+//! Simultaneous rekeys of one Child SA pair are resolved by the lowest-nonce rule of
+//! §2.8.1, and simultaneous IKE SA rekeys by that of §2.8.2
+//! ([`Event::IkeRekeyCollision`]). Other requests that meet an IKE SA rekey in flight
+//! are refused with TEMPORARY_FAILURE (§2.25.2).
+//!
+//! Time and randomness are inputs (`now`, [`Random`]). Not here yet: more than one
+//! Child SA proposal, EAP and configuration payloads.
 
 use core::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -82,6 +97,7 @@ pub use crate::Random;
 
 mod child_policy;
 mod established;
+mod fragments;
 mod initiator;
 mod proposals;
 mod responder;
@@ -91,6 +107,8 @@ use child_policy::{child_proposals, choose_child, peer_child_request};
 
 use established::Request;
 pub use established::{Event, Output};
+pub use fragments::REASSEMBLY_TIMEOUT;
+use fragments::{Frag, Opened, Verdict};
 pub use initiator::{ExpectAuthResp, ExpectSaInitResp};
 pub use proposals::IkeProposal;
 pub use responder::{respond_sa_init, CookieJar, ExpectAuthReq, InitContext, InitRejected};
@@ -156,6 +174,9 @@ pub struct ChildSuite {
     pub pfs: bool,
 }
 
+/// A default for [`IkeConfig::max_child_sas`].
+pub const DEFAULT_MAX_CHILD_SAS: usize = 64;
+
 /// One side's configuration of an IKE SA with PSK authentication.
 #[derive(Clone)]
 pub struct IkeConfig {
@@ -184,6 +205,15 @@ pub struct IkeConfig {
     pub ts_remote: Vec<TrafficSelector>,
     /// Initiator retransmission policy.
     pub backoff: Backoff,
+    /// Responder: a peer's Child SA request is refused (NO_PROPOSAL_CHOSEN) unless the
+    /// caller set the policy's answer for it (`set_child_policy`); `child` and
+    /// `child_more` are then never accepted on their own (a daemon that asks IPsec
+    /// policy about every request sets this).
+    pub child_policy_required: bool,
+    /// The most Child SA pairs the IKE SA holds: a peer's request for another is refused
+    /// with NO_ADDITIONAL_SAS (a rekey may add one pair beyond it while the old one is
+    /// being deleted). [`DEFAULT_MAX_CHILD_SAS`] is a sensible value.
+    pub max_child_sas: usize,
     /// Initiator: send INITIAL_CONTACT in IKE_AUTH (RFC 7296 §2.4), telling the peer to
     /// drop any older IKE SA with us (set for the first SA after a restart).
     pub initial_contact: bool,
@@ -193,6 +223,11 @@ pub struct IkeConfig {
     /// Certificate authentication (RFC 7427) both ways instead of the PSK: our key and
     /// certificates, the trust anchors for the peer's ([`crate::cert`]).
     pub cert: Option<CertAuth>,
+    /// IKE fragmentation (RFC 7383): `Some(n)` announces support in IKE_SA_INIT and,
+    /// when the peer announces it too, sends every protected message longer than `n`
+    /// bytes (the IKE message, without IP and UDP headers) as fragments of at most `n`
+    /// bytes. `None`: no support announced, fragments are refused.
+    pub fragment_len: Option<usize>,
 }
 
 impl fmt::Debug for IkeConfig {
@@ -243,6 +278,8 @@ pub enum IkeError {
     /// Certificate authentication failed (answered with AUTHENTICATION_FAILED), or our
     /// own credentials cannot sign for this peer.
     Certificate(CertError),
+    /// An authenticated fragment could not be reassembled (RFC 7383 limits).
+    Fragment(crate::sk::FragmentError),
 }
 
 impl fmt::Display for IkeError {
@@ -262,6 +299,7 @@ impl fmt::Display for IkeError {
             Self::Busy => f.write_str("a request is outstanding"),
             Self::NeedsRekey => f.write_str("message IDs used up: rekey the IKE SA"),
             Self::Certificate(e) => write!(f, "certificate authentication: {e}"),
+            Self::Fragment(e) => write!(f, "IKE fragment: {e}"),
         }
     }
 }
@@ -634,6 +672,8 @@ fn authenticate_peer(
                 return Err(CertError::IdentityMismatch.into());
             }
             let key = ee.key.as_ref().ok_or(CertError::Unsupported)?;
+            // The configured method constrains the peer too (method and key type).
+            c.peer.permits(key, auth.method, auth.data)?;
             let octets = signed_octets(cfg.prf, real_message, nonce, sk_p, id);
             crate::cert::verify_auth(key, auth.method, auth.data, &octets)?;
             Ok(AuthVerified(()))
@@ -721,11 +761,36 @@ fn has_notify(ps: &[Payload<'_>], ty: u16) -> bool {
         .any(|p| matches!(p, Payload::Notify(n) if n.ty == ty))
 }
 
+fn has_auth(ps: &[Payload<'_>]) -> bool {
+    ps.iter().any(|p| p.ty() == pt::AUTH)
+}
+
 fn error_notify(ps: &[Payload<'_>]) -> Option<u16> {
     ps.iter().find_map(|p| match p {
         Payload::Notify(n) if n.ty < 16384 => Some(n.ty),
         _ => None,
     })
+}
+
+/// The error notification that refuses a Child SA for `e`.
+fn child_error_notify(e: IkeError) -> u16 {
+    match e {
+        IkeError::TsUnacceptable => notify::TS_UNACCEPTABLE,
+        _ => notify::NO_PROPOSAL_CHOSEN,
+    }
+}
+
+/// Error notifications about the Child SA of IKE_AUTH that leave the IKE SA up (RFC 7296
+/// §1.2, §2.21.2): the Child SA error types other than the authentication failures.
+fn child_only_error(n: u16) -> bool {
+    matches!(
+        n,
+        notify::NO_PROPOSAL_CHOSEN
+            | notify::TS_UNACCEPTABLE
+            | notify::SINGLE_PAIR_REQUIRED
+            | notify::INTERNAL_ADDRESS_FAILURE
+            | notify::FAILED_CP_REQUIRED
+    )
 }
 
 fn header(spi_i: [u8; 8], spi_r: [u8; 8], ex: u8, fl: u8, message_id: u32) -> Header {
@@ -800,6 +865,25 @@ fn derive(
         spi_i,
         spi_r,
         cfg.suite.key_sizes()?,
+    )?)
+}
+
+/// The keys of the Child SA made by IKE_AUTH: from SK_d and the IKE_SA_INIT nonces, with
+/// no key exchange of its own (RFC 7296 §2.17).
+fn auth_child_keys(
+    cfg: &IkeConfig,
+    k: &IkeKeys,
+    ni: &[u8],
+    nr: &[u8],
+    suite: &ChildSuite,
+) -> Result<ChildKeys, IkeError> {
+    Ok(child_keys(
+        cfg.prf,
+        &k.sk_d,
+        None,
+        ni,
+        nr,
+        child_sizes(suite)?,
     )?)
 }
 
@@ -945,6 +1029,12 @@ pub struct Established {
     spi_r: [u8; 8],
     keys: IkeKeys,
     children: Vec<Child>,
+    /// The Child SA of IKE_AUTH was refused (by us as responder, or by the peer) while
+    /// the IKE SA was made (RFC 7296 §1.2): why.
+    child_refused: Option<IkeError>,
+    /// Initiator, with `child_refused`: the inbound SPI our IKE_AUTH request offered,
+    /// which no Child SA uses.
+    unused_spi: Option<[u8; 4]>,
     /// Completed rekeys whose old pair still exists, to resolve simultaneous rekeys of
     /// one pair (RFC 7296 §2.8.1).
     rekeys: Vec<RekeyRecord>,
@@ -955,6 +1045,13 @@ pub struct Established {
     cached: Option<(Vec<u8>, Vec<u8>)>,
     peer_initial_contact: bool,
     ciphers: Ciphers,
+    /// IKE fragmentation (RFC 7383).
+    frag: Frag,
+    /// A simultaneous IKE SA rekey of the peer's that we answered while ours was in
+    /// flight: its new SA and the lower nonce of its exchange (RFC 7296 §2.8.2).
+    collision: Option<(Box<Established>, Vec<u8>)>,
+    /// A successor has taken over (our rekey or the peer's completed): no more rekeys.
+    rekeyed_away: bool,
     backoff: Backoff,
     /// Message ID of our next request.
     next_request_id: u32,

@@ -249,6 +249,11 @@ pub fn respond_sa_init(
         notify::NAT_DETECTION_DESTINATION_IP,
         &our_nat[1],
     ));
+    // RFC 7383 §2.3: announced only in answer to an initiator that announced it.
+    let peer_frag = has_notify(&m.payloads, notify::IKEV2_FRAGMENTATION_SUPPORTED);
+    if peer_frag && cfg.fragment_len.is_some() {
+        payloads.push(notify_payload(notify::IKEV2_FRAGMENTATION_SUPPORTED, &[]));
+    }
     let resp = Message {
         header: header(h.spi_i, spi_r, exchange::IKE_SA_INIT, flags::RESPONSE, 0),
         payloads,
@@ -267,6 +272,7 @@ pub fn respond_sa_init(
         init_request: datagram.to_vec(),
         init_response: resp.clone(),
         peer_hashes: peer_sig_hashes(&m.payloads),
+        frag: Frag::new(cfg.fragment_len.filter(|_| peer_frag), peer_frag),
         child_policy: None,
     };
     Ok((state, resp))
@@ -287,6 +293,7 @@ pub struct ExpectAuthReq {
     init_response: Vec<u8>,
     /// The peer's SIGNATURE_HASH_ALGORITHMS (RFC 7427 §4).
     peer_hashes: Vec<u16>,
+    frag: Frag,
     /// What policy allows for the Child SA of IKE_AUTH (`set_child_policy`).
     child_policy: Option<Vec<ChildSuite>>,
 }
@@ -316,7 +323,8 @@ impl ExpectAuthReq {
     #[must_use]
     pub fn child_request(&self, datagram: &[u8]) -> Option<PeerChildRequest> {
         let mut plain = Zeroizing::new(Vec::new());
-        let (h, inner) = self.ciphers.inp.open(datagram, &mut plain).ok()?;
+        // A fragment shows the request only if it completes it (RFC 7383).
+        let (h, inner) = self.frag.peek(&self.ciphers.inp, datagram, &mut plain, 1)?;
         if h.exchange != exchange::IKE_AUTH || h.is_response() || h.message_id != 1 {
             return None;
         }
@@ -325,7 +333,7 @@ impl ExpectAuthReq {
 
     /// Handles a datagram for this SA: a retransmitted IKE_SA_INIT request (answered from
     /// the cache) or the IKE_AUTH request.
-    pub fn handle(self, datagram: &[u8], rng: &mut dyn Random) -> Step<Self, Established> {
+    pub fn handle(mut self, datagram: &[u8], rng: &mut dyn Random) -> Step<Self, Established> {
         if datagram == self.init_request.as_slice() {
             let reply = Some(self.init_response.clone());
             return Step::Stay {
@@ -335,9 +343,17 @@ impl ExpectAuthReq {
             };
         }
         let mut plain = Zeroizing::new(Vec::new());
-        let (h, inner) = match self.ciphers.inp.open(datagram, &mut plain) {
-            Ok(x) => x,
-            Err(e) => return stay(self, e.into()),
+        let (h, inner) = match fragments::open_auth(
+            &mut self.frag,
+            &self.ciphers.inp,
+            datagram,
+            &mut plain,
+            false,
+        ) {
+            Ok(Some(x)) => x,
+            Ok(None) => return fragments::waiting(self),
+            // Bad ICV or garbage: silent drop, keep waiting (RFC 7296 §2.21.1).
+            Err(e) => return stay(self, e),
         };
         if h.exchange != exchange::IKE_AUTH
             || h.is_response()
@@ -352,7 +368,9 @@ impl ExpectAuthReq {
             Ok(est) => {
                 let reply = est.cached.as_ref().map(|(_, r)| r.clone());
                 let est = Established {
-                    cached: est.cached.map(|(_, r)| (datagram.to_vec(), r)),
+                    cached: est
+                        .cached
+                        .map(|(_, r)| (fragments::request_key(datagram), r)),
                     ..est
                 };
                 Step::Next { state: est, reply }
@@ -378,7 +396,7 @@ impl ExpectAuthReq {
     }
 
     fn accept_auth_request(
-        &self,
+        &mut self,
         inner: &[Payload<'_>],
         rng: &mut dyn Random,
     ) -> Result<Established, IkeError> {
@@ -391,31 +409,18 @@ impl ExpectAuthReq {
             &self.nr,
             &self.keys.sk_pi,
         )?;
-        let Payload::Sa(props) = one(inner, pt::SA, "SA")? else {
-            return Err(IkeError::MissingPayload("SA"));
-        };
         // The initiator's first proposal that policy (or the configuration) allows.
-        let allowed = self
-            .child_policy
-            .clone()
-            .unwrap_or_else(|| cfg.child_suites());
-        let Some((chosen, suite)) = choose_child(props, &allowed, None) else {
-            return Err(IkeError::NoProposalChosen);
+        let allowed = child_policy::allowed_suites(cfg, self.child_policy.clone());
+        // A Child SA we cannot make does not undo the authenticated IKE SA (RFC 7296
+        // §1.2, §2.21.2): the response then carries the error notification and no SA.
+        let child = match offered_child(cfg, &allowed, inner) {
+            Ok(c) => Ok(c),
+            Err(e @ (IkeError::NoProposalChosen | IkeError::TsUnacceptable)) => Err(e),
+            Err(e) => return Err(e),
         };
-        let spi_i: [u8; 4] = chosen
-            .spi
-            .try_into()
-            .map_err(|_| IkeError::NoProposalChosen)?;
-        let (tsi, tsr) = selectors(inner)?;
-        // Narrow to our policy (RFC 7296 §2.9); the initiator's TSi is our remote side.
-        let tsi = ts::narrow(tsi, &cfg.ts_remote);
-        let tsr = ts::narrow(tsr, &cfg.ts_local);
-        if tsi.is_empty() || tsr.is_empty() {
-            return Err(IkeError::TsUnacceptable);
-        }
-        let transport = cfg.child.transport && has_notify(inner, notify::USE_TRANSPORT_MODE);
         let initial_contact = has_notify(inner, notify::INITIAL_CONTACT);
-        let spi_r = spi4(rng);
+        // An SPI is drawn only for a Child SA that will exist.
+        let spi_r = if child.is_ok() { spi4(rng) } else { [0; 4] };
         let idr = cfg.local_id.as_id();
         let (method, my_auth) = own_auth(
             cfg,
@@ -431,12 +436,17 @@ impl ExpectAuthReq {
             method,
             data: &my_auth,
         }));
-        if transport {
-            reply_payloads.push(notify_payload(notify::USE_TRANSPORT_MODE, &[]));
+        match &child {
+            Ok(c) => {
+                if c.transport {
+                    reply_payloads.push(notify_payload(notify::USE_TRANSPORT_MODE, &[]));
+                }
+                reply_payloads.push(Payload::Sa(vec![esp_proposal(&c.suite, &spi_r, c.num)]));
+                reply_payloads.push(Payload::TsI(c.tsi.clone()));
+                reply_payloads.push(Payload::TsR(c.tsr.clone()));
+            }
+            Err(e) => reply_payloads.push(notify_payload(child_error_notify(*e), &[])),
         }
-        reply_payloads.push(Payload::Sa(vec![esp_proposal(&suite, &spi_r, chosen.num)]));
-        reply_payloads.push(Payload::TsI(tsi.clone()));
-        reply_payloads.push(Payload::TsR(tsr.clone()));
         let h = header(
             self.spi_i,
             self.spi_r,
@@ -445,14 +455,28 @@ impl ExpectAuthReq {
             1,
         );
         let reply = self.ciphers.seal(&h, &reply_payloads, rng)?;
-        let keys = child_keys(
-            cfg.prf,
-            &self.keys.sk_d,
-            None,
-            &self.ni,
-            &self.nr,
-            child_sizes(&suite)?,
-        )?;
+        let (children, child_refused) = match child {
+            Ok(c) => {
+                let keys = auth_child_keys(cfg, &self.keys, &self.ni, &self.nr, &c.suite)?;
+                let sa = ChildSa {
+                    spi_i: c.spi_i,
+                    spi_r,
+                    suite: c.suite,
+                    keys,
+                    ts_i: c.tsi,
+                    ts_r: c.tsr,
+                    transport: c.transport,
+                };
+                (
+                    vec![Child {
+                        requested_by_us: false,
+                        sa,
+                    }],
+                    None,
+                )
+            }
+            Err(e) => (Vec::new(), Some(e)),
+        };
         Ok(Established {
             nat: self.nat,
             initiator: false,
@@ -460,23 +484,17 @@ impl ExpectAuthReq {
             spi_r: self.spi_r,
             keys: self.keys.clone(),
             cfg: cfg.clone(),
-            children: vec![Child {
-                requested_by_us: false,
-                sa: ChildSa {
-                    spi_i,
-                    spi_r,
-                    suite,
-                    keys,
-                    ts_i: tsi,
-                    ts_r: tsr,
-                    transport,
-                },
-            }],
+            children,
+            child_refused,
+            unused_spi: None,
             rekeys: Vec::new(),
             orphan_deletes: Vec::new(),
             cached: Some((Vec::new(), reply)),
             peer_initial_contact: initial_contact,
             ciphers: Ciphers::new(cfg.suite, &self.keys, false)?,
+            frag: core::mem::take(&mut self.frag),
+            collision: None,
+            rekeyed_away: false,
             backoff: cfg.backoff,
             next_request_id: 0,
             expect_request_id: 2,
@@ -486,4 +504,55 @@ impl ExpectAuthReq {
             _auth: proof,
         })
     }
+}
+
+/// The Child SA the initiator's IKE_AUTH request asks for, as we accept it.
+struct OfferedChild {
+    /// The number of the proposal taken.
+    num: u8,
+    /// The suite of that proposal.
+    suite: ChildSuite,
+    /// The initiator's SPI.
+    spi_i: [u8; 4],
+    /// The selectors narrowed to our policy.
+    tsi: Vec<TrafficSelector>,
+    tsr: Vec<TrafficSelector>,
+    transport: bool,
+}
+
+/// Checks the Child SA part of an IKE_AUTH request: the initiator's first ESP proposal
+/// of a suite in `allowed`, and selectors that narrow to something in our policy (RFC
+/// 7296 §2.9).
+fn offered_child(
+    cfg: &IkeConfig,
+    allowed: &[ChildSuite],
+    inner: &[Payload<'_>],
+) -> Result<OfferedChild, IkeError> {
+    let Payload::Sa(props) = one(inner, pt::SA, "SA")? else {
+        return Err(IkeError::MissingPayload("SA"));
+    };
+    // Selectors first: with none left after narrowing, there is nothing policy could
+    // have been asked about, and the answer is TS_UNACCEPTABLE whatever was proposed.
+    let (tsi, tsr) = selectors(inner)?;
+    // The initiator's TSi is our remote side.
+    let tsi = ts::narrow(tsi, &cfg.ts_remote);
+    let tsr = ts::narrow(tsr, &cfg.ts_local);
+    if tsi.is_empty() || tsr.is_empty() {
+        return Err(IkeError::TsUnacceptable);
+    }
+    let Some((chosen, suite)) = choose_child(props, allowed, None) else {
+        return Err(IkeError::NoProposalChosen);
+    };
+    let spi_i: [u8; 4] = chosen
+        .spi
+        .try_into()
+        .map_err(|_| IkeError::NoProposalChosen)?;
+    Ok(OfferedChild {
+        num: chosen.num,
+        suite,
+        spi_i,
+        tsi,
+        tsr,
+        transport: cfg.child.transport && has_notify(inner, notify::USE_TRANSPORT_MODE),
+    })
 }

@@ -92,10 +92,13 @@ pub fn configs(suite: SkSuite, group: Group, child: ChildSuite) -> (IkeConfig, I
         ts_local: net_a.clone(),
         ts_remote: net_b.clone(),
         backoff: Backoff::default(),
+        child_policy_required: false,
+        max_child_sas: ike::sa::DEFAULT_MAX_CHILD_SAS,
         initial_contact: false,
         more_proposals: Vec::new(),
         child_more: Vec::new(),
         cert: None,
+        fragment_len: None,
     };
     let resp = IkeConfig {
         local_id: bob,

@@ -161,9 +161,12 @@ fn config(local: IpAddr, peer: IpAddr, g: Group, psk: Zeroizing<Vec<u8>>, b: Bac
         ts_local: vec![host_ts(local)],
         ts_remote: vec![host_ts(peer)],
         backoff: b,
+        child_policy_required: false,
+        max_child_sas: ike::sa::DEFAULT_MAX_CHILD_SAS,
         initial_contact: false,
         more_proposals: Vec::new(),
         cert: None,
+        fragment_len: None,
     }
 }
 

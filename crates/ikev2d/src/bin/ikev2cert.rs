@@ -20,11 +20,10 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use ike::cert::store::{CertStore, Entry, Kind};
+use ike::cert::store::{self, CertStore, Entry, Kind};
 use ike::cert::{Certificate, PrivateKey};
 use ikev2d::config::{load_config, DEFAULT_CERT_STORE};
 use zeroize::Zeroizing;
@@ -152,28 +151,40 @@ fn open(dir: &Path) -> Result<CertStore, Fail> {
     CertStore::open(dir).or_else(|e| fail(e.to_string()))
 }
 
-/// Refuses a private key file others could have read or written.
-fn check_key_file(path: &Path) -> Result<(), Fail> {
-    let md =
-        std::fs::symlink_metadata(path).or_else(|e| fail(format!("{}: {e}", path.display())))?;
+/// Reads the input file `path` from one descriptor opened without following a
+/// symbolic link, with that descriptor's metadata (`fstat`, taken before the read), so
+/// a later key check is about the bytes read. A symbolic link is followed only for
+/// input that turns out to hold no private key (`None` metadata then).
+fn read_input(path: &Path) -> Result<(Zeroizing<Vec<u8>>, Option<std::fs::Metadata>), Fail> {
+    let show = |e: std::io::Error| Fail(format!("{}: {e}", path.display()), false);
+    let (f, md, linked) = match store::open_nofollow(path) {
+        Ok((f, md)) => (f, md, false),
+        // A link (ELOOP): followed, but then the input may hold no key.
+        Err(e) if store::is_link_refused(&e) => {
+            let (f, md) = store::open_following(path).map_err(show)?;
+            (f, md, true)
+        }
+        Err(e) => return Err(show(e)),
+    };
     if !md.file_type().is_file() {
         return fail(format!("{}: not a regular file", path.display()));
     }
-    if md.mode() & 0o7777 != 0o600 {
+    let data = store::read_all(f).map_err(show)?;
+    Ok((data, (!linked).then_some(md)))
+}
+
+/// Refuses a private key file others could have read or written (`md` from the
+/// descriptor the key is read from; `None`: reached through a symbolic link).
+fn check_key_file(path: &Path, md: Option<&std::fs::Metadata>) -> Result<(), Fail> {
+    let Some(md) = md else {
         return fail(format!(
-            "{}: mode {:04o}: a private key must be in a file of mode 0600",
-            path.display(),
-            md.mode() & 0o7777
+            "{}: a symbolic link: a private key file must be named itself",
+            path.display()
         ));
-    }
-    if md.uid() != 0 {
-        return fail(format!(
-            "{}: owned by uid {}: a private key must be in a file owned by root",
-            path.display(),
-            md.uid()
-        ));
-    }
-    Ok(())
+    };
+    store::FileRule::Private
+        .check(md, "a private key")
+        .or_else(|w| fail(format!("{}: {w}", path.display())))
 }
 
 /// Whether the input holds a private key (PEM with a key block, or a DER key).
@@ -182,12 +193,6 @@ fn may_hold_key(data: &[u8]) -> bool {
         Ok(t) if t.contains("-----BEGIN ") => t.contains("PRIVATE KEY-----"),
         _ => Certificate::from_der(data).is_err() && PrivateKey::from_der(data).is_ok(),
     }
-}
-
-fn read(path: &Path) -> Result<Zeroizing<Vec<u8>>, Fail> {
-    std::fs::read(path)
-        .map(Zeroizing::new)
-        .or_else(|e| fail(format!("{}: {e}", path.display())))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -248,7 +253,7 @@ fn import(dir: &Path, kv: &BTreeMap<String, String>) -> Result<String, Fail> {
     if trusted && keyfile.is_some() {
         return usage("a trust anchor takes no keyfile");
     }
-    let data = read(&infile)?;
+    let (data, in_md) = read_input(&infile)?;
     let has_key_in = may_hold_key(&data);
     if has_key_in {
         if trusted {
@@ -257,12 +262,14 @@ fn import(dir: &Path, kv: &BTreeMap<String, String>) -> Result<String, Fail> {
                 infile.display()
             ));
         }
-        check_key_file(&infile)?;
+        check_key_file(&infile, in_md.as_ref())?;
     }
     let key = match &keyfile {
         Some(k) => {
-            check_key_file(k)?;
-            Some((k.clone(), read(k)?))
+            // Checked on the descriptor before anything is read.
+            let data = store::read_checked(k, store::FileRule::Private)
+                .or_else(|e| fail(e.to_string()))?;
+            Some((k.clone(), data))
         }
         None => None,
     };

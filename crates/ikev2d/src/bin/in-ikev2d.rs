@@ -54,6 +54,10 @@ struct Args {
     /// Half-open IKE SAs above which responders demand cookies (RFC 7296 §2.6).
     #[arg(long, default_value_t = 64)]
     cookie_threshold: usize,
+    /// Child SA pairs one IKE SA may hold; a peer asking for more is refused with
+    /// NO_ADDITIONAL_SAS (a rekey may go one pair beyond while the old pair is deleted).
+    #[arg(long, default_value_t = ike::sa::DEFAULT_MAX_CHILD_SAS)]
+    max_child_sas: usize,
     /// The administration socket of ikev2adm (mode 0600, root or CAP_NET_ADMIN peers).
     #[arg(long, default_value = ikev2d::DEFAULT_ADMIN_SOCKET)]
     admin_socket: PathBuf,
@@ -148,6 +152,7 @@ fn main() -> ExitCode {
         ike_port: args.ike_port,
         mark: args.mark,
         cookie_threshold: args.cookie_threshold,
+        max_child_sas: args.max_child_sas.max(1),
         admin_socket: Some(args.admin_socket),
         dpd: std::time::Duration::from_secs(args.dpd_seconds),
         backoff: ike::sa::Backoff {

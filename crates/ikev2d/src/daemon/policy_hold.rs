@@ -7,7 +7,8 @@
 //!                                             └► GETSPI (no SPI reserved) ─► larval SA
 //!   held: the request and whatever follows it
 //!   X_INVERSE_ACQUIRE reply ─► policy_answer ─┐ (and the GETSPI answer) ─► handle held:
-//!        set_child_policy(suites) or, without policy (ENOENT), the rule's transforms
+//!        set_child_policy(suites) or, without policy (ENOENT), the rule's transforms;
+//!        any other answer: none (NO_PROPOSAL_CHOSEN)
 //!        the reserved SPI is the new inbound SPI; install() keys it with UPDATE
 //! ```
 
@@ -19,7 +20,7 @@ use ipsec_pfkey::Message;
 
 use super::{Daemon, Phase};
 use crate::log;
-use crate::policy::{inverse_acquire_message, suites_from_eprop};
+use crate::policy::{inverse_acquire_message, PolicyAnswer};
 
 /// Hands the policy's answer to the state about to handle the held request.
 pub(super) fn apply(phase: &mut Phase, answer: Option<Vec<ChildSuite>>) {
@@ -64,7 +65,18 @@ impl Daemon {
             return false;
         };
         let tunnel = self.config.rules.get(sa.rule).is_some_and(|r| r.tunnel);
-        let m = inverse_acquire_message(sa.path.local.ip(), sa.path.remote.ip(), &req, tunnel);
+        let Some(m) =
+            inverse_acquire_message(sa.path.local.ip(), sa.path.remote.ip(), &req, tunnel)
+        else {
+            // Policy cannot be asked about these selectors as one pair: refused
+            // (NO_PROPOSAL_CHOSEN), never keyed with the rule's transforms.
+            log::info(format_args!(
+                "Child SA request of {}: its traffic selectors cannot be checked against IPsec policy as one pair; refused",
+                sa.path.remote
+            ));
+            self.sas[i].policy_answer = Some(Some(Vec::new()));
+            return false;
+        };
         let sent = match &mut self.pf {
             Some(p) => p.send(m),
             None => return false,
@@ -99,22 +111,24 @@ impl Daemon {
         let rule = self.config.rules.get(sa.rule);
         let (transport, pfs) = rule.map_or((true, false), |r| (!r.tunnel, r.pfs));
         let peer: SocketAddr = sa.path.remote;
-        let answer = match (&m.eprop, m.errno) {
-            (Some(e), 0) => {
-                let v = suites_from_eprop(e, transport, pfs);
-                log::info(format_args!(
-                    "IPsec policy for the Child SA with {peer} allows {} suite(s){}",
-                    v.len(),
-                    describe(&v)
-                ));
-                Some(v)
-            }
-            (_, errno) => {
-                log::info(format_args!(
-                    "no IPsec policy protects the Child SA with {peer} (errno {errno}): the rule's transforms apply"
-                ));
-                None
-            }
+        let answer = PolicyAnswer::of(m, transport, pfs);
+        match &answer {
+            PolicyAnswer::Allows(v) => log::info(format_args!(
+                "IPsec policy for the Child SA with {peer} allows {} suite(s){}",
+                v.len(),
+                describe(v)
+            )),
+            PolicyAnswer::NoPolicy => log::info(format_args!(
+                "no IPsec policy protects the Child SA with {peer}: the rule's transforms apply"
+            )),
+            PolicyAnswer::Refused(errno) => log::error(format_args!(
+                "X_INVERSE_ACQUIRE for the Child SA with {peer} failed (errno {errno}): refused"
+            )),
+        }
+        // Without a rule (it cannot happen) nothing is allowed.
+        let answer = match rule {
+            Some(r) => Some(answer.suites(r.child.suite(transport, pfs))),
+            None => Some(Vec::new()),
         };
         let sa = &mut self.sas[i];
         sa.inverse = None;

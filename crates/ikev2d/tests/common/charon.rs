@@ -40,6 +40,18 @@ impl Charon {
     /// into the lab) with `swanctl --load-all`, so credentials come from `swanctl_dir`'s
     /// x509, x509ca, private... subdirectories.
     pub fn start_conf(lab: &Lab, ns: &Ns, swanctl_conf: &str, swanctl_dir: Option<&Path>) -> Self {
+        Self::start_conf_with(lab, ns, swanctl_conf, swanctl_dir, "")
+    }
+
+    /// [`start_conf`](Self::start_conf) with more options in strongswan.conf's `charon`
+    /// section (`charon_extra`, such as `fragment_size = 200`).
+    pub fn start_conf_with(
+        lab: &Lab,
+        ns: &Ns,
+        swanctl_conf: &str,
+        swanctl_dir: Option<&Path>,
+        charon_extra: &str,
+    ) -> Self {
         let dir = lab.dir.join("charon");
         std::fs::create_dir_all(dir.join("run")).unwrap();
         let vici = format!("unix://{}/charon.vici", dir.display());
@@ -47,7 +59,7 @@ impl Charon {
         let sconf = lab.file(
             "strongswan.conf",
             &format!(
-                "charon {{\n  load_modular = no\n  load = random drbg nonce openssl aes sha1 sha2 md5 hmac gcm ctr ccm chapoly kdf pem pkcs1 pkcs8 x509 pubkey mgf1 curve25519 gmp kernel-libipsec kernel-netlink socket-default vici\n  \
+                "charon {{\n  {charon_extra}\n  load_modular = no\n  load = random drbg nonce openssl aes sha1 sha2 md5 hmac gcm ctr ccm chapoly kdf pem pkcs1 pkcs8 x509 pubkey mgf1 curve25519 gmp kernel-libipsec kernel-netlink socket-default vici\n  \
                  plugins {{\n    vici {{\n      socket = {vici}\n    }}\n    \
                  kernel-libipsec {{\n      allow_peer_ts = yes\n    }}\n    \
                  kernel-netlink {{\n      fwmark = !0x42\n    }}\n    \
@@ -186,7 +198,7 @@ pub enum Starter {
 
 /// Starts the IKE SA between `charon` (in `s`) and our `ike` (with ipsecd `d`, in `o`),
 /// waits for our Child SA, checks our role, then [`both_ways`] and, on a capture of the
-/// whole exchange, [`no_clear_icmp`].
+/// whole exchange, [`no_clear_icmp`]. Returns the capture file.
 pub fn negotiate_and_check(
     lab: &Lab,
     (s, o): (&Ns, &Ns),
@@ -194,7 +206,7 @@ pub fn negotiate_and_check(
     ike: &Ike,
     charon: &Charon,
     starter: Starter,
-) {
+) -> PathBuf {
     let cap = Capture::start(lab, o, "vb", "wire");
     let role = match starter {
         Starter::Us => {
@@ -216,5 +228,7 @@ pub fn negotiate_and_check(
     ike.wait_log("installed", 1, Duration::from_secs(15));
     assert!(ike.log().contains(role), "{}", ike.log());
     both_ways(s, o, d, charon);
+    let file = cap.file.clone();
     no_clear_icmp(&cap.stop());
+    file
 }

@@ -3,10 +3,12 @@
 use std::fmt::Write as _;
 
 use ipsec_core::{
-    Direction, Identity, IdentityType, KeyMaterial, Lifetime, Mode, Proto, SaConfig, SaState, Sadb,
+    Direction, Identity, IdentityType, KeyMaterial, Lifetime, Mode, NatT, Proto, SaConfig, SaState,
+    Sadb,
 };
 use ipsec_crypto::{auth_info, encr_info};
 
+use super::spec::NATT_PORT;
 use super::SaType;
 
 /// One `add` command (no trailing newline) that [`parse`](super::parse) reads back into an
@@ -96,17 +98,7 @@ pub fn print_add(cfg: &SaConfig, paranoid: bool) -> String {
     lifetime(&mut o, "hard", &cfg.hard, true);
     lifetime(&mut o, "idle", &cfg.idle, false);
     if let Some(n) = &cfg.natt {
-        let _ = write!(
-            o,
-            " encap udp nat_lport {} nat_rport {}",
-            n.local_port, n.remote_port
-        );
-        if let Some(a) = n.local_addr {
-            let _ = write!(o, " nat_loc {a}");
-        }
-        if let Some(a) = n.remote_addr {
-            let _ = write!(o, " nat_rem {a}");
-        }
+        natt(&mut o, n);
     }
     if let Some(id) = &cfg.src_id {
         identity(&mut o, "srcidtype", id);
@@ -214,5 +206,29 @@ fn quote(v: &str) -> String {
         format!("\"{v}\"")
     } else {
         v.to_string()
+    }
+}
+
+/// `encap udp` and the NAT-T keywords of `n`. A side's port and address are written when
+/// that side is flagged as NATed (`nat_lport`/`nat_loc` set `NATT_LOC` when read back,
+/// `nat_rport`/`nat_rem` set `NATT_REM`) or when they are not the defaults; an SA with
+/// neither flag and default ports (possible through PF_KEY only) is written with
+/// `nat_rport`, since `encap udp` needs one of them.
+fn natt(o: &mut String, n: &NatT) {
+    o.push_str(" encap udp");
+    let local = n.local_behind_nat || n.local_port != NATT_PORT || n.local_addr.is_some();
+    let remote =
+        n.remote_behind_nat || n.remote_port != NATT_PORT || n.remote_addr.is_some() || !local;
+    if local {
+        let _ = write!(o, " nat_lport {}", n.local_port);
+        if let Some(a) = n.local_addr {
+            let _ = write!(o, " nat_loc {a}");
+        }
+    }
+    if remote {
+        let _ = write!(o, " nat_rport {}", n.remote_port);
+        if let Some(a) = n.remote_addr {
+            let _ = write!(o, " nat_rem {a}");
+        }
     }
 }

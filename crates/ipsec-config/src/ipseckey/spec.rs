@@ -360,6 +360,11 @@ impl SaSpec {
                 remote_port: self.nat_rport.unwrap_or(NATT_PORT),
                 local_addr: self.nat_loc,
                 remote_addr: self.nat_rem,
+                // As Solaris' ipseckey: a NAT-T address or port of a side flags that side
+                // as NATed (SADB_X_SAFLAGS_NATT_LOC / _REM); only a NATed local side sends
+                // NAT keepalives.
+                local_behind_nat: self.nat_loc.is_some() || self.nat_lport.is_some(),
+                remote_behind_nat: self.nat_rem.is_some() || self.nat_rport.is_some(),
             });
         } else if any_nat {
             return Err(self.err_at(

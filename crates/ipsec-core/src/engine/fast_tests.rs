@@ -99,6 +99,8 @@ pub(super) fn random_cfg(rng: &mut Rng, spi: u32, v6: bool) -> SaConfig {
             remote_port: 4500,
             local_addr: None,
             remote_addr: None,
+            local_behind_nat: false,
+            remote_behind_nat: false,
         });
     }
     if rng.chance(10) {

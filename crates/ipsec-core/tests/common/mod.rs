@@ -176,6 +176,8 @@ pub fn esp_cfg(
             remote_port: 4500,
             local_addr: None,
             remote_addr: None,
+            local_behind_nat: false,
+            remote_behind_nat: false,
         });
     }
     c

@@ -121,6 +121,8 @@ pub fn natt() -> Option<NatT> {
         remote_port: 4500,
         local_addr: None,
         remote_addr: None,
+        local_behind_nat: true,
+        remote_behind_nat: false,
     })
 }
 
