@@ -324,7 +324,8 @@ fn distinct(v: &[ChildSuite]) -> bool {
 /// answer to X_INVERSE_ACQUIRE) gives distinct keyable suites, none from a combination
 /// with AH or without ESP encryption, each with the mode and PFS asked for; an ACQUIRE's
 /// proposal gives distinct keyable suites, the first what [`suite_from_proposal`] picks
-/// (the preferred suite when it is among them); the message's addresses as a traffic
+/// (the preferred suite when it is among them), each combination alone suites within its
+/// key sizes that the whole proposal offers too; the message's addresses as a traffic
 /// selector map to a prefix covering exactly that range, if any.
 ///
 /// # Errors
@@ -373,6 +374,24 @@ pub fn ikev2_pfkey(data: &[u8]) -> Result<(), String> {
             }
             if v.contains(&pref) && v[0] != pref {
                 return Err(format!("preferred {pref:?} allowed but not first in {v:?}"));
+            }
+            // Each combination alone: its suites fit its key sizes, and are among those
+            // of the whole proposal (another combination never hides them).
+            for c in &p.combs {
+                let one = ipsec_pfkey::wire::Proposal {
+                    replay: p.replay,
+                    combs: vec![*c],
+                };
+                for s in suites_from_proposal(&one, pref) {
+                    let fits = (c.encrypt_minbits == 0 || c.encrypt_minbits <= s.key_bits)
+                        && (c.encrypt_maxbits == 0 || s.key_bits <= c.encrypt_maxbits);
+                    if !fits {
+                        return Err(format!("{s:?} outside its combination's key sizes {c:?}"));
+                    }
+                    if !v.contains(&s) {
+                        return Err(format!("{s:?} of one combination missing from {v:?}"));
+                    }
+                }
             }
         }
     }
