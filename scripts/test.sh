@@ -52,7 +52,14 @@ if [ -n "${IRONSWAN_FUZZ_SECONDS:-}" ] && [ -d fuzz ]; then
     fi
     for t in $targets; do
         section "cargo fuzz run $t"
-        cargo fuzz run "$t" -- -max_total_time="$IRONSWAN_FUZZ_SECONDS"
+        # Start from the committed seeds (fuzz/seeds/<target>, read only); new inputs go
+        # to the local fuzz/corpus/<target>.
+        corpus=(fuzz/corpus/"$t")
+        mkdir -p "${corpus[0]}"
+        if [ -d fuzz/seeds/"$t" ]; then
+            corpus+=(fuzz/seeds/"$t")
+        fi
+        cargo fuzz run "$t" "${corpus[@]}" -- -max_total_time="$IRONSWAN_FUZZ_SECONDS"
     done
 fi
 

@@ -7,6 +7,9 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+mod cert_text;
+pub use cert_text::{dn_seeds, ike_dn, ike_import, pem};
+
 use zeroize::Zeroizing;
 
 use crate::consts::{exchange, flags, notify, payload as pt, protocol, transform};

@@ -1,4 +1,4 @@
-//! Replays every committed input of the `ike_message`, `ike_payload` and `ike_responder`
+//! Replays every committed input of the `ike_message`, `ike_payload`, `ike_responder`, `ike_cert`, `ike_dn` and `ike_import`
 //! fuzz targets
 //! (`fuzz/seeds/<target>` and `fuzz/regressions/<target>`) through the bodies the targets
 //! run, and checks that the committed seeds are the ones the library generates.
@@ -141,6 +141,40 @@ fn ike_cert_inputs_replay_and_seeds_are_current() {
         let stem = p.file_stem().unwrap().to_str().unwrap();
         assert_current("ike_cert", &format!("cert_{stem}"), &der);
     }
+}
+
+#[test]
+fn ike_dn_inputs_replay_and_seeds_are_current() {
+    let generated = ike::fuzz_support::dn_seeds();
+    assert_eq!(replay("ike_dn", ike::fuzz_support::ike_dn), generated.len());
+    for (name, bytes) in &generated {
+        assert_current("ike_dn", name, bytes);
+    }
+}
+
+/// The import seeds decode: a PEM bundle of two certificates and a key, a DER key.
+#[test]
+fn ike_import_inputs_replay() {
+    assert_eq!(replay("ike_import", ike::fuzz_support::ike_import), 2);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/ike_import");
+    let store = std::env::temp_dir().join(format!("ike-import-seeds-{}", std::process::id()));
+    let s = ike::cert::store::CertStore::open(&store).unwrap();
+    let bundle = s
+        .import(
+            Path::new("b"),
+            &std::fs::read(dir.join("bundle_pem.bin")).unwrap(),
+            false,
+        )
+        .unwrap();
+    let key = s
+        .import(
+            Path::new("k"),
+            &std::fs::read(dir.join("key_der.bin")).unwrap(),
+            false,
+        )
+        .unwrap();
+    std::fs::remove_dir_all(&store).unwrap();
+    assert_eq!((bundle.len(), key.len()), (3, 1));
 }
 
 struct TestRng(u8);

@@ -1110,6 +1110,11 @@ impl Preshared {
         self.keys.get(label)
     }
 
+    /// The labels that have a key, in no particular order.
+    pub fn labels(&self) -> impl Iterator<Item = &str> {
+        self.keys.keys().map(String::as_str)
+    }
+
     /// How many keys.
     #[must_use]
     pub fn len(&self) -> usize {

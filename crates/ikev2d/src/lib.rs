@@ -23,6 +23,7 @@ pub const DEFAULT_ADMIN_SOCKET: &str = "/run/ironswan/ikev2d.sock";
 pub mod certs;
 pub mod config;
 pub mod daemon;
+pub mod fuzz_support;
 pub mod pfkey;
 pub mod policy;
 

@@ -123,6 +123,14 @@ pub fn suite_from_proposal(p: &Proposal, preferred: ChildSuite) -> Option<ChildS
             continue;
         }
         let integ = match auth_by_pfkey(c.auth) {
+            // Policy requires no integrity: any HMAC-SHA2 serves a non-AEAD cipher (as
+            // `policy::suites_from_proposal` offers), the preferred one first.
+            _ if c.auth == 0 && !e.aead => Some(
+                preferred
+                    .integ
+                    .filter(|i| matches!(i, 12..=14))
+                    .unwrap_or(12),
+            ),
             Some(a) if a.alg == AuthAlg::None => None,
             Some(a) if matches!(a.ikev2, 12..=14) => Some(a.ikev2),
             _ if c.auth == 0 => None,
@@ -138,10 +146,14 @@ pub fn suite_from_proposal(p: &Proposal, preferred: ChildSuite) -> Option<ChildS
         if preferred.encr == e.ikev2 && preferred.integ == integ && fits(preferred.key_bits) {
             return Some(preferred);
         }
-        let bits = if e.ikev2 == 28 {
-            256
+        // A combination whose key sizes we cannot meet is skipped, not the end.
+        let sizes: &[u16] = if e.ikev2 == 28 {
+            &[256]
         } else {
-            [128u16, 192, 256].into_iter().find(|b| fits(*b))?
+            &[128, 192, 256]
+        };
+        let Some(bits) = sizes.iter().copied().find(|b| fits(*b)) else {
+            continue;
         };
         first.get_or_insert(ChildSuite {
             encr: e.ikev2,
@@ -327,6 +339,7 @@ mod tests {
     fn proposal_maps_to_a_suite() {
         let gcm = encr_by_ikev2(20).unwrap().pfkey;
         let cbc = encr_by_ikev2(12).unwrap().pfkey;
+        let chacha = encr_by_ikev2(28).unwrap().pfkey;
         let sha256 = auth_by_ikev2(12).unwrap().pfkey;
         let pref = ChildSuite {
             encr: 12,
@@ -354,6 +367,34 @@ mod tests {
             combs: vec![comb(sha256, 0, 0, 0)],
         };
         assert_eq!(suite_from_proposal(&none, pref), None);
+        // AES-CBC without required integrity (auth 0) takes any HMAC-SHA2: the preferred
+        // suite is picked behind an AEAD combination, else SHA-256 (the `ikev2_pfkey`
+        // fuzz target found the pick and the offered list disagreeing here).
+        let no_auth = Proposal {
+            replay: 0,
+            combs: vec![comb(0, gcm, 128, 256), comb(0, cbc, 0, 0)],
+        };
+        assert_eq!(suite_from_proposal(&no_auth, pref), Some(pref));
+        let only_cbc = Proposal {
+            replay: 0,
+            combs: vec![comb(0, cbc, 0, 0)],
+        };
+        let got = suite_from_proposal(&only_cbc, pref2).unwrap();
+        assert_eq!((got.encr, got.key_bits, got.integ), (12, 128, Some(12)));
+        let offered = crate::policy::suites_from_proposal(&only_cbc, pref2);
+        assert_eq!(offered.first(), Some(&got));
+        // A combination of key sizes we cannot meet does not hide the next one, and
+        // ChaCha20 is never picked where policy caps the key below 256 bits.
+        let sizes = Proposal {
+            replay: 0,
+            combs: vec![
+                comb(0, gcm, 512, 1024),
+                comb(0, chacha, 0, 128),
+                comb(0, gcm, 0, 0),
+            ],
+        };
+        let got = suite_from_proposal(&sizes, pref).unwrap();
+        assert_eq!((got.encr, got.key_bits, got.integ), (20, 128, None));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The bodies of the `ipseckey_parse` and `ipsecconf_parse` fuzz targets
+//! The bodies of the `ipseckey_parse`, `ipsecconf_parse` and `ipsecalgs_parse` fuzz targets
 //! (`fuzz/fuzz_targets/`), kept in the library so that ordinary tests replay the committed
 //! fuzz inputs through the same code.
 //!
@@ -11,6 +11,7 @@ use ipsec_core::spd::{CompiledSpd, PolicySet, TunnelNames};
 use ipsec_core::SaConfig;
 
 use crate::esp_sa;
+use crate::ipsecalgs;
 use crate::ipsecconf;
 use crate::ipseckey::{self, Command, ParseOptions};
 
@@ -200,4 +201,51 @@ pub fn sa_config_eq(a: &SaConfig, b: &SaConfig) -> bool {
         && *direction == b.direction
         && *copy_dscp == b.copy_dscp
         && *padding_check == b.padding_check
+}
+
+/// The body of the `ipsecalgs_parse` fuzz target: `data` as an ipsecalgs(8) file. An error
+/// names the file and a line and (byte) column of the input; a table that parses is
+/// written back ([`ipsecalgs::Table::to_file_text`]) into text that parses to the same
+/// table (but for line numbers) and writes the same text again; its validation against
+/// ipsecd's algorithms and its listing never panic.
+///
+/// # Errors
+/// A description of the broken invariant.
+pub fn ipsecalgs_parse(data: &[u8]) -> Result<(), String> {
+    let text = String::from_utf8_lossy(data);
+    let table = match ipsecalgs::parse(&text, "fuzz") {
+        Ok(t) => t,
+        Err(e) => {
+            let width = text
+                .lines()
+                .nth(e.line.wrapping_sub(1))
+                .map(str::len)
+                .ok_or_else(|| format!("error line outside the input: {e}"))?;
+            if e.file != "fuzz" || e.column == 0 || e.column > width + 1 {
+                return Err(format!(
+                    "error position outside its line ({width} bytes): {e}"
+                ));
+            }
+            return Ok(());
+        }
+    };
+    let printed = table.to_file_text();
+    let again = ipsecalgs::parse(&printed, "printed")
+        .map_err(|e| format!("to_file_text output does not parse: {e}\n{printed}"))?;
+    let unlined = |t: &ipsecalgs::Table| {
+        let mut t = t.clone();
+        t.protos.iter_mut().for_each(|p| p.line = 0);
+        t.algs.iter_mut().for_each(|a| a.line = 0);
+        t
+    };
+    if unlined(&again) != unlined(&table) {
+        return Err(format!(
+            "to_file_text round trip changed the table:\n{printed}"
+        ));
+    }
+    if again.to_file_text() != printed {
+        return Err("to_file_text is not stable".into());
+    }
+    let _ = (table.validate("fuzz"), table.listing("fuzz"));
+    Ok(())
 }

@@ -87,3 +87,37 @@ fn ipsecconf_seeds_parse_unless_named_error() {
         }
     }
 }
+
+/// The `ipsecalgs_parse` inputs pass its body, the built-in table's file among them
+/// (`builtin.txt`, current), and seeds not named `error-*` parse.
+#[test]
+fn ipsecalgs_fuzz_inputs_replay() {
+    let builtin = ipsec_config::ipsecalgs::Table::builtin().to_file_text();
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/ipsecalgs_parse/builtin.txt");
+    if std::env::var_os("IRONSWAN_WRITE_SEEDS").is_some() {
+        std::fs::write(&path, &builtin).unwrap();
+    }
+    assert_eq!(
+        std::fs::read_to_string(&path).ok().as_deref(),
+        Some(builtin.as_str()),
+        "{} is stale: IRONSWAN_WRITE_SEEDS=1 cargo test -p ipsec-config --test fuzz_regressions",
+        path.display()
+    );
+    let seeds = inputs("seeds", "ipsecalgs_parse");
+    assert!(seeds.len() >= 2);
+    for p in seeds
+        .iter()
+        .chain(&inputs("regressions", "ipsecalgs_parse"))
+    {
+        let data = std::fs::read(p).unwrap();
+        if let Err(what) = ipsec_config::fuzz_support::ipsecalgs_parse(&data) {
+            panic!("{}: {what}", p.display());
+        }
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if p.starts_with(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds")) {
+            let parsed = ipsec_config::ipsecalgs::parse(&String::from_utf8_lossy(&data), "s");
+            assert_eq!(parsed.is_ok(), !name.starts_with("error-"), "{name}");
+        }
+    }
+}

@@ -15,6 +15,8 @@ mod control;
 mod core;
 mod cryptopool;
 mod dataplane;
+#[cfg(test)]
+mod fuzz_text;
 mod gso;
 mod inverse;
 mod iptun;

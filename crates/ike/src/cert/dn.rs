@@ -94,6 +94,11 @@ pub fn parse_dn(text: &str) -> Result<Vec<u8>, String> {
         if *string_tag != UTF8 && !value.is_ascii() {
             return Err(format!("{ty}={value}: expected ASCII"));
         }
+        if *string_tag == PRINTABLE && !value.bytes().all(printable) {
+            return Err(format!(
+                "{ty}={value}: expected letters, digits, spaces and ' ( ) + , - . / : = ? only (a PrintableString)"
+            ));
+        }
         if upper == "C" && value.len() != 2 {
             return Err(format!("C={value}: expected a two-letter country code"));
         }
@@ -104,11 +109,57 @@ pub fn parse_dn(text: &str) -> Result<Vec<u8>, String> {
     Ok(encode(tag::SEQUENCE, &rdns))
 }
 
+/// Whether `b` may appear in an ASN.1 PrintableString (X.680 §41.4).
+fn printable(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b" '()+,-./:=?".contains(&b)
+}
+
+/// The text [`parse_dn`] reads back into `name` exactly, for a Name it could have
+/// written (the first type name of each attribute, `\` and `,` escaped); `None` for
+/// any other Name.
+#[must_use]
+pub fn dn_text(name: &[u8]) -> Option<String> {
+    let mut parts = Vec::new();
+    let mut r = Reader::new(name);
+    let mut rdns = r.sequence().ok()?;
+    r.finish().ok()?;
+    while !rdns.is_empty() {
+        let mut set = Reader::new(rdns.expect(SET).ok()?.value);
+        let mut atv = set.sequence().ok()?;
+        set.finish().ok()?;
+        let o = atv.expect(tag::OID).ok()?;
+        let v = atv.any().ok()?;
+        atv.finish().ok()?;
+        let (names, _, t) = ATTRS.iter().find(|(_, oid, _)| *oid == o.value)?;
+        let value = core::str::from_utf8(v.value).ok()?;
+        let fits = match *t {
+            PRINTABLE => v.value.iter().all(|&b| printable(b)),
+            IA5 => value.is_ascii(),
+            _ => true,
+        };
+        let country = names[0] != "C" || value.len() == 2;
+        if v.tag != *t || !fits || !country || value.is_empty() || value.trim() != value {
+            return None;
+        }
+        let escaped: String = value
+            .chars()
+            .flat_map(|c| {
+                (matches!(c, '\\' | ','))
+                    .then_some('\\')
+                    .into_iter()
+                    .chain([c])
+            })
+            .collect();
+        parts.push(format!("{}={escaped}", names[0]));
+    }
+    Some(parts.join(", "))
+}
+
 /// One attribute of an RDN: its type (OID contents), value tag and contents.
 type Atv<'a> = (&'a [u8], u8, &'a [u8]);
 
 /// The RDNs of a DER Name, in order, each as its attributes; `None` if it is not one.
-fn rdns(name: &[u8]) -> Option<Vec<Vec<Atv<'_>>>> {
+pub(crate) fn rdns(name: &[u8]) -> Option<Vec<Vec<Atv<'_>>>> {
     let mut r = Reader::new(name);
     let mut seq = r.sequence().ok()?;
     r.finish().ok()?;
@@ -196,7 +247,17 @@ mod tests {
 
     #[test]
     fn bad_dns_are_refused() {
-        for bad in ["", "CN", "XX=a", "C=USA", "CN=", "CN=a\\"] {
+        // Country and serial number are PrintableStrings: no '@', '_', '*' or '&'.
+        for bad in [
+            "",
+            "CN",
+            "XX=a",
+            "C=USA",
+            "CN=",
+            "CN=a\\",
+            "C=U@",
+            "SERIALNUMBER=a_b",
+        ] {
             assert!(parse_dn(bad).is_err(), "{bad}");
         }
         let d = parse_dn("C=US, O=Ex\\, Inc, CN=gw").unwrap();
@@ -207,6 +268,14 @@ mod tests {
             &d,
             &parse_dn("C=US, CN=gw, O=Ex\\, Inc").unwrap()
         ));
+        // dn_text writes the text back, escapes included.
+        let t = dn_text(&d).unwrap();
+        assert_eq!(t, "C=US, O=Ex\\, Inc, CN=gw");
+        assert_eq!(parse_dn(&t).unwrap(), d);
+        assert_eq!(
+            dn_text(&parse_dn("e=a\\\\b, sn=x=y").unwrap()).unwrap(),
+            "E=a\\\\b, SN=x=y"
+        );
     }
 
     /// A Name from RDNs, each a list of (attribute OID contents, value tag, value).

@@ -37,7 +37,8 @@ mod dn;
 pub mod store;
 mod x509;
 
-pub use dn::{dn_equal, parse_dn};
+pub(crate) use dn::rdns as dn_rdns;
+pub use dn::{dn_equal, dn_text, parse_dn};
 pub use x509::{key_usage, AltName, Certificate};
 
 use der::{tag, Reader};

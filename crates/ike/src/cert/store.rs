@@ -278,7 +278,7 @@ fn key_fingerprint(k: &PrivateKey) -> String {
 }
 
 /// An object read from import input, before it is stored.
-enum Object {
+pub(crate) enum Object {
     Cert(Certificate),
     Key(PrivateKey, Zeroizing<Vec<u8>>),
 }
@@ -333,17 +333,7 @@ impl CertStore {
         input: &[u8],
         trusted: bool,
     ) -> Result<Vec<Entry>, StoreError> {
-        let objects = if input.starts_with(b"-----BEGIN ")
-            || core::str::from_utf8(input).is_ok_and(|s| s.contains("-----BEGIN "))
-        {
-            pem_objects(source, input)?
-        } else {
-            vec![der_object(input)
-                .map_err(|e| err(source, format!("not a DER certificate or private key: {e}")))?]
-        };
-        if objects.is_empty() {
-            return Err(err(source, "no certificate or private key found"));
-        }
+        let objects = decode(source, input)?;
         let mut out = Vec::new();
         for o in objects {
             match o {
@@ -569,6 +559,22 @@ impl CertStore {
         }
         CertAuth::new(key, chain, anchors, now).map_err(|e| err(&self.dir, e.to_string()))
     }
+}
+
+/// The objects of import input (see [`CertStore::import`]), not yet stored; at least one.
+pub(crate) fn decode(source: &Path, input: &[u8]) -> Result<Vec<Object>, StoreError> {
+    let objects = if input.starts_with(b"-----BEGIN ")
+        || core::str::from_utf8(input).is_ok_and(|s| s.contains("-----BEGIN "))
+    {
+        pem_objects(source, input)?
+    } else {
+        vec![der_object(input)
+            .map_err(|e| err(source, format!("not a DER certificate or private key: {e}")))?]
+    };
+    if objects.is_empty() {
+        return Err(err(source, "no certificate or private key found"));
+    }
+    Ok(objects)
 }
 
 fn der_object(der: &[u8]) -> Result<Object, CertError> {

@@ -189,6 +189,14 @@ impl Props {
                 if !value.starts_with('/') {
                     return Err(format!("log_file: {value:?} is not an absolute path"));
                 }
+                // What the properties file could not hold: it reads '#' as a comment and
+                // trims values.
+                if value.contains('#') || value.contains(char::is_control) || value.trim() != value
+                {
+                    return Err(format!(
+                        "log_file: {value:?} may not contain '#' or control characters, or end with white space"
+                    ));
+                }
                 self.file = PathBuf::from(value);
             }
             "log_rotation_size" => {
@@ -317,6 +325,22 @@ impl Stored {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A log_file the properties file cannot store is refused (the `ipsecd_text` fuzz
+    /// target found `setprop log_file=/a#b` saved as `/a`).
+    #[test]
+    fn log_file_values_survive_the_file() {
+        let mut s = Stored::default();
+        for bad in ["/var/log/a#b", "/var/log/a ", "/var/log/a\tb", "/a\rb"] {
+            let e = s.props.set("log_file", bad).unwrap_err();
+            assert!(e.contains("may not contain '#'"), "{e}");
+        }
+        s.props
+            .set("log_file", "/var/log/with space/x.log")
+            .unwrap();
+        let back = Stored::parse(Path::new("f"), &s.render()).unwrap();
+        assert_eq!(back, s);
+    }
 
     #[test]
     fn levels_in_any_order_and_minimal_alone() {
