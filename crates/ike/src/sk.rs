@@ -175,6 +175,26 @@ impl SkCipher {
         self.seal_raw(header, pt::SK, first, &[], content, iv)
     }
 
+    /// [`SkCipher::seal_content`] for an Encrypted Fragment message: fragment `number`
+    /// of `total` (RFC 7383 §2.5) whose content is `content`, unchecked (for tests of the
+    /// receiver's checks of a reassembled message).
+    ///
+    /// # Errors
+    /// As [`SkCipher::seal`].
+    pub fn seal_fragment_content(
+        &self,
+        header: &Header,
+        first: u8,
+        (number, total): (u16, u16),
+        content: &[u8],
+        iv: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        let mut prefix = [0u8; 4];
+        prefix[..2].copy_from_slice(&number.to_be_bytes());
+        prefix[2..].copy_from_slice(&total.to_be_bytes());
+        self.seal_raw(header, pt::SKF, first, &prefix, content, iv)
+    }
+
     /// Seals `content` (without padding) in one SK or SKF payload after `header`. `prefix`
     /// is the part of the payload body before the IV (the SKF fragment numbers). The AAD
     /// of the AEAD ciphers and the MAC of the others both start at the first byte of the

@@ -420,3 +420,52 @@ fn child_request_seen_on_the_completing_fragment() {
     let out = resp.handle(last, &mut rr).unwrap();
     assert!(matches!(out.event, Some(Event::ChildRekeyed { .. })));
 }
+
+/// An authenticated request that arrives in fragments and, reassembled, holds an unknown
+/// payload with the critical bit is answered with UNSUPPORTED_CRITICAL_PAYLOAD naming the
+/// type (RFC 7296 §2.5), as an unfragmented one is; the SA goes on working.
+#[test]
+fn unknown_critical_payload_in_a_reassembled_request_is_answered() {
+    let (run, mut ri, mut rr) = fragmented_handshake(0x5c);
+    let (mut init, mut resp) = (run.init, run.resp);
+    let k = init.ike_keys();
+    let to_r = ike::sk::SkCipher::new(GCM, &k.sk_ei, &k.sk_ai).unwrap();
+    let to_i = ike::sk::SkCipher::new(GCM, &k.sk_er, &k.sk_ar).unwrap();
+    // The header of a genuine request of ours (an INFORMATIONAL liveness check) at the
+    // next message ID; its content replaced by one unknown critical payload of type 200,
+    // sent as two fragments.
+    let genuine = init.check_liveness(Instant::now(), &mut ri).unwrap();
+    let (h, _, _) = Header::parse(&genuine).unwrap();
+    let content = [0u8, 0x80, 0, 12, 1, 2, 3, 4, 5, 6, 7, 8];
+    let iv = vec![7u8; to_r.iv_len()];
+    let f1 = to_r
+        .seal_fragment_content(&h, 200, (1, 2), &content[..6], &iv)
+        .unwrap();
+    let f2 = to_r
+        .seal_fragment_content(&h, 0, (2, 2), &content[6..], &iv)
+        .unwrap();
+    let out = resp.handle(&f1, &mut rr).unwrap();
+    assert!(out.reply.is_none(), "the first fragment waits");
+    let reply = resp.handle(&f2, &mut rr).unwrap().reply.expect("an answer");
+    let mut plain = zeroize::Zeroizing::new(Vec::new());
+    let (rh, inner) = to_i.open(&reply, &mut plain).unwrap();
+    assert_eq!(rh.message_id, h.message_id);
+    assert!(
+        inner
+            .iter()
+            .any(|p| matches!(p, ike::wire::Payload::Notify(n)
+            if n.ty == ike::consts::notify::UNSUPPORTED_CRITICAL_PAYLOAD
+                && n.data == [200])),
+        "{inner:?}"
+    );
+    // The initiator takes that answer as the response to its liveness check (same
+    // message ID); the SA goes on: the responder's own liveness check is answered.
+    drop(plain);
+    let _ = init.handle(&reply, &mut ri);
+    let again = resp.check_liveness(Instant::now(), &mut rr).unwrap();
+    let out = init.handle(&again, &mut ri).unwrap();
+    assert!(
+        out.reply.is_some(),
+        "the SA still answers the peer's requests"
+    );
+}

@@ -226,7 +226,15 @@ impl Frag {
                 *slot = None;
                 *plain = content;
                 let plain: &'p [u8] = plain;
-                let inner = crate::wire::parse_chain(first, plain, 0)?;
+                // An unknown critical payload in the whole message is told apart, as
+                // for an unfragmented one, so that a request gets its answer (§2.5).
+                let inner = match crate::wire::parse_chain(first, plain, 0) {
+                    Ok(v) => v,
+                    Err(ParseError::UnsupportedCritical { payload_type, .. }) => {
+                        return Err(CryptoError::UnsupportedCritical(payload_type).into())
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 if inner.iter().any(Payload::is_encrypted) {
                     return Err(IkeError::Unexpected("encrypted payload inside SKF"));
                 }
