@@ -152,7 +152,8 @@ pub fn dn_text(name: &[u8]) -> Option<String> {
             .collect();
         parts.push(format!("{}={escaped}", names[0]));
     }
-    Some(parts.join(", "))
+    // An empty Name has no text parse_dn reads back.
+    (!parts.is_empty()).then(|| parts.join(", "))
 }
 
 /// One attribute of an RDN: its type (OID contents), value tag and contents.
